@@ -1,0 +1,98 @@
+//! Login: email + password → a new session and its token pair.
+//!
+//! Unknown email and wrong password give the same error and cost the same
+//! argon2 work (the hasher verifies against a dummy hash when there is no
+//! account), so neither the answer nor its timing reveals whether an address
+//! has an account (OWASP ASVS 5.0 §6.3.8).
+
+use std::sync::Arc;
+
+use gatehouse_domain::{ClientInfo, EmailAddress, Password, Session, SessionId, TokenPair};
+
+use crate::auth::minter::TokenMinter;
+use crate::error::AppError;
+use crate::ids::new_uuid_v7;
+use crate::ports::password::{PasswordCheck, PasswordHasher};
+use crate::ports::store::{SessionRepository, UserRepository};
+
+/// Input of [`Login`].
+#[derive(Debug, Clone)]
+pub struct LoginCommand {
+    pub email: EmailAddress,
+    pub password: Password,
+    pub client: ClientInfo,
+}
+
+/// Signs users in.
+#[derive(Clone)]
+pub struct Login {
+    users: Arc<dyn UserRepository>,
+    sessions: Arc<dyn SessionRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    minter: TokenMinter,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").finish_non_exhaustive()
+    }
+}
+
+impl Login {
+    #[must_use]
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        sessions: Arc<dyn SessionRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        minter: TokenMinter,
+    ) -> Self {
+        Self { users, sessions, hasher, minter }
+    }
+
+    /// Checks the credentials and opens a session.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidCredentials`] for an unknown email or a wrong password.
+    pub async fn execute(&self, cmd: LoginCommand) -> Result<TokenPair, AppError> {
+        let credentials = self.users.find_credentials(&cmd.email).await?;
+        let check = self
+            .hasher
+            .verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials, check) else {
+            tracing::info!("login refused: invalid credentials");
+            return Err(AppError::InvalidCredentials);
+        };
+        if needs_rehash {
+            self.upgrade_hash(&cmd.password, credentials.user_id).await;
+        }
+
+        let now = self.minter.now();
+        let (refresh, record) = self.minter.new_refresh_token(now);
+        let session = Session {
+            id: SessionId::from_uuid(new_uuid_v7(now, self.minter.rng())),
+            user_id: credentials.user_id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: record.expires_at,
+            revoked_at: None,
+            client: cmd.client,
+        };
+        self.sessions.create(&session, &record).await?;
+        tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
+        self.minter.token_pair(&session, refresh, record.expires_at, now)
+    }
+
+    /// Stores a hash with the current parameters. A failure here must not
+    /// fail the login that triggered it; the next login tries again.
+    async fn upgrade_hash(&self, password: &Password, user: gatehouse_domain::UserId) {
+        let result = match self.hasher.hash(password).await {
+            Ok(hash) => self.users.update_password_hash(user, &hash, self.minter.now()).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(user_id = %user, %error, "password rehash failed");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Minting token pairs: the part of login and refresh that is the same.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{AccessClaims, RefreshToken, Secret, Session, TokenHash, TokenId, TokenPair};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::ids::new_uuid_v7;
+use crate::ports::clock::Clock;
+use crate::ports::random::RandomSource;
+use crate::ports::store::NewRefreshToken;
+use crate::ports::tokens::AccessTokenSigner;
+use crate::settings::TokenSettings;
+
+/// Bytes of randomness in a refresh token (256 bits).
+const REFRESH_TOKEN_BYTES: usize = 32;
+
+/// Makes refresh tokens and signed access tokens for a session.
+#[derive(Clone)]
+pub struct TokenMinter {
+    signer: Arc<dyn AccessTokenSigner>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn RandomSource>,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for TokenMinter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMinter").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl TokenMinter {
+    #[must_use]
+    pub fn new(
+        signer: Arc<dyn AccessTokenSigner>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+        settings: TokenSettings,
+    ) -> Self {
+        Self { signer, clock, rng, settings }
+    }
+
+    /// The clock the minter stamps tokens with.
+    #[must_use]
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The random source ids are made from.
+    #[must_use]
+    pub fn rng(&self) -> &dyn RandomSource {
+        self.rng.as_ref()
+    }
+
+    /// The token lifetimes in force.
+    #[must_use]
+    pub const fn settings(&self) -> &TokenSettings {
+        &self.settings
+    }
+
+    /// A fresh refresh token and the record to store for it.
+    #[must_use]
+    pub fn new_refresh_token(&self, now: DateTime<Utc>) -> (RefreshToken, NewRefreshToken) {
+        let mut bytes = [0_u8; REFRESH_TOKEN_BYTES];
+        self.rng.fill(&mut bytes);
+        let token = RefreshToken::new(format!("{}{}", RefreshToken::PREFIX, URL_SAFE_NO_PAD.encode(bytes)));
+        let record = NewRefreshToken {
+            hash: hash_refresh_token(&token),
+            issued_at: now,
+            expires_at: now + self.settings.refresh_ttl,
+        };
+        (token, record)
+    }
+
+    /// Signs an access token for `session` and pairs it with `refresh`.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] when the signer fails.
+    pub fn token_pair(
+        &self,
+        session: &Session,
+        refresh: RefreshToken,
+        refresh_expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<TokenPair, AppError> {
+        let claims = AccessClaims {
+            user_id: session.user_id,
+            session_id: session.id,
+            token_id: TokenId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),
+            issued_at: now,
+            expires_at: now + self.settings.access_ttl,
+            organization_id: None,
+            scopes: Vec::new(),
+        };
+        let access = self.signer.sign(&claims).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok(TokenPair {
+            access_token: Secret::new(access),
+            access_token_expires_at: claims.expires_at,
+            refresh_token: refresh,
+            refresh_token_expires_at: refresh_expires_at,
+            session_id: session.id,
+            user_id: session.user_id,
+        })
+    }
+}
+
+/// Whether `token` has the shape of a refresh token we issue; a cheap filter
+/// before any storage look-up.
+#[must_use]
+pub fn looks_like_refresh_token(token: &RefreshToken) -> bool {
+    let text = token.expose();
+    text.strip_prefix(RefreshToken::PREFIX).is_some_and(|body| {
+        body.len() == 43 && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// The stored form of a refresh token: SHA-256 of its text.
+#[must_use]
+pub fn hash_refresh_token(token: &RefreshToken) -> TokenHash {
+    TokenHash::from_bytes(Sha256::digest(token.expose().as_bytes()).into())
+}

@@ -1,0 +1,25 @@
+//! Getting, using and ending a session: the `AuthService` and
+//! `TokenService` use cases.
+
+pub mod get_jwks;
+pub mod login;
+pub mod logout;
+pub mod minter;
+pub mod rebuild_denylist;
+pub mod refresh;
+pub mod revoker;
+pub mod sign_up;
+pub mod validate_token;
+
+pub use get_jwks::GetJwks;
+pub use login::{Login, LoginCommand};
+pub use logout::{Logout, LogoutTarget};
+pub use minter::TokenMinter;
+pub use rebuild_denylist::RebuildDenylist;
+pub use refresh::RefreshTokens;
+pub use revoker::SessionRevoker;
+pub use sign_up::{SignUp, SignUpCommand};
+pub use validate_token::ValidateToken;
+
+#[cfg(test)]
+mod tests;

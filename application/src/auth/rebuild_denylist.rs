@@ -1,0 +1,59 @@
+//! Rebuilding the denylist from the session rows, the durable truth.
+//!
+//! Run at start-up and periodically: an in-process denylist starts empty
+//! after a restart and a Redis that restarted without persistence forgets
+//! its keys. Only sessions revoked within the last access-token lifetime can
+//! still have live access tokens, so that is all that needs re-denying.
+
+use std::sync::Arc;
+
+use crate::auth::revoker::SessionRevoker;
+use crate::error::AppError;
+use crate::ports::clock::Clock;
+use crate::ports::denylist::Denylist;
+use crate::ports::store::SessionRepository;
+use crate::settings::TokenSettings;
+
+/// Re-denies recently revoked sessions.
+#[derive(Clone)]
+pub struct RebuildDenylist {
+    sessions: Arc<dyn SessionRepository>,
+    denylist: Arc<dyn Denylist>,
+    revoker: SessionRevoker,
+    clock: Arc<dyn Clock>,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for RebuildDenylist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RebuildDenylist").finish_non_exhaustive()
+    }
+}
+
+impl RebuildDenylist {
+    #[must_use]
+    pub fn new(
+        sessions: Arc<dyn SessionRepository>,
+        denylist: Arc<dyn Denylist>,
+        revoker: SessionRevoker,
+        clock: Arc<dyn Clock>,
+        settings: TokenSettings,
+    ) -> Self {
+        Self { sessions, denylist, revoker, clock, settings }
+    }
+
+    /// Writes a denylist entry for every session whose access tokens may
+    /// still be alive; returns how many.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] when storage or the denylist is down.
+    pub async fn execute(&self) -> Result<usize, AppError> {
+        let now = self.clock.now();
+        let revoked = self.sessions.revoked_since(now - self.settings.access_ttl).await?;
+        let entries: Vec<_> = revoked.iter().filter_map(|s| self.revoker.session_entry(s, now)).collect();
+        if !entries.is_empty() {
+            self.denylist.deny(&entries, now).await?;
+        }
+        Ok(entries.len())
+    }
+}

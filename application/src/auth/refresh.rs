@@ -1,0 +1,66 @@
+//! RefreshToken: trade a refresh token for a new pair, retiring the old one.
+//!
+//! Rotation is a compare-and-swap in storage, so two concurrent refreshes with
+//! one token never both mint a pair. Presenting a token that was already
+//! rotated means a copy exists (stolen, or replayed): the whole session is
+//! revoked and its access tokens stop validating (RFC 9700 §4.14.2, OWASP
+//! ASVS 5.0 §7.2). There is no grace window for a client that lost the
+//! response to a refresh: such a client signs in again. A grace window would
+//! let a thief who races the real client keep a live session, and the cost
+//! of the strict choice is one extra login after a network failure.
+
+use std::sync::Arc;
+
+use gatehouse_domain::{RefreshToken, RevokeReason, TokenPair};
+
+use crate::auth::minter::{TokenMinter, hash_refresh_token, looks_like_refresh_token};
+use crate::auth::revoker::SessionRevoker;
+use crate::error::AppError;
+use crate::ports::store::{Rotation, SessionRepository};
+
+/// Rotates refresh tokens.
+#[derive(Clone)]
+pub struct RefreshTokens {
+    sessions: Arc<dyn SessionRepository>,
+    minter: TokenMinter,
+    revoker: SessionRevoker,
+}
+
+impl std::fmt::Debug for RefreshTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshTokens").finish_non_exhaustive()
+    }
+}
+
+impl RefreshTokens {
+    #[must_use]
+    pub fn new(sessions: Arc<dyn SessionRepository>, minter: TokenMinter, revoker: SessionRevoker) -> Self {
+        Self { sessions, minter, revoker }
+    }
+
+    /// Retires `presented` and returns a new pair for its session.
+    ///
+    /// # Errors
+    /// - [`AppError::InvalidRefreshToken`]: never issued;
+    /// - [`AppError::TokenExpired`]: past its expiry;
+    /// - [`AppError::TokenRevoked`]: its session has ended, or it was already
+    ///   used (the session is revoked now).
+    pub async fn execute(&self, presented: &RefreshToken) -> Result<TokenPair, AppError> {
+        if !looks_like_refresh_token(presented) {
+            return Err(AppError::InvalidRefreshToken);
+        }
+        let now = self.minter.now();
+        let (next, record) = self.minter.new_refresh_token(now);
+        match self.sessions.rotate_refresh_token(&hash_refresh_token(presented), &record, now).await? {
+            Rotation::Rotated(session) => self.minter.token_pair(&session, next, record.expires_at, now),
+            Rotation::Reused { session_id } => {
+                tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
+                self.revoker.revoke(session_id, RevokeReason::RefreshTokenReuse, None, now).await?;
+                Err(AppError::TokenRevoked)
+            }
+            Rotation::Expired => Err(AppError::TokenExpired),
+            Rotation::SessionEnded => Err(AppError::TokenRevoked),
+            Rotation::Unknown => Err(AppError::InvalidRefreshToken),
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Ending a session everywhere at once: the session row first (the durable
+//! truth), then the shared denylist so every replica refuses its access
+//! tokens immediately.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{RevokeReason, Session, SessionId, TokenId};
+
+use crate::error::AppError;
+use crate::ports::denylist::{DenyEntry, DenyKey, Denylist};
+use crate::ports::store::SessionRepository;
+use crate::settings::TokenSettings;
+
+/// Revokes sessions and propagates the revocation to the denylist.
+#[derive(Clone)]
+pub struct SessionRevoker {
+    sessions: Arc<dyn SessionRepository>,
+    denylist: Arc<dyn Denylist>,
+    settings: TokenSettings,
+}
+
+impl std::fmt::Debug for SessionRevoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRevoker").finish_non_exhaustive()
+    }
+}
+
+impl SessionRevoker {
+    #[must_use]
+    pub fn new(sessions: Arc<dyn SessionRepository>, denylist: Arc<dyn Denylist>, settings: TokenSettings) -> Self {
+        Self { sessions, denylist, settings }
+    }
+
+    /// Revokes session `id` and denies its access tokens (and `token`, the
+    /// access token in hand, by its `jti`). Idempotent: revoking a revoked
+    /// session writes its denylist entries again, so a retry after a
+    /// denylist outage completes the job. An unknown id does nothing.
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] when storage or the denylist cannot be
+    /// reached; the caller may retry.
+    pub async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        token: Option<(TokenId, DateTime<Utc>)>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let Some(session) = self.sessions.revoke(id, reason, now).await? else {
+            return Ok(());
+        };
+        let mut entries = Vec::with_capacity(2);
+        entries.extend(self.session_entry(&session, now));
+        if let Some((jti, exp)) = token.filter(|(_, exp)| *exp > now) {
+            entries.push(DenyEntry { key: DenyKey::Token(jti), until: exp });
+        }
+        if !entries.is_empty() {
+            self.denylist.deny(&entries, now).await?;
+        }
+        tracing::info!(session_id = %id, user_id = %session.user_id, reason = reason.as_str(), "session revoked");
+        Ok(())
+    }
+
+    /// The denylist entry that refuses every access token of a revoked
+    /// session: it lives as long as the newest one could (`last_used_at`
+    /// is when the last token was minted). `None` when all have expired.
+    #[must_use]
+    pub fn session_entry(&self, session: &Session, now: DateTime<Utc>) -> Option<DenyEntry> {
+        let until = session.last_used_at + self.settings.access_ttl;
+        (until > now).then_some(DenyEntry { key: DenyKey::Session(session.id), until })
+    }
+}

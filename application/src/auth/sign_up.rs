@@ -1,0 +1,69 @@
+//! SignUp: a new account from an email address and a password.
+
+use std::sync::Arc;
+
+use gatehouse_domain::{DisplayName, EmailAddress, Password, User, UserId};
+
+use crate::error::AppError;
+use crate::ids::new_uuid_v7;
+use crate::ports::clock::Clock;
+use crate::ports::password::PasswordHasher;
+use crate::ports::random::RandomSource;
+use crate::ports::store::{StoreError, UserRepository};
+
+/// Input of [`SignUp`], already parsed into valid domain values.
+#[derive(Debug, Clone)]
+pub struct SignUpCommand {
+    pub email: EmailAddress,
+    pub password: Password,
+    pub display_name: DisplayName,
+}
+
+/// Creates accounts.
+#[derive(Clone)]
+pub struct SignUp {
+    users: Arc<dyn UserRepository>,
+    hasher: Arc<dyn PasswordHasher>,
+    clock: Arc<dyn Clock>,
+    rng: Arc<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for SignUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignUp").finish_non_exhaustive()
+    }
+}
+
+impl SignUp {
+    #[must_use]
+    pub fn new(
+        users: Arc<dyn UserRepository>,
+        hasher: Arc<dyn PasswordHasher>,
+        clock: Arc<dyn Clock>,
+        rng: Arc<dyn RandomSource>,
+    ) -> Self {
+        Self { users, hasher, clock, rng }
+    }
+
+    /// Hashes the password and stores the account.
+    ///
+    /// # Errors
+    /// [`AppError::EmailTaken`] when the (normalized) email already has an account.
+    pub async fn execute(&self, cmd: SignUpCommand) -> Result<UserId, AppError> {
+        let password_hash = self.hasher.hash(&cmd.password).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),
+            email: cmd.email,
+            display_name: cmd.display_name,
+            password_hash,
+            created_at: now,
+        };
+        self.users.create(&user).await.map_err(|e| match e {
+            StoreError::Conflict(_) => AppError::EmailTaken,
+            other => other.into(),
+        })?;
+        tracing::info!(user_id = %user.id, "user signed up");
+        Ok(user.id)
+    }
+}

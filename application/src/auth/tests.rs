@@ -1,0 +1,281 @@
+//! Use-case tests over the in-memory fakes and a fixed clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::TimeDelta;
+use futures_executor::block_on;
+use gatehouse_domain::{ClientInfo, DisplayName, EmailAddress, Password, PasswordHash, RefreshToken, TokenPair};
+
+use super::*;
+use crate::error::{AppError, TokenRejection};
+use crate::ports::denylist::DenyKey;
+use crate::ports::password::PasswordHasher;
+use crate::ports::store::UserRepository;
+use crate::settings::TokenSettings;
+use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemorySessions, InMemoryUsers, SeqRandom};
+
+struct Harness {
+    clock: Arc<FixedClock>,
+    users: Arc<InMemoryUsers>,
+    sessions: Arc<InMemorySessions>,
+    hasher: Arc<FakeHasher>,
+    denylist: Arc<FakeDenylist>,
+    sign_up: SignUp,
+    login: Login,
+    refresh: RefreshTokens,
+    logout: Logout,
+    validate: ValidateToken,
+    rebuild: RebuildDenylist,
+    settings: TokenSettings,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let clock = Arc::new(FixedClock::new());
+        let rng = Arc::new(SeqRandom::default());
+        let users = Arc::new(InMemoryUsers::default());
+        let sessions = Arc::new(InMemorySessions::default());
+        let hasher = Arc::new(FakeHasher::default());
+        let denylist = Arc::new(FakeDenylist::default());
+        let tokens = Arc::new(FakeTokens);
+        let settings = TokenSettings::default();
+        let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
+        let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
+        Self {
+            sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng),
+            login: Login::new(users.clone(), sessions.clone(), hasher.clone(), minter.clone()),
+            refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
+            logout: Logout::new(sessions.clone(), revoker.clone(), clock.clone()),
+            validate: ValidateToken::new(tokens, denylist.clone(), clock.clone()),
+            rebuild: RebuildDenylist::new(sessions.clone(), denylist.clone(), revoker, clock.clone(), settings),
+            clock,
+            users,
+            sessions,
+            hasher,
+            denylist,
+            settings,
+        }
+    }
+
+    fn sign_up(&self, email: &str, password: &str) -> Result<gatehouse_domain::UserId, AppError> {
+        block_on(self.sign_up.execute(SignUpCommand {
+            email: EmailAddress::parse(email).unwrap(),
+            password: Password::new(password.into()).unwrap(),
+            display_name: DisplayName::parse("Ann").unwrap(),
+        }))
+    }
+
+    fn login(&self, email: &str, password: &str) -> Result<TokenPair, AppError> {
+        block_on(self.login.execute(LoginCommand {
+            email: EmailAddress::parse(email).unwrap(),
+            password: Password::candidate(password.into()).unwrap(),
+            client: ClientInfo::new(Some("test-agent/1.0"), Some("192.0.2.7".into())),
+        }))
+    }
+
+    fn validate(&self, pair: &TokenPair) -> Result<gatehouse_domain::AccessClaims, AppError> {
+        block_on(self.validate.execute(pair.access_token.expose()))
+    }
+
+    fn signed_up_and_logged_in(&self) -> TokenPair {
+        self.sign_up("ann@example.com", "correct horse").unwrap();
+        self.login("ann@example.com", "correct horse").unwrap()
+    }
+}
+
+#[test]
+fn sign_up_stores_a_hashed_password_never_the_plain_one() {
+    let h = Harness::new();
+    let id = h.sign_up("Ann@Example.com", "correct horse").unwrap();
+    let users = h.users.users.lock().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].id, id);
+    assert_eq!(users[0].email.as_str(), "ann@example.com");
+    assert_ne!(users[0].password_hash.as_str(), "correct horse");
+}
+
+#[test]
+fn sign_up_with_a_taken_email_in_any_case_is_refused() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com", "correct horse").unwrap();
+    let second = h.sign_up("  ANN@example.COM", "another password");
+    assert!(matches!(second, Err(AppError::EmailTaken)), "{second:?}");
+    assert_eq!(h.users.users.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn login_opens_a_session_with_the_client_data_and_returns_a_pair() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    let session = h.sessions.get(pair.session_id).unwrap();
+    assert_eq!(session.client.user_agent.as_deref(), Some("test-agent/1.0"));
+    assert_eq!(session.client.ip.as_deref(), Some("192.0.2.7"));
+    let now = h.clock.now_for_tests();
+    assert_eq!(pair.access_token_expires_at, now + TimeDelta::minutes(15));
+    assert_eq!(pair.refresh_token_expires_at, now + TimeDelta::days(30));
+    assert!(pair.refresh_token.expose().starts_with("ghr_"));
+    let claims = h.validate(&pair).unwrap();
+    assert_eq!((claims.user_id, claims.session_id), (pair.user_id, pair.session_id));
+}
+
+/// OWASP ASVS 5.0 §6.3.8 / NIST SP 800-63B §5.2.2: the answer and the hashing
+/// work are the same for an unknown email and a wrong password.
+#[test]
+fn unknown_email_and_wrong_password_are_indistinguishable() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com", "correct horse").unwrap();
+    let unknown = h.login("bob@example.com", "correct horse");
+    let wrong = h.login("ann@example.com", "wrong horse!");
+    assert!(matches!(unknown, Err(AppError::InvalidCredentials)));
+    assert!(matches!(wrong, Err(AppError::InvalidCredentials)));
+    assert_eq!(h.hasher.verifications.load(Ordering::Relaxed), 2, "both paths must run the hasher");
+    assert_eq!(h.sessions.count(), 0);
+}
+
+#[test]
+fn login_with_an_outdated_hash_stores_a_fresh_one() {
+    let h = Harness::new();
+    let id = h.sign_up("ann@example.com", "correct horse").unwrap();
+    block_on(h.users.update_password_hash(id, &PasswordHash::from_phc("fake1$correct horse".into()), h.clock.now_for_tests()))
+        .unwrap();
+    h.login("ann@example.com", "correct horse").unwrap();
+    let stored = h.users.users.lock().unwrap()[0].password_hash.clone();
+    let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
+    assert_eq!(stored, expected);
+}
+
+#[test]
+fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
+    let h = Harness::new();
+    let first = h.signed_up_and_logged_in();
+    h.clock.advance(TimeDelta::minutes(5));
+    let second = block_on(h.refresh.execute(&first.refresh_token)).unwrap();
+    assert_eq!(second.session_id, first.session_id);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    assert!(h.validate(&second).is_ok());
+    let session = h.sessions.get(first.session_id).unwrap();
+    assert_eq!(session.last_used_at, h.clock.now_for_tests());
+}
+
+/// RFC 9700 §4.14.2, OWASP ASVS 5.0 §10.4.5: a rotated refresh token
+/// presented again revokes the whole session.
+#[test]
+fn refresh_with_rotated_token_revokes_session() {
+    let h = Harness::new();
+    let first = h.signed_up_and_logged_in();
+    let second = block_on(h.refresh.execute(&first.refresh_token)).unwrap();
+    let reuse = block_on(h.refresh.execute(&first.refresh_token));
+    assert!(matches!(reuse, Err(AppError::TokenRevoked)), "{reuse:?}");
+    assert!(h.sessions.get(first.session_id).unwrap().revoked_at.is_some());
+    assert!(matches!(h.validate(&second), Err(AppError::TokenRevoked)));
+    assert!(matches!(h.validate(&first), Err(AppError::TokenRevoked)));
+    let after = block_on(h.refresh.execute(&second.refresh_token));
+    assert!(matches!(after, Err(AppError::TokenRevoked)), "{after:?}");
+}
+
+#[test]
+fn refresh_with_unknown_or_malformed_token_is_invalid() {
+    let h = Harness::new();
+    h.signed_up_and_logged_in();
+    let forged = RefreshToken::new(format!("ghr_{}", "A".repeat(43)));
+    assert!(matches!(block_on(h.refresh.execute(&forged)), Err(AppError::InvalidRefreshToken)));
+    let junk = RefreshToken::new("not a token".into());
+    assert!(matches!(block_on(h.refresh.execute(&junk)), Err(AppError::InvalidRefreshToken)));
+}
+
+#[test]
+fn refresh_token_expires_after_its_lifetime() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    h.clock.advance(h.settings.refresh_ttl);
+    assert!(matches!(block_on(h.refresh.execute(&pair.refresh_token)), Err(AppError::TokenExpired)));
+}
+
+#[test]
+fn access_token_expires_after_its_lifetime() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    h.clock.advance(h.settings.access_ttl - TimeDelta::seconds(1));
+    assert!(h.validate(&pair).is_ok());
+    h.clock.advance(TimeDelta::seconds(1));
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenExpired)));
+}
+
+#[test]
+fn malformed_access_token_is_invalid() {
+    let h = Harness::new();
+    let r = block_on(h.validate.execute("garbage"));
+    assert!(matches!(r, Err(AppError::InvalidToken(TokenRejection::Malformed))), "{r:?}");
+}
+
+#[test]
+fn logout_denies_the_session_for_the_longest_remaining_token_life() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    let claims = h.validate(&pair).unwrap();
+    h.clock.advance(TimeDelta::minutes(2));
+    block_on(h.logout.execute(LogoutTarget::Caller(claims.clone()))).unwrap();
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
+    assert_eq!(h.denylist.until(DenyKey::Session(pair.session_id)), Some(claims.issued_at + h.settings.access_ttl));
+    assert_eq!(h.denylist.until(DenyKey::Token(claims.token_id)), Some(claims.expires_at));
+    assert!(matches!(block_on(h.refresh.execute(&pair.refresh_token)), Err(AppError::TokenRevoked)));
+}
+
+#[test]
+fn logout_by_refresh_token_ends_that_session_and_is_idempotent() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()))).unwrap();
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
+    let forged = RefreshToken::new(format!("ghr_{}", "B".repeat(43)));
+    assert!(matches!(block_on(h.logout.execute(LogoutTarget::RefreshToken(forged))), Err(AppError::InvalidRefreshToken)));
+}
+
+/// OWASP ASVS 5.0 §16.5.2: validation fails closed when the denylist is down.
+#[test]
+fn validation_fails_closed_when_the_denylist_is_unreachable() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    h.denylist.set_down(true);
+    assert!(matches!(h.validate(&pair), Err(AppError::Unavailable(_))));
+    h.denylist.set_down(false);
+    assert!(h.validate(&pair).is_ok());
+}
+
+#[test]
+fn a_lost_denylist_is_rebuilt_from_the_session_rows() {
+    let h = Harness::new();
+    let revoked = h.signed_up_and_logged_in();
+    let live = h.login("ann@example.com", "correct horse").unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(revoked.refresh_token.clone()))).unwrap();
+    h.denylist.clear();
+    assert!(h.validate(&revoked).is_ok(), "precondition: the cleared denylist forgot the revocation");
+    assert_eq!(block_on(h.rebuild.execute()).unwrap(), 1);
+    assert!(matches!(h.validate(&revoked), Err(AppError::TokenRevoked)));
+    assert!(h.validate(&live).is_ok());
+}
+
+#[test]
+fn rebuild_skips_sessions_whose_tokens_have_all_expired() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token))).unwrap();
+    h.clock.advance(h.settings.access_ttl + TimeDelta::seconds(1));
+    h.denylist.clear();
+    assert_eq!(block_on(h.rebuild.execute()).unwrap(), 0);
+}
+
+trait NowForTests {
+    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl NowForTests for FixedClock {
+    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::ports::clock::Clock::now(self)
+    }
+}

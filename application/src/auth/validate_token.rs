@@ -1,0 +1,53 @@
+//! ValidateToken: is this access token valid right now, and whose is it?
+//!
+//! The hot path of every gateway request: one signature check in memory and
+//! one denylist look-up, no SQL. If the denylist cannot be asked, the answer
+//! is "unavailable", never "valid" (fail closed, OWASP ASVS 5.0 §16.5.2).
+
+use std::sync::Arc;
+
+use gatehouse_domain::AccessClaims;
+
+use crate::error::{AppError, TokenRejection};
+use crate::ports::clock::Clock;
+use crate::ports::denylist::Denylist;
+use crate::ports::tokens::AccessTokenVerifier;
+
+/// Validates access tokens.
+#[derive(Clone)]
+pub struct ValidateToken {
+    verifier: Arc<dyn AccessTokenVerifier>,
+    denylist: Arc<dyn Denylist>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ValidateToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateToken").finish_non_exhaustive()
+    }
+}
+
+impl ValidateToken {
+    #[must_use]
+    pub fn new(verifier: Arc<dyn AccessTokenVerifier>, denylist: Arc<dyn Denylist>, clock: Arc<dyn Clock>) -> Self {
+        Self { verifier, denylist, clock }
+    }
+
+    /// The token's claims, if it verifies and is not revoked.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidToken`], [`AppError::TokenExpired`],
+    /// [`AppError::TokenRevoked`], or [`AppError::Unavailable`] when the
+    /// denylist cannot be reached.
+    pub async fn execute(&self, token: &str) -> Result<AccessClaims, AppError> {
+        let now = self.clock.now();
+        let claims = self.verifier.verify(token, now).map_err(|rejection| match rejection {
+            TokenRejection::Expired => AppError::TokenExpired,
+            other => AppError::InvalidToken(other),
+        })?;
+        if self.denylist.is_denied(claims.session_id, claims.token_id, now).await? {
+            return Err(AppError::TokenRevoked);
+        }
+        Ok(claims)
+    }
+}

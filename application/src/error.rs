@@ -1,0 +1,76 @@
+//! The errors a use case returns: one enum whose variants a caller can act
+//! on. Each adapter maps it exactly once (the gRPC adapter into a `Status`
+//! with a stable `ErrorInfo` reason).
+
+use crate::ports::denylist::DenylistError;
+use crate::ports::store::StoreError;
+
+/// Why an access token was refused before the denylist was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token is not an access token")]
+    WrongType,
+    #[error("the token was signed with an unknown key")]
+    UnknownKey,
+    #[error("the token uses an algorithm this key does not allow")]
+    WrongAlgorithm,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token was issued by someone else")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token is missing a required claim")]
+    MissingClaim,
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// What went wrong in a use case.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Unknown email or wrong password; deliberately indistinguishable.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Sign-up with an address that already has an account.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// The request carried no usable credential at all.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// An access token failed verification.
+    #[error("invalid access token: {0}")]
+    InvalidToken(TokenRejection),
+    /// A refresh token that was never issued (or is malformed).
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A token that was valid but is past its expiry.
+    #[error("token expired")]
+    TokenExpired,
+    /// A token whose session was revoked (logout, reuse detection).
+    #[error("token revoked")]
+    TokenRevoked,
+    /// A dependency (database, denylist) cannot be reached; retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected state no caller can fix.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Conflict(m) | StoreError::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<DenylistError> for AppError {
+    fn from(e: DenylistError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}

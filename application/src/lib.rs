@@ -1,0 +1,18 @@
+//! Gatehouse application layer: the use cases, written against port traits.
+//!
+//! Every dependency on the outside world (storage, hashing, signing, the
+//! denylist, time, randomness) is a trait in [`ports`]; adapters implement them
+//! and `bin` wires them in. Nothing here performs I/O, so the use cases run
+//! unchanged on the embedded (SQLite) and production (PostgreSQL + Redis)
+//! deployments, and in tests over the fakes in `testing`.
+
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod ports;
+pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{AppError, TokenRejection};
+pub use settings::TokenSettings;

@@ -1,0 +1,13 @@
+//! Dependency checks behind the `grpc.health.v1` service.
+
+use async_trait::async_trait;
+
+/// One dependency whose reachability decides whether this replica can serve.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// A short name for logs (`database`, `denylist`).
+    fn name(&self) -> &'static str;
+
+    /// Succeeds when the dependency answers right now.
+    async fn check(&self) -> Result<(), String>;
+}

@@ -1,0 +1,11 @@
+//! The ports: every capability the use cases need from the outside world,
+//! as traits named for what the core needs, not for the technology behind
+//! them. Adapters implement them; `bin` chooses which.
+
+pub mod clock;
+pub mod denylist;
+pub mod health;
+pub mod password;
+pub mod random;
+pub mod store;
+pub mod tokens;

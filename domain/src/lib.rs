@@ -1,0 +1,23 @@
+//! Gatehouse domain: the entities, value objects and rules of accounts and
+//! authentication. Nothing here performs I/O, knows a clock or a random source,
+//! or depends on a runtime, ORM or transport crate: values arrive already read,
+//! times arrive as arguments.
+//!
+//! Value objects can only be built valid ("parse, don't validate"): a value of
+//! [`EmailAddress`] or [`Password`] that exists has passed its rules.
+
+pub mod email;
+pub mod ids;
+pub mod password;
+pub mod secret;
+pub mod session;
+pub mod token;
+pub mod user;
+
+pub use email::{EmailAddress, EmailError};
+pub use ids::{SessionId, TokenId, UserId};
+pub use password::{Password, PasswordError, PasswordHash};
+pub use secret::Secret;
+pub use session::{ClientInfo, RevokeReason, Session};
+pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
+pub use user::{DisplayName, DisplayNameError, User};

@@ -28,9 +28,29 @@ pub enum TokenRejection {
     Expired,
 }
 
+/// One field of a request that broke a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's name as in the API (`email`, `password`).
+    pub field: &'static str,
+    /// What is wrong, for a person to read.
+    pub description: String,
+}
+
+impl FieldViolation {
+    #[must_use]
+    pub fn new(field: &'static str, description: impl ToString) -> Self {
+        Self { field, description: description.to_string() }
+    }
+}
+
 /// What went wrong in a use case.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// The request is malformed; nothing was changed. Raised where input
+    /// becomes domain values (the transport adapters).
+    #[error("invalid request: {}", .0.iter().map(|v| v.field).collect::<Vec<_>>().join(", "))]
+    InvalidArgument(Vec<FieldViolation>),
     /// Unknown email or wrong password; deliberately indistinguishable.
     #[error("invalid email or password")]
     InvalidCredentials,

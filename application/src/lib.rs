@@ -14,5 +14,5 @@ pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{AppError, TokenRejection};
+pub use error::{AppError, FieldViolation, TokenRejection};
 pub use settings::TokenSettings;

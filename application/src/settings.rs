@@ -13,9 +13,6 @@ pub struct TokenSettings {
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self {
-            access_ttl: TimeDelta::minutes(15),
-            refresh_ttl: TimeDelta::days(30),
-        }
+        Self { access_ttl: TimeDelta::minutes(15), refresh_ttl: TimeDelta::days(30) }
     }
 }

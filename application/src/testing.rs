@@ -3,7 +3,7 @@
 //! including the compare-and-swap of refresh-token rotation, so a use-case
 //! test exercises the same outcomes the SQL adapter produces.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, missing_debug_implementations)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,9 +22,7 @@ use crate::ports::clock::Clock;
 use crate::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
 use crate::ports::password::{HashError, PasswordCheck, PasswordHasher};
 use crate::ports::random::RandomSource;
-use crate::ports::store::{
-    NewRefreshToken, Rotation, SessionRepository, StoreError, UserCredentials, UserRepository,
-};
+use crate::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError, UserCredentials, UserRepository};
 use crate::ports::tokens::{AccessTokenSigner, AccessTokenVerifier, PublicJwk, SigningError};
 
 /// A clock that stands still until told to move.
@@ -119,7 +117,12 @@ impl UserRepository for InMemoryUsers {
             .map(|u| UserCredentials { user_id: u.id, password_hash: u.password_hash.clone() }))
     }
 
-    async fn update_password_hash(&self, user: UserId, hash: &PasswordHash, _now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn update_password_hash(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut users = self.users.lock().unwrap();
         if let Some(u) = users.iter_mut().find(|u| u.id == user) {
             u.password_hash = hash.clone();
@@ -204,7 +207,12 @@ impl SessionRepository for InMemorySessions {
         Ok(state.tokens.get(hash).and_then(|row| state.sessions.get(&row.session_id)).cloned())
     }
 
-    async fn revoke(&self, id: SessionId, _reason: RevokeReason, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+    async fn revoke(
+        &self,
+        id: SessionId,
+        _reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
         let mut state = self.0.lock().unwrap();
         Ok(state.sessions.get_mut(&id).map(|s| {
             s.revoked_at.get_or_insert(now);
@@ -295,11 +303,7 @@ impl FakeDenylist {
     }
 
     fn check_up(&self) -> Result<(), DenylistError> {
-        if self.down.load(Ordering::Relaxed) {
-            Err(DenylistError("simulated outage".into()))
-        } else {
-            Ok(())
-        }
+        if self.down.load(Ordering::Relaxed) { Err(DenylistError("simulated outage".into())) } else { Ok(()) }
     }
 }
 

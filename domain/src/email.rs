@@ -129,15 +129,9 @@ mod tests {
     #[test]
     fn email_length_limits_follow_rfc_5321() {
         let local = "a".repeat(65);
-        assert_eq!(
-            EmailAddress::parse(&format!("{local}@example.com")),
-            Err(EmailError::LocalPartTooLong { max: 64 })
-        );
+        assert_eq!(EmailAddress::parse(&format!("{local}@example.com")), Err(EmailError::LocalPartTooLong { max: 64 }));
         let long_domain = format!("{}.com", "d".repeat(250));
-        assert_eq!(
-            EmailAddress::parse(&format!("a@{long_domain}")),
-            Err(EmailError::TooLong { max: 254 })
-        );
+        assert_eq!(EmailAddress::parse(&format!("a@{long_domain}")), Err(EmailError::TooLong { max: 254 }));
         assert!(EmailAddress::parse(&format!("{}@example.com", "a".repeat(64))).is_ok());
     }
 }

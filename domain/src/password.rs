@@ -94,6 +94,8 @@ impl fmt::Debug for PasswordHash {
 mod tests {
     use super::*;
 
+    /// OWASP ASVS 5.0 V6.2.1 (at least 8), V6.2.9 (64 and more allowed);
+    /// NIST SP 800-63B-4 §3.1.1.2.
     #[test]
     fn password_length_policy_nist_800_63b() {
         assert_eq!(Password::new("1234567".into()).err(), Some(PasswordError::TooShort { min: 8 }));
@@ -110,6 +112,7 @@ mod tests {
         assert!(Password::new("🔑".repeat(128)).is_ok());
     }
 
+    /// OWASP ASVS 5.0 V6.2.5: any composition, no character-class rules.
     #[test]
     fn password_allows_any_characters_without_composition_rules() {
         assert!(Password::new("correct horse battery staple".into()).is_ok());

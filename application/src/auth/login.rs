@@ -3,7 +3,7 @@
 //! Unknown email and wrong password give the same error and cost the same
 //! argon2 work (the hasher verifies against a dummy hash when there is no
 //! account), so neither the answer nor its timing reveals whether an address
-//! has an account (OWASP ASVS 5.0 §6.3.8).
+//! has an account (OWASP ASVS 5.0 V6.3.8).
 
 use std::sync::Arc;
 
@@ -88,7 +88,9 @@ impl Login {
     /// fail the login that triggered it; the next login tries again.
     async fn upgrade_hash(&self, password: &Password, user: gatehouse_domain::UserId) {
         let result = match self.hasher.hash(password).await {
-            Ok(hash) => self.users.update_password_hash(user, &hash, self.minter.now()).await.map_err(|e| e.to_string()),
+            Ok(hash) => {
+                self.users.update_password_hash(user, &hash, self.minter.now()).await.map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         if let Err(error) = result {

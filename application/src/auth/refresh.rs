@@ -4,7 +4,7 @@
 //! one token never both mint a pair. Presenting a token that was already
 //! rotated means a copy exists (stolen, or replayed): the whole session is
 //! revoked and its access tokens stop validating (RFC 9700 §4.14.2, OWASP
-//! ASVS 5.0 §7.2). There is no grace window for a client that lost the
+//! ASVS 5.0 V10.4.5). There is no grace window for a client that lost the
 //! response to a refresh: such a client signs in again. A grace window would
 //! let a thief who races the real client keep a live session, and the cost
 //! of the strict choice is one extra login after a network failure.

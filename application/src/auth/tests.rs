@@ -121,7 +121,7 @@ fn login_opens_a_session_with_the_client_data_and_returns_a_pair() {
     assert_eq!((claims.user_id, claims.session_id), (pair.user_id, pair.session_id));
 }
 
-/// OWASP ASVS 5.0 §6.3.8 / NIST SP 800-63B §5.2.2: the answer and the hashing
+/// OWASP ASVS 5.0 V6.3.8: the answer and the hashing
 /// work are the same for an unknown email and a wrong password.
 #[test]
 fn unknown_email_and_wrong_password_are_indistinguishable() {
@@ -139,8 +139,12 @@ fn unknown_email_and_wrong_password_are_indistinguishable() {
 fn login_with_an_outdated_hash_stores_a_fresh_one() {
     let h = Harness::new();
     let id = h.sign_up("ann@example.com", "correct horse").unwrap();
-    block_on(h.users.update_password_hash(id, &PasswordHash::from_phc("fake1$correct horse".into()), h.clock.now_for_tests()))
-        .unwrap();
+    block_on(h.users.update_password_hash(
+        id,
+        &PasswordHash::from_phc("fake1$correct horse".into()),
+        h.clock.now_for_tests(),
+    ))
+    .unwrap();
     h.login("ann@example.com", "correct horse").unwrap();
     let stored = h.users.users.lock().unwrap()[0].password_hash.clone();
     let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
@@ -161,7 +165,7 @@ fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
     assert_eq!(session.last_used_at, h.clock.now_for_tests());
 }
 
-/// RFC 9700 §4.14.2, OWASP ASVS 5.0 §10.4.5: a rotated refresh token
+/// RFC 9700 §4.14.2, OWASP ASVS 5.0 V10.4.5: a rotated refresh token
 /// presented again revokes the whole session.
 #[test]
 fn refresh_with_rotated_token_revokes_session() {
@@ -233,10 +237,13 @@ fn logout_by_refresh_token_ends_that_session_and_is_idempotent() {
     block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()))).unwrap();
     assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
     let forged = RefreshToken::new(format!("ghr_{}", "B".repeat(43)));
-    assert!(matches!(block_on(h.logout.execute(LogoutTarget::RefreshToken(forged))), Err(AppError::InvalidRefreshToken)));
+    assert!(matches!(
+        block_on(h.logout.execute(LogoutTarget::RefreshToken(forged))),
+        Err(AppError::InvalidRefreshToken)
+    ));
 }
 
-/// OWASP ASVS 5.0 §16.5.2: validation fails closed when the denylist is down.
+/// OWASP ASVS 5.0 V16.5.3: validation fails closed when the denylist is down.
 #[test]
 fn validation_fails_closed_when_the_denylist_is_unreachable() {
     let h = Harness::new();

@@ -2,7 +2,7 @@
 //!
 //! The hot path of every gateway request: one signature check in memory and
 //! one denylist look-up, no SQL. If the denylist cannot be asked, the answer
-//! is "unavailable", never "valid" (fail closed, OWASP ASVS 5.0 §16.5.2).
+//! is "unavailable", never "valid" (fail closed, OWASP ASVS 5.0 V16.5.3).
 
 use std::sync::Arc;
 

@@ -13,7 +13,9 @@ pub struct HashError(pub String);
 pub enum PasswordCheck {
     /// The password matches. `needs_rehash` is set when the stored hash uses
     /// older parameters than the current policy; the caller should store a new one.
-    Match { needs_rehash: bool },
+    Match {
+        needs_rehash: bool,
+    },
     Mismatch,
 }
 

@@ -37,7 +37,12 @@ pub trait UserRepository: Send + Sync {
     async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
 
     /// Replaces the stored password hash (used to upgrade hash parameters).
-    async fn update_password_hash(&self, user: UserId, hash: &PasswordHash, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn update_password_hash(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// A refresh token to store: only its hash.
@@ -86,7 +91,12 @@ pub trait SessionRepository: Send + Sync {
 
     /// Marks a session revoked (keeping an earlier revocation's time) and
     /// returns it; `None` when no such session exists.
-    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
 
     /// Sessions revoked at or after `since`: the ones whose access tokens
     /// may still be alive, used to rebuild a denylist that lost its data.

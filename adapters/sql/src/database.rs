@@ -1,0 +1,108 @@
+//! The connection pool, schema migration and the health probe.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gatehouse_application::ports::health::Probe;
+use gatehouse_application::ports::store::StoreError;
+use gatehouse_migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, Statement};
+
+use crate::error::store_error;
+
+/// How long a SQLite connection waits for another connection's write lock
+/// before giving up with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle pooled connections are closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Connection pool limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// Longest wait to open one new connection.
+    pub connect_timeout: Duration,
+    /// Longest wait for a free pooled connection before the store reports
+    /// itself unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 10, connect_timeout: Duration::from_secs(5), acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// A pool of connections to PostgreSQL or SQLite. Cheap to clone: clones
+/// share the pool.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub(crate) conn: DatabaseConnection,
+}
+
+impl Database {
+    /// Opens a pool for a `postgres://` (or `postgresql://`) or `sqlite:` URL.
+    ///
+    /// A SQLite file is created when missing and put in WAL mode (readers do
+    /// not block the writer), with a busy timeout so concurrent writers wait
+    /// for each other instead of failing, and with foreign keys enforced.
+    ///
+    /// # Errors
+    /// [`StoreError::Internal`] for an unsupported URL;
+    /// [`StoreError::Unavailable`] when the database cannot be reached.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
+        let mut options = ConnectOptions::new(url);
+        options
+            .max_connections(settings.max_connections)
+            .min_connections(0)
+            .connect_timeout(settings.connect_timeout)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(IDLE_TIMEOUT)
+            .sqlx_logging(false);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            options.map_sqlx_postgres_opts(|o| o.application_name("gatehouse"));
+        } else if url.starts_with("sqlite:") {
+            options.map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true)
+            });
+        } else {
+            return Err(StoreError::Internal("unsupported database URL: expected postgres:// or sqlite:".into()));
+        }
+        let conn = sea_orm::Database::connect(options).await.map_err(store_error)?;
+        Ok(Self { conn })
+    }
+
+    /// Applies the migrations not applied yet; a no-op when the schema is current.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a migration fails (it is rolled back where the
+    /// backend allows).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.conn, None).await.map_err(store_error)
+    }
+
+    /// Closes every pooled connection, waiting for those in use to come back.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the pool cannot be closed cleanly.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.conn.close().await.map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl Probe for Database {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let ping = Statement::from_string(self.conn.get_database_backend(), "SELECT 1");
+        self.conn.query_one(ping).await.map(|_| ()).map_err(|e| store_error(e).to_string())
+    }
+}

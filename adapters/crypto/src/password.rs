@@ -1,0 +1,291 @@
+//! Password hashing with argon2id (OWASP Password Storage Cheat Sheet:
+//! m=19456 KiB, t=2, p=1), stored as PHC strings.
+//!
+//! Each hash takes tens of milliseconds of CPU and 19 MiB of memory, so it
+//! runs on tokio's blocking pool behind a semaphore: logins queue rather than
+//! starve the async workers that validate tokens, and memory stays bounded at
+//! `max_concurrent × m`.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use gatehouse_application::ports::password::{HashError, PasswordCheck, PasswordHasher};
+use gatehouse_domain::{Password, PasswordHash};
+use rand_core::{OsRng, RngCore as _};
+use tokio::sync::Semaphore;
+
+/// What an unknown account's login is checked against; the value is never
+/// compared with anything that matters, only the work counts.
+const DUMMY_PASSWORD: &[u8] = b"gatehouse dummy password: no account has it";
+
+/// The argon2id adapter of [`PasswordHasher`].
+#[derive(Debug, Clone)]
+pub struct Argon2Hasher {
+    argon2: Argon2<'static>,
+    /// A hash made at construction with the current parameters, verified
+    /// against when there is no account, so that costs a real check.
+    dummy: Arc<str>,
+    permits: Arc<Semaphore>,
+}
+
+impl Argon2Hasher {
+    /// OWASP memory cost, KiB.
+    pub const M_COST: u32 = 19_456;
+    /// OWASP iterations.
+    pub const T_COST: u32 = 2;
+    /// OWASP parallelism.
+    pub const P_COST: u32 = 1;
+
+    /// The production hasher with the OWASP parameters, allowing at most
+    /// `max_concurrent` hashes at once (at least one).
+    #[must_use]
+    pub fn new(max_concurrent: usize) -> Self {
+        // The OWASP numbers are argon2's own defaults, valid by construction.
+        Self::build(Params::DEFAULT, max_concurrent)
+    }
+
+    /// One permit per available CPU, the usual choice.
+    #[must_use]
+    pub fn default_concurrency() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    }
+
+    /// A hasher with other argon2id parameters (cheap ones in tests, or a
+    /// stronger policy). Hashes made with different parameters report
+    /// `needs_rehash` when verified.
+    ///
+    /// # Errors
+    /// [`HashError`] when argon2 refuses the parameters.
+    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32, max_concurrent: usize) -> Result<Self, HashError> {
+        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| HashError(e.to_string()))?;
+        Ok(Self::build(params, max_concurrent))
+    }
+
+    fn build(params: Params, max_concurrent: usize) -> Self {
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let dummy = hash_with(&argon2, DUMMY_PASSWORD).unwrap_or_else(|e| {
+            // Not expected with parameters argon2 accepted; a dummy with the
+            // wrong parameters only weakens the timing disguise.
+            tracing::error!(error = %e, "cannot compute the dummy password hash");
+            FALLBACK_DUMMY.to_owned()
+        });
+        let permits = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
+        Self { argon2, dummy: dummy.into(), permits: Arc::new(Semaphore::new(permits)) }
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free. The permit
+    /// moves into the task, so it is held until the hash finishes even if
+    /// the caller stops waiting.
+    async fn run<T, F>(&self, work: F) -> Result<T, HashError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Argon2<'static>) -> T + Send + 'static,
+    {
+        let permit =
+            Arc::clone(&self.permits).acquire_owned().await.map_err(|e| HashError(format!("hasher closed: {e}")))?;
+        let argon2 = self.argon2.clone();
+        tokio::task::spawn_blocking(move || {
+            let out = work(&argon2);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| HashError(format!("hashing task failed: {e}")))
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let password = password.clone();
+        self.run(move |argon2| hash_with(argon2, password.expose().as_bytes()))
+            .await?
+            .map(PasswordHash::from_phc)
+            .map_err(|e| HashError(e.to_string()))
+    }
+
+    async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<PasswordCheck, HashError> {
+        let password = password.clone();
+        let stored = hash.map(|h| h.as_str().to_owned());
+        let dummy = Arc::clone(&self.dummy);
+        self.run(move |argon2| check(argon2, password.expose().as_bytes(), stored.as_deref(), &dummy)).await
+    }
+}
+
+fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    OsRng.fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(argon2.hash_password(password, &salt)?.to_string())
+}
+
+/// The blocking part of `verify`. Every path runs exactly one argon2 hash.
+fn check(argon2: &Argon2<'_>, password: &[u8], stored: Option<&str>, dummy: &str) -> PasswordCheck {
+    let Some(stored) = stored else {
+        verify_dummy(argon2, password, dummy);
+        return PasswordCheck::Mismatch;
+    };
+    let phc = match Phc::new(stored) {
+        Ok(phc) => phc,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored password hash is not a PHC string; treating as mismatch");
+            verify_dummy(argon2, password, dummy);
+            return PasswordCheck::Mismatch;
+        }
+    };
+    // Verification uses the algorithm and parameters recorded in the hash.
+    match argon2.verify_password(password, &phc) {
+        Ok(()) => PasswordCheck::Match { needs_rehash: needs_rehash(argon2, &phc) },
+        Err(argon2::password_hash::Error::Password) => PasswordCheck::Mismatch,
+        Err(e) => {
+            tracing::warn!(error = %e, "stored password hash cannot be verified; treating as mismatch");
+            PasswordCheck::Mismatch
+        }
+    }
+}
+
+fn verify_dummy(argon2: &Argon2<'_>, password: &[u8], dummy: &str) {
+    if let Ok(phc) = Phc::new(dummy) {
+        // The answer is irrelevant: the work is the point.
+        let _ = argon2.verify_password(password, &phc);
+    }
+}
+
+/// The stored hash was made with another algorithm, version or parameters
+/// than the current policy (including the output length).
+fn needs_rehash(argon2: &Argon2<'_>, phc: &Phc<'_>) -> bool {
+    let current = argon2.params();
+    let same_params = Params::try_from(phc).is_ok_and(|p| {
+        p.m_cost() == current.m_cost()
+            && p.t_cost() == current.t_cost()
+            && p.p_cost() == current.p_cost()
+            && p.output_len() == Some(current.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN))
+    });
+    phc.algorithm != Algorithm::Argon2id.ident() || phc.version != Some(Version::V0x13.into()) || !same_params
+}
+
+/// A real argon2id hash of [`DUMMY_PASSWORD`] with the OWASP parameters, used
+/// only if the dummy hash cannot be computed at start-up.
+const FALLBACK_DUMMY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$yUaspXi8TJ9SjxR2+O1iBw$cgo5ov2kct7hjMTfvGxbFvzy1jWlHljBf8ONZKpDQL0";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn password(text: &str) -> Password {
+        Password::new(text.to_owned()).unwrap()
+    }
+
+    /// Cheap parameters so most tests stay fast; the OWASP ones are covered once.
+    fn cheap() -> Argon2Hasher {
+        Argon2Hasher::with_params(64, 1, 1, 2).unwrap()
+    }
+
+    /// OWASP ASVS 5.0 V11.4.2; OWASP Password Storage Cheat Sheet (argon2id, m=19 MiB, t=2, p=1).
+    #[tokio::test]
+    async fn owasp_hash_is_argon2id_phc_and_verifies() {
+        let hasher = Argon2Hasher::new(2);
+        let pw = password("correct horse battery staple");
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hash.as_str());
+        let salt = Phc::new(hash.as_str()).unwrap().salt.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(salt.decode_b64(&mut buf).unwrap().len(), 16, "16-byte random salt");
+        assert_eq!(hasher.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
+    }
+
+    #[tokio::test]
+    async fn hashing_twice_uses_different_salts() {
+        let hasher = cheap();
+        let pw = password("correct horse battery staple");
+        assert_ne!(hasher.hash(&pw).await.unwrap(), hasher.hash(&pw).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn wrong_password_is_a_mismatch() {
+        let hasher = cheap();
+        let hash = hasher.hash(&password("correct horse battery staple")).await.unwrap();
+        let check = hasher.verify(&password("correct horse battery stapler"), Some(&hash)).await.unwrap();
+        assert_eq!(check, PasswordCheck::Mismatch);
+    }
+
+    /// OWASP ASVS 5.0 V6.3.8 (no account enumeration by timing): an unknown
+    /// account is checked against a real hash with the current parameters.
+    #[tokio::test]
+    async fn unknown_account_is_a_mismatch_against_a_real_dummy_hash() {
+        let hasher = Argon2Hasher::new(1);
+        let dummy = Phc::new(&hasher.dummy).unwrap();
+        assert_eq!(dummy.algorithm, Algorithm::Argon2id.ident());
+        assert_eq!(Params::try_from(&dummy).unwrap().m_cost(), Argon2Hasher::M_COST);
+        assert!(!needs_rehash(&hasher.argon2, &dummy), "the dummy costs what a real check costs");
+        let check = hasher.verify(&password("whatever password"), None).await.unwrap();
+        assert_eq!(check, PasswordCheck::Mismatch);
+        // Even the dummy's own password never matches an absent account.
+        let dummy_pw = Password::candidate(String::from_utf8(DUMMY_PASSWORD.to_vec()).unwrap()).unwrap();
+        assert_eq!(hasher.verify(&dummy_pw, None).await.unwrap(), PasswordCheck::Mismatch);
+    }
+
+    #[test]
+    fn fallback_dummy_is_a_valid_owasp_argon2id_hash() {
+        let phc = Phc::new(FALLBACK_DUMMY).unwrap();
+        let hasher = Argon2Hasher::new(1);
+        assert!(!needs_rehash(&hasher.argon2, &phc));
+        assert!(hasher.argon2.verify_password(DUMMY_PASSWORD, &phc).is_ok());
+    }
+
+    #[tokio::test]
+    async fn hash_with_other_params_needs_rehash() {
+        let old = cheap();
+        let pw = password("correct horse battery staple");
+        let hash = old.hash(&pw).await.unwrap();
+        let current = Argon2Hasher::with_params(128, 1, 1, 2).unwrap();
+        assert_eq!(current.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: true });
+        assert_eq!(old.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
+    }
+
+    #[tokio::test]
+    async fn argon2i_hash_verifies_but_needs_rehash() {
+        let hasher = cheap();
+        let pw = password("correct horse battery staple");
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(64, 1, 1, None).unwrap());
+        let hash = PasswordHash::from_phc(hash_with(&argon2i, pw.expose().as_bytes()).unwrap());
+        assert_eq!(hasher.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: true });
+    }
+
+    #[tokio::test]
+    async fn unparsable_stored_hash_is_a_mismatch_not_a_panic() {
+        let hasher = cheap();
+        let pw = password("correct horse battery staple");
+        for junk in ["", "plaintext", "$2b$12$abcdefghijklmnopqrstuu", "$argon2id$v=19$m=x$$"] {
+            let stored = PasswordHash::from_phc(junk.to_owned());
+            assert_eq!(hasher.verify(&pw, Some(&stored)).await.unwrap(), PasswordCheck::Mismatch, "{junk}");
+        }
+    }
+
+    /// Hashes beyond the limit queue for a permit instead of running (memory bound).
+    #[tokio::test]
+    async fn hashing_waits_for_a_free_permit() {
+        let hasher = Argon2Hasher::with_params(64, 1, 1, 1).unwrap();
+        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+        let pw = password("correct horse battery staple");
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), hasher.hash(&pw)).await;
+        assert!(waiting.is_err(), "no permit, no hash");
+        drop(held);
+        assert!(hasher.hash(&pw).await.is_ok());
+    }
+
+    #[test]
+    fn concurrency_limit_is_at_least_one() {
+        assert_eq!(Argon2Hasher::with_params(64, 1, 1, 0).unwrap().permits.available_permits(), 1);
+        assert!(Argon2Hasher::default_concurrency() >= 1);
+    }
+
+    #[test]
+    fn invalid_params_are_refused() {
+        assert!(Argon2Hasher::with_params(1, 1, 1, 1).is_err());
+    }
+}

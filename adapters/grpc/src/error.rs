@@ -1,0 +1,122 @@
+//! The one place where a use-case error becomes a gRPC status.
+//!
+//! Every status carries a `google.rpc.ErrorInfo` whose `reason` is stable and
+//! machine-readable; bad input also carries `google.rpc.BadRequest` field
+//! violations, and `UNAVAILABLE` a `RetryInfo`. Internal details are logged,
+//! never sent (OWASP ASVS 5.0 V16.5.1).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use gatehouse_application::{AppError, TokenRejection};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The `ErrorInfo.domain` of every Gatehouse error.
+pub const ERROR_DOMAIN: &str = "gatehouse";
+
+/// Maps an application error to the status the caller sees.
+#[must_use]
+pub fn status(error: AppError) -> Status {
+    let mut details = ErrorDetails::new();
+    let (code, reason, message) = match &error {
+        AppError::InvalidArgument(violations) => {
+            for v in violations {
+                details.add_bad_request_violation(v.field, v.description.clone());
+            }
+            (Code::InvalidArgument, "INVALID_ARGUMENT", error.to_string())
+        }
+        AppError::InvalidCredentials => {
+            (Code::Unauthenticated, "INVALID_CREDENTIALS", "invalid email or password".to_owned())
+        }
+        AppError::EmailTaken => {
+            (Code::AlreadyExists, "EMAIL_TAKEN", "an account with this email already exists".to_owned())
+        }
+        AppError::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED", "authentication required".to_owned()),
+        AppError::InvalidToken(rejection) => {
+            let mut metadata = HashMap::new();
+            metadata.insert("cause".to_owned(), rejection_cause(*rejection).to_owned());
+            details.set_error_info("TOKEN_INVALID", ERROR_DOMAIN, metadata);
+            return Status::with_error_details(Code::Unauthenticated, error.to_string(), details);
+        }
+        AppError::InvalidRefreshToken => {
+            (Code::Unauthenticated, "REFRESH_TOKEN_INVALID", "invalid refresh token".to_owned())
+        }
+        AppError::TokenExpired => (Code::Unauthenticated, "TOKEN_EXPIRED", "token expired".to_owned()),
+        AppError::TokenRevoked => (Code::Unauthenticated, "TOKEN_REVOKED", "token revoked".to_owned()),
+        AppError::Unavailable(cause) => {
+            tracing::warn!(%cause, "dependency unavailable");
+            details.set_retry_info(Some(Duration::from_secs(1)));
+            (Code::Unavailable, "UNAVAILABLE", "service temporarily unavailable; retry later".to_owned())
+        }
+        AppError::Internal(cause) => {
+            tracing::error!(%cause, "internal error");
+            (Code::Internal, "INTERNAL", "internal error".to_owned())
+        }
+    };
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    Status::with_error_details(code, message, details)
+}
+
+/// Stable text for each token rejection, sent as `ErrorInfo.metadata.cause`.
+const fn rejection_cause(r: TokenRejection) -> &'static str {
+    match r {
+        TokenRejection::Malformed => "malformed",
+        TokenRejection::WrongType => "wrong_type",
+        TokenRejection::UnknownKey => "unknown_key",
+        TokenRejection::WrongAlgorithm => "wrong_algorithm",
+        TokenRejection::BadSignature => "bad_signature",
+        TokenRejection::WrongIssuer => "wrong_issuer",
+        TokenRejection::WrongAudience => "wrong_audience",
+        TokenRejection::MissingClaim => "missing_claim",
+        TokenRejection::Expired => "expired",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use gatehouse_application::FieldViolation;
+
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_field_and_has_a_reason() {
+        let s = status(AppError::InvalidArgument(vec![
+            FieldViolation::new("email", "email must not be empty"),
+            FieldViolation::new("password", "too short"),
+        ]));
+        assert_eq!(s.code(), Code::InvalidArgument);
+        let d = s.get_error_details();
+        let fields: Vec<_> = d.bad_request().unwrap().field_violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["email", "password"]);
+        assert_eq!(d.error_info().unwrap().reason, "INVALID_ARGUMENT");
+    }
+
+    /// OWASP ASVS 5.0 V16.5.1: internal details stay in the log.
+    #[test]
+    fn internal_and_unavailable_errors_hide_their_cause() {
+        let s = status(AppError::Internal("db password is hunter2".into()));
+        assert_eq!(s.code(), Code::Internal);
+        assert!(!s.message().contains("hunter2"));
+        let s = status(AppError::Unavailable("redis at 10.0.0.7 refused".into()));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(!s.message().contains("10.0.0.7"));
+        assert!(s.get_error_details().retry_info().is_some());
+    }
+
+    #[test]
+    fn token_errors_are_unauthenticated_with_distinct_reasons() {
+        for (e, reason) in [
+            (AppError::TokenExpired, "TOKEN_EXPIRED"),
+            (AppError::TokenRevoked, "TOKEN_REVOKED"),
+            (AppError::InvalidToken(TokenRejection::BadSignature), "TOKEN_INVALID"),
+            (AppError::InvalidCredentials, "INVALID_CREDENTIALS"),
+        ] {
+            let s = status(e);
+            assert_eq!(s.code(), Code::Unauthenticated);
+            assert_eq!(s.get_error_details().error_info().unwrap().reason, reason);
+        }
+    }
+}

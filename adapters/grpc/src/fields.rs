@@ -1,0 +1,47 @@
+//! Turning request fields into domain values, collecting every violation so
+//! a caller learns about all bad fields at once.
+
+use std::fmt::Display;
+
+use gatehouse_application::{AppError, FieldViolation};
+
+/// Collects field violations while a request is parsed.
+#[derive(Debug, Default)]
+pub(crate) struct Fields(Vec<FieldViolation>);
+
+impl Fields {
+    /// Keeps the value of `parsed`, or records its error against `field`.
+    pub(crate) fn check<T, E: Display>(&mut self, field: &'static str, parsed: Result<T, E>) -> Option<T> {
+        parsed.map_err(|e| self.0.push(FieldViolation::new(field, e))).ok()
+    }
+
+    /// A non-empty string of at most `max` bytes.
+    pub(crate) fn required<'a>(&mut self, field: &'static str, value: &'a str, max: usize) -> Option<&'a str> {
+        if value.is_empty() {
+            self.0.push(FieldViolation::new(field, format!("{field} is required")));
+            None
+        } else if value.len() > max {
+            self.0.push(FieldViolation::new(field, format!("{field} must be at most {max} bytes")));
+            None
+        } else {
+            Some(value)
+        }
+    }
+
+    /// Fails with every violation recorded, if any.
+    pub(crate) fn finish(self) -> Result<(), AppError> {
+        if self.0.is_empty() { Ok(()) } else { Err(AppError::InvalidArgument(self.0)) }
+    }
+}
+
+/// Ends parsing: the collected violations if any, else the parsed values.
+macro_rules! parsed {
+    ($fields:expr, $($value:ident),+) => {{
+        $fields.finish()?;
+        match ($($value,)+) {
+            ($(Some($value),)+) => ($($value,)+),
+            _ => return Err(gatehouse_application::AppError::Internal("field parsed without a value".into())),
+        }
+    }};
+}
+pub(crate) use parsed;

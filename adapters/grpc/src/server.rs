@@ -1,0 +1,113 @@
+//! Serving: the gatehouse services plus `grpc.health.v1` and reflection
+//! (v1 and v1alpha, so older grpcurl builds work too), with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gatehouse_application::ports::health::Probe;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::pb::auth_service_server::AuthServiceServer;
+use crate::pb::token_service_server::TokenServiceServer;
+use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, TokenApi};
+
+/// The gRPC server failed to start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection service: {0}")]
+    Reflection(String),
+    #[error("transport: {0}")]
+    Transport(String),
+}
+
+/// Names under which `grpc.health.v1` reports status: the whole server
+/// (empty name) and each service.
+const HEALTH_NAMES: [&str; 3] = ["", "gatehouse.v1.AuthService", "gatehouse.v1.TokenService"];
+
+/// Everything the gRPC side needs to serve.
+#[derive(Clone)]
+pub struct GrpcServer {
+    auth: AuthApi,
+    token: TokenApi,
+    probes: Vec<Arc<dyn Probe>>,
+    health_interval: Duration,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer").field("health_interval", &self.health_interval).finish_non_exhaustive()
+    }
+}
+
+impl GrpcServer {
+    /// `probes` decide the health status: SERVING only while every one answers.
+    #[must_use]
+    pub fn new(auth: AuthApi, token: TokenApi, probes: Vec<Arc<dyn Probe>>, health_interval: Duration) -> Self {
+        Self { auth, token, probes, health_interval }
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
+    ///
+    /// # Errors
+    /// [`ServeError`] when the services cannot be built or the transport fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        report_health(&reporter, &self.probes).await;
+        let health_task = tokio::spawn(watch_health(reporter, self.probes, self.health_interval));
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+        let result = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+            .map_err(|e| ServeError::Transport(e.to_string()));
+        health_task.abort();
+        result
+    }
+}
+
+async fn watch_health(reporter: HealthReporter, probes: Vec<Arc<dyn Probe>>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        report_health(&reporter, &probes).await;
+    }
+}
+
+async fn report_health(reporter: &HealthReporter, probes: &[Arc<dyn Probe>]) {
+    let mut serving = true;
+    for probe in probes {
+        if let Err(error) = probe.check().await {
+            tracing::warn!(dependency = probe.name(), %error, "health check failed");
+            serving = false;
+        }
+    }
+    let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+    for name in HEALTH_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}

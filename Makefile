@@ -1,0 +1,48 @@
+# Gatehouse: the commands people use. `make help` lists them.
+SHELL := /usr/bin/env bash
+CARGO ?= cargo
+
+.PHONY: help run migrate test test-only services tools lint fmt ci clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+run: ## build and serve the embedded default (SQLite + in-process denylist) on 127.0.0.1:50051
+	@echo "run: building and serving gatehouse (embedded mode, data in ./data)"
+	$(CARGO) run -p gatehouse --bin gatehouse -- serve
+
+migrate: ## apply database migrations (DATABASE_URL, default: the embedded SQLite file)
+	$(CARGO) run -p gatehouse --bin gatehouse -- migrate
+
+services: ## make sure PostgreSQL and Redis are up (starts them if down)
+	@./scripts/services.sh
+
+tools: ## install test tools (grpcurl) into .tools/
+	@./scripts/install-grpcurl.sh
+
+test: services tools test-only ## the whole suite: unit, adapter (real PostgreSQL/Redis) and end-to-end tests
+
+test-only:
+	@echo "test: running every test of the workspace"
+	@if command -v cargo-nextest >/dev/null; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast --test-threads 4; \
+	else \
+	  $(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+lint: ## rustfmt check, clippy with warnings as errors, and the layer check
+	@echo "lint: rustfmt"
+	$(CARGO) fmt --all --check
+	@echo "lint: clippy (warnings are errors)"
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@echo "lint: domain and application import no I/O crates"
+	@./scripts/check-layers.sh
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+ci: lint test ## what CI runs
+
+clean: ## remove build output, tools and the embedded data
+	$(CARGO) clean
+	rm -rf .tools data

@@ -1,0 +1,378 @@
+//! Configuration: one typed struct, read from command-line flags and the
+//! environment (a flag wins over its variable), with defaults that make
+//! `gatehouse serve` work on a fresh machine with no services at all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A setting had a value that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {message} (got {value:?})")]
+    Invalid { name: &'static str, value: String, message: String },
+    #[error("unknown flag {0}; run `gatehouse help`")]
+    UnknownFlag(String),
+    #[error("flag {0} needs a value")]
+    MissingValue(String),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the server can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; `None` means a SQLite file in the data dir.
+    pub database_url: Option<String>,
+    pub db_max_connections: u32,
+    pub db_connect_timeout: Duration,
+    /// `None` means the in-process denylist (single replica only).
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
+    pub redis_timeout: Duration,
+    /// Ed25519 PKCS#8 PEM; `None` means `<data dir>/signing-key.pem`, generated on first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// Keys retired from signing whose tokens must still verify.
+    pub previous_signing_key_files: Vec<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Concurrent argon2 computations; each holds 19 MiB.
+    pub password_hash_concurrency: usize,
+    pub health_interval: Duration,
+    pub denylist_resync_interval: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            db_max_connections: 10,
+            db_connect_timeout: Duration::from_secs(5),
+            redis_url: None,
+            redis_key_prefix: "gatehouse:".to_owned(),
+            redis_timeout: Duration::from_millis(500),
+            signing_key_file: None,
+            previous_signing_key_files: Vec::new(),
+            issuer: "gatehouse".to_owned(),
+            audience: "gatehouse".to_owned(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            password_hash_concurrency: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            health_interval: Duration::from_secs(5),
+            denylist_resync_interval: Duration::from_secs(60),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// One setting: its flag, its environment variable and what it means.
+struct Setting {
+    flag: &'static str,
+    env: &'static str,
+    help: &'static str,
+    apply: fn(&mut Config, &'static str, &str) -> Result<(), ConfigError>,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        flag: "--grpc-addr",
+        env: "GATEHOUSE_GRPC_ADDR",
+        help: "gRPC listen address [127.0.0.1:50051]",
+        apply: |c, n, v| parse(n, v).map(|x| c.grpc_addr = x),
+    },
+    Setting {
+        flag: "--data-dir",
+        env: "GATEHOUSE_DATA_DIR",
+        help: "directory for the SQLite file and generated keys [data]",
+        apply: |c, _, v| {
+            c.data_dir = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--database-url",
+        env: "DATABASE_URL",
+        help: "postgres://… or sqlite://… [SQLite file in the data dir]",
+        apply: |c, _, v| {
+            c.database_url = non_empty(v);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--db-max-connections",
+        env: "GATEHOUSE_DB_MAX_CONNECTIONS",
+        help: "database pool size [10]",
+        apply: |c, n, v| parse(n, v).map(|x| c.db_max_connections = x),
+    },
+    Setting {
+        flag: "--db-connect-timeout",
+        env: "GATEHOUSE_DB_CONNECT_TIMEOUT",
+        help: "database connect/acquire timeout [5s]",
+        apply: |c, n, v| duration(n, v).map(|x| c.db_connect_timeout = x),
+    },
+    Setting {
+        flag: "--redis-url",
+        env: "REDIS_URL",
+        help: "redis://… for the shared denylist [in-process denylist]",
+        apply: |c, _, v| {
+            c.redis_url = non_empty(v);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--redis-key-prefix",
+        env: "GATEHOUSE_REDIS_KEY_PREFIX",
+        help: "prefix of every Redis key [gatehouse:]",
+        apply: |c, _, v| {
+            c.redis_key_prefix = v.to_owned();
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--redis-timeout",
+        env: "GATEHOUSE_REDIS_TIMEOUT",
+        help: "Redis connect/response timeout [500ms]",
+        apply: |c, n, v| duration(n, v).map(|x| c.redis_timeout = x),
+    },
+    Setting {
+        flag: "--signing-key-file",
+        env: "GATEHOUSE_SIGNING_KEY_FILE",
+        help: "Ed25519 PKCS#8 PEM signing key [<data dir>/signing-key.pem, generated]",
+        apply: |c, _, v| {
+            c.signing_key_file = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--previous-signing-key-files",
+        env: "GATEHOUSE_PREVIOUS_SIGNING_KEY_FILES",
+        help: "comma-separated PEM keys that still verify []",
+        apply: |c, _, v| {
+            c.previous_signing_key_files =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--issuer",
+        env: "GATEHOUSE_ISSUER",
+        help: "access-token `iss` [gatehouse]",
+        apply: |c, n, v| required(n, v).map(|x| c.issuer = x),
+    },
+    Setting {
+        flag: "--audience",
+        env: "GATEHOUSE_AUDIENCE",
+        help: "access-token `aud` [gatehouse]",
+        apply: |c, n, v| required(n, v).map(|x| c.audience = x),
+    },
+    Setting {
+        flag: "--access-token-ttl",
+        env: "GATEHOUSE_ACCESS_TOKEN_TTL",
+        help: "access-token life [15m]",
+        apply: |c, n, v| duration(n, v).map(|x| c.access_token_ttl = x),
+    },
+    Setting {
+        flag: "--refresh-token-ttl",
+        env: "GATEHOUSE_REFRESH_TOKEN_TTL",
+        help: "refresh-token life [30d]",
+        apply: |c, n, v| duration(n, v).map(|x| c.refresh_token_ttl = x),
+    },
+    Setting {
+        flag: "--password-hash-concurrency",
+        env: "GATEHOUSE_PASSWORD_HASH_CONCURRENCY",
+        help: "parallel argon2 hashes [number of cores]",
+        apply: |c, n, v| parse::<usize>(n, v).and_then(|x| positive(n, v, x)).map(|x| c.password_hash_concurrency = x),
+    },
+    Setting {
+        flag: "--health-interval",
+        env: "GATEHOUSE_HEALTH_INTERVAL",
+        help: "how often dependencies are probed [5s]",
+        apply: |c, n, v| duration(n, v).map(|x| c.health_interval = x),
+    },
+    Setting {
+        flag: "--denylist-resync-interval",
+        env: "GATEHOUSE_DENYLIST_RESYNC_INTERVAL",
+        help: "how often the denylist is refilled from SQL [60s]",
+        apply: |c, n, v| duration(n, v).map(|x| c.denylist_resync_interval = x),
+    },
+    Setting {
+        flag: "--log-format",
+        env: "GATEHOUSE_LOG_FORMAT",
+        help: "text or json [text]",
+        apply: |c, n, v| match v {
+            "text" => {
+                c.log_format = LogFormat::Text;
+                Ok(())
+            }
+            "json" => {
+                c.log_format = LogFormat::Json;
+                Ok(())
+            }
+            _ => Err(invalid(n, v, "expected text or json")),
+        },
+    },
+];
+
+impl Config {
+    /// Reads the environment (through `env`) and then `flags` over the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable or flag with an unusable value.
+    pub fn load(flags: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        for s in SETTINGS {
+            if let Some(value) = env(s.env) {
+                (s.apply)(&mut config, s.env, &value)?;
+            }
+        }
+        let mut args = flags.iter();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((f, v)) => (f, Some(v.to_owned())),
+                None => (arg.as_str(), None),
+            };
+            let setting =
+                SETTINGS.iter().find(|s| s.flag == flag).ok_or_else(|| ConfigError::UnknownFlag(arg.clone()))?;
+            let value = match inline {
+                Some(v) => v,
+                None => args.next().cloned().ok_or_else(|| ConfigError::MissingValue(flag.to_owned()))?,
+            };
+            (setting.apply)(&mut config, setting.flag, &value)?;
+        }
+        if config.access_token_ttl.is_zero() || config.refresh_token_ttl <= config.access_token_ttl {
+            return Err(invalid(
+                "GATEHOUSE_REFRESH_TOKEN_TTL",
+                &format!("{:?}", config.refresh_token_ttl),
+                "must be longer than a non-zero GATEHOUSE_ACCESS_TOKEN_TTL",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    #[must_use]
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("gatehouse.db").display()))
+    }
+
+    /// The signing key file in force.
+    #[must_use]
+    pub fn effective_signing_key_file(&self) -> PathBuf {
+        self.signing_key_file.clone().unwrap_or_else(|| self.data_dir.join("signing-key.pem"))
+    }
+
+    /// One line per setting, for `gatehouse help`.
+    #[must_use]
+    pub fn help() -> String {
+        SETTINGS.iter().map(|s| format!("  {:<30} {:<38} {}\n", s.flag, s.env, s.help)).collect()
+    }
+}
+
+fn invalid(name: &'static str, value: &str, message: &str) -> ConfigError {
+    ConfigError::Invalid { name, value: value.to_owned(), message: message.to_owned() }
+}
+
+fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.trim().parse().map_err(|e: T::Err| invalid(name, value, &e.to_string()))
+}
+
+fn positive(name: &'static str, value: &str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 { Err(invalid(name, value, "must be at least 1")) } else { Ok(n) }
+}
+
+fn required(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    non_empty(value).ok_or_else(|| invalid(name, value, "must not be empty"))
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// `90`, `90s`, `500ms`, `15m`, `12h`, `30d`.
+fn duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 =
+        digits.parse().map_err(|_| invalid(name, value, "expected a number with a unit: 500ms, 90s, 15m, 12h, 30d"))?;
+    let secs = |k: u64| Duration::from_secs(n.saturating_mul(k));
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(secs(1)),
+        "m" => Ok(secs(60)),
+        "h" => Ok(secs(3600)),
+        "d" => Ok(secs(86_400)),
+        _ => Err(invalid(name, value, "unknown unit; use ms, s, m, h or d")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+    }
+
+    #[test]
+    fn defaults_serve_the_embedded_mode_on_localhost() {
+        let c = Config::load(&[], env(&[])).unwrap();
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.effective_database_url(), "sqlite://data/gatehouse.db?mode=rwc");
+        assert_eq!(c.redis_url, None);
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn flags_override_the_environment() {
+        let flags = ["--grpc-addr".to_owned(), "0.0.0.0:6000".to_owned(), "--access-token-ttl=5m".to_owned()];
+        let c =
+            Config::load(&flags, env(&[("GATEHOUSE_GRPC_ADDR", "127.0.0.1:7000"), ("REDIS_URL", "redis://r:6379")]))
+                .unwrap();
+        assert_eq!(c.grpc_addr.to_string(), "0.0.0.0:6000");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.redis_url.as_deref(), Some("redis://r:6379"));
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_with_the_variable_name() {
+        let err = Config::load(&[], env(&[("GATEHOUSE_GRPC_ADDR", "nowhere")])).unwrap_err().to_string();
+        assert!(err.starts_with("GATEHOUSE_GRPC_ADDR:"), "{err}");
+        let err = Config::load(&[], env(&[("GATEHOUSE_ACCESS_TOKEN_TTL", "15 fortnights")])).unwrap_err().to_string();
+        assert!(err.contains("GATEHOUSE_ACCESS_TOKEN_TTL"), "{err}");
+        let err = Config::load(&["--nope".to_owned()], env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::UnknownFlag(_)));
+        let err = Config::load(&[], env(&[("GATEHOUSE_ACCESS_TOKEN_TTL", "31d")])).unwrap_err().to_string();
+        assert!(err.contains("GATEHOUSE_REFRESH_TOKEN_TTL"), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_common_units() {
+        assert_eq!(duration("X", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(duration("X", "90").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("X", "2h").unwrap(), Duration::from_secs(7200));
+        assert!(duration("X", "h").is_err());
+        assert!(duration("X", "5w").is_err());
+    }
+}

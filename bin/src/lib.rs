@@ -1,0 +1,57 @@
+//! The Gatehouse server as a library: configuration, wiring and the serve
+//! loop, shared by `main` and by the end-to-end tests (which build the app
+//! with exactly the same wiring and serve it on port 0).
+
+pub mod config;
+pub mod wiring;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+use crate::wiring::App;
+
+/// How many times the start-up denylist refill is tried before giving up.
+const START_REFILL_ATTEMPTS: u32 = 10;
+
+/// Serves `app` on `listener` until `shutdown` completes. The denylist is
+/// refilled from SQL *before* the first call is answered (a restarted
+/// in-process denylist is empty; answering earlier would let a revoked token
+/// through), and again every resync interval, so a Redis that lost its keys
+/// is whole again quickly.
+///
+/// # Errors
+/// When the denylist cannot be refilled at start, or the gRPC server fails.
+pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let rebuild = app.rebuild_denylist.clone();
+    let mut attempt = 1;
+    loop {
+        match rebuild.execute().await {
+            Ok(n) => {
+                tracing::info!(entries = n, "denylist refilled from sessions");
+                break;
+            }
+            Err(error) if attempt < START_REFILL_ATTEMPTS => {
+                tracing::warn!(%error, attempt, "denylist refill failed; retrying before serving");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                attempt += 1;
+            }
+            Err(error) => anyhow::bail!("cannot refill the denylist from sessions: {error}"),
+        }
+    }
+    let interval = app.denylist_resync_interval;
+    let resync = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match rebuild.execute().await {
+                Ok(n) => tracing::debug!(entries = n, "denylist resynced from sessions"),
+                Err(error) => tracing::warn!(%error, "denylist resync failed; will retry"),
+            }
+        }
+    });
+    let result = app.grpc.serve(listener, shutdown).await;
+    resync.abort();
+    Ok(result?)
+}

@@ -1,0 +1,298 @@
+//! Spawning the server for a test and cleaning up after it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use gatehouse::config::Config;
+use gatehouse_grpc::pb;
+use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
+use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
+use sea_orm::ConnectionTrait;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+/// Which deployment a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// SQLite file + in-process denylist: `make run`.
+    Embedded,
+    /// PostgreSQL + Redis: what runs in production.
+    Production,
+}
+
+/// Runs each listed scenario `async fn name(mode: Mode)` once per deployment.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),+ $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Mode::Embedded).await;
+                }
+            )+
+        }
+        mod production {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::Mode::Production).await;
+                }
+            )+
+        }
+    };
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// What a test owns outside the process: removed on drop, pass or fail.
+struct Resources {
+    data_dir: PathBuf,
+    database: Option<String>,
+    redis_prefix: Option<String>,
+}
+
+impl Drop for Resources {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        let database = self.database.take();
+        let prefix = self.redis_prefix.take();
+        // Drop runs inside the test's runtime; clean up on a thread of our own.
+        let cleanup = std::thread::spawn(move || {
+            if let Some(db) = database {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = sea_orm::Database::connect(postgres_admin_url()).await {
+                        let _ =
+                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
+                    }
+                });
+            }
+            if let Some(prefix) = prefix
+                && let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection())
+            {
+                let keys: Vec<String> =
+                    redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+                }
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A running server and clients for it.
+pub struct TestApp {
+    pub mode: Mode,
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub auth: AuthServiceClient<Channel>,
+    pub token: TokenServiceClient<Channel>,
+    pub channel: Channel,
+    /// The server's signing key, so tests can forge tokens it would accept.
+    pub signing_key_pem: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    resources: Option<Resources>,
+}
+
+impl TestApp {
+    /// A fresh server with its own data: database, key prefix, data dir.
+    pub async fn spawn(mode: Mode) -> Self {
+        Self::spawn_with(mode, |_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with the configuration adjusted first.
+    pub async fn spawn_with(mode: Mode, adjust: impl FnOnce(&mut Config)) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("gatehouse-e2e-{id}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let mut resources = Resources { data_dir: data_dir.clone(), database: None, redis_prefix: None };
+
+        let signing_key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+        let signing_key_pem = signing_key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let key_file = data_dir.join("test-signing-key.pem");
+        std::fs::write(&key_file, &signing_key_pem).unwrap();
+
+        let mut config = Config {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            signing_key_file: Some(key_file),
+            health_interval: Duration::from_millis(500),
+            ..Config::default()
+        };
+        if mode == Mode::Production {
+            let database = format!("gh_e2e_{id}");
+            create_database(&database).await;
+            resources.database = Some(database.clone());
+            let base = postgres_admin_url();
+            let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
+            config.database_url = Some(format!("{base}/{database}"));
+            let prefix = format!("gh-e2e-{id}:");
+            resources.redis_prefix = Some(prefix.clone());
+            config.redis_url = Some(redis_url());
+            config.redis_key_prefix = prefix;
+        }
+        adjust(&mut config);
+        Self::start(mode, config, signing_key_pem, Some(resources)).await
+    }
+
+    async fn start(mode: Mode, config: Config, signing_key_pem: String, resources: Option<Resources>) -> Self {
+        let app = match gatehouse::wiring::build(&config).await {
+            Ok(app) => app,
+            Err(e) if mode == Mode::Production => panic!(
+                "cannot start the production-mode server ({e:#}). PostgreSQL ({}) and Redis ({}) must be running: run `make services`",
+                postgres_admin_url(),
+                redis_url()
+            ),
+            Err(e) => panic!("cannot start the embedded server: {e:#}"),
+        };
+        let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(gatehouse::serve(app, listener, async {
+            let _ = rx.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+        Self {
+            mode,
+            addr,
+            auth: AuthServiceClient::new(channel.clone()),
+            token: TokenServiceClient::new(channel.clone()),
+            channel,
+            config,
+            signing_key_pem,
+            shutdown: Some(tx),
+            server: Some(server),
+            resources,
+        }
+    }
+
+    /// Stops this server and starts a new one on the same data, database,
+    /// key prefix and keys: a restart (or another replica).
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let resources = self.resources.take();
+        let mut config = self.config.clone();
+        config.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start(self.mode, config, self.signing_key_pem.clone(), resources).await
+    }
+
+    /// A second server sharing this one's database, denylist and keys.
+    pub async fn replica(&self) -> Self {
+        let mut config = self.config.clone();
+        config.grpc_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start(self.mode, config, self.signing_key_pem.clone(), None).await
+    }
+
+    /// Graceful shutdown; waits for the server task to end.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let result = tokio::time::timeout(Duration::from_secs(10), server).await;
+            assert!(matches!(result, Ok(Ok(Ok(())))), "server did not stop cleanly: {result:?}");
+        }
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> Result<String, Status> {
+        let req = pb::SignUpRequest { email: email.into(), password: password.into(), display_name: "Test".into() };
+        self.auth.clone().sign_up(req).await.map(|r| r.into_inner().user_id)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::TokenPair, Status> {
+        let req = pb::LoginRequest { email: email.into(), password: password.into() };
+        let res = self.auth.clone().login(req).await?.into_inner();
+        match res.result {
+            Some(pb::login_response::Result::Tokens(pair)) => Ok(pair),
+            other => panic!("login returned no tokens: {other:?}"),
+        }
+    }
+
+    /// Signs up `email` with a fixed good password and logs in.
+    pub async fn user_session(&self, email: &str) -> pb::TokenPair {
+        self.sign_up(email, "correct horse battery").await.unwrap();
+        self.login(email, "correct horse battery").await.unwrap()
+    }
+
+    pub async fn validate(&self, access_token: &str) -> Result<pb::ValidateTokenResponse, Status> {
+        let req = pb::ValidateTokenRequest { access_token: access_token.into() };
+        self.token.clone().validate_token(req).await.map(tonic::Response::into_inner)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::TokenPair, Status> {
+        let req = pb::RefreshTokenRequest { refresh_token: refresh_token.into() };
+        self.auth.clone().refresh_token(req).await.map(|r| r.into_inner().tokens.unwrap())
+    }
+
+    pub async fn logout_bearer(&self, access_token: &str) -> Result<(), Status> {
+        let mut req = tonic::Request::new(pb::LogoutRequest::default());
+        req.metadata_mut().insert("authorization", format!("Bearer {access_token}").parse().unwrap());
+        self.auth.clone().logout(req).await.map(|_| ())
+    }
+
+    pub async fn logout_refresh(&self, refresh_token: &str) -> Result<(), Status> {
+        let req = pb::LogoutRequest { refresh_token: refresh_token.into() };
+        self.auth.clone().logout(req).await.map(|_| ())
+    }
+
+    /// The `kid` of the current signing key, from the server's JWKS.
+    pub async fn kid(&self) -> String {
+        let jwks = self.token.clone().get_jwks(pb::GetJwksRequest {}).await.unwrap().into_inner();
+        jwks.keys[0].kid.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+async fn create_database(name: &str) {
+    let url = postgres_admin_url();
+    let admin = sea_orm::Database::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is not reachable ({e}); start it with `make services`"));
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+}
+
+/// Asserts `result` failed with `code` and `ErrorInfo.reason` = `reason`.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
+    let status = result.expect_err("expected an error");
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = status.get_error_details().error_info().cloned();
+    assert_eq!(info.map(|i| i.reason), Some(reason.to_owned()), "{status:?}");
+    status
+}
+
+/// The fields named by the status's `BadRequest` violations.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,14 @@
+//! End-to-end tests: the real server, built with the same wiring as `main`,
+//! served on an ephemeral port and driven over gRPC. Every scenario runs in
+//! both deployments: embedded (SQLite + in-process denylist) and production
+//! (PostgreSQL + Redis, each test with its own database and key prefix).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_debug_implementations)]
+
+mod harness;
+
+mod bad_input;
+mod forged_tokens;
+mod grpcurl;
+mod outage;
+mod sessions;

@@ -1,0 +1,207 @@
+//! Signing up, logging in, validating, refreshing and logging out.
+
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::harness::{Mode, TestApp, assert_error};
+
+crate::in_both_modes!(
+    sign_up_login_validate_and_logout,
+    sign_up_with_a_taken_email_in_another_case_is_already_exists,
+    unknown_email_and_wrong_password_get_the_same_answer,
+    refresh_returns_a_working_pair_and_the_old_token_is_refused,
+    reused_refresh_token_revokes_the_session,
+    concurrent_refreshes_with_one_token_mint_one_pair,
+    logout_by_refresh_token_ends_that_session_only,
+    revocation_survives_a_restart_and_reaches_every_replica,
+    health_reports_serving,
+    jwks_verifies_access_tokens_locally,
+);
+
+fn is_uuid_v7(s: &str) -> bool {
+    Uuid::parse_str(s).is_ok_and(|u| u.get_version_num() == 7 && u.hyphenated().to_string() == s)
+}
+
+async fn sign_up_login_validate_and_logout(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let user_id = app.sign_up("  Ann@Example.com ", "correct horse battery").await.unwrap();
+    assert!(is_uuid_v7(&user_id), "{user_id}");
+
+    let pair = app.login("ann@example.com", "correct horse battery").await.unwrap();
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.user_id, user_id);
+    assert!(is_uuid_v7(&pair.session_id));
+    let access_exp = pair.access_token_expires_at.unwrap();
+    let refresh_exp = pair.refresh_token_expires_at.unwrap();
+    assert_eq!(refresh_exp.seconds - access_exp.seconds, 30 * 86_400 - 15 * 60);
+
+    let claims = app.validate(&pair.access_token).await.unwrap();
+    assert_eq!(claims.user_id, user_id);
+    assert_eq!(claims.session_id, pair.session_id);
+    assert_eq!(claims.expires_at.unwrap().seconds, access_exp.seconds);
+    assert!(is_uuid_v7(&claims.token_id));
+
+    // OWASP ASVS 5.0 V7.4.1: after logout the session's tokens are refused at once.
+    app.logout_bearer(&pair.access_token).await.unwrap();
+    assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    assert_error(app.refresh(&pair.refresh_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    // A second logout with the revoked token is refused (the token is dead);
+    // with the refresh token it is idempotent.
+    assert_error(app.logout_bearer(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    app.logout_refresh(&pair.refresh_token).await.unwrap();
+}
+
+async fn sign_up_with_a_taken_email_in_another_case_is_already_exists(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("bob@example.com", "correct horse battery").await.unwrap();
+    assert_error(app.sign_up("BOB@example.com", "another password").await, Code::AlreadyExists, "EMAIL_TAKEN");
+    // The first password still works: the refused sign-up changed nothing.
+    app.login("bob@example.com", "correct horse battery").await.unwrap();
+    assert_error(app.login("bob@example.com", "another password").await, Code::Unauthenticated, "INVALID_CREDENTIALS");
+}
+
+/// OWASP ASVS 5.0 V6.3.8: failed logins do not reveal whether the account exists.
+async fn unknown_email_and_wrong_password_get_the_same_answer(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("carol@example.com", "correct horse battery").await.unwrap();
+    let wrong = assert_error(
+        app.login("carol@example.com", "wrong password").await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    let unknown = assert_error(
+        app.login("nobody@example.com", "wrong password").await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
+    assert_eq!(wrong.message(), unknown.message());
+}
+
+async fn refresh_returns_a_working_pair_and_the_old_token_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let first = app.user_session("dan@example.com").await;
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    assert_eq!(second.session_id, first.session_id);
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_ne!(second.access_token, first.access_token);
+    assert_eq!(app.validate(&second.access_token).await.unwrap().session_id, first.session_id);
+    let third = app.refresh(&second.refresh_token).await.unwrap();
+    app.validate(&third.access_token).await.unwrap();
+    // The retired token is refused.
+    assert_error(app.refresh(&first.refresh_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    // A token never issued is a different error.
+    let forged = format!("ghr_{}", "A".repeat(43));
+    assert_error(app.refresh(&forged).await, Code::Unauthenticated, "REFRESH_TOKEN_INVALID");
+}
+
+/// RFC 9700 §4.14.2, OWASP ASVS 5.0 V10.4.5: presenting a rotated refresh
+/// token revokes the whole session; its newest tokens stop working too.
+async fn reused_refresh_token_revokes_the_session(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let first = app.user_session("erin@example.com").await;
+    let other_session = app.login("erin@example.com", "correct horse battery").await.unwrap();
+    let second = app.refresh(&first.refresh_token).await.unwrap();
+    app.validate(&second.access_token).await.unwrap();
+
+    assert_error(app.refresh(&first.refresh_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    assert_error(app.validate(&second.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    assert_error(app.validate(&first.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    assert_error(app.refresh(&second.refresh_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    // The user's other session is untouched.
+    app.validate(&other_session.access_token).await.unwrap();
+    app.refresh(&other_session.refresh_token).await.unwrap();
+}
+
+async fn concurrent_refreshes_with_one_token_mint_one_pair(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let pair = app.user_session("fay@example.com").await;
+    let attempts = (0..10).map(|_| {
+        let mut client = app.auth.clone();
+        let token = pair.refresh_token.clone();
+        tokio::spawn(async move {
+            client.refresh_token(gatehouse_grpc::pb::RefreshTokenRequest { refresh_token: token }).await
+        })
+    });
+    let mut minted = 0;
+    for handle in attempts.collect::<Vec<_>>() {
+        match handle.await.unwrap() {
+            Ok(_) => minted += 1,
+            Err(status) => assert_eq!(status.code(), Code::Unauthenticated, "{status:?}"),
+        }
+    }
+    assert_eq!(minted, 1, "exactly one concurrent refresh may mint a pair");
+}
+
+async fn logout_by_refresh_token_ends_that_session_only(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let a = app.user_session("gus@example.com").await;
+    let b = app.login("gus@example.com", "correct horse battery").await.unwrap();
+    app.logout_refresh(&a.refresh_token).await.unwrap();
+    assert_error(app.validate(&a.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    app.validate(&b.access_token).await.unwrap();
+    let forged = format!("ghr_{}", "B".repeat(43));
+    assert_error(app.logout_refresh(&forged).await, Code::Unauthenticated, "REFRESH_TOKEN_INVALID");
+}
+
+/// The session row is the truth: a restarted server (empty in-process
+/// denylist, or Redis that lost its keys) still refuses a revoked token, and
+/// a second replica refuses it the moment the first one revoked it.
+async fn revocation_survives_a_restart_and_reaches_every_replica(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let replica = app.replica().await;
+    let pair = app.user_session("hal@example.com").await;
+    replica.validate(&pair.access_token).await.unwrap();
+    app.logout_bearer(&pair.access_token).await.unwrap();
+    if mode == Mode::Production {
+        // Revocation is visible on the other replica at once.
+        assert_error(replica.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+        // Simulate Redis losing its data.
+        let mut conn = redis::Client::open(crate::harness::redis_url()).unwrap().get_connection().unwrap();
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", app.config.redis_key_prefix)).query(&mut conn).unwrap();
+        assert!(!keys.is_empty(), "logout should have written denylist keys");
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
+        replica.validate(&pair.access_token).await.unwrap();
+    }
+    drop(replica);
+    let app = app.restart().await;
+    assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+}
+
+async fn health_reports_serving(mode: Mode) {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let app = TestApp::spawn(mode).await;
+    let mut health = HealthClient::new(app.channel.clone());
+    for service in ["", "gatehouse.v1.AuthService", "gatehouse.v1.TokenService"] {
+        let res = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(res.status, 1, "{service:?} should be SERVING");
+    }
+}
+
+/// A gateway can verify access tokens itself with the published JWKS.
+async fn jwks_verifies_access_tokens_locally(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let pair = app.user_session("ivy@example.com").await;
+    let jwks = app.token.clone().get_jwks(gatehouse_grpc::pb::GetJwksRequest {}).await.unwrap().into_inner();
+    assert_eq!(jwks.keys.len(), 1);
+    let jwk = &jwks.keys[0];
+    assert_eq!(
+        (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str(), jwk.r#use.as_str()),
+        ("OKP", "Ed25519", "EdDSA", "sig")
+    );
+    let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+    assert_eq!(header.kid.as_deref(), Some(jwk.kid.as_str()));
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let key = jsonwebtoken::DecodingKey::from_ed_components(&jwk.x).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&[app.config.audience.as_str()]);
+    validation.set_issuer(&[app.config.issuer.as_str()]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(&pair.access_token, &key, &validation).unwrap();
+    assert_eq!(data.claims["sub"], pair.user_id.as_str());
+    assert_eq!(data.claims["sid"], pair.session_id.as_str());
+    for claim in ["jti", "iat", "exp", "iss", "aud"] {
+        assert!(data.claims.get(claim).is_some(), "missing {claim}");
+    }
+}

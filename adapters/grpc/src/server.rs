@@ -64,16 +64,8 @@ impl GrpcServer {
         report_health(&reporter, &self.probes).await;
         let health_task = tokio::spawn(watch_health(reporter, self.probes, self.health_interval));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| ServeError::Reflection(e.to_string()))?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
 
         let result = Server::builder()
             .add_service(health_service)
@@ -87,6 +79,15 @@ impl GrpcServer {
         health_task.abort();
         result
     }
+}
+
+/// Reflection over our services, health, and the `google.rpc` error
+/// details, so grpcurl can print an error's `ErrorInfo` and `BadRequest`.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
 async fn watch_health(reporter: HealthReporter, probes: Vec<Arc<dyn Probe>>, every: Duration) {

@@ -80,5 +80,13 @@ async fn grpcurl_happy_path_with_reflection_only() {
 
     let (ok, _, stderr) = call(&app, "gatehouse.v1.TokenService/ValidateToken", &body, None).await;
     assert!(!ok, "a revoked token must not validate");
-    assert!(stderr.contains("Unauthenticated"), "{stderr}");
+    assert!(stderr.contains("Unauthenticated") && stderr.contains(r#""reason":"TOKEN_REVOKED""#), "{stderr}");
+
+    // Reflection also serves the google.rpc error details, so grpcurl shows
+    // which fields were wrong.
+    let body = serde_json::json!({"email": "not-an-email", "password": "short"});
+    let (ok, _, stderr) = call(&app, "gatehouse.v1.AuthService/SignUp", &body, None).await;
+    assert!(!ok);
+    assert!(stderr.contains("InvalidArgument"), "{stderr}");
+    assert!(stderr.contains(r#""field":"email""#) && stderr.contains(r#""field":"password""#), "{stderr}");
 }

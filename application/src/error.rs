@@ -57,6 +57,33 @@ pub enum AppError {
     /// Sign-up with an address that already has an account.
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// The password was right but the address is not verified yet.
+    #[error("email address not verified")]
+    EmailNotVerified,
+    /// A signed-in user's password check failed (ChangePassword, DeleteMe).
+    #[error("{field} is wrong")]
+    WrongPassword { field: &'static str },
+    /// A verification or reset link token that was never issued, or is of the other kind.
+    #[error("invalid or unknown token")]
+    VerificationInvalid,
+    /// The verification has expired; ask for a new one.
+    #[error("the verification has expired")]
+    VerificationExpired,
+    /// The verification was already used or replaced by a newer one.
+    #[error("the verification was already used")]
+    VerificationUsed,
+    /// A wrong short code.
+    #[error("wrong code")]
+    CodeInvalid,
+    /// Too many wrong codes; ask for a new verification.
+    #[error("too many wrong codes")]
+    AttemptsExhausted,
+    /// The caller has no such resource (named).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is valid but the state forbids it; `reason` is stable.
+    #[error("{message}")]
+    FailedPrecondition { reason: &'static str, message: &'static str },
     /// The request carried no usable credential at all.
     #[error("authentication required")]
     Unauthenticated,

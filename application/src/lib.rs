@@ -6,13 +6,16 @@
 //! unchanged on the embedded (SQLite) and production (PostgreSQL + Redis)
 //! deployments, and in tests over the fakes in `testing`.
 
+pub mod account;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod ports;
+pub mod secrets;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{AppError, FieldViolation, TokenRejection};
-pub use settings::TokenSettings;
+pub use settings::{TokenSettings, VerificationSettings};

@@ -3,7 +3,13 @@
 //! including the compare-and-swap of refresh-token rotation, so a use-case
 //! test exercises the same outcomes the SQL adapter produces.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    missing_debug_implementations
+)]
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,18 +18,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_domain::{
-    AccessClaims, EmailAddress, Password, PasswordHash, RevokeReason, Session, SessionId, TokenHash, TokenId, User,
-    UserId,
+    AccessClaims, Account, DisplayName, EmailAddress, LoginEmail, Password, PasswordHash, Purpose, RevokeReason,
+    Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
 };
 use uuid::Uuid;
 
 use crate::error::TokenRejection;
 use crate::ports::clock::Clock;
 use crate::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
+use crate::ports::events::{ClaimedMessage, OutboxMessage, OutboxStore};
 use crate::ports::password::{HashError, PasswordCheck, PasswordHasher};
 use crate::ports::random::RandomSource;
-use crate::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError, UserCredentials, UserRepository};
+use crate::ports::store::{
+    EmailRemoval, NewRefreshToken, PrimaryChange, Rotation, SessionRepository, StoreError, UserCredentials,
+    UserRepository,
+};
 use crate::ports::tokens::{AccessTokenSigner, AccessTokenVerifier, PublicJwk, SigningError};
+use crate::ports::verifications::{Consumed, Effect, VerificationRepository};
 
 /// A clock that stands still until told to move.
 pub struct FixedClock(Mutex<DateTime<Utc>>);
@@ -92,43 +103,11 @@ impl PasswordHasher for FakeHasher {
     }
 }
 
-/// Users in a vector.
-#[derive(Default)]
-pub struct InMemoryUsers {
-    pub users: Mutex<Vec<User>>,
-}
-
-#[async_trait]
-impl UserRepository for InMemoryUsers {
-    async fn create(&self, user: &User) -> Result<(), StoreError> {
-        let mut users = self.users.lock().unwrap();
-        if users.iter().any(|u| u.email == user.email) {
-            return Err(StoreError::Conflict("user_emails.email".into()));
-        }
-        users.push(user.clone());
-        Ok(())
-    }
-
-    async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError> {
-        let users = self.users.lock().unwrap();
-        Ok(users
-            .iter()
-            .find(|u| &u.email == email)
-            .map(|u| UserCredentials { user_id: u.id, password_hash: u.password_hash.clone() }))
-    }
-
-    async fn update_password_hash(
-        &self,
-        user: UserId,
-        hash: &PasswordHash,
-        _now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut users = self.users.lock().unwrap();
-        if let Some(u) = users.iter_mut().find(|u| u.id == user) {
-            u.password_hash = hash.clone();
-        }
-        Ok(())
-    }
+#[derive(Clone)]
+struct StoredUser {
+    user: User,
+    emails: Vec<LoginEmail>,
+    updated_at: DateTime<Utc>,
 }
 
 struct RefreshRow {
@@ -137,34 +116,407 @@ struct RefreshRow {
     rotated: bool,
 }
 
-#[derive(Default)]
-struct SessionState {
-    sessions: HashMap<SessionId, Session>,
-    tokens: HashMap<TokenHash, RefreshRow>,
+struct OutboxRow {
+    message: OutboxMessage,
+    available_at: DateTime<Utc>,
+    attempts: u32,
+    sent_at: Option<DateTime<Utc>>,
 }
 
-/// Sessions and refresh tokens in maps, behind one lock (so rotation is atomic).
 #[derive(Default)]
-pub struct InMemorySessions(Mutex<SessionState>);
+struct State {
+    users: Vec<StoredUser>,
+    sessions: HashMap<SessionId, Session>,
+    tokens: HashMap<TokenHash, RefreshRow>,
+    verifications: Vec<Verification>,
+    outbox: Vec<OutboxRow>,
+}
 
-impl InMemorySessions {
+impl State {
+    fn email_taken(&self, email: &EmailAddress) -> bool {
+        self.users.iter().any(|u| u.emails.iter().any(|e| &e.email == email))
+    }
+
+    fn user_mut(&mut self, id: UserId) -> Option<&mut StoredUser> {
+        self.users.iter_mut().find(|u| u.user.id == id)
+    }
+
+    fn enqueue(&mut self, outbox: &[OutboxMessage]) {
+        for m in outbox {
+            self.outbox.push(OutboxRow { message: m.clone(), available_at: m.occurred_at, attempts: 0, sent_at: None });
+        }
+    }
+
+    fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Vec<Session> {
+        let _ = reason;
+        self.sessions
+            .values_mut()
+            .filter(|s| s.user_id == user && s.revoked_at.is_none() && Some(s.id) != keep)
+            .map(|s| {
+                s.revoked_at = Some(now);
+                s.clone()
+            })
+            .collect()
+    }
+
+    fn verify_email(&mut self, user: UserId, email: &EmailAddress, now: DateTime<Utc>) {
+        if let Some(u) = self.user_mut(user) {
+            for e in u.emails.iter_mut().filter(|e| &e.email == email) {
+                e.verified_at.get_or_insert(now);
+            }
+        }
+    }
+}
+
+/// Every repository port over one in-memory state behind one lock, so each
+/// call is atomic like a transaction, and effects that span tables (a
+/// password reset revoking sessions) behave as in SQL. Share one `Arc` as
+/// every repository of a test.
+#[derive(Default)]
+pub struct InMemoryStore(Mutex<State>);
+
+/// The store in its user-repository role.
+pub type InMemoryUsers = InMemoryStore;
+/// The store in its session-repository role.
+pub type InMemorySessions = InMemoryStore;
+
+impl InMemoryStore {
     /// A copy of one session.
     #[must_use]
-    pub fn get(&self, id: SessionId) -> Option<Session> {
+    pub fn get_session(&self, id: SessionId) -> Option<Session> {
         self.0.lock().unwrap().sessions.get(&id).cloned()
     }
 
     /// How many sessions exist.
     #[must_use]
-    pub fn count(&self) -> usize {
+    pub fn session_count(&self) -> usize {
         self.0.lock().unwrap().sessions.len()
+    }
+
+    /// Every user stored.
+    #[must_use]
+    pub fn users(&self) -> Vec<User> {
+        self.0.lock().unwrap().users.iter().map(|u| u.user.clone()).collect()
+    }
+
+    /// Every outbox message written, oldest first.
+    #[must_use]
+    pub fn outbox(&self) -> Vec<OutboxMessage> {
+        self.0.lock().unwrap().outbox.iter().map(|r| r.message.clone()).collect()
+    }
+
+    /// Every verification stored.
+    #[must_use]
+    pub fn verifications(&self) -> Vec<Verification> {
+        self.0.lock().unwrap().verifications.clone()
     }
 }
 
 #[async_trait]
-impl SessionRepository for InMemorySessions {
+impl UserRepository for InMemoryStore {
+    async fn create(
+        &self,
+        user: &User,
+        verification: &Verification,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        if state.email_taken(&user.email) {
+            return Err(StoreError::Conflict("user_emails.email".into()));
+        }
+        let email =
+            LoginEmail { email: user.email.clone(), primary: true, verified_at: None, created_at: user.created_at };
+        state.users.push(StoredUser { user: user.clone(), emails: vec![email], updated_at: user.created_at });
+        state.verifications.push(verification.clone());
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.users.iter().find_map(|u| {
+            u.emails.iter().find(|e| &e.email == email).map(|e| UserCredentials {
+                user_id: u.user.id,
+                password_hash: u.user.password_hash.clone(),
+                email_verified: e.verified_at.is_some(),
+            })
+        }))
+    }
+
+    async fn password_hash(&self, user: UserId) -> Result<Option<PasswordHash>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.users.iter().find(|u| u.user.id == user).map(|u| u.user.password_hash.clone()))
+    }
+
+    async fn update_password_hash(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(u) = self.0.lock().unwrap().user_mut(user) {
+            u.user.password_hash = hash.clone();
+            u.updated_at = now;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, user: UserId) -> Result<Option<Account>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.users.iter().find(|u| u.user.id == user).map(|u| {
+            let mut emails = u.emails.clone();
+            emails.sort_by_key(|e| (!e.primary, e.created_at));
+            Account {
+                id: u.user.id,
+                display_name: u.user.display_name.clone(),
+                created_at: u.user.created_at,
+                updated_at: u.updated_at,
+                emails,
+            }
+        }))
+    }
+
+    async fn update_display_name(
+        &self,
+        user: UserId,
+        name: &DisplayName,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .user_mut(user)
+            .map(|u| {
+                u.user.display_name = name.clone();
+                u.updated_at = now;
+            })
+            .is_some())
+    }
+
+    async fn change_password(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        keep: Option<SessionId>,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(u) = state.user_mut(user) else { return Ok(Vec::new()) };
+        u.user.password_hash = hash.clone();
+        u.updated_at = now;
+        let revoked = state.revoke_user_sessions(user, keep, RevokeReason::PasswordChanged, now);
+        state.enqueue(outbox);
+        Ok(revoked)
+    }
+
+    async fn add_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        verification: &Verification,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        if state.email_taken(email) {
+            return Err(StoreError::Conflict("user_emails.email".into()));
+        }
+        let Some(u) = state.user_mut(user) else { return Err(StoreError::Internal("no such user".into())) };
+        u.emails.push(LoginEmail { email: email.clone(), primary: false, verified_at: None, created_at: now });
+        state.verifications.push(verification.clone());
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<EmailRemoval, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(u) = state.user_mut(user) else { return Ok(EmailRemoval::NotFound) };
+        let Some(pos) = u.emails.iter().position(|e| &e.email == email) else { return Ok(EmailRemoval::NotFound) };
+        let target = &u.emails[pos];
+        if target.primary {
+            return Ok(EmailRemoval::IsPrimary);
+        }
+        if target.verified_at.is_some() && u.emails.iter().filter(|e| e.verified_at.is_some()).count() == 1 {
+            return Ok(EmailRemoval::LastVerified);
+        }
+        u.emails.remove(pos);
+        Ok(EmailRemoval::Removed)
+    }
+
+    async fn set_primary_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<PrimaryChange, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(u) = state.user_mut(user) else { return Ok(PrimaryChange::NotFound) };
+        match u.emails.iter().find(|e| &e.email == email) {
+            None => return Ok(PrimaryChange::NotFound),
+            Some(e) if e.verified_at.is_none() => return Ok(PrimaryChange::NotVerified),
+            Some(_) => {}
+        }
+        for e in &mut u.emails {
+            e.primary = &e.email == email;
+        }
+        u.updated_at = now;
+        state.enqueue(outbox);
+        Ok(PrimaryChange::Changed)
+    }
+
+    async fn delete(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let live: Vec<Session> =
+            state.sessions.values().filter(|s| s.user_id == user && s.is_active(now)).cloned().collect();
+        state.users.retain(|u| u.user.id != user);
+        state.sessions.retain(|_, s| s.user_id != user);
+        let gone: Vec<SessionId> = live.iter().map(|s| s.id).collect();
+        state.tokens.retain(|_, t| !gone.contains(&t.session_id));
+        state.verifications.retain(|v| v.user_id != user);
+        Ok(live)
+    }
+}
+
+#[async_trait]
+impl VerificationRepository for InMemoryStore {
+    async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        for v in state.verifications.iter_mut().filter(|v| {
+            v.user_id == verification.user_id
+                && v.email == verification.email
+                && v.purpose == verification.purpose
+                && v.consumed_at.is_none()
+        }) {
+            v.consumed_at = Some(verification.created_at);
+        }
+        state.verifications.push(verification.clone());
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn find_by_token(
+        &self,
+        purpose: Purpose,
+        token_hash: &TokenHash,
+    ) -> Result<Option<Verification>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.verifications.iter().find(|v| v.purpose == purpose && &v.token_hash == token_hash).cloned())
+    }
+
+    async fn find_latest(&self, purpose: Purpose, email: &EmailAddress) -> Result<Option<Verification>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state
+            .verifications
+            .iter()
+            .filter(|v| v.purpose == purpose && &v.email == email && v.consumed_at.is_none())
+            .max_by_key(|v| v.created_at)
+            .cloned())
+    }
+
+    async fn record_failed_attempt(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .verifications
+            .iter_mut()
+            .find(|v| v.id == id && v.consumed_at.is_none() && v.attempts < v.max_attempts)
+            .map(|v| {
+                v.attempts += 1;
+                v.attempts
+            }))
+    }
+
+    async fn consume(
+        &self,
+        id: Uuid,
+        effect: &Effect,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Consumed, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(v) = state.verifications.iter_mut().find(|v| v.id == id && v.is_live(now)) else {
+            return Ok(Consumed::Unavailable);
+        };
+        v.consumed_at = Some(now);
+        let (user, email) = (v.user_id, v.email.clone());
+        let revoked = match effect {
+            Effect::VerifyEmail => {
+                state.verify_email(user, &email, now);
+                Vec::new()
+            }
+            Effect::ResetPassword { hash } => {
+                if let Some(u) = state.user_mut(user) {
+                    u.user.password_hash = hash.clone();
+                    u.updated_at = now;
+                }
+                state.verify_email(user, &email, now);
+                state.revoke_user_sessions(user, None, RevokeReason::PasswordReset, now)
+            }
+        };
+        state.enqueue(outbox);
+        Ok(Consumed::Applied { revoked })
+    }
+}
+
+#[async_trait]
+impl OutboxStore for InMemoryStore {
+    async fn claim(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .outbox
+            .iter_mut()
+            .filter(|r| r.sent_at.is_none() && r.available_at <= now)
+            .take(limit as usize)
+            .map(|r| {
+                r.available_at = lease_until;
+                ClaimedMessage { message: r.message.clone(), attempts: r.attempts }
+            })
+            .collect())
+    }
+
+    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        if let Some(r) = state.outbox.iter_mut().find(|r| r.message.id == id) {
+            r.sent_at = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn retry_later(&self, id: Uuid, attempts: u32, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        if let Some(r) = state.outbox.iter_mut().find(|r| r.message.id == id) {
+            r.attempts = attempts;
+            r.available_at = next_attempt_at;
+        }
+        Ok(())
+    }
+
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let before = state.outbox.len();
+        state.outbox.retain(|r| r.sent_at.is_none_or(|t| t >= sent_before));
+        Ok((before - state.outbox.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryStore {
     async fn create(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
         let mut state = self.0.lock().unwrap();
+        if !state.users.iter().any(|u| u.user.id == session.user_id) {
+            return Err(StoreError::Internal("session for an unknown user".into()));
+        }
         state.sessions.insert(session.id, session.clone());
         state.tokens.insert(
             refresh.hash,
@@ -330,4 +682,42 @@ impl Denylist for FakeDenylist {
 #[must_use]
 pub fn user_id(n: u128) -> UserId {
     UserId::from_uuid(Uuid::from_u128(n))
+}
+
+/// A live email verification for tests.
+#[must_use]
+pub fn verification(user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> Verification {
+    Verification {
+        id: Uuid::from_u128(now.timestamp_micros() as u128 ^ 0x5eed),
+        user_id: user,
+        email: email.clone(),
+        purpose: Purpose::VerifyEmail,
+        token_hash: crate::secrets::hash_secret(&format!("token-{now}")),
+        code_hash: crate::secrets::hash_secret(&format!("code-{now}")),
+        attempts: 0,
+        max_attempts: 5,
+        created_at: now,
+        expires_at: now + TimeDelta::days(5),
+        consumed_at: None,
+    }
+}
+
+/// An encoder that records every envelope (secrets included, as a mailer
+/// would receive them) and enqueues a stand-in payload. The real encoding
+/// is tested where it lives (the events adapter).
+#[derive(Default)]
+pub struct RecordingEncoder {
+    pub events: Mutex<Vec<gatehouse_domain::EventEnvelope>>,
+}
+
+impl crate::ports::events::EventEncoder for RecordingEncoder {
+    fn encode(&self, e: &gatehouse_domain::EventEnvelope) -> OutboxMessage {
+        self.events.lock().unwrap().push(e.clone());
+        OutboxMessage {
+            id: e.id,
+            event_type: e.event.event_type().to_owned(),
+            payload: e.id.as_bytes().to_vec(),
+            occurred_at: e.occurred_at,
+        }
+    }
 }

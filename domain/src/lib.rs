@@ -7,17 +7,21 @@
 //! [`EmailAddress`] or [`Password`] that exists has passed its rules.
 
 pub mod email;
+pub mod events;
 pub mod ids;
 pub mod password;
 pub mod secret;
 pub mod session;
 pub mod token;
 pub mod user;
+pub mod verification;
 
 pub use email::{EmailAddress, EmailError};
+pub use events::{Event, EventEnvelope};
 pub use ids::{SessionId, TokenId, UserId};
 pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
-pub use user::{DisplayName, DisplayNameError, User};
+pub use user::{Account, DisplayName, DisplayNameError, LoginEmail, User};
+pub use verification::{CodeError, OneTimeCode, Purpose, Verification};

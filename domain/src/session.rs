@@ -40,6 +40,12 @@ pub enum RevokeReason {
     /// A refresh token that had already been rotated was presented again:
     /// someone holds a copy, so the whole session is ended (RFC 9700 §4.14.2).
     RefreshTokenReuse,
+    /// The password was changed; the user's other sessions end.
+    PasswordChanged,
+    /// The password was reset by email; every session ends.
+    PasswordReset,
+    /// The account was deleted.
+    AccountDeleted,
 }
 
 impl RevokeReason {
@@ -49,6 +55,9 @@ impl RevokeReason {
         match self {
             Self::Logout => "logout",
             Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordReset => "password_reset",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 
@@ -58,6 +67,9 @@ impl RevokeReason {
         match s {
             "logout" => Some(Self::Logout),
             "refresh_token_reuse" => Some(Self::RefreshTokenReuse),
+            "password_changed" => Some(Self::PasswordChanged),
+            "password_reset" => Some(Self::PasswordReset),
+            "account_deleted" => Some(Self::AccountDeleted),
             _ => None,
         }
     }
@@ -124,7 +136,13 @@ mod tests {
 
     #[test]
     fn revoke_reason_text_round_trips() {
-        for r in [RevokeReason::Logout, RevokeReason::RefreshTokenReuse] {
+        for r in [
+            RevokeReason::Logout,
+            RevokeReason::RefreshTokenReuse,
+            RevokeReason::PasswordChanged,
+            RevokeReason::PasswordReset,
+            RevokeReason::AccountDeleted,
+        ] {
             assert_eq!(RevokeReason::parse(r.as_str()), Some(r));
         }
     }

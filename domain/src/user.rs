@@ -55,6 +55,35 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// One address a user can log in with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginEmail {
+    pub email: EmailAddress,
+    /// The address notices go to; exactly one per account.
+    pub primary: bool,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An account as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub id: UserId,
+    pub display_name: DisplayName,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Primary first, then by creation.
+    pub emails: Vec<LoginEmail>,
+}
+
+impl Account {
+    /// The primary login email.
+    #[must_use]
+    pub fn primary_email(&self) -> Option<&LoginEmail> {
+        self.emails.iter().find(|e| e.primary)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ pub struct Login {
     sessions: Arc<dyn SessionRepository>,
     hasher: Arc<dyn PasswordHasher>,
     minter: TokenMinter,
+    require_verified_email: bool,
 }
 
 impl std::fmt::Debug for Login {
@@ -45,14 +46,17 @@ impl Login {
         sessions: Arc<dyn SessionRepository>,
         hasher: Arc<dyn PasswordHasher>,
         minter: TokenMinter,
+        require_verified_email: bool,
     ) -> Self {
-        Self { users, sessions, hasher, minter }
+        Self { users, sessions, hasher, minter, require_verified_email }
     }
 
     /// Checks the credentials and opens a session.
     ///
     /// # Errors
-    /// [`AppError::InvalidCredentials`] for an unknown email or a wrong password.
+    /// [`AppError::InvalidCredentials`] for an unknown email or a wrong
+    /// password; [`AppError::EmailNotVerified`] (only after the password
+    /// matched, so it reveals nothing to a guesser) for an unverified address.
     pub async fn execute(&self, cmd: LoginCommand) -> Result<TokenPair, AppError> {
         let credentials = self.users.find_credentials(&cmd.email).await?;
         let check = self
@@ -64,6 +68,10 @@ impl Login {
             tracing::info!("login refused: invalid credentials");
             return Err(AppError::InvalidCredentials);
         };
+        if self.require_verified_email && !credentials.email_verified {
+            tracing::info!(user_id = %credentials.user_id, "login refused: email not verified");
+            return Err(AppError::EmailNotVerified);
+        }
         if needs_rehash {
             self.upgrade_hash(&cmd.password, credentials.user_id).await;
         }

@@ -2,11 +2,8 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{AccessClaims, RefreshToken, Secret, Session, TokenHash, TokenId, TokenPair};
-use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
@@ -14,10 +11,8 @@ use crate::ports::clock::Clock;
 use crate::ports::random::RandomSource;
 use crate::ports::store::NewRefreshToken;
 use crate::ports::tokens::AccessTokenSigner;
+use crate::secrets::{has_token_shape, hash_secret, new_token};
 use crate::settings::TokenSettings;
-
-/// Bytes of randomness in a refresh token (256 bits).
-const REFRESH_TOKEN_BYTES: usize = 32;
 
 /// Makes refresh tokens and signed access tokens for a session.
 #[derive(Clone)]
@@ -66,9 +61,7 @@ impl TokenMinter {
     /// A fresh refresh token and the record to store for it.
     #[must_use]
     pub fn new_refresh_token(&self, now: DateTime<Utc>) -> (RefreshToken, NewRefreshToken) {
-        let mut bytes = [0_u8; REFRESH_TOKEN_BYTES];
-        self.rng.fill(&mut bytes);
-        let token = RefreshToken::new(format!("{}{}", RefreshToken::PREFIX, URL_SAFE_NO_PAD.encode(bytes)));
+        let token = RefreshToken::new(new_token(RefreshToken::PREFIX, self.rng.as_ref()));
         let record = NewRefreshToken {
             hash: hash_refresh_token(&token),
             issued_at: now,
@@ -113,14 +106,11 @@ impl TokenMinter {
 /// before any storage look-up.
 #[must_use]
 pub fn looks_like_refresh_token(token: &RefreshToken) -> bool {
-    let text = token.expose();
-    text.strip_prefix(RefreshToken::PREFIX).is_some_and(|body| {
-        body.len() == 43 && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    has_token_shape(token.expose(), RefreshToken::PREFIX)
 }
 
 /// The stored form of a refresh token: SHA-256 of its text.
 #[must_use]
 pub fn hash_refresh_token(token: &RefreshToken) -> TokenHash {
-    TokenHash::from_bytes(Sha256::digest(token.expose().as_bytes()).into())
+    hash_secret(token.expose())
 }

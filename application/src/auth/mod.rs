@@ -7,9 +7,13 @@ pub mod logout;
 pub mod minter;
 pub mod rebuild_denylist;
 pub mod refresh;
+pub mod resend_verification;
+pub mod reset_password;
 pub mod revoker;
 pub mod sign_up;
 pub mod validate_token;
+pub mod verification;
+pub mod verify_email;
 
 pub use get_jwks::GetJwks;
 pub use login::{Login, LoginCommand};
@@ -17,9 +21,13 @@ pub use logout::{Logout, LogoutTarget};
 pub use minter::TokenMinter;
 pub use rebuild_denylist::RebuildDenylist;
 pub use refresh::RefreshTokens;
+pub use resend_verification::RequestVerification;
+pub use reset_password::ResetPassword;
 pub use revoker::SessionRevoker;
 pub use sign_up::{SignUp, SignUpCommand};
 pub use validate_token::ValidateToken;
+pub use verification::{Proof, Redeemer, VerificationIssuer};
+pub use verify_email::VerifyEmail;
 
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,20 @@ impl SessionRevoker {
         Ok(())
     }
 
+    /// Denies the access tokens of sessions that storage has already
+    /// revoked (a password change or reset, an account deletion).
+    ///
+    /// # Errors
+    /// [`AppError::Unavailable`] when the denylist cannot be reached; the
+    /// periodic refill from storage completes the job later.
+    pub async fn deny_revoked(&self, sessions: &[Session], now: DateTime<Utc>) -> Result<(), AppError> {
+        let entries: Vec<_> = sessions.iter().filter_map(|s| self.session_entry(s, now)).collect();
+        if !entries.is_empty() {
+            self.denylist.deny(&entries, now).await?;
+        }
+        Ok(())
+    }
+
     /// The denylist entry that refuses every access token of a revoked
     /// session: it lives as long as the newest one could (`last_used_at`
     /// is when the last token was minted). `None` when all have expired.

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{DisplayName, EmailAddress, Password, User, UserId};
+use gatehouse_domain::{DisplayName, EmailAddress, Password, Purpose, User, UserId};
 
+use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
 use crate::ports::clock::Clock;
@@ -26,6 +27,7 @@ pub struct SignUp {
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
+    issuer: VerificationIssuer,
 }
 
 impl std::fmt::Debug for SignUp {
@@ -41,11 +43,13 @@ impl SignUp {
         hasher: Arc<dyn PasswordHasher>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn RandomSource>,
+        issuer: VerificationIssuer,
     ) -> Self {
-        Self { users, hasher, clock, rng }
+        Self { users, hasher, clock, rng, issuer }
     }
 
-    /// Hashes the password and stores the account.
+    /// Hashes the password and stores the account, with a verification of
+    /// its email whose event goes out through the outbox.
     ///
     /// # Errors
     /// [`AppError::EmailTaken`] when the (normalized) email already has an account.
@@ -59,7 +63,8 @@ impl SignUp {
             password_hash,
             created_at: now,
         };
-        self.users.create(&user).await.map_err(|e| match e {
+        let issued = self.issuer.issue(user.id, &user.email, Purpose::VerifyEmail, now);
+        self.users.create(&user, &issued.verification, &[issued.message]).await.map_err(|e| match e {
             StoreError::Conflict(_) => AppError::EmailTaken,
             other => other.into(),
         })?;

@@ -11,16 +11,16 @@ use gatehouse_domain::{ClientInfo, DisplayName, EmailAddress, Password, Password
 
 use super::*;
 use crate::error::{AppError, TokenRejection};
+use crate::events::EventFactory;
 use crate::ports::denylist::DenyKey;
 use crate::ports::password::PasswordHasher;
 use crate::ports::store::UserRepository;
 use crate::settings::TokenSettings;
-use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemorySessions, InMemoryUsers, SeqRandom};
+use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
 struct Harness {
     clock: Arc<FixedClock>,
-    users: Arc<InMemoryUsers>,
-    sessions: Arc<InMemorySessions>,
+    store: Arc<InMemoryStore>,
     hasher: Arc<FakeHasher>,
     denylist: Arc<FakeDenylist>,
     sign_up: SignUp,
@@ -36,24 +36,28 @@ impl Harness {
     fn new() -> Self {
         let clock = Arc::new(FixedClock::new());
         let rng = Arc::new(SeqRandom::default());
-        let users = Arc::new(InMemoryUsers::default());
-        let sessions = Arc::new(InMemorySessions::default());
+        let store = Arc::new(InMemoryStore::default());
+        let (users, sessions) = (store.clone(), store.clone());
         let hasher = Arc::new(FakeHasher::default());
         let denylist = Arc::new(FakeDenylist::default());
         let tokens = Arc::new(FakeTokens);
         let settings = TokenSettings::default();
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
         let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
+        let issuer = VerificationIssuer::new(
+            rng.clone(),
+            EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone()),
+            crate::VerificationSettings { require_verified_email: false, ..Default::default() },
+        );
         Self {
-            sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng),
-            login: Login::new(users.clone(), sessions.clone(), hasher.clone(), minter.clone()),
+            sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng, issuer),
+            login: Login::new(users.clone(), sessions.clone(), hasher.clone(), minter.clone(), false),
             refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
-            logout: Logout::new(sessions.clone(), revoker.clone(), clock.clone()),
-            validate: ValidateToken::new(tokens, denylist.clone(), clock.clone()),
+            logout: Logout::new(sessions.clone(), revoker.clone(), tokens.clone(), clock.clone()),
+            validate: ValidateToken::new(tokens.clone(), denylist.clone(), clock.clone()),
             rebuild: RebuildDenylist::new(sessions.clone(), denylist.clone(), revoker, clock.clone(), settings),
             clock,
-            users,
-            sessions,
+            store,
             hasher,
             denylist,
             settings,
@@ -90,7 +94,7 @@ impl Harness {
 fn sign_up_stores_a_hashed_password_never_the_plain_one() {
     let h = Harness::new();
     let id = h.sign_up("Ann@Example.com", "correct horse").unwrap();
-    let users = h.users.users.lock().unwrap();
+    let users = h.store.users();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].id, id);
     assert_eq!(users[0].email.as_str(), "ann@example.com");
@@ -103,14 +107,14 @@ fn sign_up_with_a_taken_email_in_any_case_is_refused() {
     h.sign_up("ann@example.com", "correct horse").unwrap();
     let second = h.sign_up("  ANN@example.COM", "another password");
     assert!(matches!(second, Err(AppError::EmailTaken)), "{second:?}");
-    assert_eq!(h.users.users.lock().unwrap().len(), 1);
+    assert_eq!(h.store.users().len(), 1);
 }
 
 #[test]
 fn login_opens_a_session_with_the_client_data_and_returns_a_pair() {
     let h = Harness::new();
     let pair = h.signed_up_and_logged_in();
-    let session = h.sessions.get(pair.session_id).unwrap();
+    let session = h.store.get_session(pair.session_id).unwrap();
     assert_eq!(session.client.user_agent.as_deref(), Some("test-agent/1.0"));
     assert_eq!(session.client.ip.as_deref(), Some("192.0.2.7"));
     let now = h.clock.now_for_tests();
@@ -132,21 +136,21 @@ fn unknown_email_and_wrong_password_are_indistinguishable() {
     assert!(matches!(unknown, Err(AppError::InvalidCredentials)));
     assert!(matches!(wrong, Err(AppError::InvalidCredentials)));
     assert_eq!(h.hasher.verifications.load(Ordering::Relaxed), 2, "both paths must run the hasher");
-    assert_eq!(h.sessions.count(), 0);
+    assert_eq!(h.store.session_count(), 0);
 }
 
 #[test]
 fn login_with_an_outdated_hash_stores_a_fresh_one() {
     let h = Harness::new();
     let id = h.sign_up("ann@example.com", "correct horse").unwrap();
-    block_on(h.users.update_password_hash(
+    block_on(h.store.update_password_hash(
         id,
         &PasswordHash::from_phc("fake1$correct horse".into()),
         h.clock.now_for_tests(),
     ))
     .unwrap();
     h.login("ann@example.com", "correct horse").unwrap();
-    let stored = h.users.users.lock().unwrap()[0].password_hash.clone();
+    let stored = h.store.users()[0].password_hash.clone();
     let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
     assert_eq!(stored, expected);
 }
@@ -161,7 +165,7 @@ fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_ne!(second.access_token, first.access_token);
     assert!(h.validate(&second).is_ok());
-    let session = h.sessions.get(first.session_id).unwrap();
+    let session = h.store.get_session(first.session_id).unwrap();
     assert_eq!(session.last_used_at, h.clock.now_for_tests());
 }
 
@@ -174,7 +178,7 @@ fn refresh_with_rotated_token_revokes_session() {
     let second = block_on(h.refresh.execute(&first.refresh_token)).unwrap();
     let reuse = block_on(h.refresh.execute(&first.refresh_token));
     assert!(matches!(reuse, Err(AppError::TokenRevoked)), "{reuse:?}");
-    assert!(h.sessions.get(first.session_id).unwrap().revoked_at.is_some());
+    assert!(h.store.get_session(first.session_id).unwrap().revoked_at.is_some());
     assert!(matches!(h.validate(&second), Err(AppError::TokenRevoked)));
     assert!(matches!(h.validate(&first), Err(AppError::TokenRevoked)));
     let after = block_on(h.refresh.execute(&second.refresh_token));
@@ -222,8 +226,10 @@ fn logout_denies_the_session_for_the_longest_remaining_token_life() {
     let pair = h.signed_up_and_logged_in();
     let claims = h.validate(&pair).unwrap();
     h.clock.advance(TimeDelta::minutes(2));
-    block_on(h.logout.execute(LogoutTarget::Caller(claims.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()))).unwrap();
     assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
+    // Idempotent: the revoked token still names its session.
+    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()))).unwrap();
     assert_eq!(h.denylist.until(DenyKey::Session(pair.session_id)), Some(claims.issued_at + h.settings.access_ttl));
     assert_eq!(h.denylist.until(DenyKey::Token(claims.token_id)), Some(claims.expires_at));
     assert!(matches!(block_on(h.refresh.execute(&pair.refresh_token)), Err(AppError::TokenRevoked)));

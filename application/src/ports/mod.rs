@@ -4,8 +4,10 @@
 
 pub mod clock;
 pub mod denylist;
+pub mod events;
 pub mod health;
 pub mod password;
 pub mod random;
 pub mod store;
 pub mod tokens;
+pub mod verifications;

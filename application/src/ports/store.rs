@@ -2,7 +2,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User, UserId};
+use gatehouse_domain::{
+    Account, DisplayName, EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+    Verification,
+};
+
+use crate::ports::events::OutboxMessage;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -17,24 +22,56 @@ pub enum StoreError {
     Internal(String),
 }
 
-/// What login needs to know about an account.
+/// What login needs to know about the account behind a login email.
 #[derive(Debug, Clone)]
 pub struct UserCredentials {
     pub user_id: UserId,
     pub password_hash: PasswordHash,
+    /// Whether this particular address has been verified.
+    pub email_verified: bool,
 }
 
-/// User accounts.
+/// Why a login email could not be removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailRemoval {
+    Removed,
+    /// The account has no such login email.
+    NotFound,
+    /// The primary address must be replaced first (`SetPrimaryEmail`).
+    IsPrimary,
+    /// It is the account's last verified address.
+    LastVerified,
+}
+
+/// The outcome of making a login email the primary one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrimaryChange {
+    Changed,
+    NotFound,
+    NotVerified,
+}
+
+/// User accounts and their login emails. Every method that changes state
+/// also writes the given outbox messages, in the same transaction.
 #[async_trait]
 pub trait UserRepository: Send + Sync {
-    /// Stores a new user with `user.email` as its primary login email.
+    /// Stores a new user with `user.email` as its primary, unverified login
+    /// email, and its first email verification.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when the email is taken by any account.
-    async fn create(&self, user: &User) -> Result<(), StoreError>;
+    /// [`StoreError::Conflict`] when the email is a login email of any account.
+    async fn create(
+        &self,
+        user: &User,
+        verification: &Verification,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError>;
 
     /// The credentials of the account that logs in with `email`, if any.
     async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
+
+    /// The stored password hash of a user.
+    async fn password_hash(&self, user: UserId) -> Result<Option<PasswordHash>, StoreError>;
 
     /// Replaces the stored password hash (used to upgrade hash parameters).
     async fn update_password_hash(
@@ -43,6 +80,57 @@ pub trait UserRepository: Send + Sync {
         hash: &PasswordHash,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The account with its login emails (primary first).
+    async fn get(&self, user: UserId) -> Result<Option<Account>, StoreError>;
+
+    /// Sets the display name; `false` when there is no such user.
+    async fn update_display_name(
+        &self,
+        user: UserId,
+        name: &DisplayName,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces the password and revokes every session of the user except
+    /// `keep`, returning the sessions it revoked (for the denylist).
+    async fn change_password(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        keep: Option<SessionId>,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+
+    /// Adds an unverified login email with its verification.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the address is a login email of any account.
+    async fn add_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        verification: &Verification,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Removes a login email unless it is the primary or the last verified one.
+    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<EmailRemoval, StoreError>;
+
+    /// Makes a verified login email the primary one.
+    async fn set_primary_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<PrimaryChange, StoreError>;
+
+    /// Deletes the account and everything it owns; returns the sessions
+    /// that were still live (for the denylist). Empty when no such user.
+    async fn delete(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
 }
 
 /// A refresh token to store: only its hash.

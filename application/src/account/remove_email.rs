@@ -1,0 +1,35 @@
+//! RemoveLoginEmail: never the primary one, never the last verified one.
+
+use gatehouse_domain::{EmailAddress, UserId};
+
+use super::AccountDeps;
+use crate::error::AppError;
+use crate::ports::store::EmailRemoval;
+
+/// Removes login emails.
+#[derive(Clone, Debug)]
+pub struct RemoveLoginEmail(AccountDeps);
+
+impl RemoveLoginEmail {
+    #[must_use]
+    pub const fn new(deps: AccountDeps) -> Self {
+        Self(deps)
+    }
+
+    /// # Errors
+    /// `NotFound`, or `FailedPrecondition` with `EMAIL_IS_PRIMARY` / `LAST_VERIFIED_EMAIL`.
+    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
+        match self.0.users.remove_email(user, email).await? {
+            EmailRemoval::Removed => Ok(()),
+            EmailRemoval::NotFound => Err(AppError::NotFound("login email")),
+            EmailRemoval::IsPrimary => Err(AppError::FailedPrecondition {
+                reason: "EMAIL_IS_PRIMARY",
+                message: "make another address primary before removing this one",
+            }),
+            EmailRemoval::LastVerified => Err(AppError::FailedPrecondition {
+                reason: "LAST_VERIFIED_EMAIL",
+                message: "the last verified address cannot be removed",
+            }),
+        }
+    }
+}

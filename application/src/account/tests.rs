@@ -1,0 +1,404 @@
+//! Use-case tests of email verification, password reset and the caller's
+//! account, over the in-memory fakes and a fixed clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use futures_executor::block_on;
+use gatehouse_domain::{
+    AccessClaims, ClientInfo, DisplayName, EmailAddress, Event, OneTimeCode, Password, Secret, TokenPair, UserId,
+};
+
+use super::*;
+use crate::auth::{
+    Login, LoginCommand, Proof, Redeemer, RequestVerification, ResetPassword, SessionRevoker, SignUp, SignUpCommand,
+    TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
+};
+use crate::error::AppError;
+use crate::events::EventFactory;
+use crate::settings::{TokenSettings, VerificationSettings};
+use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
+
+struct Harness {
+    clock: Arc<FixedClock>,
+    store: Arc<InMemoryStore>,
+    events: Arc<RecordingEncoder>,
+    sign_up: SignUp,
+    login: Login,
+    validate: ValidateToken,
+    verify: VerifyEmail,
+    request: RequestVerification,
+    reset: ResetPassword,
+    deps: AccountDeps,
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn pw(s: &str) -> Password {
+    Password::candidate(s.into()).unwrap()
+}
+
+fn code(s: &str) -> OneTimeCode {
+    OneTimeCode::parse(s).unwrap()
+}
+
+impl Harness {
+    fn new() -> Self {
+        let clock = Arc::new(FixedClock::new());
+        let rng = Arc::new(SeqRandom::default());
+        let store = Arc::new(InMemoryStore::default());
+        let events = Arc::new(RecordingEncoder::default());
+        let hasher = Arc::new(FakeHasher::default());
+        let denylist = Arc::new(FakeDenylist::default());
+        let tokens = Arc::new(FakeTokens);
+        let settings = TokenSettings::default();
+        let verification =
+            VerificationSettings { public_url: "https://id.example.com/".into(), ..VerificationSettings::default() };
+        let issuer = VerificationIssuer::new(rng.clone(), EventFactory::new(events.clone(), rng.clone()), verification);
+        let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
+        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), settings);
+        let redeemer = Redeemer::new(store.clone());
+        Self {
+            sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
+            login: Login::new(store.clone(), store.clone(), hasher.clone(), minter, true),
+            validate: ValidateToken::new(tokens, denylist, clock.clone()),
+            verify: VerifyEmail::new(redeemer.clone(), clock.clone()),
+            request: RequestVerification::new(store.clone(), store.clone(), issuer.clone(), clock.clone()),
+            reset: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
+            deps: AccountDeps { users: store.clone(), hasher, revoker, issuer, clock: clock.clone() },
+            clock,
+            store,
+            events,
+        }
+    }
+
+    fn sign_up(&self, address: &str) -> UserId {
+        block_on(self.sign_up.execute(SignUpCommand {
+            email: email(address),
+            password: Password::new(PASSWORD.into()).unwrap(),
+            display_name: DisplayName::default(),
+        }))
+        .unwrap()
+    }
+
+    fn login(&self, address: &str, password: &str) -> Result<TokenPair, AppError> {
+        block_on(self.login.execute(LoginCommand {
+            email: email(address),
+            password: pw(password),
+            client: ClientInfo::default(),
+        }))
+    }
+
+    /// Events of `event_type` that reached the outbox (an event encoded for
+    /// a change that was then refused must not count), oldest first.
+    fn committed(&self, event_type: &str) -> Vec<Event> {
+        let ids: Vec<_> = self.store.outbox().iter().map(|m| m.id).collect();
+        let recorded = self.events.events.lock().unwrap();
+        recorded
+            .iter()
+            .filter(|e| ids.contains(&e.id) && e.event.event_type() == event_type)
+            .map(|e| e.event.clone())
+            .collect()
+    }
+
+    /// The (token, code, link) of the newest committed event of `event_type` for `address`.
+    fn secrets(&self, event_type: &str, address: &str) -> (String, String, String) {
+        let events = self.committed(event_type);
+        let found = events.iter().rev().find_map(|e| match e {
+            Event::VerificationRequested { email, token, code, link, .. }
+            | Event::PasswordResetRequested { email, token, code, link, .. }
+                if email.as_str() == address =>
+            {
+                Some((token.expose().clone(), code.expose().clone(), link.expose().clone()))
+            }
+            _ => None,
+        });
+        found.unwrap_or_else(|| panic!("no {event_type} event for {address}"))
+    }
+
+    fn verify_token(&self, token: &str) -> Result<(), AppError> {
+        block_on(self.verify.execute(Proof::Token(Secret::new(token.to_owned()))))
+    }
+
+    fn verify_code(&self, address: &str, digits: &str) -> Result<(), AppError> {
+        block_on(self.verify.execute(Proof::Code { email: email(address), code: code(digits) }))
+    }
+
+    fn signed_up_and_verified(&self, address: &str) -> UserId {
+        let id = self.sign_up(address);
+        let (token, _, _) = self.secrets("email.verification_requested", address);
+        self.verify_token(&token).unwrap();
+        id
+    }
+
+    fn claims(&self, pair: &TokenPair) -> Result<AccessClaims, AppError> {
+        block_on(self.validate.execute(pair.access_token.expose()))
+    }
+
+    fn outbox_types(&self) -> Vec<String> {
+        self.store.outbox().into_iter().map(|m| m.event_type).collect()
+    }
+}
+
+fn wrong(digits: &str) -> String {
+    let n: u32 = digits.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+#[test]
+fn sign_up_writes_the_verification_event_to_the_outbox_with_a_configured_link() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    assert_eq!(h.outbox_types(), ["email.verification_requested"]);
+    let (token, code, link) = h.secrets("email.verification_requested", "ann@example.com");
+    assert!(token.starts_with("ghv_") && token.len() == 47, "{token}");
+    assert_eq!(code.len(), 6);
+    assert_eq!(link, format!("https://id.example.com/verify-email?token={token}"));
+    // Only hashes are stored.
+    let stored = h.store.verifications();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_hash, crate::secrets::hash_secret(&code));
+    assert_ne!(stored[0].token_hash.as_bytes().to_vec(), token.as_bytes().to_vec());
+}
+
+#[test]
+fn login_needs_a_verified_email_but_says_so_only_after_the_password_matched() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    assert!(matches!(h.login("ann@example.com", "wrong password"), Err(AppError::InvalidCredentials)));
+    assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::EmailNotVerified)));
+    let (token, _, _) = h.secrets("email.verification_requested", "ann@example.com");
+    h.verify_token(&token).unwrap();
+    h.login("ann@example.com", PASSWORD).unwrap();
+}
+
+/// OWASP ASVS 5.0 V6.5.1: one-time secrets are usable once.
+#[test]
+fn a_link_token_verifies_once() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
+    h.verify_token(&token).unwrap();
+    assert!(matches!(h.verify_token(&token), Err(AppError::VerificationUsed)));
+    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::CodeInvalid)));
+}
+
+#[test]
+fn email_and_code_verify_and_a_code_for_another_email_does_not() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    h.sign_up("bob@example.com");
+    let (_, ann_code, _) = h.secrets("email.verification_requested", "ann@example.com");
+    let (_, bob_code, _) = h.secrets("email.verification_requested", "bob@example.com");
+    if ann_code != bob_code {
+        assert!(matches!(h.verify_code("bob@example.com", &ann_code), Err(AppError::CodeInvalid)));
+    }
+    h.verify_code("bob@example.com", &bob_code).unwrap();
+    h.verify_code("ann@example.com", &ann_code).unwrap();
+    h.login("ann@example.com", PASSWORD).unwrap();
+}
+
+#[test]
+fn the_code_dies_after_five_wrong_tries() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
+    for _ in 0..5 {
+        assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::CodeInvalid)));
+    }
+    assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::AttemptsExhausted)));
+    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::AttemptsExhausted)));
+    assert!(matches!(h.verify_token(&token), Err(AppError::AttemptsExhausted)));
+    assert_eq!(h.store.verifications()[0].attempts, 5);
+}
+
+#[test]
+fn verification_expires_after_five_days() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
+    h.clock.advance(TimeDelta::days(5));
+    assert!(matches!(h.verify_token(&token), Err(AppError::VerificationExpired)));
+    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::VerificationExpired)));
+}
+
+#[test]
+fn resending_replaces_the_previous_verification_and_says_nothing_about_unknown_addresses() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    let (old, _, _) = h.secrets("email.verification_requested", "ann@example.com");
+    block_on(h.request.resend_verification(&email("ann@example.com"))).unwrap();
+    let (new, _, _) = h.secrets("email.verification_requested", "ann@example.com");
+    assert_ne!(old, new);
+    assert!(matches!(h.verify_token(&old), Err(AppError::VerificationUsed)));
+    h.verify_token(&new).unwrap();
+    let before = h.outbox_types().len();
+    block_on(h.request.resend_verification(&email("nobody@example.com"))).unwrap();
+    block_on(h.request.resend_verification(&email("ann@example.com"))).unwrap(); // already verified
+    assert_eq!(h.outbox_types().len(), before, "no event for unknown or verified addresses");
+}
+
+#[test]
+fn a_token_of_the_other_kind_is_refused() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    let (reset_token, _, link) = h.secrets("email.password_reset_requested", "ann@example.com");
+    assert!(link.starts_with("https://id.example.com/reset-password?token=ghp_"));
+    assert!(matches!(h.verify_token(&reset_token), Err(AppError::VerificationInvalid)));
+    let verify_token = reset_token.replacen("ghp_", "ghv_", 1);
+    assert!(matches!(h.verify_token(&verify_token), Err(AppError::VerificationInvalid)));
+}
+
+/// OWASP ASVS 5.0 V7.4.3: a reset ends every session.
+#[test]
+fn password_reset_replaces_the_password_revokes_sessions_and_notifies() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    let session = h.login("ann@example.com", PASSWORD).unwrap();
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    let new = Password::new("a brand new secret".into()).unwrap();
+    block_on(h.reset.execute(Proof::Token(Secret::new(token.clone())), new.clone())).unwrap();
+    assert!(matches!(h.claims(&session), Err(AppError::TokenRevoked)));
+    assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
+    h.login("ann@example.com", "a brand new secret").unwrap();
+    assert_eq!(h.outbox_types().last().map(String::as_str), Some("email.password_changed"));
+    assert!(matches!(
+        block_on(h.reset.execute(Proof::Token(Secret::new(token)), new)),
+        Err(AppError::VerificationUsed)
+    ));
+}
+
+#[test]
+fn password_reset_by_code_and_a_newer_request_retires_the_older() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    let (first, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    let new = Password::new("another new secret".into()).unwrap();
+    let r = block_on(h.reset.execute(Proof::Token(Secret::new(first)), new.clone()));
+    assert!(matches!(r, Err(AppError::VerificationUsed)), "{r:?}");
+    block_on(
+        h.reset.execute(Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() }, new),
+    )
+    .unwrap();
+    h.login("ann@example.com", "another new secret").unwrap();
+}
+
+#[test]
+fn reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
+    let h = Harness::new();
+    block_on(h.request.request_password_reset(&email("nobody@example.com"))).unwrap();
+    assert!(h.outbox_types().is_empty());
+}
+
+#[test]
+fn reset_expires_after_two_hours() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    h.clock.advance(TimeDelta::hours(2));
+    let r = block_on(h.reset.execute(Proof::Token(Secret::new(token)), Password::new("x".repeat(8)).unwrap()));
+    assert!(matches!(r, Err(AppError::VerificationExpired)), "{r:?}");
+}
+
+/// OWASP ASVS 5.0 V7.4.3: changing the password ends the other sessions.
+#[test]
+fn change_password_needs_the_current_one_and_ends_the_other_sessions() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    let here = h.login("ann@example.com", PASSWORD).unwrap();
+    let elsewhere = h.login("ann@example.com", PASSWORD).unwrap();
+    let caller = h.claims(&here).unwrap();
+    let change = ChangePassword::new(h.deps.clone());
+    let new = Password::new("the new password".into()).unwrap();
+    let r = block_on(change.execute(&caller, &pw("not my password"), &new));
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "current_password" })), "{r:?}");
+    block_on(change.execute(&caller, &pw(PASSWORD), &new)).unwrap();
+    assert!(h.claims(&here).is_ok());
+    assert!(matches!(h.claims(&elsewhere), Err(AppError::TokenRevoked)));
+    h.login("ann@example.com", "the new password").unwrap();
+    assert_eq!(h.outbox_types().last().map(String::as_str), Some("email.password_changed"));
+}
+
+#[test]
+fn login_emails_are_added_verified_made_primary_and_removed() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example"))).unwrap();
+    assert!(matches!(
+        block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@example.com"))),
+        Err(AppError::EmailTaken)
+    ));
+    let set_primary = SetPrimaryEmail::new(h.deps.clone());
+    let r = block_on(set_primary.execute(user, &email("ann@work.example")));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_NOT_VERIFIED", .. })), "{r:?}");
+    assert!(matches!(h.login("ann@work.example", PASSWORD), Err(AppError::EmailNotVerified)));
+
+    let (token, _, _) = h.secrets("email.verification_requested", "ann@work.example");
+    h.verify_token(&token).unwrap();
+    h.login("ann@work.example", PASSWORD).unwrap();
+
+    block_on(set_primary.execute(user, &email("ann@work.example"))).unwrap();
+    let changed = h.committed("email.changed");
+    assert!(matches!(&changed[..], [Event::EmailChanged { email, new_email, .. }]
+        if email.as_str() == "ann@example.com" && new_email.as_str() == "ann@work.example"));
+    let account = block_on(GetMe::new(h.deps.clone()).execute(user)).unwrap();
+    assert_eq!(account.emails[0].email.as_str(), "ann@work.example");
+    assert!(account.emails[0].primary);
+
+    let remove = RemoveLoginEmail::new(h.deps.clone());
+    let r = block_on(remove.execute(user, &email("ann@work.example")));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_IS_PRIMARY", .. })), "{r:?}");
+    assert!(matches!(block_on(remove.execute(user, &email("zed@example.com"))), Err(AppError::NotFound(_))));
+    block_on(remove.execute(user, &email("ann@example.com"))).unwrap();
+    assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
+}
+
+#[test]
+fn the_last_verified_email_cannot_be_removed() {
+    let h = Harness::new();
+    let user = h.sign_up("ann@example.com");
+    block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example"))).unwrap();
+    let (token, _, _) = h.secrets("email.verification_requested", "ann@work.example");
+    h.verify_token(&token).unwrap();
+    let r = block_on(RemoveLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example")));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "LAST_VERIFIED_EMAIL", .. })), "{r:?}");
+}
+
+#[test]
+fn update_me_changes_the_display_name() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    h.clock.advance(TimeDelta::minutes(1));
+    let account =
+        block_on(UpdateMe::new(h.deps.clone()).execute(user, Some(DisplayName::parse("Ann Lee").unwrap()))).unwrap();
+    assert_eq!(account.display_name.as_str(), "Ann Lee");
+    assert!(account.updated_at > account.created_at);
+}
+
+#[test]
+fn delete_me_needs_the_password_and_ends_every_session() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    let pair = h.login("ann@example.com", PASSWORD).unwrap();
+    let delete = DeleteMe::new(h.deps.clone());
+    assert!(matches!(
+        block_on(delete.execute(user, &pw("nope nope"))),
+        Err(AppError::WrongPassword { field: "password" })
+    ));
+    block_on(delete.execute(user, &pw(PASSWORD))).unwrap();
+    assert!(matches!(h.claims(&pair), Err(AppError::TokenRevoked)));
+    assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
+    assert!(matches!(block_on(GetMe::new(h.deps.clone()).execute(user)), Err(AppError::NotFound(_))));
+}

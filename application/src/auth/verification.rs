@@ -1,0 +1,180 @@
+//! The mechanics shared by email verification and password reset: issuing a
+//! verification (link token + short code, hashed) with its event, and
+//! checking what a caller presents against it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{EmailAddress, Event, OneTimeCode, Purpose, Secret, Session, UserId, Verification};
+
+use crate::error::AppError;
+use crate::events::EventFactory;
+use crate::ids::new_uuid_v7;
+use crate::ports::events::OutboxMessage;
+use crate::ports::random::RandomSource;
+use crate::ports::verifications::{Consumed, Effect, VerificationRepository};
+use crate::secrets::{has_token_shape, hash_code, hash_secret, hashes_equal, new_code, new_token};
+use crate::settings::VerificationSettings;
+
+/// What a caller presents to redeem a verification.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    /// The link token alone.
+    Token(Secret<String>),
+    /// The short code, always together with its address.
+    Code { email: EmailAddress, code: OneTimeCode },
+}
+
+/// A new verification and the event that delivers its secrets.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub verification: Verification,
+    pub message: OutboxMessage,
+}
+
+/// Issues verifications.
+#[derive(Clone)]
+pub struct VerificationIssuer {
+    rng: Arc<dyn RandomSource>,
+    events: EventFactory,
+    settings: VerificationSettings,
+}
+
+impl std::fmt::Debug for VerificationIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationIssuer").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl VerificationIssuer {
+    #[must_use]
+    pub fn new(rng: Arc<dyn RandomSource>, events: EventFactory, settings: VerificationSettings) -> Self {
+        Self { rng, events, settings }
+    }
+
+    /// The settings in force.
+    #[must_use]
+    pub const fn settings(&self) -> &VerificationSettings {
+        &self.settings
+    }
+
+    /// The event factory, for other events of the same use case.
+    #[must_use]
+    pub const fn events(&self) -> &EventFactory {
+        &self.events
+    }
+
+    /// A fresh verification of `purpose` for `email`, and its event.
+    #[must_use]
+    pub fn issue(&self, user_id: UserId, email: &EmailAddress, purpose: Purpose, now: DateTime<Utc>) -> Issued {
+        let token = new_token(purpose.token_prefix(), self.rng.as_ref());
+        let code = new_code(self.rng.as_ref());
+        let (ttl, path) = match purpose {
+            Purpose::VerifyEmail => (self.settings.verify_email_ttl, "verify-email"),
+            Purpose::ResetPassword => (self.settings.reset_password_ttl, "reset-password"),
+        };
+        let link = format!("{}/{path}?token={token}", self.settings.public_url.trim_end_matches('/'));
+        let verification = Verification {
+            id: new_uuid_v7(now, self.rng.as_ref()),
+            user_id,
+            email: email.clone(),
+            purpose,
+            token_hash: hash_secret(&token),
+            code_hash: hash_code(purpose, email, &code),
+            attempts: 0,
+            max_attempts: self.settings.max_code_attempts,
+            created_at: now,
+            expires_at: now + ttl,
+            consumed_at: None,
+        };
+        let (token, code, link) = (Secret::new(token), Secret::new(code.expose().to_owned()), Secret::new(link));
+        let email = email.clone();
+        let expires_at = verification.expires_at;
+        let event = match purpose {
+            Purpose::VerifyEmail => Event::VerificationRequested { user_id, email, token, code, link, expires_at },
+            Purpose::ResetPassword => Event::PasswordResetRequested { user_id, email, token, code, link, expires_at },
+        };
+        Issued { verification, message: self.events.message(now, event) }
+    }
+}
+
+/// Checks proofs and consumes verifications.
+#[derive(Clone)]
+pub struct Redeemer {
+    verifications: Arc<dyn VerificationRepository>,
+}
+
+impl std::fmt::Debug for Redeemer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redeemer").finish_non_exhaustive()
+    }
+}
+
+impl Redeemer {
+    #[must_use]
+    pub fn new(verifications: Arc<dyn VerificationRepository>) -> Self {
+        Self { verifications }
+    }
+
+    /// The verification `proof` names, if it may be consumed now. A wrong
+    /// code is counted (atomically, never past the limit).
+    ///
+    /// # Errors
+    /// `VerificationInvalid` (never issued, or a token of the other kind),
+    /// `VerificationUsed`, `VerificationExpired`, `CodeInvalid`, `AttemptsExhausted`.
+    pub async fn check(&self, purpose: Purpose, proof: &Proof, now: DateTime<Utc>) -> Result<Verification, AppError> {
+        let verification = match proof {
+            Proof::Token(token) => {
+                let token = token.expose();
+                if !has_token_shape(token, purpose.token_prefix()) {
+                    return Err(AppError::VerificationInvalid);
+                }
+                self.verifications
+                    .find_by_token(purpose, &hash_secret(token))
+                    .await?
+                    .ok_or(AppError::VerificationInvalid)?
+            }
+            Proof::Code { email, .. } => {
+                self.verifications.find_latest(purpose, email).await?.ok_or(AppError::CodeInvalid)?
+            }
+        };
+        if verification.consumed_at.is_some() {
+            return Err(AppError::VerificationUsed);
+        }
+        if now >= verification.expires_at {
+            return Err(AppError::VerificationExpired);
+        }
+        if verification.attempts >= verification.max_attempts {
+            return Err(AppError::AttemptsExhausted);
+        }
+        if let Proof::Code { email, code } = proof
+            && !hashes_equal(&verification.code_hash, &hash_code(purpose, email, code))
+        {
+            // Counted: this wrong code (even the last allowed one) is just
+            // wrong; the next try finds the attempts exhausted.
+            return match self.verifications.record_failed_attempt(verification.id).await? {
+                Some(_) => Err(AppError::CodeInvalid),
+                None => Err(AppError::AttemptsExhausted),
+            };
+        }
+        Ok(verification)
+    }
+
+    /// Consumes `verification` with its effect; returns sessions the effect revoked.
+    ///
+    /// # Errors
+    /// `VerificationUsed` when a parallel request consumed it first (or the
+    /// last attempt was used meanwhile).
+    pub async fn consume(
+        &self,
+        verification: &Verification,
+        effect: &Effect,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, AppError> {
+        match self.verifications.consume(verification.id, effect, outbox, now).await? {
+            Consumed::Applied { revoked } => Ok(revoked),
+            Consumed::Unavailable => Err(AppError::VerificationUsed),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Events on their way out: encoding, the transactional outbox, publishing.
+//!
+//! A use case encodes its events and hands them to the repository method
+//! that performs the state change, which writes them to the outbox in the
+//! same transaction. The relay ([`crate::events::RelayOutbox`]) then claims
+//! outbox rows and publishes them; only a confirmed publish marks a row sent.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use gatehouse_domain::EventEnvelope;
+use uuid::Uuid;
+
+use crate::ports::store::StoreError;
+
+/// An event as stored in the outbox and published: the exact message body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    /// The event id: AMQP `message-id`, the consumers' de-duplication key.
+    pub id: Uuid,
+    /// The event type (`email.verification_requested`): the routing key.
+    pub event_type: String,
+    /// The encoded event (protobuf, `proto/gatehouse/events/v1`).
+    pub payload: Vec<u8>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for OutboxMessage {
+    /// Payloads may carry link tokens and codes: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxMessage")
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encodes events into their wire format.
+pub trait EventEncoder: Send + Sync {
+    fn encode(&self, envelope: &EventEnvelope) -> OutboxMessage;
+}
+
+/// Publishing failed; the relay retries later.
+#[derive(Debug, thiserror::Error)]
+#[error("publish failed: {0}")]
+pub struct PublishError(pub String);
+
+/// Delivers one message to its destination (RabbitMQ, or the log in the
+/// embedded mode). `Ok` means the destination confirmed it.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError>;
+}
+
+/// An outbox row claimed by a relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimedMessage {
+    pub message: OutboxMessage,
+    /// Failed publish attempts so far.
+    pub attempts: u32,
+}
+
+/// The outbox table, as the relay sees it.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` unsent messages that are due at `now`, oldest
+    /// first, and hides them from other relays until `lease_until`. Two
+    /// relays never claim the same row while its lease runs (PostgreSQL:
+    /// `FOR UPDATE SKIP LOCKED`).
+    async fn claim(
+        &self,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    /// Marks a message sent; it is never claimed again.
+    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Records a failed attempt and makes the message due again at `next_attempt_at`.
+    async fn retry_later(&self, id: Uuid, attempts: u32, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes messages sent before `sent_before`; returns how many.
+    async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StoreError>;
+}

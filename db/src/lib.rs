@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 pub use sea_orm_migration::MigratorTrait;
 
 mod m20261124_000001_create_auth_tables;
+mod m20261124_000002_create_verifications_and_outbox;
 
 /// The ordered list of Gatehouse migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,6 +20,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_auth_tables::Migration)]
+        vec![
+            Box::new(m20261124_000001_create_auth_tables::Migration),
+            Box::new(m20261124_000002_create_verifications_and_outbox::Migration),
+        ]
     }
 }

@@ -1,6 +1,10 @@
 //! Gatehouse SQL adapter: the storage ports ([`UserRepository`],
-//! [`SessionRepository`]) and the database health [`Probe`] over sea-orm, for
-//! PostgreSQL (production) and SQLite (embedded mode).
+//! [`SessionRepository`], [`VerificationRepository`], [`OutboxStore`]) and the
+//! database health [`Probe`] over sea-orm, for PostgreSQL (production) and
+//! SQLite (embedded mode).
+//!
+//! Every method that changes state writes the outbox messages it is given in
+//! its own transaction, so an event is stored if and only if its change is.
 //!
 //! Both backends run the one migration history of `gatehouse-migration` and
 //! pass the same contract tests (`tests/contract.rs`), which also hold the
@@ -10,14 +14,22 @@
 //!
 //! [`UserRepository`]: gatehouse_application::ports::store::UserRepository
 //! [`SessionRepository`]: gatehouse_application::ports::store::SessionRepository
+//! [`VerificationRepository`]: gatehouse_application::ports::verifications::VerificationRepository
+//! [`OutboxStore`]: gatehouse_application::ports::events::OutboxStore
 //! [`Probe`]: gatehouse_application::ports::health::Probe
 
+mod convert;
 mod database;
 mod entity;
 mod error;
+mod outbox;
 mod sessions;
+mod transaction;
 mod users;
+mod verifications;
 
 pub use database::{Database, PoolSettings};
+pub use outbox::SqlOutboxStore;
 pub use sessions::SqlSessionRepository;
 pub use users::SqlUserRepository;
+pub use verifications::SqlVerificationRepository;

@@ -16,7 +16,7 @@ use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    JoinType, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, TransactionTrait,
 };
 
 use crate::database::Database;
@@ -170,6 +170,31 @@ async fn rotate_in(
     Ok(Rotation::Rotated(session))
 }
 
+/// Revokes every unrevoked session of `user` but `keep`, in one statement,
+/// and returns them as they are now (revoked), oldest first.
+pub(crate) async fn revoke_user_sessions(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: RevokeReason,
+    now: DateTime<Utc>,
+) -> Result<Vec<Session>, DbErr> {
+    let mut revoke = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now))
+        .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+        .filter(session::Column::UserId.eq(*user.as_uuid()))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(keep) = keep {
+        revoke = revoke.filter(session::Column::Id.ne(*keep.as_uuid()));
+    }
+    let mut query = revoke.into_query();
+    query.returning_all();
+    let rows = session::Model::find_by_statement(txn.get_database_backend().build(&query)).all(txn).await?;
+    let mut revoked: Vec<Session> = rows.into_iter().map(to_domain).collect();
+    revoked.sort_by_key(|s| (s.created_at, s.id));
+    Ok(revoked)
+}
+
 async fn session_of_token<C: ConnectionTrait>(conn: &C, hash: &TokenHash) -> Result<Option<session::Model>, DbErr> {
     session::Entity::find()
         .join(JoinType::InnerJoin, session::Relation::RefreshToken.def())
@@ -188,7 +213,7 @@ fn token_row(session: SessionId, token: &NewRefreshToken) -> refresh_token::Acti
     }
 }
 
-fn to_domain(row: session::Model) -> Session {
+pub(crate) fn to_domain(row: session::Model) -> Session {
     Session {
         id: SessionId::from_uuid(row.id),
         user_id: UserId::from_uuid(row.user_id),

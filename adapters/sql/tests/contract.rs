@@ -8,15 +8,20 @@
 #[macro_use]
 mod support;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
-use gatehouse_application::ports::store::{NewRefreshToken, Rotation, StoreError};
+use gatehouse_application::ports::store::{EmailRemoval, NewRefreshToken, PrimaryChange, Rotation, StoreError};
+use gatehouse_application::ports::verifications::{Consumed, Effect};
 use gatehouse_domain::{
-    ClientInfo, DisplayName, EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+    ClientInfo, DisplayName, EmailAddress, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, User,
+    UserId, Verification,
 };
 use gatehouse_sql::{Database, PoolSettings};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Stores, TestDb};
 use uuid::Uuid;
 
@@ -37,6 +42,31 @@ contract_tests! {
         revoked_since_lists_sessions_revoked_at_or_after,
         find_by_refresh_token_finds_the_session_of_a_rotated_token,
         concurrent_rotations_of_one_token_rotate_exactly_once,
+        create_writes_the_verification_and_outbox_atomically,
+        find_credentials_reports_whether_that_email_is_verified,
+        get_lists_emails_primary_first_then_by_creation,
+        update_display_name_changes_the_name,
+        password_hash_reads_the_stored_hash,
+        change_password_revokes_every_session_but_the_kept_one,
+        change_password_of_an_unknown_user_changes_nothing,
+        add_email_is_a_conflict_for_any_accounts_address,
+        remove_email_outcomes,
+        set_primary_email_outcomes,
+        delete_returns_live_sessions_and_removes_everything,
+        replace_retires_the_previous_live_verification,
+        find_by_token_respects_the_purpose,
+        find_latest_is_the_newest_unconsumed,
+        record_failed_attempt_stops_at_the_limit,
+        concurrent_failed_attempts_stop_at_the_limit,
+        consume_verifies_the_email_once,
+        concurrent_consumes_apply_exactly_once,
+        consume_is_refused_when_expired_exhausted_or_consumed,
+        reset_password_changes_the_hash_verifies_the_email_and_revokes_every_session,
+        claim_returns_due_rows_oldest_first_and_hides_them_until_the_lease,
+        sent_rows_are_never_claimed_again,
+        retry_later_delays_and_counts_attempts,
+        prune_sent_deletes_rows_sent_before,
+        two_relays_claim_every_row_exactly_once,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -44,6 +74,9 @@ contract_tests! {
         session_for_an_unknown_user_is_refused,
         deleting_a_user_cascades_to_emails_sessions_and_tokens,
         probe_answers,
+    ],
+    postgres: [
+        claim_skips_rows_another_transaction_has_locked,
     ],
 }
 
@@ -87,11 +120,84 @@ fn session(n: u128, user: &User, now: DateTime<Utc>, expires_at: DateTime<Utc>) 
     }
 }
 
+/// A digest tagged by its use, so fixtures of different kinds never collide.
+fn digest(tag: u8, n: u128) -> TokenHash {
+    let mut bytes = [0; 32];
+    bytes[0] = tag;
+    bytes[16..].copy_from_slice(&n.to_be_bytes());
+    TokenHash::from_bytes(bytes)
+}
+
+/// A live verification number `n`, made at `now`, with 5 attempts for 5 days.
+fn verification(n: u128, user: UserId, email: &str, purpose: Purpose, now: DateTime<Utc>) -> Verification {
+    Verification {
+        id: Uuid::from_u128(0x7e51_0000 + n),
+        user_id: user,
+        email: EmailAddress::parse(email).unwrap(),
+        purpose,
+        token_hash: digest(0x7e, n),
+        code_hash: digest(0xc0, n),
+        attempts: 0,
+        max_attempts: 5,
+        created_at: now,
+        expires_at: now + TimeDelta::days(5),
+        consumed_at: None,
+    }
+}
+
+/// The verification sign-up stores for `user`.
+fn first_verification(user: &User) -> Verification {
+    verification(user.id.as_uuid().as_u128(), user.id, user.email.as_str(), Purpose::VerifyEmail, user.created_at)
+}
+
+/// Outbox message number `n`.
+fn message(n: u128, occurred_at: DateTime<Utc>) -> OutboxMessage {
+    OutboxMessage {
+        id: Uuid::from_u128(0xe0e0_0000 + n),
+        event_type: "email.verification_requested".into(),
+        payload: format!("payload {n}").into_bytes(),
+        occurred_at,
+    }
+}
+
+/// Signs `user` up with its first verification and no events.
+async fn sign_up(s: &Stores, user: &User) {
+    s.users.create(user, &first_verification(user), &[]).await.unwrap();
+}
+
+/// Verifies `email` of `user` through a fresh verification number `n`.
+async fn verify(s: &Stores, n: u128, user: UserId, email: &str, now: DateTime<Utc>) {
+    let v = verification(n, user, email, Purpose::VerifyEmail, now);
+    s.verifications.replace(&v, &[]).await.unwrap();
+    let consumed = s.verifications.consume(v.id, &Effect::VerifyEmail, &[], now).await.unwrap();
+    assert_eq!(consumed, Consumed::Applied { revoked: Vec::new() });
+}
+
+/// Far enough ahead that every row is due.
+fn far_future() -> DateTime<Utc> {
+    t0() + TimeDelta::days(3650)
+}
+
+/// The ids of every unsent outbox message. Claims them until [`far_future`],
+/// which leaves them claimable by later calls of this function.
+async fn pending(s: &Stores) -> Vec<Uuid> {
+    s.outbox.claim(10_000, far_future(), far_future()).await.unwrap().into_iter().map(|c| c.message.id).collect()
+}
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn sorted(mut sessions: Vec<Session>) -> Vec<Session> {
+    sessions.sort_by_key(|s| s.id);
+    sessions
+}
+
 /// A signed-up user with one session whose first refresh token is `hash(1)`,
 /// valid for 30 days from [`t0`].
 async fn user_with_session(s: &Stores) -> (User, Session) {
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann).await.unwrap();
+    sign_up(s, &ann).await;
     let first = token(1, t0(), TimeDelta::days(30));
     let sess = session(1, &ann, t0(), first.expires_at);
     s.sessions.create(&sess, &first).await.unwrap();
@@ -102,8 +208,8 @@ async fn user_with_session(s: &Stores) -> (User, Session) {
 
 async fn create_user_then_find_credentials_by_email(s: Stores) {
     let ann = user(1, "Ann@Example.com");
-    s.users.create(&ann).await.unwrap();
-    s.users.create(&user(2, "bob@example.com")).await.unwrap();
+    sign_up(&s, &ann).await;
+    sign_up(&s, &user(2, "bob@example.com")).await;
 
     let found = s.users.find_credentials(&EmailAddress::parse("ANN@example.COM").unwrap()).await.unwrap().unwrap();
     assert_eq!(found.user_id, ann.id);
@@ -111,14 +217,15 @@ async fn create_user_then_find_credentials_by_email(s: Stores) {
 }
 
 async fn find_credentials_for_unknown_email_is_none(s: Stores) {
-    s.users.create(&user(1, "ann@example.com")).await.unwrap();
+    sign_up(&s, &user(1, "ann@example.com")).await;
     let found = s.users.find_credentials(&EmailAddress::parse("nobody@example.com").unwrap()).await.unwrap();
     assert!(found.is_none());
 }
 
 async fn duplicate_email_is_a_conflict(s: Stores) {
-    s.users.create(&user(1, "ann@example.com")).await.unwrap();
-    let err = s.users.create(&user(2, "ANN@example.com")).await.unwrap_err();
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let bob = user(2, "ANN@example.com");
+    let err = s.users.create(&bob, &first_verification(&bob), &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // The first account is untouched.
     let found = s.users.find_credentials(&EmailAddress::parse("ann@example.com").unwrap()).await.unwrap().unwrap();
@@ -127,7 +234,7 @@ async fn duplicate_email_is_a_conflict(s: Stores) {
 
 async fn update_password_hash_replaces_the_stored_hash(s: Stores) {
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann).await.unwrap();
+    sign_up(&s, &ann).await;
     let upgraded = PasswordHash::from_phc("$argon2id$v=19$m=65536,t=3,p=4$new$hash".into());
     s.users.update_password_hash(ann.id, &upgraded, t0() + TimeDelta::hours(1)).await.unwrap();
 
@@ -177,7 +284,7 @@ async fn never_issued_token_is_unknown(s: Stores) {
 
 async fn token_at_its_expiry_is_expired(s: Stores) {
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann).await.unwrap();
+    sign_up(&s, &ann).await;
     // The token expires half a second in; the session lives on for a day.
     let short = token(1, t0(), TimeDelta::milliseconds(500));
     s.sessions.create(&session(1, &ann, t0(), t0() + TimeDelta::days(1)), &short).await.unwrap();
@@ -211,7 +318,7 @@ async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
 
 async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann).await.unwrap();
+    sign_up(&s, &ann).await;
     // The token outlives its session (say the session was cut short).
     let long = token(1, t0(), TimeDelta::days(30));
     s.sessions.create(&session(1, &ann, t0(), t0() + TimeDelta::hours(1)), &long).await.unwrap();
@@ -242,7 +349,7 @@ async fn revoke_of_an_unknown_session_is_none(s: Stores) {
 
 async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann).await.unwrap();
+    sign_up(&s, &ann).await;
     let expires = t0() + TimeDelta::days(30);
     let sessions: Vec<Session> = (1..=4).map(|n| session(n, &ann, t0(), expires)).collect();
     for (n, sess) in (1u8..).zip(&sessions) {
@@ -306,6 +413,643 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(s: Stores) {
     }
 }
 
+// ------------------------------------------------------- accounts (users)
+
+async fn create_writes_the_verification_and_outbox_atomically(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let v = first_verification(&ann);
+    s.users.create(&ann, &v, &[message(1, t0())]).await.unwrap();
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), Some(v));
+
+    // A refused sign-up writes neither its verification nor its event.
+    let bob = user(2, "ANN@example.com");
+    let refused = first_verification(&bob);
+    let err = s.users.create(&bob, &refused, &[message(2, t0())]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &refused.token_hash).await.unwrap(), None);
+    assert_eq!(s.users.password_hash(bob.id).await.unwrap(), None);
+
+    let claimed = s.outbox.claim(10, t0(), t0() + TimeDelta::minutes(1)).await.unwrap();
+    assert_eq!(claimed, vec![ClaimedMessage { message: message(1, t0()), attempts: 0 }]);
+}
+
+async fn find_credentials_reports_whether_that_email_is_verified(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let found = s.users.find_credentials(&ann.email).await.unwrap().unwrap();
+    assert!(!found.email_verified);
+
+    let later = t0() + TimeDelta::minutes(1);
+    let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, later);
+    s.users.add_email(ann.id, &work.email, &work, &[], later).await.unwrap();
+    let found = s.users.find_credentials(&work.email).await.unwrap().unwrap();
+    assert_eq!((found.user_id, found.password_hash, found.email_verified), (ann.id, ann.password_hash.clone(), false));
+
+    s.verifications.consume(work.id, &Effect::VerifyEmail, &[], later).await.unwrap();
+    assert!(s.users.find_credentials(&work.email).await.unwrap().unwrap().email_verified);
+    // Each address answers for itself.
+    assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+}
+
+async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    // Added out of alphabetical order, one microsecond apart.
+    let (b_at, c_at) = (t0() + TimeDelta::microseconds(1), t0() + TimeDelta::microseconds(2));
+    let b = verification(10, ann.id, "zed@example.com", Purpose::VerifyEmail, b_at);
+    let c = verification(11, ann.id, "abe@example.com", Purpose::VerifyEmail, c_at);
+    s.users.add_email(ann.id, &b.email, &b, &[], b_at).await.unwrap();
+    s.users.add_email(ann.id, &c.email, &c, &[], c_at).await.unwrap();
+
+    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    assert_eq!((account.id, &account.display_name), (ann.id, &ann.display_name));
+    assert_eq!((account.created_at, account.updated_at), (t0(), t0()));
+    let listed: Vec<_> =
+        account.emails.iter().map(|e| (e.email.as_str(), e.primary, e.verified_at, e.created_at)).collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("ann@example.com", true, None, t0()),
+            ("zed@example.com", false, None, b_at),
+            ("abe@example.com", false, None, c_at)
+        ]
+    );
+
+    // A new primary moves to the front; the rest keep their creation order.
+    let now = t0() + TimeDelta::hours(1);
+    verify(&s, 20, ann.id, "abe@example.com", now).await;
+    assert_eq!(s.users.set_primary_email(ann.id, &c.email, &[], now).await.unwrap(), PrimaryChange::Changed);
+    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    let order: Vec<_> = account.emails.iter().map(|e| (e.email.as_str(), e.primary)).collect();
+    assert_eq!(order, vec![("abe@example.com", true), ("ann@example.com", false), ("zed@example.com", false)]);
+    assert_eq!(account.primary_email().map(|e| e.verified_at), Some(Some(now)));
+
+    assert_eq!(s.users.get(UserId::from_uuid(Uuid::from_u128(404))).await.unwrap(), None);
+}
+
+async fn update_display_name_changes_the_name(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let now = t0() + TimeDelta::hours(1);
+    let name = DisplayName::parse("Ann Lee-Smith").unwrap();
+    assert!(s.users.update_display_name(ann.id, &name, now).await.unwrap());
+    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    assert_eq!((account.display_name, account.updated_at, account.created_at), (name.clone(), now, t0()));
+
+    let nobody = UserId::from_uuid(Uuid::from_u128(404));
+    assert!(!s.users.update_display_name(nobody, &name, now).await.unwrap());
+}
+
+async fn password_hash_reads_the_stored_hash(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(ann.password_hash));
+    assert_eq!(s.users.password_hash(UserId::from_uuid(Uuid::from_u128(404))).await.unwrap(), None);
+}
+
+async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
+    let (ann, kept) = user_with_session(&s).await;
+    let expires = t0() + TimeDelta::days(30);
+    let others: Vec<Session> = (2..=3).map(|n| session(n, &ann, t0(), expires)).collect();
+    for (n, sess) in (2u8..).zip(&others) {
+        s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30))).await.unwrap();
+    }
+    let earlier = session(4, &ann, t0(), expires);
+    s.sessions.create(&earlier, &token(4, t0(), TimeDelta::days(30))).await.unwrap();
+    let logout = t0() + TimeDelta::minutes(1);
+    s.sessions.revoke(earlier.id, RevokeReason::Logout, logout).await.unwrap();
+    // Another user's session is not touched.
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &bob).await;
+    let bobs = session(5, &bob, t0(), expires);
+    s.sessions.create(&bobs, &token(5, t0(), TimeDelta::days(30))).await.unwrap();
+
+    let now = t0() + TimeDelta::hours(1);
+    let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$new$new".into());
+    let revoked = s.users.change_password(ann.id, &new_hash, Some(kept.id), &[message(1, now)], now).await.unwrap();
+
+    let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
+    assert_eq!(sorted(revoked), sorted(expected));
+    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), Some(kept));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap().unwrap().revoked_at, Some(logout));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(5)).await.unwrap(), Some(bobs));
+    assert_eq!(pending(&s).await, vec![message(1, now).id]);
+
+    // Without a session to keep, the last live one goes too.
+    let later = now + TimeDelta::hours(1);
+    let revoked = s.users.change_password(ann.id, &ann.password_hash, None, &[], later).await.unwrap();
+    assert_eq!(
+        revoked.iter().map(|r| (r.id, r.revoked_at)).collect::<Vec<_>>(),
+        vec![(session(1, &ann, t0(), expires).id, Some(later))]
+    );
+}
+
+async fn change_password_of_an_unknown_user_changes_nothing(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let nobody = UserId::from_uuid(Uuid::from_u128(404));
+    let hash = PasswordHash::from_phc("$argon2id$x".into());
+    let revoked = s.users.change_password(nobody, &hash, None, &[message(1, t0())], t0()).await.unwrap();
+    assert!(revoked.is_empty());
+    assert!(pending(&s).await.is_empty());
+}
+
+async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &ann).await;
+    sign_up(&s, &bob).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for (n, taken) in [(10, "BOB@example.com"), (11, "ann@example.com")] {
+        let v = verification(n, ann.id, taken, Purpose::VerifyEmail, now);
+        let err = s.users.add_email(ann.id, &v.email, &v, &[message(n, now)], now).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{taken}: {err:?}");
+        assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), None);
+    }
+    assert!(pending(&s).await.is_empty());
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().emails.len(), 1);
+    assert_eq!(s.users.find_credentials(&bob.email).await.unwrap().unwrap().user_id, bob.id);
+
+    // A free address is added, unverified, with its verification and event.
+    let v = verification(12, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
+    s.users.add_email(ann.id, &v.email, &v, &[message(12, now)], now).await.unwrap();
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &v.email).await.unwrap(), Some(v.clone()));
+    assert_eq!(pending(&s).await, vec![message(12, now).id]);
+    let added = s.users.get(ann.id).await.unwrap().unwrap().emails.pop().unwrap();
+    assert_eq!((added.email, added.primary, added.verified_at, added.created_at), (v.email, false, None, now));
+}
+
+async fn remove_email_outcomes(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &ann).await;
+    sign_up(&s, &bob).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for (n, address) in [(10, "ann@work.example"), (11, "ann@home.example")] {
+        let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
+        s.users.add_email(ann.id, &v.email, &v, &[], now).await.unwrap();
+    }
+    // Only ann@work.example is verified; the primary is not.
+    verify(&s, 20, ann.id, "ann@work.example", now).await;
+
+    let remove = |address: &'static str| {
+        let users = Arc::clone(&s.users);
+        async move { users.remove_email(ann.id, &email(address)).await.unwrap() }
+    };
+    assert_eq!(remove("nobody@example.com").await, EmailRemoval::NotFound);
+    assert_eq!(remove("bob@example.com").await, EmailRemoval::NotFound);
+    assert_eq!(remove("ann@example.com").await, EmailRemoval::IsPrimary);
+    assert_eq!(remove("ann@work.example").await, EmailRemoval::LastVerified);
+    assert_eq!(remove("ann@home.example").await, EmailRemoval::Removed);
+    assert_eq!(remove("ann@home.example").await, EmailRemoval::NotFound);
+    let nobody = UserId::from_uuid(Uuid::from_u128(404));
+    assert_eq!(s.users.remove_email(nobody, &email("ann@work.example")).await.unwrap(), EmailRemoval::NotFound);
+
+    // With a second verified address, the first may go.
+    verify(&s, 21, ann.id, "ann@example.com", now).await;
+    assert_eq!(remove("ann@work.example").await, EmailRemoval::Removed);
+    let left: Vec<_> =
+        s.users.get(ann.id).await.unwrap().unwrap().emails.into_iter().map(|e| e.email.as_str().to_owned()).collect();
+    assert_eq!(left, vec!["ann@example.com"]);
+    assert!(s.users.find_credentials(&email("ann@work.example")).await.unwrap().is_none());
+    assert!(s.users.find_credentials(&bob.email).await.unwrap().is_some());
+}
+
+async fn set_primary_email_outcomes(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &ann).await;
+    sign_up(&s, &bob).await;
+    verify(&s, 20, bob.id, "bob@example.com", t0()).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
+    s.users.add_email(ann.id, &work.email, &work, &[], now).await.unwrap();
+
+    let set = |address: &'static str, n: u128| {
+        let users = Arc::clone(&s.users);
+        async move { users.set_primary_email(ann.id, &email(address), &[message(n, now)], now).await.unwrap() }
+    };
+    assert_eq!(set("nobody@example.com", 1).await, PrimaryChange::NotFound);
+    assert_eq!(set("bob@example.com", 2).await, PrimaryChange::NotFound);
+    assert_eq!(set("ann@work.example", 3).await, PrimaryChange::NotVerified);
+    let nobody = UserId::from_uuid(Uuid::from_u128(404));
+    let unknown = s.users.set_primary_email(nobody, &work.email, &[message(4, now)], now).await.unwrap();
+    assert_eq!(unknown, PrimaryChange::NotFound);
+    // Refusals change nothing and send nothing.
+    assert!(pending(&s).await.is_empty());
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at, t0());
+
+    verify(&s, 21, ann.id, "ann@work.example", now).await;
+    let later = now + TimeDelta::minutes(1);
+    let changed = s.users.set_primary_email(ann.id, &work.email, &[message(5, later)], later).await.unwrap();
+    assert_eq!(changed, PrimaryChange::Changed);
+    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    let flags: Vec<_> = account.emails.iter().map(|e| (e.email.as_str(), e.primary)).collect();
+    assert_eq!(flags, vec![("ann@work.example", true), ("ann@example.com", false)]);
+    assert_eq!(account.updated_at, later);
+    // Already primary: still Changed.
+    assert_eq!(set("ann@work.example", 6).await, PrimaryChange::Changed);
+    let primaries = s.users.get(ann.id).await.unwrap().unwrap().emails.iter().filter(|e| e.primary).count();
+    assert_eq!(primaries, 1);
+    // Bob's primary is untouched.
+    assert!(s.users.get(bob.id).await.unwrap().unwrap().emails[0].primary);
+    let mut sent = pending(&s).await;
+    sent.sort();
+    assert_eq!(sent, vec![message(5, later).id, message(6, now).id]);
+}
+
+async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
+    let (ann, live) = user_with_session(&s).await;
+    let revoked = session(2, &ann, t0(), t0() + TimeDelta::days(30));
+    s.sessions.create(&revoked, &token(2, t0(), TimeDelta::days(30))).await.unwrap();
+    s.sessions.revoke(revoked.id, RevokeReason::Logout, t0()).await.unwrap();
+    let expired = session(3, &ann, t0(), t0() + TimeDelta::hours(1));
+    s.sessions.create(&expired, &token(3, t0(), TimeDelta::days(30))).await.unwrap();
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &bob).await;
+    let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
+    s.sessions.create(&bobs, &token(4, t0(), TimeDelta::days(30))).await.unwrap();
+    // An event about ann, still waiting to be published.
+    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    s.verifications.replace(&reset, &[message(1, t0())]).await.unwrap();
+
+    let now = t0() + TimeDelta::hours(1);
+    assert_eq!(s.users.delete(ann.id, now).await.unwrap(), vec![live]);
+
+    assert_eq!(s.users.get(ann.id).await.unwrap(), None);
+    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), None);
+    assert!(s.users.find_credentials(&ann.email).await.unwrap().is_none());
+    for n in 1..=3 {
+        assert_eq!(s.sessions.find_by_refresh_token(&hash(n)).await.unwrap(), None, "token {n}");
+    }
+    for v in [first_verification(&ann), reset] {
+        assert_eq!(s.verifications.find_by_token(v.purpose, &v.token_hash).await.unwrap(), None);
+    }
+    // Bob is untouched, the pending event still goes out, and the address is free again.
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
+    assert!(s.users.get(bob.id).await.unwrap().is_some());
+    assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
+    assert!(s.users.delete(ann.id, now).await.unwrap().is_empty());
+    sign_up(&s, &user(3, "ann@example.com")).await;
+}
+
+// ----------------------------------------------------------- verifications
+
+async fn replace_retires_the_previous_live_verification(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let first = first_verification(&ann);
+    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    s.verifications.replace(&reset, &[]).await.unwrap();
+
+    let now = t0() + TimeDelta::minutes(10);
+    let second = verification(11, ann.id, "ann@example.com", Purpose::VerifyEmail, now);
+    s.verifications.replace(&second, &[message(1, now)]).await.unwrap();
+
+    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &first.token_hash).await.unwrap().unwrap();
+    assert_eq!(retired, Verification { consumed_at: Some(now), ..first.clone() });
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), Some(second.clone()));
+    // Another purpose is another verification.
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &reset.token_hash).await.unwrap(), Some(reset));
+    assert_eq!(pending(&s).await, vec![message(1, now).id]);
+    // The retired one can no longer be redeemed; the new one can.
+    let later = now + TimeDelta::minutes(1);
+    assert_eq!(
+        s.verifications.consume(first.id, &Effect::VerifyEmail, &[], later).await.unwrap(),
+        Consumed::Unavailable
+    );
+    assert!(matches!(
+        s.verifications.consume(second.id, &Effect::VerifyEmail, &[], later).await.unwrap(),
+        Consumed::Applied { .. }
+    ));
+}
+
+async fn find_by_token_respects_the_purpose(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), Some(v.clone()));
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &v.token_hash).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.code_hash).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &digest(0x7e, 404)).await.unwrap(), None);
+}
+
+async fn find_latest_is_the_newest_unconsumed(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &ann).await;
+    sign_up(&s, &bob).await;
+    // Ann adds an address and drops it unverified; Bob then adds it too.
+    let shared = "shared@example.com";
+    let at = t0() + TimeDelta::minutes(1);
+    let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
+    s.users.add_email(ann.id, &anns.email, &anns, &[], at).await.unwrap();
+    assert_eq!(s.users.remove_email(ann.id, &anns.email).await.unwrap(), EmailRemoval::Removed);
+    let later = at + TimeDelta::microseconds(1);
+    let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
+    s.users.add_email(bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
+
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(bobs.clone()));
+    assert_eq!(s.verifications.find_latest(Purpose::ResetPassword, &email(shared)).await.unwrap(), None);
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email("nobody@example.com")).await.unwrap(), None);
+    // Once consumed, the older live one is the latest.
+    s.verifications.consume(bobs.id, &Effect::VerifyEmail, &[], later).await.unwrap();
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(anns));
+}
+
+async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    for expected in 1..=5 {
+        assert_eq!(s.verifications.record_failed_attempt(v.id).await.unwrap(), Some(expected));
+    }
+    assert_eq!(s.verifications.record_failed_attempt(v.id).await.unwrap(), None);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, 5);
+    assert!(!stored.is_live(t0()));
+    assert_eq!(s.verifications.record_failed_attempt(Uuid::from_u128(404)).await.unwrap(), None);
+
+    // A consumed verification counts nothing.
+    let other = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    s.verifications.replace(&other, &[]).await.unwrap();
+    s.verifications.consume(other.id, &Effect::VerifyEmail, &[], t0()).await.unwrap();
+    assert_eq!(s.verifications.record_failed_attempt(other.id).await.unwrap(), None);
+}
+
+async fn concurrent_failed_attempts_stop_at_the_limit(s: Stores) {
+    const RACERS: usize = 20;
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let verifications = Arc::clone(&s.verifications);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                verifications.record_failed_attempt(v.id).await
+            })
+        })
+        .collect();
+    let mut counted = Vec::new();
+    for racer in racers {
+        if let Some(n) = racer.await.unwrap().unwrap() {
+            counted.push(n);
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5]);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
+    assert_eq!(stored.attempts, 5);
+}
+
+async fn consume_verifies_the_email_once(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    let now = t0() + TimeDelta::hours(1);
+    let consumed = s.verifications.consume(v.id, &Effect::VerifyEmail, &[message(1, now)], now).await.unwrap();
+    assert_eq!(consumed, Consumed::Applied { revoked: Vec::new() });
+
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
+    assert_eq!(stored.consumed_at, Some(now));
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), None);
+    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    assert_eq!(account.emails[0].verified_at, Some(now));
+    assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+
+    let again = now + TimeDelta::minutes(1);
+    let second = s.verifications.consume(v.id, &Effect::VerifyEmail, &[message(2, again)], again).await.unwrap();
+    assert_eq!(second, Consumed::Unavailable);
+    assert_eq!(pending(&s).await, vec![message(1, now).id]);
+}
+
+async fn concurrent_consumes_apply_exactly_once(s: Stores) {
+    const RACERS: u128 = 20;
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    let now = t0() + TimeDelta::hours(1);
+    let start = Arc::new(tokio::sync::Barrier::new(usize::try_from(RACERS).unwrap()));
+    let racers: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let verifications = Arc::clone(&s.verifications);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                verifications.consume(v.id, &Effect::VerifyEmail, &[message(i, now)], now).await
+            })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for (i, racer) in (0..RACERS).zip(racers) {
+        match racer.await.unwrap().unwrap() {
+            Consumed::Applied { revoked } => {
+                assert!(revoked.is_empty());
+                applied.push(i);
+            }
+            Consumed::Unavailable => {}
+        }
+    }
+    assert_eq!(applied.len(), 1, "exactly one redemption may win: {applied:?}");
+    // Only the winner's event was written.
+    assert_eq!(pending(&s).await, vec![message(applied[0], now).id]);
+}
+
+async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let v = first_verification(&ann);
+    let consume = |id: Uuid, at: DateTime<Utc>| {
+        let verifications = Arc::clone(&s.verifications);
+        async move { verifications.consume(id, &Effect::VerifyEmail, &[message(9, at)], at).await.unwrap() }
+    };
+
+    // At its expiry it is gone.
+    assert_eq!(consume(v.id, v.expires_at).await, Consumed::Unavailable);
+    assert_eq!(consume(Uuid::from_u128(404), t0()).await, Consumed::Unavailable);
+    // Out of attempts.
+    for _ in 0..5 {
+        s.verifications.record_failed_attempt(v.id).await.unwrap();
+    }
+    assert_eq!(consume(v.id, t0()).await, Consumed::Unavailable);
+    // Refusals changed nothing.
+    assert!(pending(&s).await.is_empty());
+    assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
+    assert_eq!(stored.consumed_at, None);
+
+    // A fresh one, one microsecond before its expiry, then never again.
+    let fresh = verification(10, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
+    s.verifications.replace(&fresh, &[]).await.unwrap();
+    let just_before = fresh.expires_at - TimeDelta::microseconds(1);
+    assert!(matches!(consume(fresh.id, just_before).await, Consumed::Applied { .. }));
+    assert_eq!(consume(fresh.id, just_before).await, Consumed::Unavailable);
+}
+
+async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_session(s: Stores) {
+    let (ann, first) = user_with_session(&s).await;
+    let second = session(2, &ann, t0(), t0() + TimeDelta::days(30));
+    s.sessions.create(&second, &token(2, t0(), TimeDelta::days(30))).await.unwrap();
+    let earlier = session(3, &ann, t0(), t0() + TimeDelta::days(30));
+    s.sessions.create(&earlier, &token(3, t0(), TimeDelta::days(30))).await.unwrap();
+    s.sessions.revoke(earlier.id, RevokeReason::Logout, t0()).await.unwrap();
+    let bob = user(2, "bob@example.com");
+    sign_up(&s, &bob).await;
+    let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
+    s.sessions.create(&bobs, &token(4, t0(), TimeDelta::days(30))).await.unwrap();
+
+    let asked = t0() + TimeDelta::minutes(1);
+    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, asked);
+    s.verifications.replace(&reset, &[message(1, asked)]).await.unwrap();
+    let now = asked + TimeDelta::minutes(5);
+    let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$reset$reset".into());
+    let effect = Effect::ResetPassword { hash: new_hash.clone() };
+    let Consumed::Applied { revoked } =
+        s.verifications.consume(reset.id, &effect, &[message(2, now)], now).await.unwrap()
+    else {
+        panic!("reset refused")
+    };
+
+    let expected = vec![Session { revoked_at: Some(now), ..first }, Session { revoked_at: Some(now), ..second }];
+    assert_eq!(sorted(revoked), sorted(expected));
+    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
+    assert_eq!(s.users.password_hash(bob.id).await.unwrap(), Some(bob.password_hash));
+    assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at, now);
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap().unwrap().revoked_at, Some(t0()));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
+    assert_eq!(pending(&s).await, vec![message(1, asked).id, message(2, now).id]);
+    assert_eq!(s.verifications.consume(reset.id, &effect, &[], now).await.unwrap(), Consumed::Unavailable);
+}
+
+// ------------------------------------------------------------------ outbox
+
+/// Writes message `n` (occurring at `at`) through a state change: a new
+/// reset verification of user 1, who must exist.
+async fn enqueue(s: &Stores, n: u128, at: DateTime<Utc>) -> OutboxMessage {
+    let m = message(n, at);
+    let v =
+        verification(1000 + n, UserId::from_uuid(Uuid::from_u128(1)), "ann@example.com", Purpose::ResetPassword, at);
+    s.verifications.replace(&v, std::slice::from_ref(&m)).await.unwrap();
+    m
+}
+
+fn claimed(messages: &[&OutboxMessage], attempts: u32) -> Vec<ClaimedMessage> {
+    messages.iter().map(|m| ClaimedMessage { message: (*m).clone(), attempts }).collect()
+}
+
+async fn claim_returns_due_rows_oldest_first_and_hides_them_until_the_lease(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0() + TimeDelta::milliseconds(1)).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(2)).await;
+    let m3 = enqueue(&s, 3, t0() + TimeDelta::milliseconds(3)).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let not_yet = enqueue(&s, 4, now + TimeDelta::seconds(1)).await;
+    let lease = now + TimeDelta::seconds(30);
+
+    assert_eq!(s.outbox.claim(2, now, lease).await.unwrap(), claimed(&[&m1, &m2], 0));
+    assert_eq!(s.outbox.claim(10, now, lease).await.unwrap(), claimed(&[&m3], 0));
+    assert!(s.outbox.claim(10, now, lease).await.unwrap().is_empty());
+    // Just before the lease ends, only the row that has come due since is claimed.
+    let just_before = lease - TimeDelta::microseconds(1);
+    assert_eq!(s.outbox.claim(10, just_before, lease).await.unwrap(), claimed(&[&not_yet], 0));
+    assert!(s.outbox.claim(0, lease, lease).await.unwrap().is_empty());
+    // At the lease's end every unsent row is due again, oldest first.
+    let all = s.outbox.claim(10, lease, lease + TimeDelta::seconds(30)).await.unwrap();
+    assert_eq!(all, claimed(&[&m1, &m2, &m3, &not_yet], 0));
+}
+
+async fn sent_rows_are_never_claimed_again(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
+    let now = t0() + TimeDelta::minutes(1);
+    assert_eq!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m1, &m2], 0));
+    s.outbox.mark_sent(m1.id, now).await.unwrap();
+    // Marking twice, or an unknown id, is harmless.
+    s.outbox.mark_sent(m1.id, now).await.unwrap();
+    s.outbox.mark_sent(Uuid::from_u128(404), now).await.unwrap();
+
+    let later = now + TimeDelta::minutes(1);
+    assert_eq!(s.outbox.claim(10, later, later).await.unwrap(), claimed(&[&m2], 0));
+    assert_eq!(pending(&s).await, vec![m2.id]);
+}
+
+async fn retry_later_delays_and_counts_attempts(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let now = t0() + TimeDelta::minutes(1);
+    s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap();
+    let retry_at = now + TimeDelta::minutes(5);
+    s.outbox.retry_later(m1.id, 1, retry_at).await.unwrap();
+
+    // The lease has run out, but the retry is not due yet.
+    let before = retry_at - TimeDelta::microseconds(1);
+    assert!(s.outbox.claim(10, before, before + TimeDelta::seconds(30)).await.unwrap().is_empty());
+    assert_eq!(s.outbox.claim(10, retry_at, retry_at + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m1], 1));
+    s.outbox.retry_later(m1.id, 2, retry_at).await.unwrap();
+    assert_eq!(s.outbox.claim(10, retry_at, retry_at).await.unwrap(), claimed(&[&m1], 2));
+}
+
+async fn prune_sent_deletes_rows_sent_before(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
+    let m3 = enqueue(&s, 3, t0() + TimeDelta::milliseconds(2)).await;
+    let (sent1, sent2) = (t0() + TimeDelta::minutes(1), t0() + TimeDelta::minutes(2));
+    s.outbox.mark_sent(m1.id, sent1).await.unwrap();
+    s.outbox.mark_sent(m2.id, sent2).await.unwrap();
+
+    assert_eq!(s.outbox.prune_sent(sent1).await.unwrap(), 0);
+    assert_eq!(s.outbox.prune_sent(sent2).await.unwrap(), 1);
+    assert_eq!(s.outbox.prune_sent(sent2 + TimeDelta::microseconds(1)).await.unwrap(), 1);
+    assert_eq!(s.outbox.prune_sent(far_future()).await.unwrap(), 0);
+    // The unsent row stays, whatever its age.
+    assert_eq!(pending(&s).await, vec![m3.id]);
+}
+
+async fn two_relays_claim_every_row_exactly_once(s: Stores) {
+    const ROWS: u128 = 50;
+    let ann = user(1, "ann@example.com");
+    let batch: Vec<OutboxMessage> =
+        (0..ROWS).map(|n| message(n, t0() + TimeDelta::milliseconds(i64::try_from(n).unwrap()))).collect();
+    s.users.create(&ann, &first_verification(&ann), &batch).await.unwrap();
+
+    let now = t0() + TimeDelta::minutes(1);
+    let start = Arc::new(tokio::sync::Barrier::new(2));
+    let relays: Vec<_> = (0..2)
+        .map(|_| {
+            let outbox = Arc::clone(&s.outbox);
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut published = Vec::new();
+                loop {
+                    let batch = outbox.claim(3, now, now + TimeDelta::hours(1)).await.unwrap();
+                    if batch.is_empty() {
+                        return published;
+                    }
+                    for c in batch {
+                        outbox.mark_sent(c.message.id, now).await.unwrap();
+                        published.push(c.message.id);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for relay in relays {
+        all.extend(relay.await.unwrap());
+    }
+    let distinct: HashSet<Uuid> = all.iter().copied().collect();
+    assert_eq!(all.len(), distinct.len(), "a row was claimed twice");
+    assert_eq!(distinct, batch.iter().map(|m| m.id).collect::<HashSet<_>>());
+    assert!(pending(&s).await.is_empty());
+}
+
 // ---------------------------------------------------------------- SQL only
 
 async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
@@ -314,16 +1058,20 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(s.users.find_credentials(&ann.email).await.unwrap().is_some());
-    assert_eq!(t.count("seaql_migrations").await, 1);
+    assert_eq!(t.count("seaql_migrations").await, 2);
 }
 
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
     let s = t.stores();
-    s.users.create(&user(1, "ann@example.com")).await.unwrap();
-    let err = s.users.create(&user(2, "ann@example.com")).await.unwrap_err();
+    let ann = user(1, "ann@example.com");
+    s.users.create(&ann, &first_verification(&ann), &[message(1, t0())]).await.unwrap();
+    let bob = user(2, "ann@example.com");
+    let err = s.users.create(&bob, &first_verification(&bob), &[message(2, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("email")), "{err:?}");
     assert_eq!(t.count("users").await, 1);
     assert_eq!(t.count("user_emails").await, 1);
+    assert_eq!(t.count("verifications").await, 1);
+    assert_eq!(t.count("outbox").await, 1);
 }
 
 async fn session_for_an_unknown_user_is_refused(t: TestDb) {
@@ -340,7 +1088,7 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
     let s = t.stores();
     user_with_session(&s).await;
     let bob = user(2, "bob@example.com");
-    s.users.create(&bob).await.unwrap();
+    sign_up(&s, &bob).await;
     let bobs = session(2, &bob, t0(), t0() + TimeDelta::days(30));
     s.sessions.create(&bobs, &token(2, t0(), TimeDelta::days(30))).await.unwrap();
 
@@ -350,6 +1098,7 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
     assert_eq!(t.count("user_emails").await, 1);
     assert_eq!(t.count("sessions").await, 1);
     assert_eq!(t.count("refresh_tokens").await, 1);
+    assert_eq!(t.count("verifications").await, 1);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap().map(|s| s.id), Some(bobs.id));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), None);
 }
@@ -357,6 +1106,25 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
 async fn probe_answers(t: TestDb) {
     assert_eq!(t.db.name(), "database");
     t.db.check().await.unwrap();
+}
+
+async fn claim_skips_rows_another_transaction_has_locked(t: TestDb) {
+    let s = t.stores();
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
+    let now = t0() + TimeDelta::minutes(1);
+
+    // Another relay's claim, still in flight, holds the oldest row.
+    let other = t.raw().await;
+    let txn = other.begin().await.unwrap();
+    let id = m1.id.simple().to_string();
+    txn.execute_unprepared(&format!("SELECT id FROM outbox WHERE id = '{id}' FOR UPDATE")).await.unwrap();
+
+    assert_eq!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m2], 0));
+    txn.rollback().await.unwrap();
+    other.close().await.unwrap();
+    assert_eq!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m1], 0));
 }
 
 // ------------------------------------------------------------- connecting

@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# Makes sure the services the tests talk to are up: PostgreSQL and Redis on
-# this machine. Starts any that is down (with the machine's own start
-# commands) and fails, naming what is missing, if it cannot.
+# Makes sure the services the tests talk to are up: PostgreSQL, Redis and
+# RabbitMQ on this machine. Starts any that is down (with the machine's own
+# start commands) and fails, naming what is missing, if it cannot.
 set -euo pipefail
 
 up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-wait_for() { # name port
-  for _ in $(seq 1 60); do
+wait_for() { # name port seconds
+  for _ in $(seq 1 $(($3 * 2))); do
     if up "$2"; then return 0; fi
     sleep 0.5
   done
-  echo "services: $1 did not come up on 127.0.0.1:$2" >&2
+  echo "services: $1 did not come up on 127.0.0.1:$2 within $3 s" >&2
   return 1
 }
 
-start() { # name port command...
-  local name=$1 port=$2; shift 2
+start() { # name port seconds-to-wait command...
+  local name=$1 port=$2 seconds=$3; shift 3
   if up "$port"; then
     echo "services: $name is up on 127.0.0.1:$port"
     return 0
@@ -26,7 +26,8 @@ start() { # name port command...
     echo "services: could not start $name; install it or start it by hand, then re-run" >&2
     return 1
   fi
-  wait_for "$name" "$port"
+  echo "services: waiting up to $seconds s for $name on 127.0.0.1:$port"
+  wait_for "$name" "$port" "$seconds"
   echo "services: $name is up on 127.0.0.1:$port"
 }
 
@@ -42,5 +43,12 @@ redis_start() {
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 }
 
-start PostgreSQL 5432 pg_start
-start Redis 6379 redis_start
+rabbitmq_start() {
+  command -v rabbitmq-server >/dev/null || { echo "services: RabbitMQ is not installed (rabbitmq-server missing)" >&2; return 1; }
+  rabbitmq-server -detached
+}
+
+start PostgreSQL 5432 30 pg_start
+start Redis 6379 30 redis_start
+# RabbitMQ boots the Erlang VM first and opens 5672 last: 10-20 s is normal.
+start RabbitMQ 5672 60 rabbitmq_start

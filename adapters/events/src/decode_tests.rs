@@ -1,0 +1,156 @@
+//! Every event survives encode → decode with all its fields, under the
+//! routing key the domain names.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use gatehouse_application::ports::events::{EventEncoder, OutboxMessage};
+use gatehouse_domain::{EmailAddress, Event, EventEnvelope, Secret, UserId};
+use uuid::Uuid;
+
+use super::*;
+use crate::ProtoEventEncoder;
+
+fn at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 14, 15, 9, 26).unwrap() + TimeDelta::nanoseconds(535_897_932)
+}
+
+fn ts(at: DateTime<Utc>) -> Option<prost_types::Timestamp> {
+    Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap() })
+}
+
+fn email(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn secret(s: &str) -> Secret<String> {
+    Secret::new(s.to_owned())
+}
+
+fn encode(event: Event) -> (EventEnvelope, OutboxMessage) {
+    let envelope = EventEnvelope { id: Uuid::now_v7(), occurred_at: at(), event };
+    let message = ProtoEventEncoder::new().encode(&envelope);
+    (envelope, message)
+}
+
+fn user() -> UserId {
+    UserId::from_uuid(Uuid::now_v7())
+}
+
+#[test]
+fn verification_requested_round_trips_with_every_field() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::VerificationRequested {
+        user_id,
+        email: email("ann@example.com"),
+        token: secret("link-token-abc"),
+        code: secret("123456"),
+        link: secret("https://gatehouse.test/verify?token=link-token-abc"),
+        expires_at: at() + TimeDelta::days(5),
+    });
+
+    assert_eq!(message.id, envelope.id);
+    assert_eq!(message.occurred_at, envelope.occurred_at);
+    assert_eq!(message.event_type, "email.verification_requested");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::VerificationRequested(pb::VerificationRequested {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            token: "link-token-abc".into(),
+            code: "123456".into(),
+            link: "https://gatehouse.test/verify?token=link-token-abc".into(),
+            expires_at: ts(at() + TimeDelta::days(5)),
+        })
+    );
+    assert_eq!(decoded.event_type(), message.event_type);
+    assert_eq!(decoded.event_id(), envelope.id.to_string());
+    assert_eq!(decoded.recipient(), "ann@example.com");
+}
+
+#[test]
+fn password_reset_requested_round_trips_with_every_field() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::PasswordResetRequested {
+        user_id,
+        email: email("bob@example.com"),
+        token: secret("reset-token-xyz"),
+        code: secret("654321"),
+        link: secret("https://gatehouse.test/reset?token=reset-token-xyz"),
+        expires_at: at() + TimeDelta::hours(2),
+    });
+
+    assert_eq!(message.event_type, "email.password_reset_requested");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::PasswordResetRequested(pb::PasswordResetRequested {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "bob@example.com".into(),
+            token: "reset-token-xyz".into(),
+            code: "654321".into(),
+            link: "https://gatehouse.test/reset?token=reset-token-xyz".into(),
+            expires_at: ts(at() + TimeDelta::hours(2)),
+        })
+    );
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn password_changed_round_trips_with_every_field() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::PasswordChanged { user_id, email: email("cy@example.com") });
+
+    assert_eq!(message.event_type, "email.password_changed");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::PasswordChanged(pb::PasswordChanged {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "cy@example.com".into(),
+        })
+    );
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn email_changed_round_trips_to_the_old_address_with_the_new_one() {
+    let user_id = user();
+    let (envelope, message) =
+        encode(Event::EmailChanged { user_id, email: email("old@example.com"), new_email: email("new@example.com") });
+
+    assert_eq!(message.event_type, "email.changed");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::EmailChanged(pb::EmailChanged {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "old@example.com".into(),
+            new_email: "new@example.com".into(),
+        })
+    );
+    assert_eq!(decoded.recipient(), "old@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn unknown_event_type_is_a_decode_error() {
+    let (_, message) = encode(Event::PasswordChanged { user_id: user(), email: email("cy@example.com") });
+    let err = decode("email.nonexistent", &message.payload).unwrap_err();
+    assert!(matches!(&err, DecodeError::UnknownType(t) if t == "email.nonexistent"), "{err:?}");
+}
+
+#[test]
+fn payload_that_is_not_the_message_is_a_decode_error() {
+    let err = decode("email.password_changed", &[0xff, 0xff, 0xff]).unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed { event_type: "email.password_changed", .. }), "{err:?}");
+}

@@ -1,0 +1,191 @@
+//! The publisher of the embedded mode: events go to the server's log.
+
+use async_trait::async_trait;
+use gatehouse_application::ports::events::{EventPublisher, OutboxMessage, PublishError};
+
+use crate::decode::{DecodedEvent, decode};
+
+/// **DEVELOPMENT / EMBEDDED MODE ONLY: THIS PUBLISHER LOGS SECRETS.**
+///
+/// With no broker configured, the relay hands each event to this publisher,
+/// which writes one `INFO` line per event with its type, id and recipient
+/// **and, on purpose, the link, the link token and the short code**, so a
+/// developer running `make run` can complete a verification or a password
+/// reset without a mailer. Anyone who can read that log can take over the
+/// accounts it mentions: never use this publisher where the log leaves the
+/// developer's machine. Production publishes to RabbitMQ instead.
+///
+/// A payload it cannot decode (an event type added later) is logged without
+/// its contents and still counts as delivered: retrying would not help.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogPublisher;
+
+impl LogPublisher {
+    #[must_use]
+    pub const fn new() -> Self {
+        Self
+    }
+}
+
+#[async_trait]
+impl EventPublisher for LogPublisher {
+    async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
+        let event_type = message.event_type.as_str();
+        let event_id = message.id;
+        match decode(event_type, &message.payload) {
+            Ok(DecodedEvent::VerificationRequested(m)) => {
+                log_with_secrets(event_type, event_id, &m.user_id, &m.email, &m.link, &m.token, &m.code);
+            }
+            Ok(DecodedEvent::PasswordResetRequested(m)) => {
+                log_with_secrets(event_type, event_id, &m.user_id, &m.email, &m.link, &m.token, &m.code);
+            }
+            Ok(DecodedEvent::PasswordChanged(m)) => {
+                tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, "event (embedded mode, not sent)");
+            }
+            Ok(DecodedEvent::EmailChanged(m)) => {
+                tracing::info!(
+                    event_type,
+                    %event_id,
+                    user_id = %m.user_id,
+                    recipient = %m.email,
+                    new_email = %m.new_email,
+                    "event (embedded mode, not sent)"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(event_type, %event_id, payload_len = message.payload.len(), %error, "event (embedded mode, not sent; payload not decoded)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one line for an event that carries a link token and a code.
+fn log_with_secrets(
+    event_type: &str,
+    event_id: uuid::Uuid,
+    user_id: &str,
+    recipient: &str,
+    link: &str,
+    token: &str,
+    code: &str,
+) {
+    tracing::info!(
+        event_type,
+        %event_id,
+        user_id,
+        recipient,
+        link,
+        token,
+        code,
+        "event (embedded mode, not sent; dev only: shows the link, token and code)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use chrono::DateTime;
+    use gatehouse_application::ports::events::EventEncoder;
+    use gatehouse_domain::{EmailAddress, Event, EventEnvelope, Secret, UserId};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::ProtoEventEncoder;
+
+    /// Collects what the log publisher writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Publishes `messages` to a [`LogPublisher`] and returns the log lines.
+    async fn log_of(messages: &[OutboxMessage]) -> Vec<String> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        for message in messages {
+            LogPublisher.publish(message).await.unwrap();
+        }
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    fn encode(event: Event) -> OutboxMessage {
+        ProtoEventEncoder.encode(&EventEnvelope { id: Uuid::now_v7(), occurred_at: DateTime::UNIX_EPOCH, event })
+    }
+
+    #[tokio::test]
+    async fn one_line_per_event_shows_the_link_token_and_code_for_the_developer() {
+        let user_id = UserId::from_uuid(Uuid::now_v7());
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        let verification = encode(Event::VerificationRequested {
+            user_id,
+            email: email.clone(),
+            token: Secret::new("tok-abc".into()),
+            code: Secret::new("123456".into()),
+            link: Secret::new("https://gatehouse.test/verify?token=tok-abc".into()),
+            expires_at: DateTime::UNIX_EPOCH,
+        });
+        let changed = encode(Event::EmailChanged {
+            user_id,
+            email: email.clone(),
+            new_email: EmailAddress::parse("ann@new.example.com").unwrap(),
+        });
+
+        let lines = log_of(&[verification.clone(), changed.clone()]).await;
+
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        let line = &lines[0];
+        for expected in [
+            "email.verification_requested",
+            &verification.id.to_string(),
+            "ann@example.com",
+            "https://gatehouse.test/verify?token=tok-abc",
+            "tok-abc",
+            "123456",
+        ] {
+            assert!(line.contains(expected), "{expected} missing from {line}");
+        }
+        assert!(lines[1].contains("email.changed") && lines[1].contains("ann@new.example.com"), "{}", lines[1]);
+    }
+
+    #[tokio::test]
+    async fn every_event_and_an_unknown_one_count_as_delivered() {
+        let user_id = UserId::from_uuid(Uuid::now_v7());
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        let unknown = OutboxMessage {
+            id: Uuid::now_v7(),
+            event_type: "audit.something_new".into(),
+            payload: vec![1, 2, 3],
+            occurred_at: DateTime::UNIX_EPOCH,
+        };
+        let messages = [
+            encode(Event::PasswordResetRequested {
+                user_id,
+                email: email.clone(),
+                token: Secret::new("t".into()),
+                code: Secret::new("1".into()),
+                link: Secret::new("l".into()),
+                expires_at: DateTime::UNIX_EPOCH,
+            }),
+            encode(Event::PasswordChanged { user_id, email }),
+            unknown,
+        ];
+        let lines = log_of(&messages).await;
+        assert_eq!(lines.len(), 3, "{lines:#?}");
+        assert!(lines[2].contains("audit.something_new") && lines[2].contains("WARN"), "{}", lines[2]);
+    }
+}

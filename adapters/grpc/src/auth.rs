@@ -1,16 +1,19 @@
-//! `gatehouse.v1.AuthService`: sign-up, login, refresh, logout.
+//! `gatehouse.v1.AuthService`: sign-up, login, refresh, logout, email
+//! verification and password reset.
 
 use gatehouse_application::AppError;
 use gatehouse_application::auth::{
-    Login, LoginCommand, Logout, LogoutTarget, RefreshTokens, SignUp, SignUpCommand, ValidateToken,
+    Login, LoginCommand, Logout, LogoutTarget, RefreshTokens, RequestVerification, ResetPassword, SignUp,
+    SignUpCommand, VerifyEmail,
 };
-use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, TokenPair};
+use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
 use tonic::{Request, Response, Status};
 
-use crate::caller::{bearer_token, client_info};
+use crate::caller::{bearer_token, client_info, short_enough};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
+use crate::proof::parse_proof;
 use crate::timestamp;
 
 /// Longest refresh token accepted before any look-up.
@@ -23,7 +26,10 @@ pub struct AuthApi {
     pub login: Login,
     pub refresh: RefreshTokens,
     pub logout: Logout,
-    pub validate: ValidateToken,
+    pub verify_email: VerifyEmail,
+    /// Serves both `ResendVerification` and `RequestPasswordReset`.
+    pub request_verification: RequestVerification,
+    pub reset_password: ResetPassword,
 }
 
 fn token_pair(pair: TokenPair) -> pb::TokenPair {
@@ -72,7 +78,7 @@ impl AuthApi {
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<pb::LogoutResponse, AppError> {
         let target = if let Some(access_token) = bearer_token(request.metadata()) {
-            LogoutTarget::Caller(self.validate.execute(access_token).await?)
+            LogoutTarget::AccessToken(Secret::new(short_enough(access_token)?.to_owned()))
         } else {
             let req = request.into_inner();
             let mut fields = Fields::default();
@@ -82,6 +88,55 @@ impl AuthApi {
         };
         self.logout.execute(target).await?;
         Ok(pb::LogoutResponse {})
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<pb::VerifyEmailResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let proof = parse_proof(&mut fields, req.proof.map(Into::into));
+        let (proof,) = parsed!(fields, proof);
+        self.verify_email.execute(proof).await?;
+        Ok(pb::VerifyEmailResponse {})
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<pb::ResendVerificationRequest>,
+    ) -> Result<pb::ResendVerificationResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let email = fields.check("email", EmailAddress::parse(&req.email));
+        let (email,) = parsed!(fields, email);
+        self.request_verification.resend_verification(&email).await?;
+        Ok(pb::ResendVerificationResponse {})
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<pb::RequestPasswordResetResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let email = fields.check("email", EmailAddress::parse(&req.email));
+        let (email,) = parsed!(fields, email);
+        self.request_verification.request_password_reset(&email).await?;
+        Ok(pb::RequestPasswordResetResponse {})
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<pb::ResetPasswordResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let proof = parse_proof(&mut fields, req.proof.map(Into::into));
+        let password = fields.check("new_password", Password::new(req.new_password));
+        let (proof, password) = parsed!(fields, proof, password);
+        self.reset_password.execute(proof, password).await?;
+        Ok(pb::ResetPasswordResponse {})
     }
 }
 
@@ -104,5 +159,33 @@ impl pb::auth_service_server::AuthService for AuthApi {
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
         Self::logout(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Result<Response<pb::VerifyEmailResponse>, Status> {
+        Self::verify_email(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn resend_verification(
+        &self,
+        request: Request<pb::ResendVerificationRequest>,
+    ) -> Result<Response<pb::ResendVerificationResponse>, Status> {
+        Self::resend_verification(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        Self::request_password_reset(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        Self::reset_password(self, request).await.map(Response::new).map_err(status)
     }
 }

@@ -1,9 +1,38 @@
-//! What a request says about its caller: the Bearer token and the client's
-//! user agent and address.
+//! What a request says about its caller: the Bearer token (and the user it
+//! authenticates) and the client's user agent and address.
 
-use gatehouse_domain::ClientInfo;
+use gatehouse_application::auth::ValidateToken;
+use gatehouse_application::{AppError, TokenRejection};
+use gatehouse_domain::{AccessClaims, ClientInfo};
 use tonic::Request;
 use tonic::metadata::MetadataMap;
+
+/// Longest access token accepted before any signature check; real ones are
+/// a few hundred bytes.
+pub(crate) const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The caller of a request that needs a signed-in user: the claims of its
+/// Bearer access token, validated (signature, expiry, revocation).
+///
+/// # Errors
+/// [`AppError::Unauthenticated`] when there is no usable Bearer token, else
+/// whatever [`ValidateToken::execute`] refuses the token with.
+pub(crate) async fn authenticate<T>(validate: &ValidateToken, request: &Request<T>) -> Result<AccessClaims, AppError> {
+    let token = bearer_token(request.metadata()).ok_or(AppError::Unauthenticated)?;
+    validate.execute(short_enough(token)?).await
+}
+
+/// `token`, unless it is too long to be a genuine access token.
+///
+/// # Errors
+/// [`AppError::InvalidToken`] (malformed) for a token over [`MAX_ACCESS_TOKEN_BYTES`].
+pub(crate) fn short_enough(token: &str) -> Result<&str, AppError> {
+    if token.len() > MAX_ACCESS_TOKEN_BYTES {
+        Err(AppError::InvalidToken(TokenRejection::Malformed))
+    } else {
+        Ok(token)
+    }
+}
 
 /// The access token in `authorization: Bearer <token>`, if any. The scheme
 /// is case-insensitive (RFC 9110 §11.1).

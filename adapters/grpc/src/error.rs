@@ -32,6 +32,24 @@ pub fn status(error: AppError) -> Status {
         AppError::EmailTaken => {
             (Code::AlreadyExists, "EMAIL_TAKEN", "an account with this email already exists".to_owned())
         }
+        AppError::EmailNotVerified => (Code::FailedPrecondition, "EMAIL_NOT_VERIFIED", error.to_string()),
+        AppError::WrongPassword { field } => {
+            details.add_bad_request_violation(*field, error.to_string());
+            (Code::InvalidArgument, "INVALID_CREDENTIALS", error.to_string())
+        }
+        AppError::VerificationInvalid => {
+            details.add_bad_request_violation("token", error.to_string());
+            (Code::InvalidArgument, "VERIFICATION_INVALID", error.to_string())
+        }
+        AppError::VerificationExpired => (Code::FailedPrecondition, "VERIFICATION_EXPIRED", error.to_string()),
+        AppError::VerificationUsed => (Code::FailedPrecondition, "VERIFICATION_USED", error.to_string()),
+        AppError::CodeInvalid => {
+            details.add_bad_request_violation("email_code.code", error.to_string());
+            (Code::InvalidArgument, "CODE_INVALID", error.to_string())
+        }
+        AppError::AttemptsExhausted => (Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED", error.to_string()),
+        AppError::NotFound(_) => (Code::NotFound, "NOT_FOUND", error.to_string()),
+        AppError::FailedPrecondition { reason, message } => (Code::FailedPrecondition, *reason, (*message).to_owned()),
         AppError::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED", "authentication required".to_owned()),
         AppError::InvalidToken(rejection) => {
             let mut metadata = HashMap::new();
@@ -104,6 +122,65 @@ mod tests {
         assert_eq!(s.code(), Code::Unavailable);
         assert!(!s.message().contains("10.0.0.7"));
         assert!(s.get_error_details().retry_info().is_some());
+    }
+
+    fn violations(s: &Status) -> Vec<String> {
+        let d = s.get_error_details();
+        d.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default()
+    }
+
+    fn reason(s: &Status) -> String {
+        s.get_error_details().error_info().unwrap().reason.clone()
+    }
+
+    #[test]
+    fn wrong_password_names_the_field_it_came_from() {
+        let s = status(AppError::WrongPassword { field: "current_password" });
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(reason(&s), "INVALID_CREDENTIALS");
+        assert_eq!(violations(&s), ["current_password"]);
+    }
+
+    #[test]
+    fn verification_errors_have_their_own_codes_reasons_and_fields() {
+        for (e, code, expected_reason, fields) in [
+            (AppError::VerificationInvalid, Code::InvalidArgument, "VERIFICATION_INVALID", vec!["token"]),
+            (AppError::CodeInvalid, Code::InvalidArgument, "CODE_INVALID", vec!["email_code.code"]),
+            (AppError::VerificationExpired, Code::FailedPrecondition, "VERIFICATION_EXPIRED", vec![]),
+            (AppError::VerificationUsed, Code::FailedPrecondition, "VERIFICATION_USED", vec![]),
+            (AppError::AttemptsExhausted, Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED", vec![]),
+        ] {
+            let s = status(e);
+            assert_eq!(s.code(), code, "{expected_reason}");
+            assert_eq!(reason(&s), expected_reason);
+            assert_eq!(violations(&s), fields, "{expected_reason}");
+        }
+    }
+
+    #[test]
+    fn unverified_email_is_a_failed_precondition() {
+        let s = status(AppError::EmailNotVerified);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&s), "EMAIL_NOT_VERIFIED");
+    }
+
+    #[test]
+    fn not_found_names_what_is_missing() {
+        let s = status(AppError::NotFound("login email"));
+        assert_eq!(s.code(), Code::NotFound);
+        assert_eq!(reason(&s), "NOT_FOUND");
+        assert_eq!(s.message(), "login email not found");
+    }
+
+    #[test]
+    fn failed_precondition_keeps_the_use_case_reason_and_message() {
+        let s = status(AppError::FailedPrecondition {
+            reason: "LAST_VERIFIED_EMAIL",
+            message: "the last verified address cannot be removed",
+        });
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(reason(&s), "LAST_VERIFIED_EMAIL");
+        assert_eq!(s.message(), "the last verified address cannot be removed");
     }
 
     #[test]

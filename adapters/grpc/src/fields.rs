@@ -18,14 +18,19 @@ impl Fields {
     /// A non-empty string of at most `max` bytes.
     pub(crate) fn required<'a>(&mut self, field: &'static str, value: &'a str, max: usize) -> Option<&'a str> {
         if value.is_empty() {
-            self.0.push(FieldViolation::new(field, format!("{field} is required")));
+            self.violation(field, format!("{field} is required"));
             None
         } else if value.len() > max {
-            self.0.push(FieldViolation::new(field, format!("{field} must be at most {max} bytes")));
+            self.violation(field, format!("{field} must be at most {max} bytes"));
             None
         } else {
             Some(value)
         }
+    }
+
+    /// Records a violation found without a parser (a missing oneof, a bad mask path).
+    pub(crate) fn violation(&mut self, field: &'static str, description: impl ToString) {
+        self.0.push(FieldViolation::new(field, description));
     }
 
     /// Fails with every violation recorded, if any.

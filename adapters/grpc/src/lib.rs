@@ -11,12 +11,16 @@ mod auth;
 mod caller;
 pub mod error;
 mod fields;
+mod profile;
+mod proof;
 mod server;
 mod token;
+mod user;
 
 pub use auth::AuthApi;
 pub use server::{GrpcServer, ServeError};
 pub use token::TokenApi;
+pub use user::UserApi;
 
 /// The generated `gatehouse.v1` messages, servers and clients.
 pub mod pb {
@@ -33,4 +37,28 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use prost::Message;
+
+    /// grpcurl needs every service and every imported type (FieldMask,
+    /// Timestamp) from reflection alone.
+    #[test]
+    fn descriptor_set_holds_every_service_and_its_imports() {
+        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
+        let files: Vec<_> = set.file.iter().map(|f| f.name()).collect();
+        for name in [
+            "gatehouse/v1/auth.proto",
+            "gatehouse/v1/token.proto",
+            "gatehouse/v1/user.proto",
+            "google/protobuf/field_mask.proto",
+            "google/protobuf/timestamp.proto",
+        ] {
+            assert!(files.contains(&name), "{name} missing from {files:?}");
+        }
+    }
 }

@@ -14,7 +14,8 @@ use tonic_health::server::HealthReporter;
 
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
-use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, TokenApi};
+use crate::pb::user_service_server::UserServiceServer;
+use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, TokenApi, UserApi};
 
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +28,15 @@ pub enum ServeError {
 
 /// Names under which `grpc.health.v1` reports status: the whole server
 /// (empty name) and each service.
-const HEALTH_NAMES: [&str; 3] = ["", "gatehouse.v1.AuthService", "gatehouse.v1.TokenService"];
+const HEALTH_NAMES: [&str; 4] =
+    ["", "gatehouse.v1.AuthService", "gatehouse.v1.TokenService", "gatehouse.v1.UserService"];
 
 /// Everything the gRPC side needs to serve.
 #[derive(Clone)]
 pub struct GrpcServer {
     auth: AuthApi,
     token: TokenApi,
+    user: UserApi,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
 }
@@ -47,8 +50,14 @@ impl std::fmt::Debug for GrpcServer {
 impl GrpcServer {
     /// `probes` decide the health status: SERVING only while every one answers.
     #[must_use]
-    pub fn new(auth: AuthApi, token: TokenApi, probes: Vec<Arc<dyn Probe>>, health_interval: Duration) -> Self {
-        Self { auth, token, probes, health_interval }
+    pub fn new(
+        auth: AuthApi,
+        token: TokenApi,
+        user: UserApi,
+        probes: Vec<Arc<dyn Probe>>,
+        health_interval: Duration,
+    ) -> Self {
+        Self { auth, token, user, probes, health_interval }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -73,6 +82,7 @@ impl GrpcServer {
             .add_service(reflection_v1alpha)
             .add_service(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServeError::Transport(e.to_string()));
@@ -99,13 +109,20 @@ async fn watch_health(reporter: HealthReporter, probes: Vec<Arc<dyn Probe>>, eve
     }
 }
 
+/// Longest a probe may take before its dependency counts as down: a
+/// connection that stops answering must not freeze the status at SERVING.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn report_health(reporter: &HealthReporter, probes: &[Arc<dyn Probe>]) {
     let mut serving = true;
     for probe in probes {
-        if let Err(error) = probe.check().await {
-            tracing::warn!(dependency = probe.name(), %error, "health check failed");
-            serving = false;
-        }
+        let error = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+        };
+        tracing::warn!(dependency = probe.name(), %error, "health check failed");
+        serving = false;
     }
     let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
     for name in HEALTH_NAMES {

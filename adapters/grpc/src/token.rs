@@ -5,13 +5,11 @@ use gatehouse_application::AppError;
 use gatehouse_application::auth::{GetJwks, ValidateToken};
 use tonic::{Request, Response, Status};
 
+use crate::caller::MAX_ACCESS_TOKEN_BYTES;
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::timestamp;
-
-/// Longest access token accepted; real ones are a few hundred bytes.
-const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The use cases behind `TokenService`.
 #[derive(Clone, Debug)]

@@ -14,13 +14,13 @@ run: ## build and serve the embedded default (SQLite + in-process denylist) on 1
 migrate: ## apply database migrations (DATABASE_URL, default: the embedded SQLite file)
 	$(CARGO) run -p gatehouse --bin gatehouse -- migrate
 
-services: ## make sure PostgreSQL and Redis are up (starts them if down)
+services: ## make sure PostgreSQL, Redis and RabbitMQ are up (starts them if down)
 	@./scripts/services.sh
 
 tools: ## install test tools (grpcurl) into .tools/
 	@./scripts/install-grpcurl.sh
 
-test: services tools test-only ## the whole suite: unit, adapter (real PostgreSQL/Redis) and end-to-end tests
+test: services tools test-only ## the whole suite: unit, adapter (real PostgreSQL, Redis, RabbitMQ) and end-to-end tests
 
 test-only:
 	@echo "test: running every test of the workspace"

@@ -25,7 +25,7 @@ pub enum LogFormat {
 }
 
 /// Everything the server can be told.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
     pub data_dir: PathBuf,
@@ -50,6 +50,20 @@ pub struct Config {
     pub health_interval: Duration,
     pub denylist_resync_interval: Duration,
     pub log_format: LogFormat,
+    /// Base of the links in emails; never taken from request headers.
+    pub public_url: String,
+    pub require_verified_email: bool,
+    pub verify_email_ttl: Duration,
+    pub reset_password_ttl: Duration,
+    pub max_code_attempts: u32,
+    /// `None` means events go to the log (embedded mode).
+    pub amqp_url: Option<String>,
+    pub amqp_exchange: String,
+    pub amqp_timeout: Duration,
+    /// How often the outbox relay looks for new rows when idle.
+    pub outbox_poll_interval: Duration,
+    pub outbox_max_backoff: Duration,
+    pub outbox_retention: Duration,
 }
 
 impl Default for Config {
@@ -71,11 +85,56 @@ impl Default for Config {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             password_hash_concurrency: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             health_interval: Duration::from_secs(5),
-            denylist_resync_interval: Duration::from_secs(60),
+            denylist_resync_interval: Duration::from_secs(10),
             log_format: LogFormat::Text,
+            public_url: "http://localhost:8080".to_owned(),
+            require_verified_email: true,
+            verify_email_ttl: Duration::from_secs(5 * 86_400),
+            reset_password_ttl: Duration::from_secs(2 * 3600),
+            max_code_attempts: 5,
+            amqp_url: None,
+            amqp_exchange: "gatehouse.events".to_owned(),
+            amqp_timeout: Duration::from_secs(5),
+            outbox_poll_interval: Duration::from_millis(500),
+            outbox_max_backoff: Duration::from_secs(60),
+            outbox_retention: Duration::from_secs(86_400),
         }
     }
 }
+
+impl std::fmt::Debug for Config {
+    /// Connection URLs may carry passwords: they are shown redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("grpc_addr", &self.grpc_addr)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("amqp_url", &self.amqp_url.as_deref().map(redact_url))
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL with any password replaced by `***`, safe to log.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Longest accepted access-token life: a leaked one lives this long.
+const MAX_ACCESS_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest accepted life of refresh tokens and verifications.
+const MAX_LONG_TTL: Duration = Duration::from_secs(400 * 86_400);
 
 /// One setting: its flag, its environment variable and what it means.
 struct Setting {
@@ -204,8 +263,82 @@ const SETTINGS: &[Setting] = &[
     Setting {
         flag: "--denylist-resync-interval",
         env: "GATEHOUSE_DENYLIST_RESYNC_INTERVAL",
-        help: "how often the denylist is refilled from SQL [60s]",
+        help: "how often the denylist is refilled from SQL [10s]",
         apply: |c, n, v| duration(n, v).map(|x| c.denylist_resync_interval = x),
+    },
+    Setting {
+        flag: "--public-url",
+        env: "GATEHOUSE_PUBLIC_URL",
+        help: "base URL of links in emails [http://localhost:8080]",
+        apply: |c, n, v| public_url(n, v).map(|x| c.public_url = x),
+    },
+    Setting {
+        flag: "--require-verified-email",
+        env: "GATEHOUSE_REQUIRE_VERIFIED_EMAIL",
+        help: "login needs a verified address [true]",
+        apply: |c, n, v| boolean(n, v).map(|x| c.require_verified_email = x),
+    },
+    Setting {
+        flag: "--verify-email-ttl",
+        env: "GATEHOUSE_VERIFY_EMAIL_TTL",
+        help: "life of an email verification [5d]",
+        apply: |c, n, v| duration(n, v).map(|x| c.verify_email_ttl = x),
+    },
+    Setting {
+        flag: "--reset-password-ttl",
+        env: "GATEHOUSE_RESET_PASSWORD_TTL",
+        help: "life of a password reset [2h]",
+        apply: |c, n, v| duration(n, v).map(|x| c.reset_password_ttl = x),
+    },
+    Setting {
+        flag: "--max-code-attempts",
+        env: "GATEHOUSE_MAX_CODE_ATTEMPTS",
+        help: "wrong codes allowed per verification [5]",
+        apply: |c, n, v| {
+            parse::<usize>(n, v)
+                .and_then(|x| positive(n, v, x))
+                .and_then(|x| u32::try_from(x).map_err(|_| invalid(n, v, "too large")))
+                .map(|x| c.max_code_attempts = x)
+        },
+    },
+    Setting {
+        flag: "--amqp-url",
+        env: "AMQP_URL",
+        help: "amqp://… for events [events go to the log]",
+        apply: |c, _, v| {
+            c.amqp_url = non_empty(v);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--amqp-exchange",
+        env: "GATEHOUSE_AMQP_EXCHANGE",
+        help: "topic exchange events go to [gatehouse.events]",
+        apply: |c, n, v| required(n, v).map(|x| c.amqp_exchange = x),
+    },
+    Setting {
+        flag: "--amqp-timeout",
+        env: "GATEHOUSE_AMQP_TIMEOUT",
+        help: "broker connect/confirm timeout [5s]",
+        apply: |c, n, v| duration(n, v).map(|x| c.amqp_timeout = x),
+    },
+    Setting {
+        flag: "--outbox-poll-interval",
+        env: "GATEHOUSE_OUTBOX_POLL_INTERVAL",
+        help: "relay poll period when idle [500ms]",
+        apply: |c, n, v| duration(n, v).map(|x| c.outbox_poll_interval = x),
+    },
+    Setting {
+        flag: "--outbox-max-backoff",
+        env: "GATEHOUSE_OUTBOX_MAX_BACKOFF",
+        help: "longest wait between publish retries [60s]",
+        apply: |c, n, v| duration(n, v).map(|x| c.outbox_max_backoff = x),
+    },
+    Setting {
+        flag: "--outbox-retention",
+        env: "GATEHOUSE_OUTBOX_RETENTION",
+        help: "how long sent events are kept [1d]",
+        apply: |c, n, v| duration(n, v).map(|x| c.outbox_retention = x),
     },
     Setting {
         flag: "--log-format",
@@ -251,14 +384,45 @@ impl Config {
             };
             (setting.apply)(&mut config, setting.flag, &value)?;
         }
-        if config.access_token_ttl.is_zero() || config.refresh_token_ttl <= config.access_token_ttl {
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Rules between settings, and bounds that keep time arithmetic and
+    /// timers from failing at run time.
+    fn check(&self) -> Result<(), ConfigError> {
+        let bounded = |name: &'static str, d: Duration, max: Duration| {
+            if d.is_zero() || d > max {
+                Err(invalid(name, &format!("{d:?}"), &format!("must be above zero and at most {max:?}")))
+            } else {
+                Ok(())
+            }
+        };
+        let week = Duration::from_secs(7 * 86_400);
+        bounded("GATEHOUSE_ACCESS_TOKEN_TTL", self.access_token_ttl, MAX_ACCESS_TTL)?;
+        bounded("GATEHOUSE_REFRESH_TOKEN_TTL", self.refresh_token_ttl, MAX_LONG_TTL)?;
+        bounded("GATEHOUSE_VERIFY_EMAIL_TTL", self.verify_email_ttl, MAX_LONG_TTL)?;
+        bounded("GATEHOUSE_RESET_PASSWORD_TTL", self.reset_password_ttl, MAX_LONG_TTL)?;
+        bounded("GATEHOUSE_OUTBOX_RETENTION", self.outbox_retention, MAX_LONG_TTL)?;
+        for (name, d) in [
+            ("GATEHOUSE_DB_CONNECT_TIMEOUT", self.db_connect_timeout),
+            ("GATEHOUSE_REDIS_TIMEOUT", self.redis_timeout),
+            ("GATEHOUSE_AMQP_TIMEOUT", self.amqp_timeout),
+            ("GATEHOUSE_HEALTH_INTERVAL", self.health_interval),
+            ("GATEHOUSE_DENYLIST_RESYNC_INTERVAL", self.denylist_resync_interval),
+            ("GATEHOUSE_OUTBOX_POLL_INTERVAL", self.outbox_poll_interval),
+            ("GATEHOUSE_OUTBOX_MAX_BACKOFF", self.outbox_max_backoff),
+        ] {
+            bounded(name, d, week)?;
+        }
+        if self.refresh_token_ttl <= self.access_token_ttl {
             return Err(invalid(
                 "GATEHOUSE_REFRESH_TOKEN_TTL",
-                &format!("{:?}", config.refresh_token_ttl),
-                "must be longer than a non-zero GATEHOUSE_ACCESS_TOKEN_TTL",
+                &format!("{:?}", self.refresh_token_ttl),
+                "must be longer than GATEHOUSE_ACCESS_TOKEN_TTL",
             ));
         }
-        Ok(config)
+        Ok(())
     }
 
     /// The database URL in force: the configured one or the embedded SQLite file.
@@ -299,6 +463,24 @@ fn positive(name: &'static str, value: &str, n: usize) -> Result<usize, ConfigEr
 
 fn required(name: &'static str, value: &str) -> Result<String, ConfigError> {
     non_empty(value).ok_or_else(|| invalid(name, value, "must not be empty"))
+}
+
+fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(name, value, "expected true or false")),
+    }
+}
+
+/// An absolute http(s) URL without query or fragment; trailing `/` dropped.
+fn public_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim().trim_end_matches('/');
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !v.contains(['?', '#', ' ']) => Ok(v.to_owned()),
+        _ => Err(invalid(name, value, "expected an absolute http(s) URL such as https://id.example.com")),
+    }
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -364,7 +546,52 @@ mod tests {
         let err = Config::load(&["--nope".to_owned()], env(&[])).unwrap_err();
         assert!(matches!(err, ConfigError::UnknownFlag(_)));
         let err = Config::load(&[], env(&[("GATEHOUSE_ACCESS_TOKEN_TTL", "31d")])).unwrap_err().to_string();
+        assert!(err.contains("GATEHOUSE_ACCESS_TOKEN_TTL"), "{err}");
+        let err =
+            Config::load(&[], env(&[("GATEHOUSE_ACCESS_TOKEN_TTL", "2h"), ("GATEHOUSE_REFRESH_TOKEN_TTL", "1h")]))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("GATEHOUSE_REFRESH_TOKEN_TTL"), "{err}");
+    }
+
+    /// Zero intervals would panic the timers; huge lives would overflow time arithmetic.
+    #[test]
+    fn zero_or_huge_durations_are_refused_at_start() {
+        for (name, value) in [
+            ("GATEHOUSE_HEALTH_INTERVAL", "0s"),
+            ("GATEHOUSE_DENYLIST_RESYNC_INTERVAL", "0"),
+            ("GATEHOUSE_REDIS_TIMEOUT", "0ms"),
+            ("GATEHOUSE_REFRESH_TOKEN_TTL", "100000000d"),
+            ("GATEHOUSE_VERIFY_EMAIL_TTL", "0s"),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = Box::leak(Box::new([(name, value)]));
+            let err = Config::load(&[], env(pairs)).unwrap_err().to_string();
+            assert!(err.starts_with(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_passwords_in_urls() {
+        let c = Config::load(&[], env(&[("DATABASE_URL", "postgres://gh:s3cret@db:5432/gh")])).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("postgres://gh:***@db:5432/gh"), "{shown}");
+    }
+
+    #[test]
+    fn public_url_must_be_absolute_http() {
+        assert_eq!(public_url("X", "https://id.example.com/").unwrap(), "https://id.example.com");
+        assert!(public_url("X", "id.example.com").is_err());
+        assert!(public_url("X", "javascript:alert(1)").is_err());
+        assert!(public_url("X", "https://a.example/?next=evil").is_err());
+        let err = Config::load(&[], env(&[("GATEHOUSE_PUBLIC_URL", "nope")])).unwrap_err().to_string();
+        assert!(err.starts_with("GATEHOUSE_PUBLIC_URL:"), "{err}");
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings() {
+        let c = Config::load(&[], env(&[("GATEHOUSE_REQUIRE_VERIFIED_EMAIL", "off")])).unwrap();
+        assert!(!c.require_verified_email);
+        assert!(Config::load(&[], env(&[("GATEHOUSE_REQUIRE_VERIFIED_EMAIL", "maybe")])).is_err());
     }
 
     #[test]

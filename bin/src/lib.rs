@@ -51,7 +51,40 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
             }
         }
     });
+    let relay = tokio::spawn(relay_outbox(app.relay, app.outbox_poll_interval));
     let result = app.grpc.serve(listener, shutdown).await;
     resync.abort();
+    relay.abort();
     Ok(result?)
+}
+
+/// How often sent outbox rows past their retention are deleted.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Publishes the outbox for as long as the server runs: straight on while
+/// rows keep coming, a poll interval's pause when idle or failing. A publish
+/// cut short by shutdown leaves its row claimed; it is sent again after its
+/// lease (consumers de-duplicate by event id).
+async fn relay_outbox(relay: gatehouse_application::events::RelayOutbox, poll: std::time::Duration) {
+    let mut next_prune = tokio::time::Instant::now();
+    loop {
+        let busy = match relay.run_once().await {
+            Ok(report) => report.claimed > 0 && report.failed == 0,
+            Err(error) => {
+                tracing::warn!(%error, "outbox relay round failed; will retry");
+                false
+            }
+        };
+        if tokio::time::Instant::now() >= next_prune {
+            match relay.prune().await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "pruned sent outbox rows"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "outbox prune failed"),
+            }
+            next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+        }
+        if !busy {
+            tokio::time::sleep(poll).await;
+        }
+    }
 }

@@ -2,26 +2,38 @@
 //! configuration and hands them to the use cases by constructor injection.
 //! No global state, no service locator.
 
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::TimeDelta;
-use gatehouse_application::TokenSettings;
-use gatehouse_application::auth::{
-    GetJwks, Login, Logout, RebuildDenylist, RefreshTokens, SessionRevoker, SignUp, TokenMinter, ValidateToken,
+use gatehouse_application::account::{
+    AccountDeps, AddLoginEmail, ChangePassword, DeleteMe, GetMe, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
 };
+use gatehouse_application::auth::{
+    GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshTokens, RequestVerification, ResetPassword,
+    SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
+};
+use gatehouse_application::events::{EventFactory, RelayOutbox, RelaySettings};
 use gatehouse_application::ports::clock::Clock;
 use gatehouse_application::ports::denylist::Denylist;
+use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::random::RandomSource;
-use gatehouse_crypto::{Argon2Hasher, JwtKeys, OsRandom, SigningKey, SystemClock};
-use gatehouse_grpc::{AuthApi, GrpcServer, TokenApi};
+use gatehouse_application::{TokenSettings, VerificationSettings};
+use gatehouse_crypto::{Argon2Hasher, JwtKeys, OsRandom, PublicKey, SigningKey, SystemClock};
+use gatehouse_events::{LogPublisher, ProtoEventEncoder};
+use gatehouse_grpc::{AuthApi, GrpcServer, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
+use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
-use gatehouse_sql::{Database, PoolSettings, SqlSessionRepository, SqlUserRepository};
+use gatehouse_sql::{
+    Database, PoolSettings, SqlOutboxStore, SqlSessionRepository, SqlUserRepository, SqlVerificationRepository,
+};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 
 /// A built server, ready to serve.
 #[derive(Debug)]
@@ -30,6 +42,19 @@ pub struct App {
     /// Refills the denylist from SQL; run at start and every resync interval.
     pub rebuild_denylist: RebuildDenylist,
     pub denylist_resync_interval: Duration,
+    /// Publishes the outbox; run in a loop next to the server.
+    pub relay: RelayOutbox,
+    pub outbox_poll_interval: Duration,
+}
+
+/// Creates the data directory readable by its owner only: it holds the
+/// embedded database (password hashes) and the generated signing key.
+fn ensure_data_dir(config: &Config) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))
 }
 
 /// Opens the database and applies pending migrations.
@@ -39,8 +64,7 @@ pub struct App {
 pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+        ensure_data_dir(config)?;
     }
     let pool = PoolSettings {
         max_connections: config.db_max_connections,
@@ -72,62 +96,112 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             (memory.clone(), memory)
         }
     };
+    // Events go to the broker when one is configured. The publisher connects
+    // on demand, so the server starts (and requests succeed) while it is down.
+    let publisher: Arc<dyn EventPublisher> = match &config.amqp_url {
+        Some(url) => Arc::new(RabbitPublisher::new(url, &config.amqp_exchange, config.amqp_timeout)),
+        None => Arc::new(LogPublisher),
+    };
     let keys = Arc::new(load_keys(config)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency));
     let users = Arc::new(SqlUserRepository::new(&db));
     let sessions = Arc::new(SqlSessionRepository::new(&db));
+    let verifications = Arc::new(SqlVerificationRepository::new(&db));
+    let outbox = Arc::new(SqlOutboxStore::new(&db));
     let settings = TokenSettings {
         access_ttl: to_delta(config.access_token_ttl)?,
         refresh_ttl: to_delta(config.refresh_token_ttl)?,
     };
+    let verification_settings = VerificationSettings {
+        public_url: config.public_url.clone(),
+        verify_email_ttl: to_delta(config.verify_email_ttl)?,
+        reset_password_ttl: to_delta(config.reset_password_ttl)?,
+        max_code_attempts: config.max_code_attempts,
+        require_verified_email: config.require_verified_email,
+    };
 
+    let events = EventFactory::new(Arc::new(ProtoEventEncoder), rng.clone());
+    let issuer = VerificationIssuer::new(rng.clone(), events, verification_settings);
+    let redeemer = Redeemer::new(verifications.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
     let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let auth = AuthApi {
-        sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng),
-        login: Login::new(users, sessions.clone(), hasher, minter.clone()),
+        sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
+        login: Login::new(
+            users.clone(),
+            sessions.clone(),
+            hasher.clone(),
+            minter.clone(),
+            config.require_verified_email,
+        ),
         refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
-        logout: Logout::new(sessions.clone(), revoker.clone(), clock.clone()),
+        logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
+        verify_email: VerifyEmail::new(redeemer.clone(), clock.clone()),
+        request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
+        reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
+    };
+    let deps = AccountDeps { users, hasher, revoker: revoker.clone(), issuer, clock: clock.clone() };
+    let user = UserApi {
         validate: validate.clone(),
+        get_me: GetMe::new(deps.clone()),
+        update_me: UpdateMe::new(deps.clone()),
+        change_password: ChangePassword::new(deps.clone()),
+        add_login_email: AddLoginEmail::new(deps.clone()),
+        remove_login_email: RemoveLoginEmail::new(deps.clone()),
+        set_primary_email: SetPrimaryEmail::new(deps.clone()),
+        delete_me: DeleteMe::new(deps),
     };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
+    let relay_settings = RelaySettings {
+        max_backoff: to_delta(config.outbox_max_backoff)?,
+        retention: to_delta(config.outbox_retention)?,
+        ..RelaySettings::default()
+    };
 
     let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
     Ok(App {
-        grpc: GrpcServer::new(auth, token, probes, config.health_interval),
-        rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock, settings),
+        grpc: GrpcServer::new(auth, token, user, probes, config.health_interval),
+        rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
+        relay: RelayOutbox::new(outbox, publisher, clock, relay_settings),
+        outbox_poll_interval: config.outbox_poll_interval,
     })
 }
 
+/// The signing key (configured, or generated on first start in the embedded
+/// mode) and the retired keys whose tokens must still verify. Replicas must
+/// share one key, so a generated key is refused once a shared denylist
+/// (Redis) says this is a multi-replica deployment.
 fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
-    let path = config.effective_signing_key_file();
-    if config.signing_key_file.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    }
-    let current =
-        if config.signing_key_file.is_some() { SigningKey::load(&path)? } else { SigningKey::load_or_generate(&path)? };
+    let current = match &config.signing_key_file {
+        Some(path) => SigningKey::load(path)?,
+        None if config.redis_url.is_some() => anyhow::bail!(
+            "GATEHOUSE_SIGNING_KEY_FILE is required with REDIS_URL: every replica must sign with the same key"
+        ),
+        None => {
+            ensure_data_dir(config)?;
+            SigningKey::load_or_generate(&config.effective_signing_key_file())?
+        }
+    };
     let previous =
-        config.previous_signing_key_files.iter().map(|p| SigningKey::load(p)).collect::<Result<Vec<_>, _>>()?;
+        config.previous_signing_key_files.iter().map(|p| load_public_key(p)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(JwtKeys::new(current, previous, &config.issuer, &config.audience))
+}
+
+/// A retired key: its public half (SPKI PEM) is enough, a private PEM works too.
+fn load_public_key(path: &Path) -> anyhow::Result<PublicKey> {
+    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    match PublicKey::from_pem(&pem) {
+        Ok(key) => Ok(key),
+        Err(_) => {
+            Ok(SigningKey::from_pem(&pem).with_context(|| format!("{} holds no Ed25519 key", path.display()))?.into())
+        }
+    }
 }
 
 fn to_delta(d: Duration) -> anyhow::Result<TimeDelta> {
     TimeDelta::from_std(d).context("duration out of range")
-}
-
-/// A URL with any password replaced, safe to log.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }

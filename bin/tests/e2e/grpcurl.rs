@@ -56,7 +56,9 @@ async fn grpcurl_happy_path_with_reflection_only() {
 
     let (ok, services, stderr) = grpcurl(vec!["-plaintext".into(), app.addr.to_string(), "list".into()]).await;
     assert!(ok, "{stderr}");
-    for service in ["gatehouse.v1.AuthService", "gatehouse.v1.TokenService", "grpc.health.v1.Health"] {
+    for service in
+        ["gatehouse.v1.AuthService", "gatehouse.v1.TokenService", "gatehouse.v1.UserService", "grpc.health.v1.Health"]
+    {
         assert!(services.lines().any(|l| l == service), "{service} missing from:\n{services}");
     }
 
@@ -64,6 +66,11 @@ async fn grpcurl_happy_path_with_reflection_only() {
         serde_json::json!({"email": "grpcurl@example.com", "password": "correct horse battery", "displayName": "Curl"});
     let signed_up = ok_json(&app, "gatehouse.v1.AuthService/SignUp", &body, None).await;
     let user_id = signed_up["userId"].as_str().unwrap().to_owned();
+
+    // The verification link token travels in the sign-up's event.
+    let mail = app.last_event("email.verification_requested", "grpcurl@example.com").await;
+    let body = serde_json::json!({"token": mail.token});
+    ok_json(&app, "gatehouse.v1.AuthService/VerifyEmail", &body, None).await;
 
     let body = serde_json::json!({"email": "grpcurl@example.com", "password": "correct horse battery"});
     let login = ok_json(&app, "gatehouse.v1.AuthService/Login", &body, None).await;

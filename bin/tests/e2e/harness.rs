@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -10,8 +12,10 @@ use gatehouse::config::Config;
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
+use gatehouse_grpc::pb::user_service_client::UserServiceClient;
 use sea_orm::ConnectionTrait;
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -55,6 +59,10 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
+pub fn amqp_url() -> String {
+    std::env::var("GATEHOUSE_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
 pub fn redis_url() -> String {
     std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -64,6 +72,7 @@ struct Resources {
     data_dir: PathBuf,
     database: Option<String>,
     redis_prefix: Option<String>,
+    exchange: Option<String>,
 }
 
 impl Drop for Resources {
@@ -71,15 +80,30 @@ impl Drop for Resources {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         let database = self.database.take();
         let prefix = self.redis_prefix.take();
+        let exchange = self.exchange.take();
         // Drop runs inside the test's runtime; clean up on a thread of our own.
         let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             if let Some(db) = database {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = sea_orm::Database::connect(postgres_admin_url()).await {
                         let _ =
                             admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
                     }
+                });
+            }
+            if let Some(exchange) = exchange {
+                rt.block_on(async {
+                    let cleanup = async {
+                        let conn =
+                            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
+                        let channel = conn.create_channel().await?;
+                        channel
+                            .exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+                            .await?;
+                        conn.close(200, "OK".into()).await
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
                 });
             }
             if let Some(prefix) = prefix
@@ -103,6 +127,7 @@ pub struct TestApp {
     pub config: Config,
     pub auth: AuthServiceClient<Channel>,
     pub token: TokenServiceClient<Channel>,
+    pub user: UserServiceClient<Channel>,
     pub channel: Channel,
     /// The server's signing key, so tests can forge tokens it would accept.
     pub signing_key_pem: String,
@@ -122,7 +147,8 @@ impl TestApp {
         let id = Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("gatehouse-e2e-{id}"));
         std::fs::create_dir_all(&data_dir).unwrap();
-        let mut resources = Resources { data_dir: data_dir.clone(), database: None, redis_prefix: None };
+        let mut resources =
+            Resources { data_dir: data_dir.clone(), database: None, redis_prefix: None, exchange: None };
 
         let signing_key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
         let signing_key_pem = signing_key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
@@ -134,6 +160,11 @@ impl TestApp {
             data_dir,
             signing_key_file: Some(key_file),
             health_interval: Duration::from_millis(500),
+            denylist_resync_interval: Duration::from_millis(500),
+            outbox_poll_interval: Duration::from_millis(50),
+            outbox_max_backoff: Duration::from_millis(500),
+            public_url: "https://id.example.test".into(),
+            db_max_connections: 5,
             ..Config::default()
         };
         if mode == Mode::Production {
@@ -147,6 +178,11 @@ impl TestApp {
             resources.redis_prefix = Some(prefix.clone());
             config.redis_url = Some(redis_url());
             config.redis_key_prefix = prefix;
+            let exchange = format!("gh-e2e-{id}");
+            resources.exchange = Some(exchange.clone());
+            config.amqp_url = Some(amqp_url());
+            config.amqp_exchange = exchange;
+            config.amqp_timeout = Duration::from_secs(2);
         }
         adjust(&mut config);
         Self::start(mode, config, signing_key_pem, Some(resources)).await
@@ -174,6 +210,7 @@ impl TestApp {
             addr,
             auth: AuthServiceClient::new(channel.clone()),
             token: TokenServiceClient::new(channel.clone()),
+            user: UserServiceClient::new(channel.clone()),
             channel,
             config,
             signing_key_pem,
@@ -225,10 +262,64 @@ impl TestApp {
         }
     }
 
-    /// Signs up `email` with a fixed good password and logs in.
+    /// Signs up `email` with a fixed good password, verifies the address
+    /// with the link token from its event, and logs in.
     pub async fn user_session(&self, email: &str) -> pb::TokenPair {
-        self.sign_up(email, "correct horse battery").await.unwrap();
+        self.verified_user(email).await;
         self.login(email, "correct horse battery").await.unwrap()
+    }
+
+    /// Signs up `email` with the fixed good password and verifies it.
+    pub async fn verified_user(&self, email: &str) -> String {
+        let user_id = self.sign_up(email, "correct horse battery").await.unwrap();
+        let event = self.last_event("email.verification_requested", email).await;
+        self.verify_token(&event.token).await.unwrap();
+        user_id
+    }
+
+    pub async fn verify_token(&self, token: &str) -> Result<(), Status> {
+        let req = pb::VerifyEmailRequest { proof: Some(pb::verify_email_request::Proof::Token(token.into())) };
+        self.auth.clone().verify_email(req).await.map(|_| ())
+    }
+
+    pub async fn verify_code(&self, email: &str, code: &str) -> Result<(), Status> {
+        let proof =
+            pb::verify_email_request::Proof::EmailCode(pb::EmailCode { email: email.into(), code: code.into() });
+        self.auth.clone().verify_email(pb::VerifyEmailRequest { proof: Some(proof) }).await.map(|_| ())
+    }
+
+    /// Every event committed to the outbox so far (sent or not), oldest first,
+    /// read straight from the database: what the relay will deliver.
+    pub async fn outbox(&self) -> Vec<OutboxRow> {
+        let db = sea_orm::Database::connect(self.config.effective_database_url()).await.unwrap();
+        let rows = db
+            .query_all(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT id, event_type, payload, sent_at IS NOT NULL AS sent FROM outbox ORDER BY created_at, id",
+            ))
+            .await
+            .unwrap();
+        let out = rows
+            .iter()
+            .map(|r| {
+                let event_type: String = r.try_get("", "event_type").unwrap();
+                let payload: Vec<u8> = r.try_get("", "payload").unwrap();
+                let sent: bool = r.try_get("", "sent").unwrap();
+                OutboxRow { event: Mail::decode(&event_type, &payload), event_type, sent }
+            })
+            .collect();
+        let _ = db.close().await;
+        out
+    }
+
+    /// The newest committed `event_type` event addressed to `email`.
+    pub async fn last_event(&self, event_type: &str, email: &str) -> Mail {
+        let rows = self.outbox().await;
+        rows.into_iter()
+            .rev()
+            .find(|r| r.event_type == event_type && r.event.email == email)
+            .map(|r| r.event)
+            .unwrap_or_else(|| panic!("no {event_type} event for {email} in the outbox"))
     }
 
     pub async fn validate(&self, access_token: &str) -> Result<pb::ValidateTokenResponse, Status> {
@@ -266,6 +357,126 @@ impl Drop for TestApp {
         }
         if let Some(server) = self.server.take() {
             server.abort();
+        }
+    }
+}
+
+/// A TCP forwarder to a service (Redis, RabbitMQ) that a test can cut and
+/// restore, to simulate an outage without touching the shared service.
+pub struct Cable {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    kill: watch::Sender<u64>,
+}
+
+impl Cable {
+    pub async fn to(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let (kill, _) = watch::channel(0_u64);
+        let (cut2, kill2) = (cut.clone(), kill.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: connection refused in effect
+                }
+                let target = target.clone();
+                let mut killed = kill2.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = killed.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut, kill }
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.kill.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Polls `check` every 100 ms for up to 10 s.
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// `message` with `authorization: Bearer <access_token>`.
+pub fn authed<T>(message: T, access_token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut().insert("authorization", format!("Bearer {access_token}").parse().unwrap());
+    req
+}
+
+/// One outbox row as the tests see it.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub event_type: String,
+    pub event: Mail,
+    /// Whether the relay has published it (a confirmed publish).
+    pub sent: bool,
+}
+
+/// The fields of an email event that tests use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mail {
+    pub event_id: String,
+    pub user_id: String,
+    pub email: String,
+    pub token: String,
+    pub code: String,
+    pub link: String,
+    pub new_email: String,
+}
+
+impl Mail {
+    /// Decodes an event payload with the published schema.
+    pub fn decode(event_type: &str, payload: &[u8]) -> Self {
+        use gatehouse_events::DecodedEvent as E;
+        match gatehouse_events::decode(event_type, payload).unwrap() {
+            E::VerificationRequested(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                token: e.token,
+                code: e.code,
+                link: e.link,
+                ..Self::default()
+            },
+            E::PasswordResetRequested(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                token: e.token,
+                code: e.code,
+                link: e.link,
+                ..Self::default()
+            },
+            E::PasswordChanged(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
+            }
+            E::EmailChanged(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                new_email: e.new_email,
+                ..Self::default()
+            },
         }
     }
 }

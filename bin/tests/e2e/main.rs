@@ -8,7 +8,11 @@
 mod harness;
 
 mod bad_input;
+mod broker;
+mod email_flows;
 mod forged_tokens;
 mod grpcurl;
+mod log_hygiene;
+mod one_time_codes;
 mod outage;
 mod sessions;

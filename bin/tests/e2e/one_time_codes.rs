@@ -1,0 +1,192 @@
+//! One-time tokens and codes: expiry, single use, attempt limits, the right
+//! kind, and all of it holding under parallel requests.
+//! OWASP ASVS 5.0 V6.5.1 (usable once), V6.3.1 / V6.6.3 (brute force limits).
+
+use std::time::Duration;
+
+use gatehouse_grpc::pb;
+use sea_orm::ConnectionTrait;
+use tonic::Code;
+
+use crate::harness::{Mode, TestApp, assert_error};
+
+crate::in_both_modes!(
+    expired_verification_is_refused,
+    used_token_is_refused,
+    sixth_wrong_code_is_refused_and_kills_the_code,
+    code_for_another_email_is_refused,
+    token_of_the_other_kind_is_refused,
+    parallel_redemptions_of_one_token_succeed_once,
+    twenty_parallel_wrong_codes_stop_at_the_limit,
+);
+
+const PASSWORD: &str = "correct horse battery";
+
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().unwrap();
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+async fn expired_verification_is_refused(mode: Mode) {
+    let app = TestApp::spawn_with(mode, |c| c.verify_email_ttl = Duration::from_secs(1)).await;
+    app.sign_up("ann@example.com", PASSWORD).await.unwrap();
+    let mail = app.last_event("email.verification_requested", "ann@example.com").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_error(app.verify_token(&mail.token).await, Code::FailedPrecondition, "VERIFICATION_EXPIRED");
+    assert_error(
+        app.verify_code("ann@example.com", &mail.code).await,
+        Code::FailedPrecondition,
+        "VERIFICATION_EXPIRED",
+    );
+}
+
+async fn used_token_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("bo@example.com", PASSWORD).await.unwrap();
+    let mail = app.last_event("email.verification_requested", "bo@example.com").await;
+    app.verify_token(&mail.token).await.unwrap();
+    assert_error(app.verify_token(&mail.token).await, Code::FailedPrecondition, "VERIFICATION_USED");
+    let never = format!("ghv_{}", "Q".repeat(43));
+    assert_error(app.verify_token(&never).await, Code::InvalidArgument, "VERIFICATION_INVALID");
+}
+
+async fn sixth_wrong_code_is_refused_and_kills_the_code(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("cat@example.com", PASSWORD).await.unwrap();
+    let mail = app.last_event("email.verification_requested", "cat@example.com").await;
+    for _ in 0..5 {
+        assert_error(
+            app.verify_code("cat@example.com", &wrong(&mail.code)).await,
+            Code::InvalidArgument,
+            "CODE_INVALID",
+        );
+    }
+    assert_error(
+        app.verify_code("cat@example.com", &wrong(&mail.code)).await,
+        Code::ResourceExhausted,
+        "ATTEMPTS_EXHAUSTED",
+    );
+    // Even the right code, and the link, are dead now.
+    assert_error(app.verify_code("cat@example.com", &mail.code).await, Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED");
+    assert_error(app.verify_token(&mail.token).await, Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED");
+}
+
+async fn code_for_another_email_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("dan@example.com", PASSWORD).await.unwrap();
+    app.sign_up("dora@example.com", PASSWORD).await.unwrap();
+    let dan = app.last_event("email.verification_requested", "dan@example.com").await;
+    let dora = app.last_event("email.verification_requested", "dora@example.com").await;
+    if dan.code != dora.code {
+        assert_error(app.verify_code("dora@example.com", &dan.code).await, Code::InvalidArgument, "CODE_INVALID");
+    }
+    assert_error(app.verify_code("nobody@example.com", &dan.code).await, Code::InvalidArgument, "CODE_INVALID");
+    assert_error(app.login("dora@example.com", PASSWORD).await, Code::FailedPrecondition, "EMAIL_NOT_VERIFIED");
+}
+
+async fn token_of_the_other_kind_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("eli@example.com", PASSWORD).await.unwrap();
+    let verify = app.last_event("email.verification_requested", "eli@example.com").await;
+    // A verification token is no reset token.
+    let req = pb::ResetPasswordRequest {
+        proof: Some(pb::reset_password_request::Proof::Token(verify.token.clone())),
+        new_password: "a brand new password".into(),
+    };
+    assert_error(app.auth.clone().reset_password(req).await, Code::InvalidArgument, "VERIFICATION_INVALID");
+    app.verify_token(&verify.token).await.unwrap();
+    // And a reset token verifies nothing.
+    app.auth
+        .clone()
+        .request_password_reset(pb::RequestPasswordResetRequest { email: "eli@example.com".into() })
+        .await
+        .unwrap();
+    let reset = app.last_event("email.password_reset_requested", "eli@example.com").await;
+    assert_error(app.verify_token(&reset.token).await, Code::InvalidArgument, "VERIFICATION_INVALID");
+}
+
+async fn parallel_redemptions_of_one_token_succeed_once(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("fay@example.com", PASSWORD).await.unwrap();
+    let mail = app.last_event("email.verification_requested", "fay@example.com").await;
+    let verifications: Vec<_> = (0..10)
+        .map(|_| {
+            let mut client = app.auth.clone();
+            let req =
+                pb::VerifyEmailRequest { proof: Some(pb::verify_email_request::Proof::Token(mail.token.clone())) };
+            tokio::spawn(async move { client.verify_email(req).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for v in verifications {
+        match v.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "one verification token, one success");
+
+    app.auth
+        .clone()
+        .request_password_reset(pb::RequestPasswordResetRequest { email: "fay@example.com".into() })
+        .await
+        .unwrap();
+    let reset = app.last_event("email.password_reset_requested", "fay@example.com").await;
+    let resets: Vec<_> = (0..10)
+        .map(|i| {
+            let mut client = app.auth.clone();
+            let req = pb::ResetPasswordRequest {
+                proof: Some(pb::reset_password_request::Proof::Token(reset.token.clone())),
+                new_password: format!("new password number {i}"),
+            };
+            tokio::spawn(async move { client.reset_password(req).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for r in resets {
+        match r.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "one reset token, one success");
+    assert_eq!(app.outbox().await.iter().filter(|r| r.event_type == "email.password_changed").count(), 1);
+}
+
+async fn twenty_parallel_wrong_codes_stop_at_the_limit(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.sign_up("gus@example.com", PASSWORD).await.unwrap();
+    let mail = app.last_event("email.verification_requested", "gus@example.com").await;
+    let guesses: Vec<_> = (0..20)
+        .map(|_| {
+            let mut client = app.auth.clone();
+            let proof = pb::verify_email_request::Proof::EmailCode(pb::EmailCode {
+                email: "gus@example.com".into(),
+                code: wrong(&mail.code),
+            });
+            tokio::spawn(async move { client.verify_email(pb::VerifyEmailRequest { proof: Some(proof) }).await })
+        })
+        .collect();
+    let mut invalid = 0;
+    for g in guesses {
+        let status = g.await.unwrap().unwrap_err();
+        match status.code() {
+            Code::InvalidArgument => invalid += 1,
+            Code::ResourceExhausted => {}
+            other => panic!("unexpected {other:?}: {status:?}"),
+        }
+    }
+    assert_eq!(invalid, 5, "exactly the allowed number of wrong codes were counted");
+    let db = sea_orm::Database::connect(app.config.effective_database_url()).await.unwrap();
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT attempts FROM verifications WHERE email = 'gus@example.com'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let attempts: i32 = row.try_get("", "attempts").unwrap();
+    assert_eq!(attempts, 5, "the counter stops at the limit");
+    assert_error(app.verify_code("gus@example.com", &mail.code).await, Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED");
+}

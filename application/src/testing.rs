@@ -334,7 +334,12 @@ impl UserRepository for InMemoryStore {
         Ok(())
     }
 
-    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<EmailRemoval, StoreError> {
+    async fn remove_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<EmailRemoval, StoreError> {
         let mut state = self.0.lock().unwrap();
         let Some(u) = state.user_mut(user) else { return Ok(EmailRemoval::NotFound) };
         let Some(pos) = u.emails.iter().position(|e| &e.email == email) else { return Ok(EmailRemoval::NotFound) };
@@ -346,6 +351,9 @@ impl UserRepository for InMemoryStore {
             return Ok(EmailRemoval::LastVerified);
         }
         u.emails.remove(pos);
+        for v in state.verifications.iter_mut().filter(|v| v.user_id == user && &v.email == email) {
+            v.consumed_at.get_or_insert(now);
+        }
         Ok(EmailRemoval::Removed)
     }
 

@@ -33,6 +33,7 @@ pub struct Config {
     pub database_url: Option<String>,
     pub db_max_connections: u32,
     pub db_connect_timeout: Duration,
+    pub db_statement_timeout: Duration,
     /// `None` means the in-process denylist (single replica only).
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
@@ -74,6 +75,7 @@ impl Default for Config {
             database_url: None,
             db_max_connections: 10,
             db_connect_timeout: Duration::from_secs(5),
+            db_statement_timeout: Duration::from_secs(5),
             redis_url: None,
             redis_key_prefix: "gatehouse:".to_owned(),
             redis_timeout: Duration::from_millis(500),
@@ -97,7 +99,7 @@ impl Default for Config {
             amqp_timeout: Duration::from_secs(5),
             outbox_poll_interval: Duration::from_millis(500),
             outbox_max_backoff: Duration::from_secs(60),
-            outbox_retention: Duration::from_secs(86_400),
+            outbox_retention: Duration::from_secs(3600),
         }
     }
 }
@@ -337,7 +339,7 @@ const SETTINGS: &[Setting] = &[
     Setting {
         flag: "--outbox-retention",
         env: "GATEHOUSE_OUTBOX_RETENTION",
-        help: "how long sent events are kept [1d]",
+        help: "how long sent events are kept [1h]",
         apply: |c, n, v| duration(n, v).map(|x| c.outbox_retention = x),
     },
     Setting {
@@ -406,6 +408,7 @@ impl Config {
         bounded("GATEHOUSE_OUTBOX_RETENTION", self.outbox_retention, MAX_LONG_TTL)?;
         for (name, d) in [
             ("GATEHOUSE_DB_CONNECT_TIMEOUT", self.db_connect_timeout),
+            ("GATEHOUSE_DB_STATEMENT_TIMEOUT", self.db_statement_timeout),
             ("GATEHOUSE_REDIS_TIMEOUT", self.redis_timeout),
             ("GATEHOUSE_AMQP_TIMEOUT", self.amqp_timeout),
             ("GATEHOUSE_HEALTH_INTERVAL", self.health_interval),

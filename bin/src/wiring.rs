@@ -70,6 +70,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         max_connections: config.db_max_connections,
         connect_timeout: config.db_connect_timeout,
         acquire_timeout: config.db_connect_timeout,
+        statement_timeout: config.db_statement_timeout,
     };
     let db = Database::connect(&url, pool).await.with_context(|| format!("connecting to {}", redact_url(&url)))?;
     db.migrate().await.context("applying migrations")?;

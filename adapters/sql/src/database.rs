@@ -7,7 +7,7 @@ use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 
 use crate::error::store_error;
 
@@ -27,13 +27,23 @@ pub struct PoolSettings {
     /// Longest wait for a free pooled connection before the store reports
     /// itself unavailable.
     pub acquire_timeout: Duration,
+    /// Longest a single PostgreSQL statement may run.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 10, connect_timeout: Duration::from_secs(5), acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+        }
     }
 }
+
+/// The advisory lock that serializes migrations across replicas ("gatehouse" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573;
 
 /// A pool of connections to PostgreSQL or SQLite. Cheap to clone: clones
 /// share the pool.
@@ -62,7 +72,12 @@ impl Database {
             .idle_timeout(IDLE_TIMEOUT)
             .sqlx_logging(false);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            options.map_sqlx_postgres_opts(|o| o.application_name("gatehouse"));
+            // A query that hangs must fail instead of holding a request (and
+            // the health probe) forever.
+            let timeout = format!("{}ms", settings.statement_timeout.as_millis());
+            options.map_sqlx_postgres_opts(move |o| {
+                o.application_name("gatehouse").options([("statement_timeout", timeout.as_str())])
+            });
         } else if url.starts_with("sqlite:") {
             options.map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
@@ -83,7 +98,18 @@ impl Database {
     /// [`StoreError`] when a migration fails (it is rolled back where the
     /// backend allows).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.conn, None).await.map_err(store_error)
+        if self.conn.get_database_backend() != DbBackend::Postgres {
+            return Migrator::up(&self.conn, None).await.map_err(store_error);
+        }
+        // Replicas starting together would race to create the same tables:
+        // the first takes a transaction-scoped advisory lock, the others wait
+        // for it and then find nothing left to do.
+        let txn = self.conn.begin().await.map_err(store_error)?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))
+            .await
+            .map_err(store_error)?;
+        Migrator::up(&txn, None).await.map_err(store_error)?;
+        txn.commit().await.map_err(store_error)
     }
 
     /// Closes every pooled connection, waiting for those in use to come back.

@@ -30,7 +30,7 @@ use crate::error::store_error;
 use crate::outbox::insert_outbox;
 use crate::sessions::{revoke_user_sessions, to_domain as session_to_domain};
 use crate::transaction::{Decision, begin, finish};
-use crate::verifications::insert_verification;
+use crate::verifications::{insert_verification, retire_verifications};
 
 /// User accounts in SQL. A user's login emails live in `user_emails`, whose
 /// unique constraint makes an email belong to at most one account.
@@ -199,7 +199,12 @@ impl UserRepository for SqlUserRepository {
         finish(txn, outcome).await
     }
 
-    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<EmailRemoval, StoreError> {
+    async fn remove_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<EmailRemoval, StoreError> {
         let txn = begin(&self.conn).await?;
         let outcome = async {
             if !touch_user(&txn, user, None).await? {
@@ -218,6 +223,7 @@ impl UserRepository for SqlUserRepository {
                 return Ok(Decision::Rollback(EmailRemoval::LastVerified));
             }
             user_email::Entity::delete_by_id(target.id).exec(&txn).await?;
+            retire_verifications(&txn, user, email, None, now).await?;
             Ok(Decision::Commit(EmailRemoval::Removed))
         }
         .await;

@@ -46,19 +46,34 @@ impl SqlVerificationRepository {
     }
 }
 
+/// Consumes every live verification of `user` for `email` (of `purpose`, or
+/// of any purpose), so none of them can be redeemed any more.
+pub(crate) async fn retire_verifications<C: ConnectionTrait>(
+    conn: &C,
+    user: UserId,
+    email: &EmailAddress,
+    purpose: Option<Purpose>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut update = verification::Entity::update_many()
+        .col_expr(verification::Column::ConsumedAt, Expr::value(now))
+        .filter(verification::Column::UserId.eq(*user.as_uuid()))
+        .filter(verification::Column::Email.eq(email.as_str()))
+        .filter(verification::Column::ConsumedAt.is_null());
+    if let Some(purpose) = purpose {
+        update = update.filter(verification::Column::Purpose.eq(purpose.as_str()));
+    }
+    update.exec(conn).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl VerificationRepository for SqlVerificationRepository {
     async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
         let txn = begin(&self.conn).await?;
         let outcome = async {
-            verification::Entity::update_many()
-                .col_expr(verification::Column::ConsumedAt, Expr::value(verification.created_at))
-                .filter(verification::Column::UserId.eq(*verification.user_id.as_uuid()))
-                .filter(verification::Column::Email.eq(verification.email.as_str()))
-                .filter(verification::Column::Purpose.eq(verification.purpose.as_str()))
-                .filter(verification::Column::ConsumedAt.is_null())
-                .exec(&txn)
-                .await?;
+            let v = verification;
+            retire_verifications(&txn, v.user_id, &v.email, Some(v.purpose), v.created_at).await?;
             insert_verification(&txn, verification).await?;
             insert_outbox(&txn, outbox).await?;
             Ok(Decision::Commit(()))

@@ -77,6 +77,8 @@ contract_tests! {
     ],
     postgres: [
         claim_skips_rows_another_transaction_has_locked,
+        replicas_migrating_at_once_do_not_collide,
+        a_statement_that_runs_too_long_is_cancelled,
     ],
 }
 
@@ -594,7 +596,7 @@ async fn remove_email_outcomes(s: Stores) {
 
     let remove = |address: &'static str| {
         let users = Arc::clone(&s.users);
-        async move { users.remove_email(ann.id, &email(address)).await.unwrap() }
+        async move { users.remove_email(ann.id, &email(address), now).await.unwrap() }
     };
     assert_eq!(remove("nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(remove("bob@example.com").await, EmailRemoval::NotFound);
@@ -603,7 +605,7 @@ async fn remove_email_outcomes(s: Stores) {
     assert_eq!(remove("ann@home.example").await, EmailRemoval::Removed);
     assert_eq!(remove("ann@home.example").await, EmailRemoval::NotFound);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    assert_eq!(s.users.remove_email(nobody, &email("ann@work.example")).await.unwrap(), EmailRemoval::NotFound);
+    assert_eq!(s.users.remove_email(nobody, &email("ann@work.example"), now).await.unwrap(), EmailRemoval::NotFound);
 
     // With a second verified address, the first may go.
     verify(&s, 21, ann.id, "ann@example.com", now).await;
@@ -744,7 +746,7 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     let at = t0() + TimeDelta::minutes(1);
     let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
     s.users.add_email(ann.id, &anns.email, &anns, &[], at).await.unwrap();
-    assert_eq!(s.users.remove_email(ann.id, &anns.email).await.unwrap(), EmailRemoval::Removed);
+    assert_eq!(s.users.remove_email(ann.id, &anns.email, at).await.unwrap(), EmailRemoval::Removed);
     let later = at + TimeDelta::microseconds(1);
     let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
     s.users.add_email(bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
@@ -752,9 +754,12 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(bobs.clone()));
     assert_eq!(s.verifications.find_latest(Purpose::ResetPassword, &email(shared)).await.unwrap(), None);
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email("nobody@example.com")).await.unwrap(), None);
-    // Once consumed, the older live one is the latest.
+    // Ann's verification died with her address: once Bob's is consumed,
+    // nothing live is left for it.
     s.verifications.consume(bobs.id, &Effect::VerifyEmail, &[], later).await.unwrap();
-    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(anns));
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), None);
+    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &anns.token_hash).await.unwrap();
+    assert_eq!(retired.and_then(|v| v.consumed_at), Some(at));
 }
 
 async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
@@ -1164,4 +1169,55 @@ async fn unreachable_postgres_is_unavailable() {
     // Port 1 on loopback: nothing listens there, so the connection is refused.
     let err = Database::connect("postgres://postgres@127.0.0.1:1/postgres", settings).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// Several replicas start at once against a fresh database: the advisory
+/// lock lets one migrate while the others wait, and all of them succeed.
+async fn replicas_migrating_at_once_do_not_collide(t: TestDb) {
+    t.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public").await;
+    let replicas: Vec<_> = (0..4)
+        .map(|_| {
+            let url = t.url.clone();
+            tokio::spawn(async move {
+                let db = gatehouse_sql::Database::connect(&url, gatehouse_sql::PoolSettings::default()).await?;
+                let result = db.migrate().await;
+                db.close().await?;
+                result
+            })
+        })
+        .collect();
+    for r in replicas {
+        r.await.unwrap().unwrap();
+    }
+    assert_eq!(t.count("seaql_migrations").await, 2);
+}
+
+/// A statement that would wait forever (here on a row another transaction
+/// holds) fails after the configured timeout instead of holding the request.
+async fn a_statement_that_runs_too_long_is_cancelled(t: TestDb) {
+    use gatehouse_application::ports::store::UserRepository;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+
+    let s = t.stores();
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let settings = gatehouse_sql::PoolSettings {
+        statement_timeout: std::time::Duration::from_millis(200),
+        ..gatehouse_sql::PoolSettings::default()
+    };
+    let db = gatehouse_sql::Database::connect(&t.url, settings).await.unwrap();
+    let users = gatehouse_sql::SqlUserRepository::new(&db);
+
+    let raw = t.raw().await;
+    let holder = raw.begin().await.unwrap();
+    holder.execute_unprepared(&format!("SELECT id FROM users WHERE id = '{}' FOR UPDATE", ann.id)).await.unwrap();
+    let started = std::time::Instant::now();
+    let name = gatehouse_domain::DisplayName::parse("Blocked").unwrap();
+    let result = users.update_display_name(ann.id, &name, t0()).await;
+    let waited = started.elapsed();
+    holder.rollback().await.unwrap();
+    assert!(result.is_err(), "the blocked update should have been cancelled: {result:?}");
+    assert!(waited < std::time::Duration::from_secs(3), "waited {waited:?}");
+    // Once the lock is gone the same call works.
+    assert!(users.update_display_name(ann.id, &name, t0()).await.unwrap());
 }

@@ -19,7 +19,7 @@ impl RemoveLoginEmail {
     /// # Errors
     /// `NotFound`, or `FailedPrecondition` with `EMAIL_IS_PRIMARY` / `LAST_VERIFIED_EMAIL`.
     pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
-        match self.0.users.remove_email(user, email).await? {
+        match self.0.users.remove_email(user, email, self.0.clock.now()).await? {
             EmailRemoval::Removed => Ok(()),
             EmailRemoval::NotFound => Err(AppError::NotFound("login email")),
             EmailRemoval::IsPrimary => Err(AppError::FailedPrecondition {

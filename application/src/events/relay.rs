@@ -36,7 +36,7 @@ impl Default for RelaySettings {
             lease: TimeDelta::seconds(30),
             base_backoff: TimeDelta::seconds(1),
             max_backoff: TimeDelta::seconds(60),
-            retention: TimeDelta::days(1),
+            retention: TimeDelta::hours(1),
         }
     }
 }
@@ -232,7 +232,7 @@ mod tests {
         enqueue(&store, &factory, &clock, 2);
         block_on(relay.run_once()).unwrap();
         assert_eq!(block_on(relay.prune()).unwrap(), 0);
-        clock.advance(TimeDelta::days(1) + TimeDelta::seconds(1));
+        clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
         assert_eq!(block_on(relay.prune()).unwrap(), 2);
         assert!(store.outbox().is_empty());
     }

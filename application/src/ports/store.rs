@@ -116,8 +116,15 @@ pub trait UserRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Removes a login email unless it is the primary or the last verified one.
-    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<EmailRemoval, StoreError>;
+    /// Removes a login email unless it is the primary or the last verified
+    /// one, and retires its live verifications (a late link must not report
+    /// an address verified that is gone).
+    async fn remove_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<EmailRemoval, StoreError>;
 
     /// Makes a verified login email the primary one.
     async fn set_primary_email(

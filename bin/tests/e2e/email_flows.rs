@@ -12,6 +12,7 @@ crate::in_both_modes!(
     resend_answers_the_same_for_unknown_addresses_and_replaces_the_token,
     password_reset_by_link_replaces_the_password_and_ends_every_session,
     password_reset_by_code_and_for_unknown_addresses,
+    forged_host_headers_cannot_redirect_reset_links,
     change_password_needs_the_current_one_and_ends_other_sessions,
     login_emails_add_verify_login_set_primary_remove,
     get_and_update_me,
@@ -237,4 +238,21 @@ async fn account_rpcs_need_a_valid_bearer_token(mode: Mode) {
         Code::Unauthenticated,
         "TOKEN_REVOKED",
     );
+}
+
+/// Links come from GATEHOUSE_PUBLIC_URL only: a forged Host or
+/// X-Forwarded-Host cannot send a reset link to an attacker's domain.
+async fn forged_host_headers_cannot_redirect_reset_links(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    app.verified_user("kay@example.com").await;
+    let mut req = tonic::Request::new(pb::RequestPasswordResetRequest { email: "kay@example.com".into() });
+    for (name, value) in
+        [("x-forwarded-host", "evil.example"), ("x-forwarded-proto", "http"), ("forwarded", "host=evil.example")]
+    {
+        req.metadata_mut().insert(name, value.parse().unwrap());
+    }
+    app.auth.clone().request_password_reset(req).await.unwrap();
+    let mail = app.last_event("email.password_reset_requested", "kay@example.com").await;
+    assert!(mail.link.starts_with("https://id.example.test/reset-password?token=ghp_"), "{}", mail.link);
+    assert!(!mail.link.contains("evil"));
 }

@@ -105,6 +105,7 @@ fn pool() -> PoolSettings {
         max_connections: 8,
         connect_timeout: Duration::from_secs(5),
         acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(10),
     }
 }
 

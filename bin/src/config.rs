@@ -124,7 +124,7 @@ impl std::fmt::Debug for Config {
 #[must_use]
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
+        (Some(scheme_end), Some(at)) if at > scheme_end && url[scheme_end + 3..at].contains(':') => {
             let userinfo = &url[scheme_end + 3..at];
             let user = userinfo.split(':').next().unwrap_or_default();
             format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
@@ -578,6 +578,8 @@ mod tests {
         let c = Config::load(&[], env(&[("DATABASE_URL", "postgres://gh:s3cret@db:5432/gh")])).unwrap();
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret") && shown.contains("postgres://gh:***@db:5432/gh"), "{shown}");
+        assert_eq!(redact_url("postgres://gh@db/gh"), "postgres://gh@db/gh");
+        assert_eq!(redact_url("redis://:pw@r:6379"), "redis://:***@r:6379");
     }
 
     #[test]

@@ -16,6 +16,8 @@ crate::in_both_modes!(
     revocation_survives_a_restart_and_reaches_every_replica,
     health_reports_serving,
     jwks_verifies_access_tokens_locally,
+    login_records_the_client_user_agent_and_address,
+    first_start_generates_a_private_signing_key,
 );
 
 fn is_uuid_v7(s: &str) -> bool {
@@ -205,4 +207,63 @@ async fn jwks_verifies_access_tokens_locally(mode: Mode) {
     for claim in ["jti", "iat", "exp", "iss", "aud"] {
         assert!(data.claims.get(claim).is_some(), "missing {claim}");
     }
+}
+
+/// The session keeps where the login came from (the TCP peer and the
+/// client's user agent), for the user's session list and the audit trail.
+async fn login_records_the_client_user_agent_and_address(mode: Mode) {
+    use sea_orm::ConnectionTrait;
+
+    let app = TestApp::spawn(mode).await;
+    app.verified_user("ua@example.com").await;
+    let mut req = tonic::Request::new(gatehouse_grpc::pb::LoginRequest {
+        email: "ua@example.com".into(),
+        password: "correct horse battery".into(),
+    });
+    req.metadata_mut().insert("user-agent", "ExampleBrowser/7.1".parse().unwrap());
+    let res = app.auth.clone().login(req).await.unwrap().into_inner();
+    let Some(gatehouse_grpc::pb::login_response::Result::Tokens(pair)) = res.result else { panic!("no tokens") };
+    let db = sea_orm::Database::connect(app.config.effective_database_url()).await.unwrap();
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id, user_agent, client_ip FROM sessions ORDER BY created_at DESC",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let id: uuid::Uuid = row.try_get("", "id").unwrap();
+    let agent: String = row.try_get("", "user_agent").unwrap();
+    let ip: String = row.try_get("", "client_ip").unwrap();
+    assert_eq!(id.to_string(), pair.session_id);
+    assert!(agent.starts_with("ExampleBrowser/7.1"), "{agent}");
+    assert_eq!(ip, "127.0.0.1");
+}
+
+/// `make run` has no key configured: the first start generates one, owner-only,
+/// and tokens it signs validate.
+async fn first_start_generates_a_private_signing_key(mode: Mode) {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    if mode == Mode::Production {
+        // Replicas must share a configured key: generating one is refused.
+        let app = TestApp::spawn(mode).await;
+        let mut config = app.config.clone();
+        config.signing_key_file = None;
+        let err = gatehouse::wiring::build(&config).await.unwrap_err().to_string();
+        assert!(err.contains("GATEHOUSE_SIGNING_KEY_FILE"), "{err}");
+        return;
+    }
+    let app = TestApp::spawn_with(mode, |c| {
+        c.signing_key_file = None;
+        c.data_dir = c.data_dir.join("fresh"); // the server creates it
+    })
+    .await;
+    let key = app.config.data_dir.join("signing-key.pem");
+    let mode_bits = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode_bits, 0o600, "the key file must be private");
+    let dir_bits = std::fs::metadata(&app.config.data_dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(dir_bits & 0o077, 0, "the data directory must not be open to others: {dir_bits:o}");
+    let pair = app.user_session("keyless@example.com").await;
+    app.validate(&pair.access_token).await.unwrap();
 }

@@ -78,6 +78,18 @@ pub enum AppError {
     /// Too many wrong codes; ask for a new verification.
     #[error("too many wrong codes")]
     AttemptsExhausted,
+    /// An MFA challenge id that was never issued.
+    #[error("unknown login challenge")]
+    ChallengeInvalid,
+    /// The MFA challenge has expired; log in again.
+    #[error("the login challenge has expired")]
+    ChallengeExpired,
+    /// The MFA challenge was already passed.
+    #[error("the login challenge was already used")]
+    ChallengeUsed,
+    /// Too many failures for this account lately; retry after the delay.
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// The caller has no such resource (named).
     #[error("{0} not found")]
     NotFound(&'static str),

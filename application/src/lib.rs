@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod mfa;
 pub mod ports;
 pub mod secrets;
 pub mod settings;
@@ -18,4 +19,4 @@ pub mod settings;
 pub mod testing;
 
 pub use error::{AppError, FieldViolation, TokenRejection};
-pub use settings::{TokenSettings, VerificationSettings};
+pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};

@@ -44,3 +44,49 @@ impl Default for VerificationSettings {
         }
     }
 }
+
+/// Which second factors users may enrol and use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EnabledFactors {
+    pub totp: bool,
+    pub email: bool,
+    pub sms: bool,
+}
+
+/// Settings of second factors and the login challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MfaSettings {
+    /// The issuer shown by authenticator apps.
+    pub issuer: String,
+    /// TOTP steps accepted either side of the current one (0 or 1).
+    pub totp_skew: u8,
+    pub enabled: EnabledFactors,
+    /// Life of a login challenge. Default 5 minutes.
+    pub challenge_ttl: TimeDelta,
+    /// Wrong codes per challenge (and per email/SMS code). Default 5.
+    pub max_attempts: u32,
+    /// Life of an email/SMS code. Default 10 minutes (OWASP ASVS 5.0 V6.5.5).
+    pub code_ttl: TimeDelta,
+    /// Wrong codes per account within `failure_window` before logins with a
+    /// second factor are refused for a while. Default 10 in 15 minutes.
+    pub account_failure_limit: u32,
+    pub failure_window: TimeDelta,
+    /// Backup codes issued at a time. Default 10.
+    pub backup_code_count: usize,
+}
+
+impl Default for MfaSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "Gatehouse".to_owned(),
+            totp_skew: 1,
+            enabled: EnabledFactors { totp: true, email: true, sms: true },
+            challenge_ttl: TimeDelta::minutes(5),
+            max_attempts: 5,
+            code_ttl: TimeDelta::minutes(10),
+            account_failure_limit: 10,
+            failure_window: TimeDelta::minutes(15),
+            backup_code_count: 10,
+        }
+    }
+}

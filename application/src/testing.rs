@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_domain::{
-    AccessClaims, Account, DisplayName, EmailAddress, LoginEmail, Password, PasswordHash, Purpose, RevokeReason,
-    Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
+    AccessClaims, Account, DisplayName, EmailAddress, Factor, LoginEmail, MfaChallenge, Password, PasswordHash,
+    Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
 };
 use uuid::Uuid;
 
@@ -27,6 +27,7 @@ use crate::error::TokenRejection;
 use crate::ports::clock::Clock;
 use crate::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
 use crate::ports::events::{ClaimedMessage, OutboxMessage, OutboxStore};
+use crate::ports::mfa::{FactorCode, MfaRepository};
 use crate::ports::password::{HashError, PasswordCheck, PasswordHasher};
 use crate::ports::random::RandomSource;
 use crate::ports::store::{
@@ -130,6 +131,10 @@ struct State {
     tokens: HashMap<TokenHash, RefreshRow>,
     verifications: Vec<Verification>,
     outbox: Vec<OutboxRow>,
+    factors: Vec<Factor>,
+    codes: Vec<(FactorCode, Option<DateTime<Utc>>)>,
+    challenges: Vec<MfaChallenge>,
+    backup_codes: Vec<(UserId, TokenHash, Option<DateTime<Utc>>)>,
 }
 
 impl State {
@@ -388,6 +393,11 @@ impl UserRepository for InMemoryStore {
         let gone: Vec<SessionId> = live.iter().map(|s| s.id).collect();
         state.tokens.retain(|_, t| !gone.contains(&t.session_id));
         state.verifications.retain(|v| v.user_id != user);
+        let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id == user).map(|f| f.id).collect();
+        state.factors.retain(|f| f.user_id != user);
+        state.codes.retain(|(c, _)| !factors.contains(&c.factor_id));
+        state.challenges.retain(|c| c.user_id != user);
+        state.backup_codes.retain(|(u, _, _)| *u != user);
         Ok(live)
     }
 }
@@ -586,6 +596,190 @@ impl SessionRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl MfaRepository for InMemoryStore {
+    async fn add_factor(
+        &self,
+        factor: &Factor,
+        code: Option<&FactorCode>,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let stale: Vec<Uuid> = state
+            .factors
+            .iter()
+            .filter(|f| f.user_id == factor.user_id && f.kind == factor.kind && !f.active)
+            .map(|f| f.id)
+            .collect();
+        state.factors.retain(|f| !stale.contains(&f.id));
+        state.codes.retain(|(c, _)| !stale.contains(&c.factor_id));
+        state.factors.push(factor.clone());
+        if let Some(code) = code {
+            state.codes.push((code.clone(), None));
+        }
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.factors.iter().filter(|f| f.user_id == user).cloned().collect())
+    }
+
+    async fn activate_factor(
+        &self,
+        user: UserId,
+        factor: Uuid,
+        backup_codes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(f) = state.factors.iter_mut().find(|f| f.id == factor && f.user_id == user && !f.active) else {
+            return Ok(false);
+        };
+        f.active = true;
+        f.confirmed_at = Some(now);
+        if !backup_codes.is_empty() {
+            state.backup_codes.retain(|(u, _, _)| *u != user);
+            state.backup_codes.extend(backup_codes.iter().map(|h| (user, *h, None)));
+        }
+        state.enqueue(outbox);
+        Ok(true)
+    }
+
+    async fn remove_factor(&self, user: UserId, factor: Uuid, outbox: &[OutboxMessage]) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let before = state.factors.len();
+        state.factors.retain(|f| !(f.id == factor && f.user_id == user));
+        if state.factors.len() == before {
+            return Ok(false);
+        }
+        state.codes.retain(|(c, _)| c.factor_id != factor);
+        if !state.factors.iter().any(|f| f.user_id == user && f.active) {
+            state.backup_codes.retain(|(u, _, _)| *u != user);
+        }
+        state.enqueue(outbox);
+        Ok(true)
+    }
+
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .factors
+            .iter_mut()
+            .find(|f| f.id == factor && f.last_totp_step.is_none_or(|last| last < step))
+            .map(|f| f.last_totp_step = Some(step))
+            .is_some())
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        hashes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        state.backup_codes.retain(|(u, _, _)| *u != user);
+        state.backup_codes.extend(hashes.iter().map(|h| (user, *h, None)));
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        notice: &(dyn Fn(u32) -> Vec<OutboxMessage> + Send + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(code) = state.backup_codes.iter_mut().find(|(u, h, used)| *u == user && h == hash && used.is_none())
+        else {
+            return Ok(None);
+        };
+        code.2 = Some(now);
+        let remaining = state.backup_codes.iter().filter(|(u, _, used)| *u == user && used.is_none()).count() as u32;
+        state.enqueue(&notice(remaining));
+        Ok(Some(remaining))
+    }
+
+    async fn add_code(&self, code: &FactorCode, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
+        let mut state = self.0.lock().unwrap();
+        for (c, consumed) in &mut state.codes {
+            if c.factor_id == code.factor_id && c.challenge_id == code.challenge_id && consumed.is_none() {
+                *consumed = Some(code.created_at);
+            }
+        }
+        state.codes.push((code.clone(), None));
+        state.enqueue(outbox);
+        Ok(())
+    }
+
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let newest = state
+            .codes
+            .iter_mut()
+            .filter(|(c, consumed)| c.factor_id == factor && c.challenge_id == challenge && consumed.is_none())
+            .max_by_key(|(c, _)| c.created_at);
+        let Some((code, consumed)) = newest else { return Ok(false) };
+        if code.expires_at <= now || code.attempts >= code.max_attempts {
+            return Ok(false);
+        }
+        if crate::secrets::hashes_equal(&code.code_hash, hash) {
+            *consumed = Some(now);
+            Ok(true)
+        } else {
+            code.attempts += 1;
+            Ok(false)
+        }
+    }
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        self.0.lock().unwrap().challenges.push(challenge.clone());
+        Ok(())
+    }
+
+    async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
+        Ok(self.0.lock().unwrap().challenges.iter().find(|c| c.id == id).cloned())
+    }
+
+    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .challenges
+            .iter_mut()
+            .find(|c| c.id == id && c.consumed_at.is_none() && c.attempts < c.max_attempts)
+            .map(|c| {
+                c.attempts += 1;
+                c.attempts
+            }))
+    }
+
+    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        Ok(state
+            .challenges
+            .iter_mut()
+            .find(|c| c.id == id && c.is_live(now))
+            .map(|c| c.consumed_at = Some(now))
+            .is_some())
+    }
+
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.challenges.iter().filter(|c| c.user_id == user && c.created_at >= since).map(|c| c.attempts).sum())
+    }
+}
+
 /// A readable stand-in for JWTs: `fake.<sub>.<sid>.<jti>.<iat>.<exp>`.
 #[derive(Default)]
 pub struct FakeTokens;
@@ -727,5 +921,80 @@ impl crate::ports::events::EventEncoder for RecordingEncoder {
             payload: e.id.as_bytes().to_vec(),
             occurred_at: e.occurred_at,
         }
+    }
+}
+
+/// A stand-in TOTP: the code of step `s` is derived from the secret and `s`
+/// by a simple formula, so tests can compute it. The real RFC 6238
+/// implementation is tested with the RFC's vectors in the crypto adapter.
+#[derive(Default)]
+pub struct FakeTotp;
+
+impl FakeTotp {
+    /// The code a fake authenticator shows at `step`.
+    #[must_use]
+    pub fn code(secret: &[u8], step: i64) -> String {
+        let seed: i64 = secret.iter().take(4).fold(0_i64, |acc, b| acc * 31 + i64::from(*b));
+        format!("{:06}", (seed.wrapping_mul(7919).wrapping_add(step.wrapping_mul(104_729))).rem_euclid(1_000_000))
+    }
+
+    /// The step `now` falls in.
+    #[must_use]
+    pub fn step(now: DateTime<Utc>) -> i64 {
+        now.timestamp().div_euclid(30)
+    }
+}
+
+impl crate::ports::mfa::Totp for FakeTotp {
+    fn matching_step(&self, secret: &[u8], code: &str, now: DateTime<Utc>, skew: u8) -> Option<i64> {
+        let current = Self::step(now);
+        (current - i64::from(skew)..=current + i64::from(skew)).rev().find(|s| Self::code(secret, *s) == code)
+    }
+
+    fn provisioning_uri(&self, secret: &[u8], issuer: &str, account: &str) -> String {
+        format!("otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}", crate::mfa::base32(secret))
+    }
+
+    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, String> {
+        Ok(uri.as_bytes().to_vec())
+    }
+}
+
+/// A reversible stand-in for the AEAD box (XOR with a constant).
+#[derive(Default)]
+pub struct FakeSecretBox;
+
+impl crate::ports::mfa::SecretBox for FakeSecretBox {
+    fn seal(&self, plaintext: &[u8]) -> Result<gatehouse_domain::SealedSecret, crate::ports::mfa::SealError> {
+        Ok(gatehouse_domain::SealedSecret { key_id: "fake".into(), data: plaintext.iter().map(|b| b ^ 0x5a).collect() })
+    }
+
+    fn open(&self, sealed: &gatehouse_domain::SealedSecret) -> Result<Vec<u8>, crate::ports::mfa::SealError> {
+        if sealed.key_id != "fake" {
+            return Err(crate::ports::mfa::SealError("unknown key".into()));
+        }
+        Ok(sealed.data.iter().map(|b| b ^ 0x5a).collect())
+    }
+}
+
+/// MFA dependencies over the fakes, sharing `store`, `clock` and `encoder`.
+#[must_use]
+pub fn mfa_deps(
+    store: &std::sync::Arc<InMemoryStore>,
+    clock: &std::sync::Arc<FixedClock>,
+    encoder: &std::sync::Arc<RecordingEncoder>,
+    settings: crate::MfaSettings,
+) -> crate::mfa::MfaDeps {
+    let rng = std::sync::Arc::new(SeqRandom::default());
+    crate::mfa::MfaDeps {
+        mfa: store.clone(),
+        users: store.clone(),
+        hasher: std::sync::Arc::new(FakeHasher::default()),
+        totp: std::sync::Arc::new(FakeTotp),
+        secrets: std::sync::Arc::new(FakeSecretBox),
+        events: crate::events::EventFactory::new(encoder.clone(), rng.clone()),
+        rng,
+        clock: clock.clone(),
+        settings,
     }
 }

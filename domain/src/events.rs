@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::email::EmailAddress;
 use crate::ids::UserId;
+use crate::mfa::FactorKind;
 use crate::secret::Secret;
 
 /// One event with its envelope.
@@ -45,6 +46,16 @@ pub enum Event {
     PasswordChanged { user_id: UserId, email: EmailAddress },
     /// The primary address changed: tell the old one.
     EmailChanged { user_id: UserId, email: EmailAddress, new_email: EmailAddress },
+    /// A second-factor code to deliver by email (`email.mfa_code`) or SMS (`sms.mfa_code`).
+    MfaCode { user_id: UserId, kind: FactorKind, destination: String, code: Secret<String>, expires_at: DateTime<Utc> },
+    /// Audit: a second factor was activated (notice to the primary address).
+    MfaFactorAdded { user_id: UserId, email: Option<EmailAddress>, factor_id: Uuid, kind: FactorKind },
+    /// Audit: a second factor was removed.
+    MfaFactorRemoved { user_id: UserId, email: Option<EmailAddress>, factor_id: Uuid, kind: FactorKind },
+    /// Audit: a backup code was used; tells the owner how many remain.
+    BackupCodeUsed { user_id: UserId, email: Option<EmailAddress>, remaining: u32 },
+    /// Audit: new backup codes replaced the old ones.
+    BackupCodesRegenerated { user_id: UserId, email: Option<EmailAddress> },
 }
 
 impl Event {
@@ -56,6 +67,12 @@ impl Event {
             Self::PasswordResetRequested { .. } => "email.password_reset_requested",
             Self::PasswordChanged { .. } => "email.password_changed",
             Self::EmailChanged { .. } => "email.changed",
+            Self::MfaCode { kind: FactorKind::Sms, .. } => "sms.mfa_code",
+            Self::MfaCode { .. } => "email.mfa_code",
+            Self::MfaFactorAdded { .. } => "audit.mfa_factor_added",
+            Self::MfaFactorRemoved { .. } => "audit.mfa_factor_removed",
+            Self::BackupCodeUsed { .. } => "audit.backup_code_used",
+            Self::BackupCodesRegenerated { .. } => "audit.backup_codes_regenerated",
         }
     }
 
@@ -66,7 +83,12 @@ impl Event {
             Self::VerificationRequested { user_id, .. }
             | Self::PasswordResetRequested { user_id, .. }
             | Self::PasswordChanged { user_id, .. }
-            | Self::EmailChanged { user_id, .. } => *user_id,
+            | Self::EmailChanged { user_id, .. }
+            | Self::MfaCode { user_id, .. }
+            | Self::MfaFactorAdded { user_id, .. }
+            | Self::MfaFactorRemoved { user_id, .. }
+            | Self::BackupCodeUsed { user_id, .. }
+            | Self::BackupCodesRegenerated { user_id, .. } => *user_id,
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod email;
 pub mod events;
 pub mod ids;
+pub mod mfa;
 pub mod password;
 pub mod secret;
 pub mod session;
@@ -19,6 +20,7 @@ pub mod verification;
 pub use email::{EmailAddress, EmailError};
 pub use events::{Event, EventEnvelope};
 pub use ids::{SessionId, TokenId, UserId};
+pub use mfa::{Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, SealedSecret};
 pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session};

@@ -18,6 +18,7 @@ use crate::auth::{
 };
 use crate::error::AppError;
 use crate::events::EventFactory;
+use crate::mfa::MfaGate;
 use crate::settings::{TokenSettings, VerificationSettings};
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
@@ -66,7 +67,14 @@ impl Harness {
         let redeemer = Redeemer::new(store.clone());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
-            login: Login::new(store.clone(), store.clone(), hasher.clone(), minter, true),
+            login: Login::new(
+                store.clone(),
+                store.clone(),
+                hasher.clone(),
+                minter,
+                true,
+                MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default())),
+            ),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
             verify: VerifyEmail::new(redeemer.clone(), clock.clone()),
             request: RequestVerification::new(store.clone(), store.clone(), issuer.clone(), clock.clone()),
@@ -88,11 +96,15 @@ impl Harness {
     }
 
     fn login(&self, address: &str, password: &str) -> Result<TokenPair, AppError> {
-        block_on(self.login.execute(LoginCommand {
+        let outcome = block_on(self.login.execute(LoginCommand {
             email: email(address),
             password: pw(password),
             client: ClientInfo::default(),
-        }))
+        }))?;
+        match outcome {
+            crate::auth::LoginOutcome::Tokens(pair) => Ok(pair),
+            crate::auth::LoginOutcome::MfaRequired(c) => panic!("unexpected challenge {c:?}"),
+        }
     }
 
     /// Events of `event_type` that reached the outbox (an event encoded for

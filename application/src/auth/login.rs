@@ -7,13 +7,47 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{ClientInfo, EmailAddress, Password, Session, SessionId, TokenPair};
+use gatehouse_domain::{ClientInfo, EmailAddress, Password, Session, SessionId, TokenPair, UserId};
 
 use crate::auth::minter::TokenMinter;
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
+use crate::mfa::{ChallengeView, MfaGate};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::{SessionRepository, UserRepository};
+
+/// What a successful password check leads to.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// No second factor: the session is open.
+    Tokens(TokenPair),
+    /// A second factor is needed first (`SendMfaCode`, `VerifyMfa`).
+    MfaRequired(ChallengeView),
+}
+
+/// Opens a session for `user` and mints its first token pair: the end of a
+/// login, with or without a second factor.
+pub(crate) async fn open_session(
+    sessions: &dyn SessionRepository,
+    minter: &TokenMinter,
+    user: UserId,
+    client: ClientInfo,
+) -> Result<TokenPair, AppError> {
+    let now = minter.now();
+    let (refresh, record) = minter.new_refresh_token(now);
+    let session = Session {
+        id: SessionId::from_uuid(new_uuid_v7(now, minter.rng())),
+        user_id: user,
+        created_at: now,
+        last_used_at: now,
+        expires_at: record.expires_at,
+        revoked_at: None,
+        client,
+    };
+    sessions.create(&session, &record).await?;
+    tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
+    minter.token_pair(&session, refresh, record.expires_at, now)
+}
 
 /// Input of [`Login`].
 #[derive(Debug, Clone)]
@@ -31,6 +65,7 @@ pub struct Login {
     hasher: Arc<dyn PasswordHasher>,
     minter: TokenMinter,
     require_verified_email: bool,
+    mfa: MfaGate,
 }
 
 impl std::fmt::Debug for Login {
@@ -47,8 +82,9 @@ impl Login {
         hasher: Arc<dyn PasswordHasher>,
         minter: TokenMinter,
         require_verified_email: bool,
+        mfa: MfaGate,
     ) -> Self {
-        Self { users, sessions, hasher, minter, require_verified_email }
+        Self { users, sessions, hasher, minter, require_verified_email, mfa }
     }
 
     /// Checks the credentials and opens a session.
@@ -57,7 +93,7 @@ impl Login {
     /// [`AppError::InvalidCredentials`] for an unknown email or a wrong
     /// password; [`AppError::EmailNotVerified`] (only after the password
     /// matched, so it reveals nothing to a guesser) for an unverified address.
-    pub async fn execute(&self, cmd: LoginCommand) -> Result<TokenPair, AppError> {
+    pub async fn execute(&self, cmd: LoginCommand) -> Result<LoginOutcome, AppError> {
         let credentials = self.users.find_credentials(&cmd.email).await?;
         let check = self
             .hasher
@@ -77,19 +113,12 @@ impl Login {
         }
 
         let now = self.minter.now();
-        let (refresh, record) = self.minter.new_refresh_token(now);
-        let session = Session {
-            id: SessionId::from_uuid(new_uuid_v7(now, self.minter.rng())),
-            user_id: credentials.user_id,
-            created_at: now,
-            last_used_at: now,
-            expires_at: record.expires_at,
-            revoked_at: None,
-            client: cmd.client,
-        };
-        self.sessions.create(&session, &record).await?;
-        tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
-        self.minter.token_pair(&session, refresh, record.expires_at, now)
+        if let Some(challenge) = self.mfa.challenge(credentials.user_id, cmd.client.clone(), now).await? {
+            tracing::info!(user_id = %credentials.user_id, "password accepted; second factor required");
+            return Ok(LoginOutcome::MfaRequired(challenge));
+        }
+        let pair = open_session(self.sessions.as_ref(), &self.minter, credentials.user_id, cmd.client).await?;
+        Ok(LoginOutcome::Tokens(pair))
     }
 
     /// Stores a hash with the current parameters. A failure here must not

@@ -16,7 +16,7 @@ pub mod verification;
 pub mod verify_email;
 
 pub use get_jwks::GetJwks;
-pub use login::{Login, LoginCommand};
+pub use login::{Login, LoginCommand, LoginOutcome};
 pub use logout::{Logout, LogoutTarget};
 pub use minter::TokenMinter;
 pub use rebuild_denylist::RebuildDenylist;

@@ -12,6 +12,7 @@ use gatehouse_domain::{ClientInfo, DisplayName, EmailAddress, Password, Password
 use super::*;
 use crate::error::{AppError, TokenRejection};
 use crate::events::EventFactory;
+use crate::mfa::MfaGate;
 use crate::ports::denylist::DenyKey;
 use crate::ports::password::PasswordHasher;
 use crate::ports::store::UserRepository;
@@ -51,7 +52,19 @@ impl Harness {
         );
         Self {
             sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng, issuer),
-            login: Login::new(users.clone(), sessions.clone(), hasher.clone(), minter.clone(), false),
+            login: Login::new(
+                users.clone(),
+                sessions.clone(),
+                hasher.clone(),
+                minter.clone(),
+                false,
+                MfaGate::new(crate::testing::mfa_deps(
+                    &store,
+                    &clock,
+                    &Arc::new(RecordingEncoder::default()),
+                    crate::MfaSettings::default(),
+                )),
+            ),
             refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
             logout: Logout::new(sessions.clone(), revoker.clone(), tokens.clone(), clock.clone()),
             validate: ValidateToken::new(tokens.clone(), denylist.clone(), clock.clone()),
@@ -73,11 +86,15 @@ impl Harness {
     }
 
     fn login(&self, email: &str, password: &str) -> Result<TokenPair, AppError> {
-        block_on(self.login.execute(LoginCommand {
+        let outcome = block_on(self.login.execute(LoginCommand {
             email: EmailAddress::parse(email).unwrap(),
             password: Password::candidate(password.into()).unwrap(),
             client: ClientInfo::new(Some("test-agent/1.0"), Some("192.0.2.7".into())),
-        }))
+        }))?;
+        match outcome {
+            LoginOutcome::Tokens(pair) => Ok(pair),
+            LoginOutcome::MfaRequired(c) => panic!("unexpected challenge {c:?}"),
+        }
     }
 
     fn validate(&self, pair: &TokenPair) -> Result<gatehouse_domain::AccessClaims, AppError> {

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod denylist;
 pub mod events;
 pub mod health;
+pub mod mfa;
 pub mod password;
 pub mod random;
 pub mod store;

@@ -1,0 +1,66 @@
+//! ConfirmFactor: a correct code activates a pending factor; the first
+//! active factor also yields backup codes, shown once.
+
+use gatehouse_domain::{Event, FactorKind, OneTimeCode, UserId};
+use uuid::Uuid;
+
+use super::{MfaDeps, factor_code_hash};
+use crate::error::AppError;
+
+/// Activates factors.
+#[derive(Clone, Debug)]
+pub struct ConfirmFactor(MfaDeps);
+
+impl ConfirmFactor {
+    #[must_use]
+    pub const fn new(deps: MfaDeps) -> Self {
+        Self(deps)
+    }
+
+    /// Returns the new backup codes when this is the user's first active factor.
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` for an unknown factor, `CodeInvalid` for a wrong code,
+    /// `FailedPrecondition` when the factor is already active.
+    pub async fn execute(
+        &self,
+        user: UserId,
+        factor_id: Uuid,
+        code: &OneTimeCode,
+    ) -> Result<Option<Vec<String>>, AppError> {
+        let d = &self.0;
+        let factor = d.factor(user, factor_id).await?;
+        if factor.active {
+            return Err(AppError::FailedPrecondition {
+                reason: "FACTOR_ACTIVE",
+                message: "the factor is already active",
+            });
+        }
+        let now = d.clock.now();
+        let accepted = match factor.kind {
+            FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
+            FactorKind::Email | FactorKind::Sms => {
+                d.mfa.use_code(factor.id, None, &factor_code_hash(factor.id, code), now).await?
+            }
+        };
+        if !accepted {
+            return Err(AppError::CodeInvalid);
+        }
+        let first = !d.mfa.factors(user).await?.iter().any(|f| f.active);
+        let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
+        let notice = Event::MfaFactorAdded {
+            user_id: user,
+            email: d.primary_email(user).await?,
+            factor_id: factor.id,
+            kind: factor.kind,
+        };
+        if !d.mfa.activate_factor(user, factor.id, &hashes, &[d.events.message(now, notice)], now).await? {
+            return Err(AppError::FailedPrecondition {
+                reason: "FACTOR_ACTIVE",
+                message: "the factor is already active",
+            });
+        }
+        tracing::info!(user_id = %user, factor_id = %factor.id, kind = factor.kind.as_str(), "second factor added");
+        Ok(first.then_some(codes))
+    }
+}

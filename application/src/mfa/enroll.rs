@@ -1,0 +1,133 @@
+//! Enrolling a second factor: it stays pending until `ConfirmFactor`.
+
+use gatehouse_domain::{EmailAddress, Event, Factor, FactorKind, PhoneNumber, UserId};
+use uuid::Uuid;
+
+use super::{MfaDeps, TOTP_SECRET_BYTES, base32};
+use crate::error::{AppError, FieldViolation};
+use crate::ids::new_uuid_v7;
+
+/// What an authenticator app needs, shown once.
+#[derive(Debug, Clone)]
+pub struct TotpEnrollment {
+    pub factor_id: Uuid,
+    /// The secret in base32, for typing it in by hand.
+    pub secret: String,
+    /// The `otpauth://` URI.
+    pub uri: String,
+    /// The URI as a QR code PNG.
+    pub qr_png: Vec<u8>,
+}
+
+/// Starts a TOTP enrolment.
+#[derive(Clone, Debug)]
+pub struct EnrollTotp(MfaDeps);
+
+impl EnrollTotp {
+    #[must_use]
+    pub const fn new(deps: MfaDeps) -> Self {
+        Self(deps)
+    }
+
+    /// A new pending TOTP factor with a 160-bit secret, sealed at rest.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when TOTP factors are disabled.
+    pub async fn execute(&self, user: UserId) -> Result<TotpEnrollment, AppError> {
+        let d = &self.0;
+        d.require_enabled(FactorKind::Totp)?;
+        let now = d.clock.now();
+        let mut secret = [0_u8; TOTP_SECRET_BYTES];
+        d.rng.fill(&mut secret);
+        let account = d.primary_email(user).await?.map_or_else(|| user.to_string(), |e| e.to_string());
+        let uri = d.totp.provisioning_uri(&secret, &d.settings.issuer, &account);
+        let qr_png = d.totp.qr_png(&uri).map_err(AppError::Internal)?;
+        let sealed = d.secrets.seal(&secret).map_err(|e| AppError::Internal(e.to_string()))?;
+        let factor = Factor {
+            id: new_uuid_v7(now, d.rng.as_ref()),
+            user_id: user,
+            kind: FactorKind::Totp,
+            destination: None,
+            secret: Some(sealed),
+            active: false,
+            created_at: now,
+            confirmed_at: None,
+            last_totp_step: None,
+        };
+        d.mfa.add_factor(&factor, None, &[]).await?;
+        Ok(TotpEnrollment { factor_id: factor.id, secret: base32(&secret), uri, qr_png })
+    }
+}
+
+/// Starts enrolling one of the user's verified email addresses.
+#[derive(Clone, Debug)]
+pub struct EnrollEmailFactor(MfaDeps);
+
+impl EnrollEmailFactor {
+    #[must_use]
+    pub const fn new(deps: MfaDeps) -> Self {
+        Self(deps)
+    }
+
+    /// A pending email factor; a code goes to the address (`email.mfa_code`).
+    ///
+    /// # Errors
+    /// `INVALID_ARGUMENT` (`email`) unless it is a verified login email of the user.
+    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<Uuid, AppError> {
+        self.0.require_enabled(FactorKind::Email)?;
+        let account = self.0.users.get(user).await?.ok_or(AppError::NotFound("user"))?;
+        if !account.emails.iter().any(|e| &e.email == email && e.verified_at.is_some()) {
+            return Err(AppError::InvalidArgument(vec![FieldViolation::new(
+                "email",
+                "must be one of your verified login emails",
+            )]));
+        }
+        enroll_with_code(&self.0, user, FactorKind::Email, email.as_str()).await
+    }
+}
+
+/// Starts enrolling a phone number.
+#[derive(Clone, Debug)]
+pub struct EnrollPhoneFactor(MfaDeps);
+
+impl EnrollPhoneFactor {
+    #[must_use]
+    pub const fn new(deps: MfaDeps) -> Self {
+        Self(deps)
+    }
+
+    /// A pending SMS factor; a code goes to the number (`sms.mfa_code`), and
+    /// confirming it proves the number is the user's.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when SMS factors are disabled.
+    pub async fn execute(&self, user: UserId, phone: &PhoneNumber) -> Result<Uuid, AppError> {
+        self.0.require_enabled(FactorKind::Sms)?;
+        enroll_with_code(&self.0, user, FactorKind::Sms, phone.as_str()).await
+    }
+}
+
+async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destination: &str) -> Result<Uuid, AppError> {
+    let now = d.clock.now();
+    let factor = Factor {
+        id: new_uuid_v7(now, d.rng.as_ref()),
+        user_id: user,
+        kind,
+        destination: Some(destination.to_owned()),
+        secret: None,
+        active: false,
+        created_at: now,
+        confirmed_at: None,
+        last_totp_step: None,
+    };
+    let (code, stored) = d.new_code(factor.id, None, now);
+    let event = Event::MfaCode {
+        user_id: user,
+        kind,
+        destination: destination.to_owned(),
+        code: gatehouse_domain::Secret::new(code.expose().to_owned()),
+        expires_at: stored.expires_at,
+    };
+    d.mfa.add_factor(&factor, Some(&stored), &[d.events.message(now, event)]).await?;
+    Ok(factor.id)
+}

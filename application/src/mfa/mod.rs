@@ -1,0 +1,223 @@
+//! Second factors: enrolment and management (`MfaService`), and the login
+//! challenge (`Login` → `SendMfaCode` → `VerifyMfa`).
+
+mod challenge;
+mod confirm;
+mod enroll;
+mod manage;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{EmailAddress, Factor, FactorKind, OneTimeCode, Password, TokenHash, UserId};
+use uuid::Uuid;
+
+pub use challenge::{ChallengeView, FactorView, MfaGate, MfaPassed, MfaProof, SendMfaCode, VerifyMfa};
+pub use confirm::ConfirmFactor;
+pub use enroll::{EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, TotpEnrollment};
+pub use manage::{ListFactors, RegenerateBackupCodes, RemoveFactor};
+
+use crate::error::{AppError, FieldViolation};
+use crate::events::EventFactory;
+use crate::ids::new_uuid_v7;
+use crate::ports::clock::Clock;
+use crate::ports::mfa::{FactorCode, MfaRepository, SecretBox, Totp};
+use crate::ports::password::{PasswordCheck, PasswordHasher};
+use crate::ports::random::RandomSource;
+use crate::ports::store::UserRepository;
+use crate::secrets::{hash_secret, new_code};
+use crate::settings::MfaSettings;
+
+/// Bytes in a TOTP secret: 160 bits, what RFC 4226 recommends for SHA-1.
+const TOTP_SECRET_BYTES: usize = 20;
+
+/// What the MFA use cases are built from.
+#[derive(Clone)]
+pub struct MfaDeps {
+    pub mfa: Arc<dyn MfaRepository>,
+    pub users: Arc<dyn UserRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub totp: Arc<dyn Totp>,
+    pub secrets: Arc<dyn SecretBox>,
+    pub events: EventFactory,
+    pub rng: Arc<dyn RandomSource>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: MfaSettings,
+}
+
+impl std::fmt::Debug for MfaDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaDeps").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// A fresh proof of the user's presence before a sensitive change: the
+/// current password, or a current code of one of their TOTP factors.
+#[derive(Debug, Clone)]
+pub enum FreshProof {
+    Password(Password),
+    TotpCode { factor_id: Uuid, code: OneTimeCode },
+}
+
+fn unknown_factor() -> AppError {
+    AppError::InvalidArgument(vec![FieldViolation::new("factor_id", "no such factor")])
+}
+
+impl MfaDeps {
+    fn enabled(&self, kind: FactorKind) -> bool {
+        let e = self.settings.enabled;
+        match kind {
+            FactorKind::Totp => e.totp,
+            FactorKind::Email => e.email,
+            FactorKind::Sms => e.sms,
+        }
+    }
+
+    fn require_enabled(&self, kind: FactorKind) -> Result<(), AppError> {
+        if self.enabled(kind) {
+            Ok(())
+        } else {
+            Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", message: "this kind of factor is disabled" })
+        }
+    }
+
+    /// The user's factor `id`, or `INVALID_ARGUMENT` naming `factor_id`.
+    async fn factor(&self, user: UserId, id: Uuid) -> Result<Factor, AppError> {
+        self.mfa.factors(user).await?.into_iter().find(|f| f.id == id).ok_or_else(unknown_factor)
+    }
+
+    async fn primary_email(&self, user: UserId) -> Result<Option<EmailAddress>, AppError> {
+        Ok(self.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone())))
+    }
+
+    /// A fresh code for an email or SMS factor, and its stored form.
+    fn new_code(&self, factor: Uuid, challenge: Option<Uuid>, now: DateTime<Utc>) -> (OneTimeCode, FactorCode) {
+        let code = new_code(self.rng.as_ref());
+        let stored = FactorCode {
+            id: new_uuid_v7(now, self.rng.as_ref()),
+            factor_id: factor,
+            challenge_id: challenge,
+            code_hash: factor_code_hash(factor, &code),
+            attempts: 0,
+            max_attempts: self.settings.max_attempts,
+            created_at: now,
+            expires_at: now + self.settings.code_ttl,
+        };
+        (code, stored)
+    }
+
+    /// Checks a TOTP code and, if it matches, moves the factor's last step
+    /// forward with a compare-and-set: a code (or an older one) is accepted
+    /// at most once, however many requests race with it.
+    async fn accept_totp(&self, factor: &Factor, code: &OneTimeCode, now: DateTime<Utc>) -> Result<bool, AppError> {
+        let Some(sealed) = &factor.secret else { return Ok(false) };
+        let secret = self.secrets.open(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
+        let Some(step) = self.totp.matching_step(&secret, code.expose(), now, self.settings.totp_skew) else {
+            return Ok(false);
+        };
+        if factor.last_totp_step.is_some_and(|last| step <= last) {
+            return Ok(false);
+        }
+        Ok(self.mfa.advance_totp_step(factor.id, step).await?)
+    }
+
+    /// Checks a fresh proof of presence.
+    async fn check_fresh_proof(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
+        match proof {
+            FreshProof::Password(password) => {
+                let stored = self.users.password_hash(user).await?;
+                let check = self
+                    .hasher
+                    .verify(password, stored.as_ref())
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                match (stored, check) {
+                    (Some(_), PasswordCheck::Match { .. }) => Ok(()),
+                    _ => Err(AppError::WrongPassword { field: "password" }),
+                }
+            }
+            FreshProof::TotpCode { factor_id, code } => {
+                let factor = self.factor(user, *factor_id).await?;
+                if factor.kind == FactorKind::Totp
+                    && factor.active
+                    && self.accept_totp(&factor, code, self.clock.now()).await?
+                {
+                    Ok(())
+                } else {
+                    Err(AppError::CodeInvalid)
+                }
+            }
+        }
+    }
+
+    /// New backup codes: what to show the user once, and what to store.
+    fn new_backup_codes(&self, user: UserId) -> (Vec<String>, Vec<TokenHash>) {
+        (0..self.settings.backup_code_count)
+            .map(|_| {
+                let mut bytes = [0_u8; 8];
+                self.rng.fill(&mut bytes);
+                let code = backup_code_text(u64::from_le_bytes(bytes));
+                let hash = backup_code_hash(user, &code);
+                (code, hash)
+            })
+            .unzip()
+    }
+}
+
+/// The stored form of an email/SMS code, bound to its factor.
+fn factor_code_hash(factor: Uuid, code: &OneTimeCode) -> TokenHash {
+    hash_secret(&format!("mfa:{factor}:{}", code.expose()))
+}
+
+/// Crockford-style base32 without look-alikes (no i, l, o, u).
+const BACKUP_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// 60 random bits as `xxxx-xxxx-xxxx`.
+fn backup_code_text(mut n: u64) -> String {
+    let mut out = String::with_capacity(14);
+    for i in 0..12 {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(char::from(BACKUP_ALPHABET[(n & 31) as usize]));
+        n >>= 5;
+    }
+    out
+}
+
+/// A backup code as typed, normalized: lower case, no dashes or spaces.
+/// `None` when it cannot be a backup code.
+fn normalize_backup_code(input: &str) -> Option<String> {
+    let code: String = input.chars().filter(|c| !matches!(c, '-' | ' ')).flat_map(char::to_lowercase).collect();
+    (code.len() == 12 && code.bytes().all(|b| BACKUP_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// The stored form of a backup code: salted with the user id, so equal
+/// codes of two users differ and a leaked table cannot be attacked at once.
+fn backup_code_hash(user: UserId, code: &str) -> TokenHash {
+    let normalized = normalize_backup_code(code).unwrap_or_default();
+    hash_secret(&format!("backup:{user}:{normalized}"))
+}
+
+/// RFC 4648 base32 without padding, as authenticator apps want the secret.
+#[must_use]
+pub fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buffer, mut bits) = (0_u32, 0_u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,353 @@
+//! Use-case tests of second factors and the login challenge, over the fakes
+//! and a fixed clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use futures_executor::block_on;
+use gatehouse_domain::{
+    ClientInfo, DisplayName, EmailAddress, Event, OneTimeCode, Password, PasswordHash, PhoneNumber, Secret, User,
+    UserId,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::auth::TokenMinter;
+use crate::ports::verifications::{Effect, VerificationRepository as _};
+use crate::settings::{EnabledFactors, TokenSettings};
+use crate::testing::{FakeSecretBox, FakeTokens, FakeTotp, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
+
+struct H {
+    clock: Arc<FixedClock>,
+    store: Arc<InMemoryStore>,
+    events: Arc<RecordingEncoder>,
+    deps: MfaDeps,
+    gate: MfaGate,
+    verify: VerifyMfa,
+    send: SendMfaCode,
+    user: UserId,
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+fn code(s: &str) -> OneTimeCode {
+    OneTimeCode::parse(s).unwrap()
+}
+
+impl H {
+    fn with(settings: crate::MfaSettings) -> Self {
+        let clock = Arc::new(FixedClock::new());
+        let store = Arc::new(InMemoryStore::default());
+        let events = Arc::new(RecordingEncoder::default());
+        let deps = crate::testing::mfa_deps(&store, &clock, &events, settings);
+        let minter = TokenMinter::new(
+            Arc::new(FakeTokens),
+            clock.clone(),
+            Arc::new(SeqRandom::default()),
+            TokenSettings::default(),
+        );
+        let now = clock.now_for_tests();
+        let user = UserId::from_uuid(Uuid::from_u128(7));
+        let email = EmailAddress::parse("ann@example.com").unwrap();
+        let ann = User {
+            id: user,
+            email: email.clone(),
+            display_name: DisplayName::default(),
+            password_hash: PasswordHash::from_phc(format!("fake2${PASSWORD}")),
+            created_at: now,
+        };
+        let v = crate::testing::verification(user, &email, now);
+        block_on(store.create(&ann, &v, &[])).unwrap();
+        block_on(store.consume(v.id, &Effect::VerifyEmail, &[], now)).unwrap();
+        Self {
+            gate: MfaGate::new(deps.clone()),
+            verify: VerifyMfa::new(deps.clone(), store.clone(), minter),
+            send: SendMfaCode::new(deps.clone()),
+            deps,
+            clock,
+            store,
+            events,
+            user,
+        }
+    }
+
+    fn new() -> Self {
+        Self::with(crate::MfaSettings::default())
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now_for_tests()
+    }
+
+    fn secret(&self, factor: Uuid) -> Vec<u8> {
+        let f = block_on(self.store.factors(self.user)).unwrap().into_iter().find(|f| f.id == factor).unwrap();
+        FakeSecretBox.open(f.secret.as_ref().unwrap()).unwrap()
+    }
+
+    fn totp_now(&self, factor: Uuid) -> OneTimeCode {
+        code(&FakeTotp::code(&self.secret(factor), FakeTotp::step(self.now())))
+    }
+
+    /// An active TOTP factor; returns it and the backup codes.
+    fn totp_factor(&self) -> (Uuid, Vec<String>) {
+        let enrolment = block_on(EnrollTotp::new(self.deps.clone()).execute(self.user)).unwrap();
+        let codes = block_on(ConfirmFactor::new(self.deps.clone()).execute(
+            self.user,
+            enrolment.factor_id,
+            &self.totp_now(enrolment.factor_id),
+        ))
+        .unwrap()
+        .unwrap_or_default();
+        self.clock.advance(TimeDelta::seconds(30)); // the confirming code is spent
+        (enrolment.factor_id, codes)
+    }
+
+    fn challenge(&self) -> ChallengeView {
+        block_on(self.gate.challenge(self.user, ClientInfo::default(), self.now())).unwrap().expect("a challenge")
+    }
+
+    fn pass(&self, challenge: Uuid, factor: Uuid, digits: &str) -> Result<MfaPassed, AppError> {
+        block_on(self.verify.execute(challenge, MfaProof::Factor { factor_id: factor, code: code(digits) }))
+    }
+
+    fn last_code(&self, event_type: &str) -> String {
+        let recorded = self.events.events.lock().unwrap();
+        recorded
+            .iter()
+            .rev()
+            .find_map(|e| match &e.event {
+                Event::MfaCode { code, .. } if e.event.event_type() == event_type => Some(code.expose().clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {event_type} event"))
+    }
+}
+
+trait NowForTests {
+    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+impl NowForTests for FixedClock {
+    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::ports::clock::Clock::now(self)
+    }
+}
+
+fn wrong(digits: &str) -> String {
+    format!("{:06}", (digits.parse::<u32>().unwrap() + 1) % 1_000_000)
+}
+
+#[test]
+fn totp_enrolment_gives_an_otpauth_uri_and_the_first_confirmation_ten_backup_codes() {
+    let h = H::new();
+    let enrolment = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user)).unwrap();
+    assert_eq!(enrolment.secret.len(), 32, "160 bits in base32");
+    assert!(enrolment.uri.starts_with("otpauth://totp/Gatehouse:ann@example.com?secret="));
+    assert!(enrolment.uri.contains(&enrolment.secret));
+    let stored = block_on(h.store.factors(h.user)).unwrap();
+    assert!(!stored[0].active);
+    assert_ne!(stored[0].secret.as_ref().unwrap().data, h.secret(enrolment.factor_id), "sealed at rest");
+
+    let confirm = ConfirmFactor::new(h.deps.clone());
+    let wrong_code = code(&wrong(h.totp_now(enrolment.factor_id).expose()));
+    assert!(matches!(block_on(confirm.execute(h.user, enrolment.factor_id, &wrong_code)), Err(AppError::CodeInvalid)));
+    let codes =
+        block_on(confirm.execute(h.user, enrolment.factor_id, &h.totp_now(enrolment.factor_id))).unwrap().unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(codes.iter().all(|c| c.len() == 14 && c.matches('-').count() == 2), "{codes:?}");
+
+    // A second factor does not re-issue backup codes.
+    h.clock.advance(TimeDelta::seconds(30));
+    let second = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user)).unwrap();
+    assert_eq!(block_on(confirm.execute(h.user, second.factor_id, &h.totp_now(second.factor_id))).unwrap(), None);
+}
+
+#[test]
+fn a_user_without_factors_gets_no_challenge() {
+    let h = H::new();
+    assert!(block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now())).unwrap().is_none());
+}
+
+/// OWASP ASVS 5.0 V6.5.1: a TOTP code is accepted once, and older codes never.
+#[test]
+fn a_totp_code_passes_the_challenge_once() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let challenge = h.challenge();
+    assert_eq!(challenge.factors.len(), 1);
+    assert_eq!(challenge.factors[0].hint, "authenticator app");
+    assert_eq!(challenge.expires_at, h.now() + TimeDelta::minutes(5));
+    let current = h.totp_now(factor);
+    assert!(matches!(h.pass(challenge.id, factor, &wrong(current.expose())), Err(AppError::CodeInvalid)));
+    let passed = h.pass(challenge.id, factor, current.expose()).unwrap();
+    assert_eq!(passed.tokens.user_id, h.user);
+    assert_eq!(passed.backup_codes_remaining, None);
+    assert!(matches!(h.pass(challenge.id, factor, current.expose()), Err(AppError::ChallengeUsed)));
+
+    let again = h.challenge();
+    assert!(matches!(h.pass(again.id, factor, current.expose()), Err(AppError::CodeInvalid)), "replayed code");
+    let previous = FakeTotp::code(&h.secret(factor), FakeTotp::step(h.now()) - 1);
+    assert!(matches!(h.pass(again.id, factor, &previous), Err(AppError::CodeInvalid)), "older code");
+}
+
+#[test]
+fn a_backup_code_works_once_and_tells_how_many_remain() {
+    let h = H::new();
+    let (_, codes) = h.totp_factor();
+    let challenge = h.challenge();
+    let proof = |c: &str| MfaProof::BackupCode(Secret::new(c.to_uppercase()));
+    let passed = block_on(h.verify.execute(challenge.id, proof(&codes[0]))).unwrap();
+    assert_eq!(passed.backup_codes_remaining, Some(9));
+    let notices: Vec<_> = h.store.outbox().into_iter().filter(|m| m.event_type == "audit.backup_code_used").collect();
+    assert_eq!(notices.len(), 1);
+    let again = h.challenge();
+    assert!(matches!(block_on(h.verify.execute(again.id, proof(&codes[0]))), Err(AppError::CodeInvalid)));
+    assert!(matches!(block_on(h.verify.execute(again.id, proof("not-a-code"))), Err(AppError::InvalidArgument(_))));
+}
+
+#[test]
+fn an_email_factor_needs_a_verified_address_and_its_code() {
+    let h = H::new();
+    let enroll = EnrollEmailFactor::new(h.deps.clone());
+    let other = EmailAddress::parse("bob@example.com").unwrap();
+    assert!(matches!(block_on(enroll.execute(h.user, &other)), Err(AppError::InvalidArgument(_))));
+    let factor = block_on(enroll.execute(h.user, &EmailAddress::parse("ann@example.com").unwrap())).unwrap();
+    let sent = h.last_code("email.mfa_code");
+    block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, factor, &code(&sent))).unwrap();
+
+    let challenge = h.challenge();
+    assert_eq!(challenge.factors[0].hint, "a***@example.com");
+    block_on(h.send.execute(challenge.id, factor)).unwrap();
+    let first = h.last_code("email.mfa_code");
+    block_on(h.send.execute(challenge.id, factor)).unwrap();
+    let second = h.last_code("email.mfa_code");
+    if first != second {
+        assert!(
+            matches!(h.pass(challenge.id, factor, &first), Err(AppError::CodeInvalid)),
+            "a resent code retires the old one"
+        );
+    }
+    h.pass(challenge.id, factor, &second).unwrap();
+}
+
+#[test]
+fn an_sms_factor_goes_to_the_number_and_totp_needs_no_sending() {
+    let h = H::new();
+    let phone = PhoneNumber::parse("+447700900112").unwrap();
+    let factor = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone)).unwrap();
+    block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, factor, &code(&h.last_code("sms.mfa_code")))).unwrap();
+    let (totp, _) = h.totp_factor();
+    let challenge = h.challenge();
+    assert!(challenge.factors.iter().any(|f| f.hint == "+44 **** **12"));
+    assert!(matches!(block_on(h.send.execute(challenge.id, totp)), Err(AppError::FailedPrecondition { .. })));
+    block_on(h.send.execute(challenge.id, factor)).unwrap();
+    h.pass(challenge.id, factor, &h.last_code("sms.mfa_code")).unwrap();
+}
+
+#[test]
+fn a_challenge_expires_after_five_minutes() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let challenge = h.challenge();
+    h.clock.advance(TimeDelta::minutes(5));
+    let r = h.pass(challenge.id, factor, h.totp_now(factor).expose());
+    assert!(matches!(r, Err(AppError::ChallengeExpired)), "{r:?}");
+    assert!(matches!(h.pass(Uuid::nil(), factor, "123456"), Err(AppError::ChallengeInvalid)));
+}
+
+#[test]
+fn the_sixth_wrong_code_kills_the_challenge_and_the_account_limit_holds_across_challenges() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let challenge = h.challenge();
+    let right = h.totp_now(factor);
+    for _ in 0..5 {
+        assert!(matches!(h.pass(challenge.id, factor, &wrong(right.expose())), Err(AppError::CodeInvalid)));
+    }
+    assert!(matches!(h.pass(challenge.id, factor, &wrong(right.expose())), Err(AppError::AttemptsExhausted)));
+    assert!(matches!(h.pass(challenge.id, factor, right.expose()), Err(AppError::AttemptsExhausted)));
+    let second = h.challenge();
+    for _ in 0..5 {
+        let _ = h.pass(second.id, factor, &wrong(right.expose()));
+    }
+    // Ten wrong codes within the window: no new challenge for a while.
+    let r = block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now()));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    h.clock.advance(TimeDelta::minutes(16));
+    assert!(block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now())).unwrap().is_some());
+}
+
+#[test]
+fn removing_a_factor_needs_a_fresh_proof_and_takes_the_backup_codes_with_the_last() {
+    let h = H::new();
+    let (factor, codes) = h.totp_factor();
+    let remove = RemoveFactor::new(h.deps.clone());
+    let wrong_password = FreshProof::Password(Password::candidate("guess guess".into()).unwrap());
+    assert!(matches!(block_on(remove.execute(h.user, factor, &wrong_password)), Err(AppError::WrongPassword { .. })));
+    let stale = FreshProof::TotpCode { factor_id: factor, code: code("000000") };
+    assert!(matches!(block_on(remove.execute(h.user, factor, &stale)), Err(AppError::CodeInvalid)));
+    assert!(matches!(
+        block_on(remove.execute(h.user, Uuid::nil(), &wrong_password)),
+        Err(AppError::InvalidArgument(_))
+    ));
+    let proof = FreshProof::TotpCode { factor_id: factor, code: h.totp_now(factor) };
+    block_on(remove.execute(h.user, factor, &proof)).unwrap();
+    assert!(block_on(h.store.factors(h.user)).unwrap().is_empty());
+    assert!(block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now())).unwrap().is_none());
+    let notices: Vec<_> = h.store.outbox().into_iter().map(|m| m.event_type).collect();
+    assert!(
+        notices.contains(&"audit.mfa_factor_added".to_owned())
+            && notices.contains(&"audit.mfa_factor_removed".to_owned())
+    );
+    // The old backup codes died with the last factor.
+    let (_, _) = h.totp_factor();
+    let c = h.challenge();
+    assert!(matches!(
+        block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(codes[1].clone())))),
+        Err(AppError::CodeInvalid)
+    ));
+}
+
+#[test]
+fn regenerated_backup_codes_replace_the_old_ones() {
+    let h = H::new();
+    let regenerate = RegenerateBackupCodes::new(h.deps.clone());
+    let proof = FreshProof::Password(Password::candidate(PASSWORD.into()).unwrap());
+    assert!(matches!(block_on(regenerate.execute(h.user, &proof)), Err(AppError::FailedPrecondition { .. })));
+    let (_, old) = h.totp_factor();
+    let new = block_on(regenerate.execute(h.user, &proof)).unwrap();
+    assert_eq!(new.len(), 10);
+    let c = h.challenge();
+    assert!(matches!(
+        block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(old[0].clone())))),
+        Err(AppError::CodeInvalid)
+    ));
+    assert_eq!(
+        block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(new[0].clone()))))
+            .unwrap()
+            .backup_codes_remaining,
+        Some(9)
+    );
+}
+
+#[test]
+fn disabled_factor_kinds_cannot_be_enrolled() {
+    let h = H::with(crate::MfaSettings {
+        enabled: EnabledFactors { totp: true, email: false, sms: false },
+        ..crate::MfaSettings::default()
+    });
+    let email = EmailAddress::parse("ann@example.com").unwrap();
+    let r = block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", .. })), "{r:?}");
+    let phone = PhoneNumber::parse("+15555550100").unwrap();
+    assert!(block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone)).is_err());
+}
+
+#[test]
+fn base32_matches_rfc_4648() {
+    assert_eq!(base32(b""), "");
+    assert_eq!(base32(b"f"), "MY");
+    assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+}

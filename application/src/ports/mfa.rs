@@ -1,0 +1,158 @@
+//! Second factors: TOTP computation, sealing secrets at rest, and storage of
+//! factors, codes, backup codes and login challenges.
+//!
+//! As with verifications, the store makes each step atomic and the use cases
+//! decide: a TOTP time step only ever moves forward (so a code, or any older
+//! one, is never accepted twice, even by parallel requests), a code or backup
+//! code is consumed once, and a challenge counts wrong codes only below its
+//! limit and passes once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{Factor, MfaChallenge, SealedSecret, TokenHash, UserId};
+use uuid::Uuid;
+
+use crate::ports::events::OutboxMessage;
+use crate::ports::store::StoreError;
+
+/// RFC 6238 TOTP: SHA-1, 6 digits, 30-second steps (what authenticator apps accept).
+pub trait Totp: Send + Sync {
+    /// The time step whose code equals `code`, searching from `skew` steps
+    /// before the current one to `skew` after, newest first; `None` when no
+    /// step matches. The comparison is constant-time.
+    fn matching_step(&self, secret: &[u8], code: &str, now: DateTime<Utc>, skew: u8) -> Option<i64>;
+
+    /// The `otpauth://totp/...` URI an authenticator app scans.
+    fn provisioning_uri(&self, secret: &[u8], issuer: &str, account: &str) -> String;
+
+    /// A PNG of the QR code for `uri`.
+    ///
+    /// # Errors
+    /// When the URI is too long for a QR code.
+    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, String>;
+}
+
+/// A secret could not be sealed or opened (unknown key, tampered data).
+#[derive(Debug, thiserror::Error)]
+#[error("secret box: {0}")]
+pub struct SealError(pub String);
+
+/// Authenticated encryption of secrets at rest (TOTP secrets), with a key
+/// id on every sealed value so keys can be rotated.
+pub trait SecretBox: Send + Sync {
+    /// Seals with the current key.
+    ///
+    /// # Errors
+    /// [`SealError`] when encryption fails.
+    fn seal(&self, plaintext: &[u8]) -> Result<SealedSecret, SealError>;
+
+    /// Opens with the key named in `sealed` (current or previous).
+    ///
+    /// # Errors
+    /// [`SealError`] for an unknown key or data that fails authentication.
+    fn open(&self, sealed: &SealedSecret) -> Result<Vec<u8>, SealError>;
+}
+
+/// A short code sent for an email or SMS factor: only its hash is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FactorCode {
+    pub id: Uuid,
+    pub factor_id: Uuid,
+    /// The login challenge it was sent for; `None` for enrolment.
+    pub challenge_id: Option<Uuid>,
+    pub code_hash: TokenHash,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Factors, codes, backup codes and challenges. Methods that change state
+/// write their `outbox` messages in the same transaction.
+#[async_trait]
+pub trait MfaRepository: Send + Sync {
+    /// Stores a new pending factor, first deleting the user's other pending
+    /// factors of the same kind; for email and SMS factors also its first code.
+    async fn add_factor(
+        &self,
+        factor: &Factor,
+        code: Option<&FactorCode>,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError>;
+
+    /// The user's factors, pending and active, oldest first.
+    async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError>;
+
+    /// Makes a pending factor of `user` active. When `backup_codes` is not
+    /// empty they replace the user's backup codes (the first active factor).
+    /// `false` when there is no such pending factor.
+    async fn activate_factor(
+        &self,
+        user: UserId,
+        factor: Uuid,
+        backup_codes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes a factor of `user` with its codes; when no active factor is
+    /// left, the backup codes go too. `false` when there is no such factor.
+    async fn remove_factor(&self, user: UserId, factor: Uuid, outbox: &[OutboxMessage]) -> Result<bool, StoreError>;
+
+    /// Records `step` as the factor's newest accepted TOTP step, only if it is
+    /// newer than the stored one (compare-and-set). `false` means the step,
+    /// or a newer one, was already used.
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError>;
+
+    /// Replaces the user's backup codes.
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        hashes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes the unused backup code with `hash`, atomically, and writes
+    /// the messages `notice` builds from the number of unused codes left (the
+    /// owner is told how many remain) in the same transaction. Returns that
+    /// number, or `None` (nothing written) when there was no such unused code.
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        notice: &(dyn Fn(u32) -> Vec<OutboxMessage> + Send + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError>;
+
+    /// Stores a new code, retiring the unused codes of the same factor and
+    /// challenge, and writes `outbox` (the event that delivers it).
+    async fn add_code(&self, code: &FactorCode, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
+
+    /// Consumes the newest unused, unexpired code of `factor` (and
+    /// `challenge`) if its hash is `hash` and its attempts are below the
+    /// limit; otherwise counts a failed attempt on it. `true` when consumed.
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
+
+    async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError>;
+
+    /// Counts one wrong code on the challenge, only while it is unconsumed
+    /// and below its limit; returns the new count, `None` if nothing counted.
+    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
+
+    /// Marks the challenge passed if it is unconsumed, unexpired at `now`
+    /// and within its attempts. `true` exactly once.
+    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Wrong codes summed over the user's challenges created at or after
+    /// `since`: the per-account limit that new challenges cannot reset.
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError>;
+}

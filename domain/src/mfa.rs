@@ -1,0 +1,196 @@
+//! Second factors: TOTP apps, email codes, SMS codes, backup codes, and the
+//! login challenge that asks for one of them.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::ids::UserId;
+use crate::session::ClientInfo;
+
+/// The kinds of second factor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FactorKind {
+    /// An authenticator app (RFC 6238 TOTP).
+    Totp,
+    /// A code sent to one of the user's verified email addresses. Weaker
+    /// than TOTP (NIST SP 800-63B-4 no longer counts email as out-of-band),
+    /// offered because users asked for it; configuration can disable it.
+    Email,
+    /// A code sent by SMS to a verified phone number.
+    Sms,
+}
+
+impl FactorKind {
+    /// Stable text stored with the factor.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+
+    /// Reads the stored text back.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "totp" => Some(Self::Totp),
+            "email" => Some(Self::Email),
+            "sms" => Some(Self::Sms),
+            _ => None,
+        }
+    }
+}
+
+/// Why a phone number is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("phone number must be in E.164 form: + then 8 to 15 digits, e.g. +447700900123")]
+    Format,
+}
+
+/// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero).
+/// Spaces, dashes, dots and parentheses typed by people are removed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// # Errors
+    /// [`PhoneError::Format`] when the input is no E.164 number.
+    pub fn parse(input: &str) -> Result<Self, PhoneError> {
+        let compact: String = input.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let digits = compact.strip_prefix('+').ok_or(PhoneError::Format)?;
+        let ok =
+            (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        if ok { Ok(Self(compact)) } else { Err(PhoneError::Format) }
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A TOTP secret sealed with an AEAD key: what storage holds.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// Which key sealed it, so keys can be rotated.
+    pub key_id: String,
+    /// Nonce followed by ciphertext and tag.
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(key {}, {} bytes)", self.key_id, self.data.len())
+    }
+}
+
+/// One second factor of a user. It is pending until confirmed with a code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Factor {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub kind: FactorKind,
+    /// The address or number codes go to (email and SMS factors).
+    pub destination: Option<String>,
+    /// The sealed TOTP secret (TOTP factors).
+    pub secret: Option<SealedSecret>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// The newest TOTP time step accepted; older and equal steps are refused.
+    pub last_totp_step: Option<i64>,
+}
+
+impl Factor {
+    /// A masked hint a login screen can show: `a***@example.com`,
+    /// `+44 **** **12`, `authenticator app`.
+    #[must_use]
+    pub fn hint(&self) -> String {
+        match (self.kind, self.destination.as_deref()) {
+            (FactorKind::Totp, _) | (_, None) => "authenticator app".to_owned(),
+            (FactorKind::Email, Some(email)) => mask_email(email),
+            (FactorKind::Sms, Some(phone)) => mask_phone(phone),
+        }
+    }
+}
+
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let country: String = digits.iter().take(2).collect();
+    let last: String = digits.iter().skip(digits.len().saturating_sub(2)).collect();
+    format!("+{country} **** **{last}")
+}
+
+/// A login waiting for its second factor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MfaChallenge {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// Where the login came from; the session gets it when the challenge passes.
+    pub client: ClientInfo,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes so far.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+impl MfaChallenge {
+    /// Whether a code may still be tried at `now`.
+    #[must_use]
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.consumed_at.is_none() && now < self.expires_at && self.attempts < self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_must_be_e164() {
+        assert_eq!(PhoneNumber::parse(" +44 7700 900-123 ").map(|p| p.as_str().to_owned()), Ok("+447700900123".into()));
+        for bad in ["447700900123", "+0447700900", "+1234567", "+1234567890123456", "+44 77OO 900123", "", "+"] {
+            assert_eq!(PhoneNumber::parse(bad), Err(PhoneError::Format), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hints_mask_the_destination() {
+        let factor = |kind, destination: Option<&str>| Factor {
+            id: Uuid::nil(),
+            user_id: UserId::from_uuid(Uuid::nil()),
+            kind,
+            destination: destination.map(str::to_owned),
+            secret: None,
+            active: true,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            confirmed_at: None,
+            last_totp_step: None,
+        };
+        assert_eq!(factor(FactorKind::Email, Some("ann@example.com")).hint(), "a***@example.com");
+        assert_eq!(factor(FactorKind::Sms, Some("+447700900112")).hint(), "+44 **** **12");
+        assert_eq!(factor(FactorKind::Totp, None).hint(), "authenticator app");
+    }
+
+    #[test]
+    fn factor_kinds_round_trip() {
+        for k in [FactorKind::Totp, FactorKind::Email, FactorKind::Sms] {
+            assert_eq!(FactorKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Gatehouse SQL adapter: the storage ports ([`UserRepository`],
-//! [`SessionRepository`], [`VerificationRepository`], [`OutboxStore`]) and the
-//! database health [`Probe`] over sea-orm, for PostgreSQL (production) and
-//! SQLite (embedded mode).
+//! [`SessionRepository`], [`VerificationRepository`], [`MfaRepository`],
+//! [`OutboxStore`]) and the database health [`Probe`] over sea-orm, for
+//! PostgreSQL (production) and SQLite (embedded mode).
 //!
 //! Every method that changes state writes the outbox messages it is given in
 //! its own transaction, so an event is stored if and only if its change is.
@@ -15,6 +15,7 @@
 //! [`UserRepository`]: gatehouse_application::ports::store::UserRepository
 //! [`SessionRepository`]: gatehouse_application::ports::store::SessionRepository
 //! [`VerificationRepository`]: gatehouse_application::ports::verifications::VerificationRepository
+//! [`MfaRepository`]: gatehouse_application::ports::mfa::MfaRepository
 //! [`OutboxStore`]: gatehouse_application::ports::events::OutboxStore
 //! [`Probe`]: gatehouse_application::ports::health::Probe
 
@@ -22,6 +23,7 @@ mod convert;
 mod database;
 mod entity;
 mod error;
+mod mfa;
 mod outbox;
 mod sessions;
 mod transaction;
@@ -29,6 +31,7 @@ mod users;
 mod verifications;
 
 pub use database::{Database, PoolSettings};
+pub use mfa::SqlMfaRepository;
 pub use outbox::SqlOutboxStore;
 pub use sessions::SqlSessionRepository;
 pub use users::SqlUserRepository;

@@ -337,7 +337,11 @@ pub(crate) async fn set_password_hash<C: sea_orm::ConnectionTrait>(
 /// The write that opens a read-then-decide transaction (see the module
 /// docs): sets `updated_at` to `now`, or leaves it as it is. `false` when
 /// there is no such user.
-async fn touch_user(txn: &DatabaseTransaction, user: UserId, now: Option<DateTime<Utc>>) -> Result<bool, DbErr> {
+pub(crate) async fn touch_user(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    now: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
     let updated_at = match now {
         Some(now) => Expr::value(now),
         None => Expr::col(user::Column::UpdatedAt).into(),

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
+use gatehouse_application::ports::mfa::FactorCode;
 use gatehouse_application::ports::store::{EmailRemoval, NewRefreshToken, PrimaryChange, Rotation, StoreError};
 use gatehouse_application::ports::verifications::{Consumed, Effect};
 use gatehouse_domain::{
-    ClientInfo, DisplayName, EmailAddress, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, User,
-    UserId, Verification,
+    ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash, Purpose, RevokeReason,
+    SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
 };
 use gatehouse_sql::{Database, PoolSettings};
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -67,12 +68,35 @@ contract_tests! {
         retry_later_delays_and_counts_attempts,
         prune_sent_deletes_rows_sent_before,
         two_relays_claim_every_row_exactly_once,
+        add_factor_stores_it_and_replaces_pending_factors_of_its_kind,
+        activate_factor_activates_only_the_users_pending_factor,
+        remove_factor_takes_the_backup_codes_with_the_last_active_factor,
+        concurrent_removals_of_the_last_active_factors_take_the_backup_codes,
+        advance_totp_step_only_moves_forward,
+        concurrent_totp_steps_are_accepted_once,
+        backup_codes_are_used_once_and_count_down,
+        concurrent_uses_of_one_backup_code_succeed_once,
+        a_code_is_used_once,
+        wrong_codes_count_until_the_limit,
+        an_expired_code_fails,
+        a_newer_code_retires_the_older,
+        challenge_codes_and_enrolment_codes_are_kept_apart,
+        challenges_are_stored_and_read_back,
+        challenge_failures_stop_at_the_limit,
+        concurrent_challenge_failures_stop_at_the_limit,
+        a_challenge_passes_once_while_live,
+        concurrent_passes_of_a_challenge_succeed_once,
+        concurrent_uses_of_one_code_succeed_once,
+        failures_since_sums_the_users_challenges,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
         failed_sign_up_leaves_no_user_row,
         session_for_an_unknown_user_is_refused,
         deleting_a_user_cascades_to_emails_sessions_and_tokens,
+        deleting_a_user_cascades_to_factors_codes_challenges_and_backup_codes,
+        removing_a_factor_deletes_its_codes,
+        mfa_changes_for_an_unknown_user_store_nothing,
         probe_answers,
     ],
     postgres: [
@@ -1055,6 +1079,518 @@ async fn two_relays_claim_every_row_exactly_once(s: Stores) {
     assert!(pending(&s).await.is_empty());
 }
 
+// --------------------------------------------------------------------- mfa
+
+/// A pending factor number `n` of `user`: TOTP factors carry a sealed
+/// secret, email and SMS factors a destination.
+fn factor(n: u128, user: UserId, kind: FactorKind, created_at: DateTime<Utc>) -> Factor {
+    let tag = u8::try_from(n % 256).unwrap();
+    Factor {
+        id: Uuid::from_u128(0xfac0_0000 + n),
+        user_id: user,
+        kind,
+        destination: match kind {
+            FactorKind::Totp => None,
+            FactorKind::Email => Some(format!("ann+{n}@example.com")),
+            FactorKind::Sms => Some("+447700900123".into()),
+        },
+        secret: (kind == FactorKind::Totp)
+            .then(|| SealedSecret { key_id: "key-2026".into(), data: (0..44).map(|b: u8| b ^ tag).collect() }),
+        active: false,
+        created_at,
+        confirmed_at: None,
+        last_totp_step: None,
+    }
+}
+
+/// The digest of code number `n`.
+fn code_hash(n: u128) -> TokenHash {
+    digest(0xcd, n)
+}
+
+/// Code number `n` of `factor` (for `challenge`, or for enrolment), with 3
+/// attempts for 10 minutes.
+fn factor_code(n: u128, factor: &Factor, challenge: Option<Uuid>, created_at: DateTime<Utc>) -> FactorCode {
+    FactorCode {
+        id: Uuid::from_u128(0xc0de_0000 + n),
+        factor_id: factor.id,
+        challenge_id: challenge,
+        code_hash: code_hash(n),
+        attempts: 0,
+        max_attempts: 3,
+        created_at,
+        expires_at: created_at + TimeDelta::minutes(10),
+    }
+}
+
+/// Login challenge number `n` of `user`, with 5 attempts for 5 minutes.
+fn challenge(n: u128, user: UserId, created_at: DateTime<Utc>) -> MfaChallenge {
+    MfaChallenge {
+        id: Uuid::from_u128(0xc4a1_0000 + n),
+        user_id: user,
+        client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("198.51.100.4".into())),
+        created_at,
+        expires_at: created_at + TimeDelta::minutes(5),
+        attempts: 0,
+        max_attempts: 5,
+        consumed_at: None,
+    }
+}
+
+/// The digest of backup code number `n`.
+fn backup(n: u128) -> TokenHash {
+    digest(0xbc, n)
+}
+
+fn backups(ns: std::ops::RangeInclusive<u128>) -> Vec<TokenHash> {
+    ns.map(backup).collect()
+}
+
+/// The outbox notice `use_backup_code` writes: message `base + remaining`.
+fn notice(base: u128, at: DateTime<Utc>) -> impl Fn(u32) -> Vec<OutboxMessage> + Send + Sync {
+    move |remaining| vec![message(base + u128::from(remaining), at)]
+}
+
+/// The unsent outbox messages as a set: messages of one instant have no
+/// order among themselves.
+async fn pending_ids(s: &Stores) -> HashSet<Uuid> {
+    pending(s).await.into_iter().collect()
+}
+
+fn ids<const N: usize>(messages: [OutboxMessage; N]) -> HashSet<Uuid> {
+    messages.iter().map(|m| m.id).collect()
+}
+
+/// Ann (user 1) and Bob (user 2), signed up.
+async fn ann_and_bob(s: &Stores) -> (UserId, UserId) {
+    let (ann, bob) = (user(1, "ann@example.com"), user(2, "bob@example.com"));
+    sign_up(s, &ann).await;
+    sign_up(s, &bob).await;
+    (ann.id, bob.id)
+}
+
+/// An active factor number `n` of `user`, added and activated at `at`
+/// (with `codes` as backup codes, if any).
+async fn active_factor(s: &Stores, n: u128, user: UserId, kind: FactorKind, codes: &[TokenHash]) -> Factor {
+    let at = t0() + TimeDelta::seconds(i64::try_from(n).unwrap());
+    let f = factor(n, user, kind, at);
+    s.mfa.add_factor(&f, None, &[]).await.unwrap();
+    assert!(s.mfa.activate_factor(user, f.id, codes, &[], at).await.unwrap());
+    Factor { active: true, confirmed_at: Some(at), ..f }
+}
+
+/// Runs `racers` copies of what `start` makes at once and collects their results.
+async fn race<T, Fut>(racers: usize, start: impl Fn() -> Fut) -> Vec<T>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(racers));
+    let tasks: Vec<_> = (0..racers)
+        .map(|_| {
+            let run = start();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(racers);
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+async fn add_factor_stores_it_and_replaces_pending_factors_of_its_kind(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let totp = factor(1, ann, FactorKind::Totp, t0());
+    s.mfa.add_factor(&totp, None, &[message(1, t0())]).await.unwrap();
+    let email = factor(2, ann, FactorKind::Email, t0() + TimeDelta::seconds(1));
+    let code = factor_code(1, &email, None, email.created_at);
+    s.mfa.add_factor(&email, Some(&code), &[message(2, email.created_at)]).await.unwrap();
+    // The sealed secret, the destination and every other field round-trip.
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![totp.clone(), email.clone()]);
+    assert!(s.mfa.factors(bob).await.unwrap().is_empty());
+
+    // A new pending TOTP factor replaces the pending one; the email factor stays.
+    let totp2 = factor(3, ann, FactorKind::Totp, t0() + TimeDelta::seconds(2));
+    s.mfa.add_factor(&totp2, None, &[message(3, totp2.created_at)]).await.unwrap();
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), totp2.clone()]);
+
+    // An active factor of the same kind is not replaced.
+    let now = t0() + TimeDelta::seconds(3);
+    assert!(s.mfa.activate_factor(ann, totp2.id, &[], &[], now).await.unwrap());
+    let totp3 = factor(4, ann, FactorKind::Totp, t0() + TimeDelta::seconds(4));
+    s.mfa.add_factor(&totp3, None, &[]).await.unwrap();
+    let active2 = Factor { active: true, confirmed_at: Some(now), ..totp2 };
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), active2.clone(), totp3.clone()]);
+
+    // A replaced factor's codes go with it.
+    let email2 = factor(5, ann, FactorKind::Email, t0() + TimeDelta::seconds(5));
+    s.mfa.add_factor(&email2, Some(&factor_code(2, &email2, None, email2.created_at)), &[]).await.unwrap();
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active2, totp3, email2.clone()]);
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), email2.created_at).await.unwrap());
+    assert!(s.mfa.use_code(email2.id, None, &code_hash(2), email2.created_at).await.unwrap());
+    assert_eq!(
+        pending_ids(&s).await,
+        ids([message(1, t0()), message(2, email.created_at), message(3, totp2.created_at)])
+    );
+}
+
+async fn activate_factor_activates_only_the_users_pending_factor(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let anns = factor(1, ann, FactorKind::Totp, t0());
+    let bobs = factor(2, bob, FactorKind::Totp, t0());
+    s.mfa.add_factor(&anns, None, &[]).await.unwrap();
+    s.mfa.add_factor(&bobs, None, &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+
+    // Another user's factor, an unknown factor: nothing changes, nothing is written.
+    assert!(!s.mfa.activate_factor(bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap());
+    assert!(!s.mfa.activate_factor(ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap());
+    let unknown = Uuid::from_u128(0xdead);
+    assert!(!s.mfa.activate_factor(ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap());
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![anns.clone()]);
+    assert_eq!(s.mfa.use_backup_code(bob, &backup(1), &notice(100, now), now).await.unwrap(), None);
+
+    // The first activation stores the backup codes.
+    assert!(s.mfa.activate_factor(ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap());
+    let active = Factor { active: true, confirmed_at: Some(now), ..anns.clone() };
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active.clone()]);
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
+
+    // An active factor is not activated again, and its codes are not replaced.
+    let later = now + TimeDelta::minutes(1);
+    assert!(!s.mfa.activate_factor(ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap());
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active]);
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
+
+    // A second factor activated without backup codes keeps the user's codes.
+    let email = factor(3, ann, FactorKind::Email, later);
+    s.mfa.add_factor(&email, None, &[]).await.unwrap();
+    assert!(s.mfa.activate_factor(ann, email.id, &[], &[message(6, later)], later).await.unwrap());
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(200, later), later).await.unwrap(), Some(1));
+    assert_eq!(
+        pending_ids(&s).await,
+        ids([message(4, now), message(102, now), message(6, later), message(201, later)])
+    );
+}
+
+async fn remove_factor_takes_the_backup_codes_with_the_last_active_factor(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let totp = active_factor(&s, 1, ann, FactorKind::Totp, &backups(1..=4)).await;
+    let email = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
+    let sms = factor(3, ann, FactorKind::Sms, t0() + TimeDelta::seconds(3));
+    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, sms.created_at)), &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+
+    // Not Bob's to remove, and an unknown factor: nothing changes, nothing is written.
+    assert!(!s.mfa.remove_factor(bob, totp.id, &[message(1, now)]).await.unwrap());
+    assert!(!s.mfa.remove_factor(ann, Uuid::from_u128(0xdead), &[message(2, now)]).await.unwrap());
+    assert_eq!(s.mfa.factors(ann).await.unwrap().len(), 3);
+
+    // A pending factor, then one of two active ones: the backup codes stay.
+    assert!(s.mfa.remove_factor(ann, sms.id, &[message(3, now)]).await.unwrap());
+    assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap());
+    assert!(s.mfa.remove_factor(ann, totp.id, &[message(4, now)]).await.unwrap());
+    assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone()]);
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(3));
+
+    // The last active factor takes them with it.
+    assert!(s.mfa.remove_factor(ann, email.id, &[message(5, now)]).await.unwrap());
+    assert!(s.mfa.factors(ann).await.unwrap().is_empty());
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(200, now), now).await.unwrap(), None);
+    assert!(!s.mfa.remove_factor(ann, email.id, &[message(6, now)]).await.unwrap());
+    assert_eq!(pending_ids(&s).await, ids([message(3, now), message(4, now), message(5, now), message(103, now)]));
+}
+
+async fn concurrent_removals_of_the_last_active_factors_take_the_backup_codes(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let first = active_factor(&s, 1, ann, FactorKind::Totp, &backups(1..=3)).await;
+    let second = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
+    // Each removal alone still sees the other active factor: only when the
+    // second waits for the first does it see that none is left.
+    let (mfa, ids) = (Arc::clone(&s.mfa), std::sync::Mutex::new(vec![first.id, second.id]));
+    let removed = race(2, || {
+        let (mfa, id) = (Arc::clone(&mfa), ids.lock().unwrap().pop().unwrap());
+        async move { mfa.remove_factor(ann, id, &[]).await.unwrap() }
+    })
+    .await;
+    assert_eq!(removed, vec![true, true]);
+    let now = t0() + TimeDelta::minutes(1);
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), None);
+}
+
+async fn advance_totp_step_only_moves_forward(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let totp = active_factor(&s, 1, ann, FactorKind::Totp, &[]).await;
+    assert!(s.mfa.advance_totp_step(totp.id, 100).await.unwrap());
+    assert!(!s.mfa.advance_totp_step(totp.id, 100).await.unwrap(), "the same step twice");
+    assert!(!s.mfa.advance_totp_step(totp.id, 99).await.unwrap(), "an older step");
+    assert!(s.mfa.advance_totp_step(totp.id, 101).await.unwrap());
+    assert!(s.mfa.advance_totp_step(totp.id, 1_000_000_000_000).await.unwrap(), "far beyond 32 bits");
+    assert!(!s.mfa.advance_totp_step(Uuid::from_u128(0xdead), 5).await.unwrap());
+    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step, Some(1_000_000_000_000));
+}
+
+async fn concurrent_totp_steps_are_accepted_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let totp = active_factor(&s, 1, ann, FactorKind::Totp, &[]).await;
+    let mfa = Arc::clone(&s.mfa);
+    let results = race(20, || {
+        let mfa = Arc::clone(&mfa);
+        async move { mfa.advance_totp_step(totp.id, 55_000_000).await.unwrap() }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|&&won| won).count(), 1, "{results:?}");
+    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step, Some(55_000_000));
+}
+
+async fn backup_codes_are_used_once_and_count_down(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let now = t0() + TimeDelta::minutes(1);
+    s.mfa.replace_backup_codes(ann, &backups(1..=3), &[message(1, now)], now).await.unwrap();
+    s.mfa.replace_backup_codes(bob, &backups(7..=7), &[], now).await.unwrap();
+
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(200, now), now).await.unwrap(), None, "used");
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(9), &notice(200, now), now).await.unwrap(), None, "unknown");
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(7), &notice(200, now), now).await.unwrap(), None, "Bob's");
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(3), &notice(300, now), now).await.unwrap(), Some(1));
+
+    // Replacing discards the old codes, used or not.
+    let later = now + TimeDelta::minutes(1);
+    s.mfa.replace_backup_codes(ann, &backups(4..=5), &[message(2, later)], later).await.unwrap();
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(400, later), later).await.unwrap(), None);
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(5), &notice(500, later), later).await.unwrap(), Some(1));
+    assert_eq!(s.mfa.use_backup_code(ann, &backup(4), &notice(600, later), later).await.unwrap(), Some(0));
+    assert_eq!(s.mfa.use_backup_code(bob, &backup(7), &notice(700, later), later).await.unwrap(), Some(0));
+    assert_eq!(
+        pending_ids(&s).await,
+        ids([
+            message(1, now),
+            message(102, now),
+            message(301, now),
+            message(2, later),
+            message(501, later),
+            message(600, later),
+            message(700, later),
+        ])
+    );
+}
+
+async fn concurrent_uses_of_one_backup_code_succeed_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let now = t0() + TimeDelta::minutes(1);
+    s.mfa.replace_backup_codes(ann, &backups(1..=3), &[], now).await.unwrap();
+    let mfa = Arc::clone(&s.mfa);
+    let results = race(20, || {
+        let mfa = Arc::clone(&mfa);
+        async move { mfa.use_backup_code(ann, &backup(2), &notice(100, now), now).await.unwrap() }
+    })
+    .await;
+    let used: Vec<u32> = results.into_iter().flatten().collect();
+    assert_eq!(used, vec![2]);
+    assert_eq!(pending_ids(&s).await, ids([message(102, now)]));
+}
+
+async fn a_code_is_used_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let email = factor(1, ann, FactorKind::Email, t0());
+    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "wrong code");
+    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap(), "used");
+    // Another factor's code of the same value does not count for this one.
+    let sms = factor(2, ann, FactorKind::Sms, t0());
+    s.mfa.add_factor(&sms, Some(&factor_code(3, &sms, None, t0())), &[]).await.unwrap();
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(3), now).await.unwrap());
+    assert!(s.mfa.use_code(sms.id, None, &code_hash(3), now).await.unwrap());
+}
+
+async fn wrong_codes_count_until_the_limit(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let email = factor(1, ann, FactorKind::Email, t0());
+    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    // Two wrong codes leave one attempt of three.
+    for wrong in [8, 9] {
+        assert!(!s.mfa.use_code(email.id, None, &code_hash(wrong), now).await.unwrap());
+    }
+    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
+
+    // A third wrong code uses it up: then even the right code fails.
+    s.mfa.add_code(&factor_code(2, &email, None, now), &[message(1, now)]).await.unwrap();
+    for wrong in [7, 8, 9] {
+        assert!(!s.mfa.use_code(email.id, None, &code_hash(wrong), now).await.unwrap());
+    }
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap());
+    assert_eq!(pending_ids(&s).await, ids([message(1, now)]));
+}
+
+async fn an_expired_code_fails(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let email = factor(1, ann, FactorKind::Email, t0());
+    let code = factor_code(1, &email, None, t0());
+    s.mfa.add_factor(&email, Some(&code), &[]).await.unwrap();
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), code.expires_at).await.unwrap());
+    // Wrong codes after expiry count nothing: the code still works just before it.
+    for _ in 0..3 {
+        assert!(!s.mfa.use_code(email.id, None, &code_hash(9), code.expires_at).await.unwrap());
+    }
+    let just_before = code.expires_at - TimeDelta::microseconds(1);
+    assert!(s.mfa.use_code(email.id, None, &code_hash(1), just_before).await.unwrap());
+}
+
+async fn a_newer_code_retires_the_older(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let sms = factor(1, ann, FactorKind::Sms, t0());
+    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
+    let resent = t0() + TimeDelta::minutes(1);
+    s.mfa.add_code(&factor_code(2, &sms, None, resent), &[message(1, resent)]).await.unwrap();
+    let now = resent + TimeDelta::seconds(10);
+    assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap(), "the retired code");
+    assert!(s.mfa.use_code(sms.id, None, &code_hash(2), now).await.unwrap());
+    assert_eq!(pending_ids(&s).await, ids([message(1, resent)]));
+}
+
+async fn challenge_codes_and_enrolment_codes_are_kept_apart(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let email = factor(1, ann, FactorKind::Email, t0());
+    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    let (login, other) = (challenge(1, ann, t0()), challenge(2, ann, t0()));
+    s.mfa.create_challenge(&login).await.unwrap();
+    s.mfa.create_challenge(&other).await.unwrap();
+    // A code for the login does not retire the enrolment code.
+    let sent = t0() + TimeDelta::seconds(1);
+    s.mfa.add_code(&factor_code(2, &email, Some(login.id), sent), &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+
+    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "login code for enrolment");
+    assert!(!s.mfa.use_code(email.id, Some(login.id), &code_hash(1), now).await.unwrap(), "enrolment code for login");
+    assert!(!s.mfa.use_code(email.id, Some(other.id), &code_hash(2), now).await.unwrap(), "another challenge");
+    assert!(s.mfa.use_code(email.id, Some(login.id), &code_hash(2), now).await.unwrap());
+    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
+}
+
+async fn challenges_are_stored_and_read_back(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let login = challenge(1, ann, t0());
+    let bare = MfaChallenge { client: ClientInfo::new(None, None), ..challenge(2, bob, t0()) };
+    s.mfa.create_challenge(&login).await.unwrap();
+    s.mfa.create_challenge(&bare).await.unwrap();
+    assert_eq!(s.mfa.challenge(login.id).await.unwrap(), Some(login));
+    assert_eq!(s.mfa.challenge(bare.id).await.unwrap(), Some(bare));
+    assert_eq!(s.mfa.challenge(Uuid::from_u128(0xdead)).await.unwrap(), None);
+}
+
+async fn challenge_failures_stop_at_the_limit(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let login = challenge(1, ann, t0());
+    s.mfa.create_challenge(&login).await.unwrap();
+    for n in 1..=5 {
+        assert_eq!(s.mfa.record_challenge_failure(login.id).await.unwrap(), Some(n));
+    }
+    assert_eq!(s.mfa.record_challenge_failure(login.id).await.unwrap(), None);
+    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().attempts, 5);
+    assert_eq!(s.mfa.record_challenge_failure(Uuid::from_u128(0xdead)).await.unwrap(), None);
+    // A passed challenge counts no more failures.
+    let passed = challenge(2, ann, t0());
+    s.mfa.create_challenge(&passed).await.unwrap();
+    assert!(s.mfa.consume_challenge(passed.id, t0()).await.unwrap());
+    assert_eq!(s.mfa.record_challenge_failure(passed.id).await.unwrap(), None);
+}
+
+async fn concurrent_challenge_failures_stop_at_the_limit(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let login = challenge(1, ann, t0());
+    s.mfa.create_challenge(&login).await.unwrap();
+    let mfa = Arc::clone(&s.mfa);
+    let results = race(20, || {
+        let mfa = Arc::clone(&mfa);
+        async move { mfa.record_challenge_failure(login.id).await.unwrap() }
+    })
+    .await;
+    let mut counted: Vec<u32> = results.into_iter().flatten().collect();
+    counted.sort_unstable();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5]);
+    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().attempts, 5);
+}
+
+async fn a_challenge_passes_once_while_live(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let login = challenge(1, ann, t0());
+    s.mfa.create_challenge(&login).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    assert!(s.mfa.consume_challenge(login.id, now).await.unwrap());
+    assert!(!s.mfa.consume_challenge(login.id, now).await.unwrap(), "passed already");
+    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().consumed_at, Some(now));
+    assert!(!s.mfa.consume_challenge(Uuid::from_u128(0xdead), now).await.unwrap());
+
+    let expiring = challenge(2, ann, t0());
+    s.mfa.create_challenge(&expiring).await.unwrap();
+    assert!(!s.mfa.consume_challenge(expiring.id, expiring.expires_at).await.unwrap(), "expired");
+    let just_before = expiring.expires_at - TimeDelta::microseconds(1);
+    assert!(s.mfa.consume_challenge(expiring.id, just_before).await.unwrap());
+
+    let exhausted = challenge(3, ann, t0());
+    s.mfa.create_challenge(&exhausted).await.unwrap();
+    for _ in 0..5 {
+        s.mfa.record_challenge_failure(exhausted.id).await.unwrap();
+    }
+    assert!(!s.mfa.consume_challenge(exhausted.id, now).await.unwrap(), "out of attempts");
+    assert_eq!(s.mfa.challenge(exhausted.id).await.unwrap().unwrap().consumed_at, None);
+}
+
+async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let login = challenge(1, ann, t0());
+    s.mfa.create_challenge(&login).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    let mfa = Arc::clone(&s.mfa);
+    let results = race(20, || {
+        let mfa = Arc::clone(&mfa);
+        async move { mfa.consume_challenge(login.id, now).await.unwrap() }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|&&passed| passed).count(), 1, "{results:?}");
+}
+
+async fn concurrent_uses_of_one_code_succeed_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let sms = factor(1, ann, FactorKind::Sms, t0());
+    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    let mfa = Arc::clone(&s.mfa);
+    let results = race(20, || {
+        let mfa = Arc::clone(&mfa);
+        async move { mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap() }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|&&used| used).count(), 1, "{results:?}");
+}
+
+async fn failures_since_sums_the_users_challenges(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 0);
+    let later = t0() + TimeDelta::minutes(1);
+    for (c, failures) in [(challenge(1, ann, t0()), 2), (challenge(2, ann, later), 3), (challenge(3, bob, later), 4)] {
+        s.mfa.create_challenge(&c).await.unwrap();
+        for _ in 0..failures {
+            s.mfa.record_challenge_failure(c.id).await.unwrap();
+        }
+    }
+    assert_eq!(s.mfa.failures_since(ann, t0() - TimeDelta::hours(1)).await.unwrap(), 5);
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 5);
+    assert_eq!(s.mfa.failures_since(ann, t0() + TimeDelta::microseconds(1)).await.unwrap(), 3);
+    assert_eq!(s.mfa.failures_since(ann, later).await.unwrap(), 3);
+    assert_eq!(s.mfa.failures_since(ann, later + TimeDelta::microseconds(1)).await.unwrap(), 0);
+    assert_eq!(s.mfa.failures_since(bob, t0()).await.unwrap(), 4);
+}
+
 // ---------------------------------------------------------------- SQL only
 
 async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
@@ -1063,7 +1599,7 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(s.users.find_credentials(&ann.email).await.unwrap().is_some());
-    assert_eq!(t.count("seaql_migrations").await, 2);
+    assert_eq!(t.count("seaql_migrations").await, 3);
 }
 
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
@@ -1106,6 +1642,50 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
     assert_eq!(t.count("verifications").await, 1);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap().map(|s| s.id), Some(bobs.id));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), None);
+}
+
+async fn deleting_a_user_cascades_to_factors_codes_challenges_and_backup_codes(t: TestDb) {
+    let s = t.stores();
+    let (ann, bob) = ann_and_bob(&s).await;
+    for (n, user) in [(1, ann), (2, bob)] {
+        let email = active_factor(&s, n, user, FactorKind::Email, &backups(10 * n..=10 * n + 1)).await;
+        let login = challenge(n, user, t0());
+        s.mfa.create_challenge(&login).await.unwrap();
+        s.mfa.add_code(&factor_code(n, &email, Some(login.id), t0()), &[]).await.unwrap();
+    }
+    t.execute("DELETE FROM users WHERE id IN (SELECT user_id FROM user_emails WHERE email = 'ann@example.com')").await;
+
+    assert_eq!(t.count("mfa_factors").await, 1);
+    assert_eq!(t.count("mfa_codes").await, 1);
+    assert_eq!(t.count("mfa_challenges").await, 1);
+    assert_eq!(t.count("backup_codes").await, 2);
+    assert_eq!(s.mfa.factors(bob).await.unwrap().len(), 1);
+}
+
+async fn removing_a_factor_deletes_its_codes(t: TestDb) {
+    let s = t.stores();
+    let (ann, _) = ann_and_bob(&s).await;
+    let email = factor(1, ann, FactorKind::Email, t0());
+    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    s.mfa.add_code(&factor_code(2, &email, None, t0() + TimeDelta::seconds(1)), &[]).await.unwrap();
+    assert_eq!(t.count("mfa_codes").await, 2);
+    assert!(s.mfa.remove_factor(ann, email.id, &[]).await.unwrap());
+    assert_eq!(t.count("mfa_codes").await, 0);
+}
+
+async fn mfa_changes_for_an_unknown_user_store_nothing(t: TestDb) {
+    let s = t.stores();
+    let ghost = UserId::from_uuid(Uuid::from_u128(9));
+    let f = factor(1, ghost, FactorKind::Email, t0());
+    let err = s.mfa.add_factor(&f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    let err = s.mfa.replace_backup_codes(ghost, &backups(1..=2), &[message(2, t0())], t0()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    let err = s.mfa.create_challenge(&challenge(1, ghost, t0())).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    for table in ["mfa_factors", "mfa_codes", "mfa_challenges", "backup_codes", "outbox"] {
+        assert_eq!(t.count(table).await, 0, "{table}");
+    }
 }
 
 async fn probe_answers(t: TestDb) {
@@ -1189,7 +1769,7 @@ async fn replicas_migrating_at_once_do_not_collide(t: TestDb) {
     for r in replicas {
         r.await.unwrap().unwrap();
     }
-    assert_eq!(t.count("seaql_migrations").await, 2);
+    assert_eq!(t.count("seaql_migrations").await, 3);
 }
 
 /// A statement that would wait forever (here on a row another transaction

@@ -1,6 +1,10 @@
 //! sea-orm entities mirroring the tables of `gatehouse-migration`. They stay
 //! inside this crate: the repositories translate them to domain types.
 
+pub(crate) mod backup_code;
+pub(crate) mod mfa_challenge;
+pub(crate) mod mfa_code;
+pub(crate) mod mfa_factor;
 pub(crate) mod outbox;
 pub(crate) mod refresh_token;
 pub(crate) mod session;

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gatehouse_application::ports::events::OutboxStore;
+use gatehouse_application::ports::mfa::MfaRepository;
 use gatehouse_application::ports::store::{SessionRepository, UserRepository};
 use gatehouse_application::ports::verifications::VerificationRepository;
 use gatehouse_application::testing::InMemoryStore;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlOutboxStore, SqlSessionRepository, SqlUserRepository, SqlVerificationRepository,
+    Database, PoolSettings, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
+    SqlVerificationRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
@@ -26,6 +28,7 @@ pub struct Stores {
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub verifications: Arc<dyn VerificationRepository>,
+    pub mfa: Arc<dyn MfaRepository>,
     pub outbox: Arc<dyn OutboxStore>,
 }
 
@@ -38,7 +41,14 @@ where
 {
     // One store in every role, as the fakes' docs ask: effects span tables.
     let store = Arc::new(InMemoryStore::default());
-    test(Stores { users: store.clone(), sessions: store.clone(), verifications: store.clone(), outbox: store }).await;
+    test(Stores {
+        users: store.clone(),
+        sessions: store.clone(),
+        verifications: store.clone(),
+        mfa: store.clone(),
+        outbox: store,
+    })
+    .await;
 }
 
 /// A migrated, empty database for one test.
@@ -57,6 +67,7 @@ impl TestDb {
             users: Arc::new(SqlUserRepository::new(&self.db)),
             sessions: Arc::new(SqlSessionRepository::new(&self.db)),
             verifications: Arc::new(SqlVerificationRepository::new(&self.db)),
+            mfa: Arc::new(SqlMfaRepository::new(&self.db)),
             outbox: Arc::new(SqlOutboxStore::new(&self.db)),
         }
     }

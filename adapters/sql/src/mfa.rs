@@ -1,0 +1,491 @@
+//! [`MfaRepository`] over the `mfa_factors`, `mfa_codes`, `mfa_challenges`
+//! and `backup_codes` tables.
+//!
+//! Each limit is one guarded statement, so it holds under concurrency the way
+//! the verification limits do (see `verifications`): a TOTP step is accepted
+//! by `UPDATE mfa_factors SET last_totp_step = step WHERE … (last_totp_step IS
+//! NULL OR last_totp_step < step)`, a backup code, code or challenge is used by
+//! `UPDATE … SET used_at/consumed_at = now WHERE … IS NULL`, and a wrong code
+//! is counted by `UPDATE … SET attempts = attempts + 1 WHERE attempts <
+//! max_attempts`. PostgreSQL makes a concurrent statement on the same row wait
+//! for the row lock and then re-check its condition; SQLite runs writers one
+//! at a time. Either way, of twenty parallel uses exactly one succeeds.
+//!
+//! Every transaction starts with a write (see `sessions` for why). Those
+//! that replace or remove a user's factors or backup codes first touch the
+//! user's row, as `users` does: on PostgreSQL that row lock makes two such
+//! changes of one account run one after the other, so, say, two parallel
+//! removals of the last two active factors cannot each still see the other
+//! factor and both keep the backup codes. The user's row is always locked
+//! before any factor row, so these transactions cannot deadlock each other.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use gatehouse_application::ports::events::OutboxMessage;
+use gatehouse_application::ports::mfa::{FactorCode, MfaRepository};
+use gatehouse_application::ports::store::StoreError;
+use gatehouse_domain::{ClientInfo, Factor, FactorKind, MfaChallenge, SealedSecret, TokenHash, UserId};
+use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
+use uuid::Uuid;
+
+use crate::convert::{to_i32, to_u32};
+use crate::database::Database;
+use crate::entity::{backup_code, mfa_challenge, mfa_code, mfa_factor};
+use crate::error::store_error;
+use crate::outbox::insert_outbox;
+use crate::transaction::{Decision, begin, finish};
+use crate::users::touch_user;
+
+/// Second factors, their codes, backup codes and login challenges in SQL.
+#[derive(Debug, Clone)]
+pub struct SqlMfaRepository {
+    conn: DatabaseConnection,
+}
+
+impl SqlMfaRepository {
+    /// A repository over `db`'s pool.
+    #[must_use]
+    pub fn new(db: &Database) -> Self {
+        Self { conn: db.conn.clone() }
+    }
+}
+
+#[async_trait]
+impl MfaRepository for SqlMfaRepository {
+    async fn add_factor(
+        &self,
+        factor: &Factor,
+        code: Option<&FactorCode>,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError> {
+        let row = factor_row(factor);
+        let code = code.map(code_row).transpose().map_err(store_error)?;
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // An unknown user is left to the foreign key to refuse.
+            touch_user(&txn, factor.user_id, None).await?;
+            // The pending factor being replaced takes its codes with it (ON DELETE CASCADE).
+            mfa_factor::Entity::delete_many()
+                .filter(mfa_factor::Column::UserId.eq(*factor.user_id.as_uuid()))
+                .filter(mfa_factor::Column::Kind.eq(factor.kind.as_str()))
+                .filter(mfa_factor::Column::Active.eq(false))
+                .exec(&txn)
+                .await?;
+            mfa_factor::Entity::insert(row).exec_without_returning(&txn).await?;
+            if let Some(code) = code {
+                mfa_code::Entity::insert(code).exec_without_returning(&txn).await?;
+            }
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(()))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
+        let rows = mfa_factor::Entity::find()
+            .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+            .order_by_asc(mfa_factor::Column::CreatedAt)
+            .order_by_asc(mfa_factor::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(store_error)?;
+        rows.into_iter().map(factor_to_domain).collect::<Result<_, _>>().map_err(store_error)
+    }
+
+    async fn activate_factor(
+        &self,
+        user: UserId,
+        factor: Uuid,
+        backup_codes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            if !touch_user(&txn, user, None).await? {
+                return Ok(Decision::Rollback(false));
+            }
+            let activated = mfa_factor::Entity::update_many()
+                .col_expr(mfa_factor::Column::Active, Expr::value(true))
+                .col_expr(mfa_factor::Column::ConfirmedAt, Expr::value(now))
+                .filter(mfa_factor::Column::Id.eq(factor))
+                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+                .filter(mfa_factor::Column::Active.eq(false))
+                .exec(&txn)
+                .await?;
+            if activated.rows_affected != 1 {
+                return Ok(Decision::Rollback(false));
+            }
+            if !backup_codes.is_empty() {
+                store_backup_codes(&txn, user, backup_codes, now).await?;
+            }
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(true))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn remove_factor(&self, user: UserId, factor: Uuid, outbox: &[OutboxMessage]) -> Result<bool, StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            if !touch_user(&txn, user, None).await? {
+                return Ok(Decision::Rollback(false));
+            }
+            // Its codes go with it (ON DELETE CASCADE).
+            let removed = mfa_factor::Entity::delete_many()
+                .filter(mfa_factor::Column::Id.eq(factor))
+                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+                .exec(&txn)
+                .await?;
+            if removed.rows_affected != 1 {
+                return Ok(Decision::Rollback(false));
+            }
+            // Read under the user's row lock, so no concurrent change of this
+            // user's factors is half-way through (see the module docs).
+            let active = mfa_factor::Entity::find()
+                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+                .filter(mfa_factor::Column::Active.eq(true))
+                .count(&txn)
+                .await?;
+            if active == 0 {
+                delete_backup_codes(&txn, user).await?;
+            }
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(true))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
+        // The compare-and-set: one statement, so of parallel requests with
+        // the same step exactly one finds the stored step still older.
+        let advanced = mfa_factor::Entity::update_many()
+            .col_expr(mfa_factor::Column::LastTotpStep, Expr::value(step))
+            .filter(mfa_factor::Column::Id.eq(factor))
+            .filter(
+                Condition::any()
+                    .add(mfa_factor::Column::LastTotpStep.is_null())
+                    .add(mfa_factor::Column::LastTotpStep.lt(step)),
+            )
+            .exec(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(advanced.rows_affected == 1)
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        hashes: &[TokenHash],
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // An unknown user is left to the foreign key to refuse.
+            touch_user(&txn, user, None).await?;
+            store_backup_codes(&txn, user, hashes, now).await?;
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(()))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        notice: &(dyn Fn(u32) -> Vec<OutboxMessage> + Send + Sync),
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // The compare-and-swap, and the transaction's first statement.
+            let used = backup_code::Entity::update_many()
+                .col_expr(backup_code::Column::UsedAt, Expr::value(now))
+                .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
+                .filter(backup_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
+                .filter(backup_code::Column::UsedAt.is_null())
+                .exec(&txn)
+                .await?;
+            if used.rows_affected != 1 {
+                return Ok(Decision::Rollback(None));
+            }
+            let remaining = backup_code::Entity::find()
+                .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
+                .filter(backup_code::Column::UsedAt.is_null())
+                .count(&txn)
+                .await?;
+            let remaining = u32::try_from(remaining)
+                .map_err(|_| DbErr::Custom(format!("{remaining} backup codes do not fit a u32")))?;
+            insert_outbox(&txn, &notice(remaining)).await?;
+            Ok(Decision::Commit(Some(remaining)))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn add_code(&self, code: &FactorCode, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
+        let row = code_row(code).map_err(store_error)?;
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // The codes it replaces are retired as of its creation.
+            mfa_code::Entity::update_many()
+                .col_expr(mfa_code::Column::ConsumedAt, Expr::value(code.created_at))
+                .filter(mfa_code::Column::FactorId.eq(code.factor_id))
+                .filter(same_challenge(code.challenge_id))
+                .filter(mfa_code::Column::ConsumedAt.is_null())
+                .exec(&txn)
+                .await?;
+            mfa_code::Entity::insert(row).exec_without_returning(&txn).await?;
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(()))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // The consumption, first: it matches only when the newest unused
+            // code has this digest and may still be used.
+            let consumed = mfa_code::Entity::update_many()
+                .col_expr(mfa_code::Column::ConsumedAt, Expr::value(now))
+                .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
+                .filter(mfa_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
+                .filter(usable_code(now))
+                .exec(&txn)
+                .await?;
+            if consumed.rows_affected == 1 {
+                return Ok(Decision::Commit(true));
+            }
+            // Otherwise a wrong code on a usable one counts; nothing counts
+            // once the code is used, expired or out of attempts.
+            mfa_code::Entity::update_many()
+                .col_expr(mfa_code::Column::Attempts, Expr::col(mfa_code::Column::Attempts).add(1))
+                .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
+                .filter(usable_code(now))
+                .exec(&txn)
+                .await?;
+            Ok(Decision::Commit(false))
+        }
+        .await;
+        finish(txn, outcome).await
+    }
+
+    async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        let row = mfa_challenge::ActiveModel {
+            id: Set(challenge.id),
+            user_id: Set(*challenge.user_id.as_uuid()),
+            user_agent: Set(challenge.client.user_agent.clone()),
+            client_ip: Set(challenge.client.ip.clone()),
+            created_at: Set(challenge.created_at),
+            expires_at: Set(challenge.expires_at),
+            attempts: Set(to_i32(challenge.attempts).map_err(store_error)?),
+            max_attempts: Set(to_i32(challenge.max_attempts).map_err(store_error)?),
+            consumed_at: Set(challenge.consumed_at),
+        };
+        mfa_challenge::Entity::insert(row).exec_without_returning(&self.conn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
+        let row = mfa_challenge::Entity::find_by_id(id).one(&self.conn).await.map_err(store_error)?;
+        row.map(challenge_to_domain).transpose().map_err(store_error)
+    }
+
+    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
+        let mut count = mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::Attempts, Expr::col(mfa_challenge::Column::Attempts).add(1))
+            .filter(mfa_challenge::Column::Id.eq(id))
+            .filter(mfa_challenge::Column::ConsumedAt.is_null())
+            .filter(Expr::col(mfa_challenge::Column::Attempts).lt(Expr::col(mfa_challenge::Column::MaxAttempts)))
+            .into_query();
+        // The count this statement produced, not a later read that a
+        // concurrent failure may already have moved on.
+        count.returning_col(mfa_challenge::Column::Attempts);
+        let stmt = self.conn.get_database_backend().build(&count);
+        let Some(row) = self.conn.query_one(stmt).await.map_err(store_error)? else { return Ok(None) };
+        let attempts: i32 = row.try_get("", "attempts").map_err(store_error)?;
+        to_u32(attempts).map(Some).map_err(store_error)
+    }
+
+    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let consumed = mfa_challenge::Entity::update_many()
+            .col_expr(mfa_challenge::Column::ConsumedAt, Expr::value(now))
+            .filter(mfa_challenge::Column::Id.eq(id))
+            .filter(mfa_challenge::Column::ConsumedAt.is_null())
+            .filter(mfa_challenge::Column::ExpiresAt.gt(now))
+            .filter(Expr::col(mfa_challenge::Column::Attempts).lt(Expr::col(mfa_challenge::Column::MaxAttempts)))
+            .exec(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(consumed.rows_affected == 1)
+    }
+
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        // SUM is NULL over no rows; PostgreSQL sums integers as bigint.
+        let total = Func::coalesce([Expr::col(mfa_challenge::Column::Attempts).sum(), Expr::value(0_i64)]);
+        let sum: Option<i64> = mfa_challenge::Entity::find()
+            .select_only()
+            .column_as(Expr::expr(total), "total")
+            .filter(mfa_challenge::Column::UserId.eq(*user.as_uuid()))
+            .filter(mfa_challenge::Column::CreatedAt.gte(since))
+            .into_tuple()
+            .one(&self.conn)
+            .await
+            .map_err(store_error)?;
+        let sum = sum.unwrap_or(0);
+        u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32")))
+    }
+}
+
+/// Replaces `user`'s backup codes with `hashes`, all unused, inside `txn`.
+async fn store_backup_codes(
+    txn: &DatabaseTransaction,
+    user: UserId,
+    hashes: &[TokenHash],
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    delete_backup_codes(txn, user).await?;
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    let rows = hashes.iter().map(|h| backup_code::ActiveModel {
+        user_id: Set(*user.as_uuid()),
+        code_hash: Set(h.as_bytes().to_vec()),
+        created_at: Set(now),
+        used_at: Set(None),
+    });
+    backup_code::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    Ok(())
+}
+
+async fn delete_backup_codes(txn: &DatabaseTransaction, user: UserId) -> Result<(), DbErr> {
+    backup_code::Entity::delete_many().filter(backup_code::Column::UserId.eq(*user.as_uuid())).exec(txn).await?;
+    Ok(())
+}
+
+/// Codes for `challenge`, or enrolment codes (`challenge_id IS NULL`) when
+/// there is none: a plain `=` would never match NULL.
+fn same_challenge(challenge: Option<Uuid>) -> SimpleExpr {
+    match challenge {
+        Some(id) => mfa_code::Column::ChallengeId.eq(id),
+        None => mfa_code::Column::ChallengeId.is_null(),
+    }
+}
+
+/// The id of the newest unused code of `factor` for `challenge` (at most one row).
+fn newest_unused_code(factor: Uuid, challenge: Option<Uuid>) -> sea_orm::sea_query::SelectStatement {
+    mfa_code::Entity::find()
+        .select_only()
+        .column(mfa_code::Column::Id)
+        .filter(mfa_code::Column::FactorId.eq(factor))
+        .filter(same_challenge(challenge))
+        .filter(mfa_code::Column::ConsumedAt.is_null())
+        .order_by_desc(mfa_code::Column::CreatedAt)
+        .order_by_desc(mfa_code::Column::Id)
+        .limit(1)
+        .into_query()
+}
+
+/// A code that may still be tried at `now`: unused, unexpired, within its attempts.
+/// Re-checked on the row itself, so a concurrent use or count is seen.
+fn usable_code(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(mfa_code::Column::ConsumedAt.is_null())
+        .add(mfa_code::Column::ExpiresAt.gt(now))
+        .add(Expr::col(mfa_code::Column::Attempts).lt(Expr::col(mfa_code::Column::MaxAttempts)))
+}
+
+fn factor_row(f: &Factor) -> mfa_factor::ActiveModel {
+    mfa_factor::ActiveModel {
+        id: Set(f.id),
+        user_id: Set(*f.user_id.as_uuid()),
+        kind: Set(f.kind.as_str().to_owned()),
+        destination: Set(f.destination.clone()),
+        secret_key_id: Set(f.secret.as_ref().map(|s| s.key_id.clone())),
+        secret_data: Set(f.secret.as_ref().map(|s| s.data.clone())),
+        active: Set(f.active),
+        created_at: Set(f.created_at),
+        confirmed_at: Set(f.confirmed_at),
+        last_totp_step: Set(f.last_totp_step),
+    }
+}
+
+fn code_row(c: &FactorCode) -> Result<mfa_code::ActiveModel, DbErr> {
+    Ok(mfa_code::ActiveModel {
+        id: Set(c.id),
+        factor_id: Set(c.factor_id),
+        challenge_id: Set(c.challenge_id),
+        code_hash: Set(c.code_hash.as_bytes().to_vec()),
+        attempts: Set(to_i32(c.attempts)?),
+        max_attempts: Set(to_i32(c.max_attempts)?),
+        created_at: Set(c.created_at),
+        expires_at: Set(c.expires_at),
+        consumed_at: Set(None),
+    })
+}
+
+fn factor_to_domain(row: mfa_factor::Model) -> Result<Factor, DbErr> {
+    let kind = FactorKind::parse(&row.kind)
+        .ok_or_else(|| DbErr::Custom(format!("stored factor kind {:?} is unknown", row.kind)))?;
+    let secret = match (row.secret_key_id, row.secret_data) {
+        (Some(key_id), Some(data)) => Some(SealedSecret { key_id, data }),
+        (None, None) => None,
+        _ => return Err(DbErr::Custom(format!("factor {} has half a sealed secret", row.id))),
+    };
+    Ok(Factor {
+        id: row.id,
+        user_id: UserId::from_uuid(row.user_id),
+        kind,
+        destination: row.destination,
+        secret,
+        active: row.active,
+        created_at: row.created_at,
+        confirmed_at: row.confirmed_at,
+        last_totp_step: row.last_totp_step,
+    })
+}
+
+fn challenge_to_domain(row: mfa_challenge::Model) -> Result<MfaChallenge, DbErr> {
+    Ok(MfaChallenge {
+        id: row.id,
+        user_id: UserId::from_uuid(row.user_id),
+        client: ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        attempts: to_u32(row.attempts)?,
+        max_attempts: to_u32(row.max_attempts)?,
+        consumed_at: row.consumed_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::DbBackend;
+
+    #[test]
+    fn enrolment_codes_are_matched_null_safely() {
+        let pg = DbBackend::Postgres.build(&newest_unused_code(Uuid::nil(), None)).to_string();
+        assert!(pg.contains(r#""challenge_id" IS NULL"#), "{pg}");
+        let scoped = DbBackend::Postgres.build(&newest_unused_code(Uuid::nil(), Some(Uuid::max()))).to_string();
+        assert!(scoped.contains(r#""challenge_id" = "#), "{scoped}");
+    }
+}

@@ -11,15 +11,32 @@ const VERIFICATION_REQUESTED: &str = "email.verification_requested";
 const PASSWORD_RESET_REQUESTED: &str = "email.password_reset_requested";
 const PASSWORD_CHANGED: &str = "email.password_changed";
 const EMAIL_CHANGED: &str = "email.changed";
+const EMAIL_MFA_CODE: &str = "email.mfa_code";
+const SMS_MFA_CODE: &str = "sms.mfa_code";
+const MFA_FACTOR_ADDED: &str = "audit.mfa_factor_added";
+const MFA_FACTOR_REMOVED: &str = "audit.mfa_factor_removed";
+const BACKUP_CODE_USED: &str = "audit.backup_code_used";
+const BACKUP_CODES_REGENERATED: &str = "audit.backup_codes_regenerated";
 
 /// A decoded event: its `gatehouse.events.v1` message. `Debug` redacts the
 /// link tokens, codes and links.
+///
+/// Both MFA code events carry a [`pb::MfaCode`]; the variant says which
+/// routing key it came under (and so whether `email` or `phone` is set).
 #[derive(Clone, Debug, PartialEq)]
 pub enum DecodedEvent {
     VerificationRequested(pb::VerificationRequested),
     PasswordResetRequested(pb::PasswordResetRequested),
     PasswordChanged(pb::PasswordChanged),
     EmailChanged(pb::EmailChanged),
+    /// `email.mfa_code`: a code to email.
+    EmailMfaCode(pb::MfaCode),
+    /// `sms.mfa_code`: a code to text.
+    SmsMfaCode(pb::MfaCode),
+    MfaFactorAdded(pb::MfaFactorAdded),
+    MfaFactorRemoved(pb::MfaFactorRemoved),
+    BackupCodeUsed(pb::BackupCodeUsed),
+    BackupCodesRegenerated(pb::BackupCodesRegenerated),
 }
 
 impl DecodedEvent {
@@ -31,6 +48,12 @@ impl DecodedEvent {
             Self::PasswordResetRequested(_) => PASSWORD_RESET_REQUESTED,
             Self::PasswordChanged(_) => PASSWORD_CHANGED,
             Self::EmailChanged(_) => EMAIL_CHANGED,
+            Self::EmailMfaCode(_) => EMAIL_MFA_CODE,
+            Self::SmsMfaCode(_) => SMS_MFA_CODE,
+            Self::MfaFactorAdded(_) => MFA_FACTOR_ADDED,
+            Self::MfaFactorRemoved(_) => MFA_FACTOR_REMOVED,
+            Self::BackupCodeUsed(_) => BACKUP_CODE_USED,
+            Self::BackupCodesRegenerated(_) => BACKUP_CODES_REGENERATED,
         }
     }
 
@@ -42,10 +65,17 @@ impl DecodedEvent {
             Self::PasswordResetRequested(m) => &m.event_id,
             Self::PasswordChanged(m) => &m.event_id,
             Self::EmailChanged(m) => &m.event_id,
+            Self::EmailMfaCode(m) | Self::SmsMfaCode(m) => &m.event_id,
+            Self::MfaFactorAdded(m) => &m.event_id,
+            Self::MfaFactorRemoved(m) => &m.event_id,
+            Self::BackupCodeUsed(m) => &m.event_id,
+            Self::BackupCodesRegenerated(m) => &m.event_id,
         }
     }
 
-    /// The address the notice goes to (for `email.changed`, the old one).
+    /// Where the notice goes: an email address (for `email.changed`, the
+    /// old one), or for `sms.mfa_code` a phone number. Empty for an audit
+    /// event of an account without a primary address.
     #[must_use]
     pub fn recipient(&self) -> &str {
         match self {
@@ -53,6 +83,12 @@ impl DecodedEvent {
             Self::PasswordResetRequested(m) => &m.email,
             Self::PasswordChanged(m) => &m.email,
             Self::EmailChanged(m) => &m.email,
+            Self::EmailMfaCode(m) => &m.email,
+            Self::SmsMfaCode(m) => &m.phone,
+            Self::MfaFactorAdded(m) => &m.email,
+            Self::MfaFactorRemoved(m) => &m.email,
+            Self::BackupCodeUsed(m) => &m.email,
+            Self::BackupCodesRegenerated(m) => &m.email,
         }
     }
 }
@@ -86,6 +122,12 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeEr
         PASSWORD_RESET_REQUESTED => parse(PASSWORD_RESET_REQUESTED, payload).map(DecodedEvent::PasswordResetRequested),
         PASSWORD_CHANGED => parse(PASSWORD_CHANGED, payload).map(DecodedEvent::PasswordChanged),
         EMAIL_CHANGED => parse(EMAIL_CHANGED, payload).map(DecodedEvent::EmailChanged),
+        EMAIL_MFA_CODE => parse(EMAIL_MFA_CODE, payload).map(DecodedEvent::EmailMfaCode),
+        SMS_MFA_CODE => parse(SMS_MFA_CODE, payload).map(DecodedEvent::SmsMfaCode),
+        MFA_FACTOR_ADDED => parse(MFA_FACTOR_ADDED, payload).map(DecodedEvent::MfaFactorAdded),
+        MFA_FACTOR_REMOVED => parse(MFA_FACTOR_REMOVED, payload).map(DecodedEvent::MfaFactorRemoved),
+        BACKUP_CODE_USED => parse(BACKUP_CODE_USED, payload).map(DecodedEvent::BackupCodeUsed),
+        BACKUP_CODES_REGENERATED => parse(BACKUP_CODES_REGENERATED, payload).map(DecodedEvent::BackupCodesRegenerated),
         other => Err(DecodeError::UnknownType(other.to_owned())),
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gatehouse_application::ports::events::{EventEncoder, OutboxMessage};
-use gatehouse_domain::{EmailAddress, Event, EventEnvelope, Secret, UserId};
+use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId};
 use uuid::Uuid;
 
 use super::*;
@@ -139,6 +139,157 @@ fn email_changed_round_trips_to_the_old_address_with_the_new_one() {
         })
     );
     assert_eq!(decoded.recipient(), "old@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn email_mfa_code_round_trips_to_the_address() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::MfaCode {
+        user_id,
+        kind: FactorKind::Email,
+        destination: "ann@example.com".into(),
+        code: secret("246810"),
+        expires_at: at() + TimeDelta::minutes(10),
+    });
+
+    assert_eq!(message.event_type, "email.mfa_code");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::EmailMfaCode(pb::MfaCode {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            phone: String::new(),
+            code: "246810".into(),
+            expires_at: ts(at() + TimeDelta::minutes(10)),
+        })
+    );
+    assert_eq!(decoded.recipient(), "ann@example.com");
+    assert_eq!(decoded.event_id(), envelope.id.to_string());
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn sms_mfa_code_round_trips_to_the_phone_number() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::MfaCode {
+        user_id,
+        kind: FactorKind::Sms,
+        destination: "+447700900123".into(),
+        code: secret("135791"),
+        expires_at: at() + TimeDelta::minutes(10),
+    });
+
+    assert_eq!(message.event_type, "sms.mfa_code");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::SmsMfaCode(pb::MfaCode {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: String::new(),
+            phone: "+447700900123".into(),
+            code: "135791".into(),
+            expires_at: ts(at() + TimeDelta::minutes(10)),
+        })
+    );
+    assert_eq!(decoded.recipient(), "+447700900123");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn mfa_factor_added_round_trips_with_its_type() {
+    let (user_id, factor_id) = (user(), Uuid::now_v7());
+    let (envelope, message) = encode(Event::MfaFactorAdded {
+        user_id,
+        email: Some(email("ann@example.com")),
+        factor_id,
+        kind: FactorKind::Totp,
+    });
+
+    assert_eq!(message.event_type, "audit.mfa_factor_added");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::MfaFactorAdded(pb::MfaFactorAdded {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            factor_id: factor_id.to_string(),
+            factor_type: "totp".into(),
+        })
+    );
+    assert_eq!(decoded.recipient(), "ann@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn mfa_factor_removed_round_trips_without_a_primary_address() {
+    let (user_id, factor_id) = (user(), Uuid::now_v7());
+    let (envelope, message) =
+        encode(Event::MfaFactorRemoved { user_id, email: None, factor_id, kind: FactorKind::Sms });
+
+    assert_eq!(message.event_type, "audit.mfa_factor_removed");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::MfaFactorRemoved(pb::MfaFactorRemoved {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: String::new(),
+            factor_id: factor_id.to_string(),
+            factor_type: "sms".into(),
+        })
+    );
+    assert_eq!(decoded.recipient(), "");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn backup_code_used_round_trips_with_the_count_left() {
+    let user_id = user();
+    let (envelope, message) =
+        encode(Event::BackupCodeUsed { user_id, email: Some(email("bob@example.com")), remaining: 9 });
+
+    assert_eq!(message.event_type, "audit.backup_code_used");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::BackupCodeUsed(pb::BackupCodeUsed {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "bob@example.com".into(),
+            remaining: 9,
+        })
+    );
+    assert_eq!(decoded.recipient(), "bob@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn backup_codes_regenerated_round_trips_with_every_field() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::BackupCodesRegenerated { user_id, email: Some(email("cy@example.com")) });
+
+    assert_eq!(message.event_type, "audit.backup_codes_regenerated");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::BackupCodesRegenerated(pb::BackupCodesRegenerated {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "cy@example.com".into(),
+        })
+    );
+    assert_eq!(decoded.event_id(), envelope.id.to_string());
     assert_eq!(decoded.event_type(), message.event_type);
 }
 

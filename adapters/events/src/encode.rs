@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::{EventEncoder, OutboxMessage};
-use gatehouse_domain::{Event, EventEnvelope};
+use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind};
 use prost::Message;
 
 use crate::pb;
@@ -58,6 +58,52 @@ impl EventEncoder for ProtoEventEncoder {
                 new_email: new_email.as_str().to_owned(),
             }
             .encode_to_vec(),
+            Event::MfaCode { kind, destination, code, expires_at, .. } => {
+                let (email, phone) = match kind {
+                    FactorKind::Sms => (String::new(), destination.clone()),
+                    FactorKind::Email | FactorKind::Totp => (destination.clone(), String::new()),
+                };
+                pb::MfaCode {
+                    event_id,
+                    occurred_at,
+                    user_id,
+                    email,
+                    phone,
+                    code: code.expose().clone(),
+                    expires_at: Some(timestamp(*expires_at)),
+                }
+                .encode_to_vec()
+            }
+            Event::MfaFactorAdded { email, factor_id, kind, .. } => pb::MfaFactorAdded {
+                event_id,
+                occurred_at,
+                user_id,
+                email: address(email.as_ref()),
+                factor_id: factor_id.to_string(),
+                factor_type: kind.as_str().to_owned(),
+            }
+            .encode_to_vec(),
+            Event::MfaFactorRemoved { email, factor_id, kind, .. } => pb::MfaFactorRemoved {
+                event_id,
+                occurred_at,
+                user_id,
+                email: address(email.as_ref()),
+                factor_id: factor_id.to_string(),
+                factor_type: kind.as_str().to_owned(),
+            }
+            .encode_to_vec(),
+            Event::BackupCodeUsed { email, remaining, .. } => pb::BackupCodeUsed {
+                event_id,
+                occurred_at,
+                user_id,
+                email: address(email.as_ref()),
+                remaining: i32::try_from(*remaining).unwrap_or(i32::MAX),
+            }
+            .encode_to_vec(),
+            Event::BackupCodesRegenerated { email, .. } => {
+                pb::BackupCodesRegenerated { event_id, occurred_at, user_id, email: address(email.as_ref()) }
+                    .encode_to_vec()
+            }
         };
         OutboxMessage {
             id: envelope.id,
@@ -66,6 +112,11 @@ impl EventEncoder for ProtoEventEncoder {
             occurred_at: envelope.occurred_at,
         }
     }
+}
+
+/// The text of an optional address; empty when the account has none.
+fn address(email: Option<&EmailAddress>) -> String {
+    email.map(|e| e.as_str().to_owned()).unwrap_or_default()
 }
 
 fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {

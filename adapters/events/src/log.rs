@@ -9,9 +9,10 @@ use crate::decode::{DecodedEvent, decode};
 ///
 /// With no broker configured, the relay hands each event to this publisher,
 /// which writes one `INFO` line per event with its type, id and recipient
-/// **and, on purpose, the link, the link token and the short code**, so a
-/// developer running `make run` can complete a verification or a password
-/// reset without a mailer. Anyone who can read that log can take over the
+/// **and, on purpose, the link, the link token and the short code** (also
+/// the second-factor codes of `email.mfa_code` and `sms.mfa_code`), so a
+/// developer running `make run` can complete a verification, a password
+/// reset or a second-factor login without a mailer or an SMS gateway. Anyone who can read that log can take over the
 /// accounts it mentions: never use this publisher where the log leaves the
 /// developer's machine. Production publishes to RabbitMQ instead.
 ///
@@ -52,6 +53,27 @@ impl EventPublisher for LogPublisher {
                     "event (embedded mode, not sent)"
                 );
             }
+            Ok(DecodedEvent::EmailMfaCode(m)) => log_code(event_type, event_id, &m.user_id, &m.email, &m.code),
+            Ok(DecodedEvent::SmsMfaCode(m)) => log_code(event_type, event_id, &m.user_id, &m.phone, &m.code),
+            Ok(DecodedEvent::MfaFactorAdded(m)) => {
+                log_factor_change(event_type, event_id, &m.user_id, &m.email, &m.factor_id, &m.factor_type);
+            }
+            Ok(DecodedEvent::MfaFactorRemoved(m)) => {
+                log_factor_change(event_type, event_id, &m.user_id, &m.email, &m.factor_id, &m.factor_type);
+            }
+            Ok(DecodedEvent::BackupCodeUsed(m)) => {
+                tracing::info!(
+                    event_type,
+                    %event_id,
+                    user_id = %m.user_id,
+                    recipient = %m.email,
+                    remaining = m.remaining,
+                    "event (embedded mode, not sent)"
+                );
+            }
+            Ok(DecodedEvent::BackupCodesRegenerated(m)) => {
+                tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, "event (embedded mode, not sent)");
+            }
             Err(error) => {
                 tracing::warn!(event_type, %event_id, payload_len = message.payload.len(), %error, "event (embedded mode, not sent; payload not decoded)");
             }
@@ -82,6 +104,30 @@ fn log_with_secrets(
     );
 }
 
+/// The one line for a second-factor code (email or SMS).
+fn log_code(event_type: &str, event_id: uuid::Uuid, user_id: &str, recipient: &str, code: &str) {
+    tracing::info!(
+        event_type,
+        %event_id,
+        user_id,
+        recipient,
+        code,
+        "event (embedded mode, not sent; dev only: shows the code)"
+    );
+}
+
+/// The one line for a factor added or removed.
+fn log_factor_change(
+    event_type: &str,
+    event_id: uuid::Uuid,
+    user_id: &str,
+    recipient: &str,
+    factor_id: &str,
+    factor_type: &str,
+) {
+    tracing::info!(event_type, %event_id, user_id, recipient, factor_id, factor_type, "event (embedded mode, not sent)");
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -90,7 +136,7 @@ mod tests {
 
     use chrono::DateTime;
     use gatehouse_application::ports::events::EventEncoder;
-    use gatehouse_domain::{EmailAddress, Event, EventEnvelope, Secret, UserId};
+    use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId};
     use uuid::Uuid;
 
     use super::*;
@@ -163,6 +209,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn mfa_codes_show_their_recipient_and_code_for_the_developer() {
+        let user_id = UserId::from_uuid(Uuid::now_v7());
+        let code = |kind, destination: &str, code: &str| {
+            encode(Event::MfaCode {
+                user_id,
+                kind,
+                destination: destination.into(),
+                code: Secret::new(code.into()),
+                expires_at: DateTime::UNIX_EPOCH,
+            })
+        };
+        let lines = log_of(&[
+            code(FactorKind::Email, "ann@example.com", "246810"),
+            code(FactorKind::Sms, "+447700900123", "135791"),
+        ])
+        .await;
+
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        for (line, expected) in lines
+            .iter()
+            .zip([["email.mfa_code", "ann@example.com", "246810"], ["sms.mfa_code", "+447700900123", "135791"]])
+        {
+            for e in expected {
+                assert!(line.contains(e), "{e} missing from {line}");
+            }
+        }
+    }
+
+    #[tokio::test]
     async fn every_event_and_an_unknown_one_count_as_delivered() {
         let user_id = UserId::from_uuid(Uuid::now_v7());
         let email = EmailAddress::parse("ann@example.com").unwrap();
@@ -181,11 +256,26 @@ mod tests {
                 link: Secret::new("l".into()),
                 expires_at: DateTime::UNIX_EPOCH,
             }),
-            encode(Event::PasswordChanged { user_id, email }),
+            encode(Event::PasswordChanged { user_id, email: email.clone() }),
+            encode(Event::MfaFactorAdded {
+                user_id,
+                email: Some(email.clone()),
+                factor_id: Uuid::now_v7(),
+                kind: FactorKind::Totp,
+            }),
+            encode(Event::MfaFactorRemoved { user_id, email: None, factor_id: Uuid::now_v7(), kind: FactorKind::Sms }),
+            encode(Event::BackupCodeUsed { user_id, email: Some(email.clone()), remaining: 7 }),
+            encode(Event::BackupCodesRegenerated { user_id, email: Some(email) }),
             unknown,
         ];
         let lines = log_of(&messages).await;
-        assert_eq!(lines.len(), 3, "{lines:#?}");
-        assert!(lines[2].contains("audit.something_new") && lines[2].contains("WARN"), "{}", lines[2]);
+        assert_eq!(lines.len(), messages.len(), "{lines:#?}");
+        for (line, message) in lines.iter().zip(&messages) {
+            assert!(line.contains(&message.event_type), "{} missing from {line}", message.event_type);
+        }
+        assert!(lines[2].contains("totp"), "{}", lines[2]);
+        assert!(lines[4].contains("remaining=7"), "{}", lines[4]);
+        let last = lines.last().unwrap();
+        assert!(last.contains("audit.something_new") && last.contains("WARN"), "{last}");
     }
 }

@@ -1,8 +1,8 @@
 //! The generated `gatehouse.events.v1` messages.
 //!
-//! Their `Debug` is written here rather than derived: link tokens, codes and
-//! links are printed as `[redacted]`, so formatting a message never leaks
-//! them.
+//! Their `Debug` is written here rather than derived: link tokens, codes
+//! (verification and MFA codes alike) and links are printed as `[redacted]`,
+//! so formatting a message never leaks them.
 
 use std::fmt;
 
@@ -68,6 +68,69 @@ impl fmt::Debug for EmailChanged {
     }
 }
 
+impl fmt::Debug for MfaCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaCode")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("phone", &self.phone)
+            .field("code", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MfaFactorAdded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaFactorAdded")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("factor_id", &self.factor_id)
+            .field("factor_type", &self.factor_type)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MfaFactorRemoved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MfaFactorRemoved")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("factor_id", &self.factor_id)
+            .field("factor_type", &self.factor_type)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BackupCodeUsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupCodeUsed")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BackupCodesRegenerated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupCodesRegenerated")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +149,13 @@ mod tests {
             assert!(!shown.contains("tok-secret") && !shown.contains("123456"), "{shown}");
         }
         assert!(format!("{message:?}").contains("ann@example.com"));
+    }
+
+    #[test]
+    fn mfa_code_debug_shows_the_recipient_but_not_the_code() {
+        let sms = MfaCode { phone: "+447700900123".into(), code: "987654".into(), ..Default::default() };
+        let shown = format!("{sms:?}");
+        assert!(!shown.contains("987654"), "{shown}");
+        assert!(shown.contains("+447700900123") && shown.contains(REDACTED), "{shown}");
     }
 }

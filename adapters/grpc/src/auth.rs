@@ -1,16 +1,18 @@
-//! `gatehouse.v1.AuthService`: sign-up, login, refresh, logout, email
-//! verification and password reset.
+//! `gatehouse.v1.AuthService`: sign-up, login (and its second-factor
+//! challenge), refresh, logout, email verification and password reset.
 
 use gatehouse_application::AppError;
 use gatehouse_application::auth::{
-    Login, LoginCommand, Logout, LogoutTarget, RefreshTokens, RequestVerification, ResetPassword, SignUp,
+    Login, LoginCommand, LoginOutcome, Logout, LogoutTarget, RefreshTokens, RequestVerification, ResetPassword, SignUp,
     SignUpCommand, VerifyEmail,
 };
+use gatehouse_application::mfa::{SendMfaCode, VerifyMfa};
 use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
 use tonic::{Request, Response, Status};
 
 use crate::caller::{bearer_token, client_info, short_enough};
-use crate::error::status;
+use crate::error::{status, status_with_code_field};
+use crate::factors::{challenge, mfa_proof};
 use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::proof::parse_proof;
@@ -24,6 +26,8 @@ const MAX_REFRESH_TOKEN_BYTES: usize = 256;
 pub struct AuthApi {
     pub sign_up: SignUp,
     pub login: Login,
+    pub send_mfa_code: SendMfaCode,
+    pub verify_mfa: VerifyMfa,
     pub refresh: RefreshTokens,
     pub logout: Logout,
     pub verify_email: VerifyEmail,
@@ -63,8 +67,37 @@ impl AuthApi {
         let email = fields.check("email", EmailAddress::parse(&req.email));
         let password = fields.check("password", Password::candidate(req.password));
         let (email, password) = parsed!(fields, email, password);
-        let pair = self.login.execute(LoginCommand { email, password, client }).await?;
-        Ok(pb::LoginResponse { result: Some(pb::login_response::Result::Tokens(token_pair(pair))) })
+        let result = match self.login.execute(LoginCommand { email, password, client }).await? {
+            LoginOutcome::Tokens(pair) => pb::login_response::Result::Tokens(token_pair(pair)),
+            LoginOutcome::MfaRequired(view) => pb::login_response::Result::MfaRequired(challenge(view)),
+        };
+        Ok(pb::LoginResponse { result: Some(result) })
+    }
+
+    async fn send_mfa_code(
+        &self,
+        request: Request<pb::SendMfaCodeRequest>,
+    ) -> Result<pb::SendMfaCodeResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let challenge_id = fields.uuid("challenge_id", &req.challenge_id);
+        let factor_id = fields.uuid("factor_id", &req.factor_id);
+        let (challenge_id, factor_id) = parsed!(fields, challenge_id, factor_id);
+        self.send_mfa_code.execute(challenge_id, factor_id).await?;
+        Ok(pb::SendMfaCodeResponse {})
+    }
+
+    async fn verify_mfa(&self, request: Request<pb::VerifyMfaRequest>) -> Result<pb::VerifyMfaResponse, AppError> {
+        let req = request.into_inner();
+        let mut fields = Fields::default();
+        let challenge_id = fields.uuid("challenge_id", &req.challenge_id);
+        let proof = mfa_proof(&mut fields, &req.factor_id, &req.code);
+        let (challenge_id, proof) = parsed!(fields, challenge_id, proof);
+        let passed = self.verify_mfa.execute(challenge_id, proof).await?;
+        Ok(pb::VerifyMfaResponse {
+            tokens: Some(token_pair(passed.tokens)),
+            backup_codes_remaining: passed.backup_codes_remaining.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        })
     }
 
     async fn refresh(&self, request: Request<pb::RefreshTokenRequest>) -> Result<pb::RefreshTokenResponse, AppError> {
@@ -148,6 +181,20 @@ impl pb::auth_service_server::AuthService for AuthApi {
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         Self::login(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn send_mfa_code(
+        &self,
+        request: Request<pb::SendMfaCodeRequest>,
+    ) -> Result<Response<pb::SendMfaCodeResponse>, Status> {
+        Self::send_mfa_code(self, request).await.map(Response::new).map_err(status)
+    }
+
+    async fn verify_mfa(
+        &self,
+        request: Request<pb::VerifyMfaRequest>,
+    ) -> Result<Response<pb::VerifyMfaResponse>, Status> {
+        Self::verify_mfa(self, request).await.map(Response::new).map_err(|e| status_with_code_field(e, "code"))
     }
 
     async fn refresh_token(

@@ -2,7 +2,8 @@
 //!
 //! Every status carries a `google.rpc.ErrorInfo` whose `reason` is stable and
 //! machine-readable; bad input also carries `google.rpc.BadRequest` field
-//! violations, and `UNAVAILABLE` a `RetryInfo`. Internal details are logged,
+//! violations, and `UNAVAILABLE` and `RESOURCE_EXHAUSTED`/`RATE_LIMITED` a
+//! `RetryInfo`. Internal details are logged,
 //! never sent (OWASP ASVS 5.0 V16.5.1).
 
 use std::collections::HashMap;
@@ -15,9 +16,21 @@ use tonic_types::{ErrorDetails, StatusExt};
 /// The `ErrorInfo.domain` of every Gatehouse error.
 pub const ERROR_DOMAIN: &str = "gatehouse";
 
+/// The request field a wrong verification code is reported against: the
+/// `email_code` of `VerifyEmail` and `ResetPassword`.
+const EMAIL_CODE_FIELD: &str = "email_code.code";
+
 /// Maps an application error to the status the caller sees.
 #[must_use]
 pub fn status(error: AppError) -> Status {
+    status_with_code_field(error, EMAIL_CODE_FIELD)
+}
+
+/// Like [`status`], for a request whose short code is in `code_field`
+/// (`code` in `VerifyMfa` and `ConfirmFactor`, `totp_code.code` in a fresh
+/// proof): its [`AppError::CodeInvalid`] names that field.
+#[must_use]
+pub fn status_with_code_field(error: AppError, code_field: &'static str) -> Status {
     let mut details = ErrorDetails::new();
     let (code, reason, message) = match &error {
         AppError::InvalidArgument(violations) => {
@@ -44,10 +57,20 @@ pub fn status(error: AppError) -> Status {
         AppError::VerificationExpired => (Code::FailedPrecondition, "VERIFICATION_EXPIRED", error.to_string()),
         AppError::VerificationUsed => (Code::FailedPrecondition, "VERIFICATION_USED", error.to_string()),
         AppError::CodeInvalid => {
-            details.add_bad_request_violation("email_code.code", error.to_string());
+            details.add_bad_request_violation(code_field, error.to_string());
             (Code::InvalidArgument, "CODE_INVALID", error.to_string())
         }
         AppError::AttemptsExhausted => (Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED", error.to_string()),
+        AppError::ChallengeInvalid => {
+            details.add_bad_request_violation("challenge_id", error.to_string());
+            (Code::InvalidArgument, "CHALLENGE_INVALID", error.to_string())
+        }
+        AppError::ChallengeExpired => (Code::FailedPrecondition, "CHALLENGE_EXPIRED", error.to_string()),
+        AppError::ChallengeUsed => (Code::FailedPrecondition, "CHALLENGE_USED", error.to_string()),
+        AppError::RateLimited { retry_after_secs } => {
+            details.set_retry_info(Some(Duration::from_secs(*retry_after_secs)));
+            (Code::ResourceExhausted, "RATE_LIMITED", error.to_string())
+        }
         AppError::NotFound(_) => (Code::NotFound, "NOT_FOUND", error.to_string()),
         AppError::FailedPrecondition { reason, message } => (Code::FailedPrecondition, *reason, (*message).to_owned()),
         AppError::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED", "authentication required".to_owned()),
@@ -155,6 +178,44 @@ mod tests {
             assert_eq!(reason(&s), expected_reason);
             assert_eq!(violations(&s), fields, "{expected_reason}");
         }
+    }
+
+    #[test]
+    fn challenge_errors_have_their_own_codes_reasons_and_fields() {
+        for (e, code, expected_reason, fields) in [
+            (AppError::ChallengeInvalid, Code::InvalidArgument, "CHALLENGE_INVALID", vec!["challenge_id"]),
+            (AppError::ChallengeExpired, Code::FailedPrecondition, "CHALLENGE_EXPIRED", vec![]),
+            (AppError::ChallengeUsed, Code::FailedPrecondition, "CHALLENGE_USED", vec![]),
+        ] {
+            let s = status(e);
+            assert_eq!(s.code(), code, "{expected_reason}");
+            assert_eq!(reason(&s), expected_reason);
+            assert_eq!(violations(&s), fields, "{expected_reason}");
+            assert!(s.get_error_details().retry_info().is_none(), "{expected_reason}");
+        }
+    }
+
+    #[test]
+    fn rate_limited_says_how_long_to_wait() {
+        let s = status(AppError::RateLimited { retry_after_secs: 900 });
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&s), "RATE_LIMITED");
+        let retry = s.get_error_details().retry_info().unwrap().retry_delay;
+        assert_eq!(retry, Some(Duration::from_secs(900)));
+        assert!(violations(&s).is_empty());
+    }
+
+    #[test]
+    fn a_wrong_code_names_the_field_of_its_request() {
+        assert_eq!(violations(&status(AppError::CodeInvalid)), ["email_code.code"]);
+        let s = status_with_code_field(AppError::CodeInvalid, "code");
+        assert_eq!(
+            (s.code(), reason(&s), violations(&s)),
+            (Code::InvalidArgument, "CODE_INVALID".into(), vec!["code".to_owned()])
+        );
+        assert_eq!(violations(&status_with_code_field(AppError::CodeInvalid, "totp_code.code")), ["totp_code.code"]);
+        let other = status_with_code_field(AppError::ChallengeInvalid, "code");
+        assert_eq!(violations(&other), ["challenge_id"]);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt::Display;
 
 use gatehouse_application::{AppError, FieldViolation};
+use uuid::Uuid;
 
 /// Collects field violations while a request is parsed.
 #[derive(Debug, Default)]
@@ -25,6 +26,16 @@ impl Fields {
             None
         } else {
             Some(value)
+        }
+    }
+
+    /// A required UUID in its text form.
+    pub(crate) fn uuid(&mut self, field: &'static str, value: &str) -> Option<Uuid> {
+        if value.is_empty() {
+            self.violation(field, format!("{field} is required"));
+            None
+        } else {
+            self.check(field, Uuid::try_parse(value).map_err(|_| format!("{field} must be a UUID")))
         }
     }
 
@@ -50,3 +61,19 @@ macro_rules! parsed {
     }};
 }
 pub(crate) use parsed;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_is_required_and_must_parse() {
+        let mut fields = Fields::default();
+        let id = "01936b2e-7c1a-7d3e-9f00-0123456789ab";
+        assert_eq!(fields.uuid("factor_id", id), Uuid::try_parse(id).ok());
+        assert_eq!(fields.uuid("factor_id", ""), None);
+        assert_eq!(fields.uuid("challenge_id", "not-a-uuid"), None);
+        let Err(AppError::InvalidArgument(v)) = fields.finish() else { panic!("violations expected") };
+        assert_eq!(v.iter().map(|v| v.field).collect::<Vec<_>>(), ["factor_id", "challenge_id"]);
+    }
+}

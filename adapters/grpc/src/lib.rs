@@ -10,7 +10,9 @@
 mod auth;
 mod caller;
 pub mod error;
+mod factors;
 mod fields;
+mod mfa;
 mod profile;
 mod proof;
 mod server;
@@ -18,6 +20,7 @@ mod token;
 mod user;
 
 pub use auth::AuthApi;
+pub use mfa::MfaApi;
 pub use server::{GrpcServer, ServeError};
 pub use token::TokenApi;
 pub use user::UserApi;
@@ -53,6 +56,7 @@ mod tests {
         let files: Vec<_> = set.file.iter().map(|f| f.name()).collect();
         for name in [
             "gatehouse/v1/auth.proto",
+            "gatehouse/v1/mfa.proto",
             "gatehouse/v1/token.proto",
             "gatehouse/v1/user.proto",
             "google/protobuf/field_mask.proto",

@@ -13,9 +13,10 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::pb::auth_service_server::AuthServiceServer;
+use crate::pb::mfa_service_server::MfaServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
-use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, TokenApi, UserApi};
+use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, TokenApi, UserApi};
 
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +29,13 @@ pub enum ServeError {
 
 /// Names under which `grpc.health.v1` reports status: the whole server
 /// (empty name) and each service.
-const HEALTH_NAMES: [&str; 4] =
-    ["", "gatehouse.v1.AuthService", "gatehouse.v1.TokenService", "gatehouse.v1.UserService"];
+const HEALTH_NAMES: [&str; 5] = [
+    "",
+    "gatehouse.v1.AuthService",
+    "gatehouse.v1.TokenService",
+    "gatehouse.v1.UserService",
+    "gatehouse.v1.MfaService",
+];
 
 /// Everything the gRPC side needs to serve.
 #[derive(Clone)]
@@ -37,6 +43,7 @@ pub struct GrpcServer {
     auth: AuthApi,
     token: TokenApi,
     user: UserApi,
+    mfa: MfaApi,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
 }
@@ -54,10 +61,11 @@ impl GrpcServer {
         auth: AuthApi,
         token: TokenApi,
         user: UserApi,
+        mfa: MfaApi,
         probes: Vec<Arc<dyn Probe>>,
         health_interval: Duration,
     ) -> Self {
-        Self { auth, token, user, probes, health_interval }
+        Self { auth, token, user, mfa, probes, health_interval }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -83,6 +91,7 @@ impl GrpcServer {
             .add_service(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServeError::Transport(e.to_string()));

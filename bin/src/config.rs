@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gatehouse_application::EnabledFactors;
+
 /// A setting had a value that could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +67,19 @@ pub struct Config {
     pub outbox_poll_interval: Duration,
     pub outbox_max_backoff: Duration,
     pub outbox_retention: Duration,
+    /// Which second factors may be enrolled and used.
+    pub mfa_factors: EnabledFactors,
+    /// TOTP steps accepted either side of the current one.
+    pub totp_skew: u8,
+    /// The issuer authenticator apps show.
+    pub mfa_issuer: String,
+    /// Life of a login challenge.
+    pub mfa_challenge_ttl: Duration,
+    /// The AEAD key that seals TOTP secrets; `None` means
+    /// `<data dir>/secret-key`, generated on first start (embedded mode).
+    pub secret_key_file: Option<PathBuf>,
+    /// Retired sealing keys that must still open old secrets.
+    pub previous_secret_key_files: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -100,6 +115,12 @@ impl Default for Config {
             outbox_poll_interval: Duration::from_millis(500),
             outbox_max_backoff: Duration::from_secs(60),
             outbox_retention: Duration::from_secs(3600),
+            mfa_factors: EnabledFactors { totp: true, email: true, sms: true },
+            totp_skew: 1,
+            mfa_issuer: "Gatehouse".to_owned(),
+            mfa_challenge_ttl: Duration::from_secs(300),
+            secret_key_file: None,
+            previous_secret_key_files: Vec::new(),
         }
     }
 }
@@ -343,6 +364,53 @@ const SETTINGS: &[Setting] = &[
         apply: |c, n, v| duration(n, v).map(|x| c.outbox_retention = x),
     },
     Setting {
+        flag: "--mfa-factors",
+        env: "GATEHOUSE_MFA_FACTORS",
+        help: "enabled second factors [totp,email,sms]",
+        apply: |c, n, v| mfa_factors(n, v).map(|x| c.mfa_factors = x),
+    },
+    Setting {
+        flag: "--totp-skew",
+        env: "GATEHOUSE_TOTP_SKEW",
+        help: "TOTP steps accepted either side of now, 0 or 1 [1]",
+        apply: |c, n, v| {
+            parse::<u8>(n, v)
+                .and_then(|x| if x <= 1 { Ok(x) } else { Err(invalid(n, v, "must be 0 or 1")) })
+                .map(|x| c.totp_skew = x)
+        },
+    },
+    Setting {
+        flag: "--mfa-challenge-ttl",
+        env: "GATEHOUSE_MFA_CHALLENGE_TTL",
+        help: "life of a login challenge [5m]",
+        apply: |c, n, v| duration(n, v).map(|x| c.mfa_challenge_ttl = x),
+    },
+    Setting {
+        flag: "--mfa-issuer",
+        env: "GATEHOUSE_MFA_ISSUER",
+        help: "issuer shown by authenticator apps [Gatehouse]",
+        apply: |c, n, v| required(n, v).map(|x| c.mfa_issuer = x),
+    },
+    Setting {
+        flag: "--secret-key-file",
+        env: "GATEHOUSE_SECRET_KEY_FILE",
+        help: "key that seals TOTP secrets [<data dir>/secret-key, generated]",
+        apply: |c, _, v| {
+            c.secret_key_file = non_empty(v).map(PathBuf::from);
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--previous-secret-key-files",
+        env: "GATEHOUSE_PREVIOUS_SECRET_KEY_FILES",
+        help: "comma-separated retired sealing keys []",
+        apply: |c, _, v| {
+            c.previous_secret_key_files =
+                v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+            Ok(())
+        },
+    },
+    Setting {
         flag: "--log-format",
         env: "GATEHOUSE_LOG_FORMAT",
         help: "text or json [text]",
@@ -406,6 +474,7 @@ impl Config {
         bounded("GATEHOUSE_VERIFY_EMAIL_TTL", self.verify_email_ttl, MAX_LONG_TTL)?;
         bounded("GATEHOUSE_RESET_PASSWORD_TTL", self.reset_password_ttl, MAX_LONG_TTL)?;
         bounded("GATEHOUSE_OUTBOX_RETENTION", self.outbox_retention, MAX_LONG_TTL)?;
+        bounded("GATEHOUSE_MFA_CHALLENGE_TTL", self.mfa_challenge_ttl, Duration::from_secs(3600))?;
         for (name, d) in [
             ("GATEHOUSE_DB_CONNECT_TIMEOUT", self.db_connect_timeout),
             ("GATEHOUSE_DB_STATEMENT_TIMEOUT", self.db_statement_timeout),
@@ -466,6 +535,20 @@ fn positive(name: &'static str, value: &str, n: usize) -> Result<usize, ConfigEr
 
 fn required(name: &'static str, value: &str) -> Result<String, ConfigError> {
     non_empty(value).ok_or_else(|| invalid(name, value, "must not be empty"))
+}
+
+/// A comma-separated subset of `totp`, `email`, `sms`.
+fn mfa_factors(name: &'static str, value: &str) -> Result<EnabledFactors, ConfigError> {
+    let mut enabled = EnabledFactors { totp: false, email: false, sms: false };
+    for kind in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match kind.to_ascii_lowercase().as_str() {
+            "totp" => enabled.totp = true,
+            "email" => enabled.email = true,
+            "sms" => enabled.sms = true,
+            _ => return Err(invalid(name, value, "expected a comma-separated list of totp, email, sms")),
+        }
+    }
+    Ok(enabled)
 }
 
 fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
@@ -590,6 +673,14 @@ mod tests {
         assert!(public_url("X", "https://a.example/?next=evil").is_err());
         let err = Config::load(&[], env(&[("GATEHOUSE_PUBLIC_URL", "nope")])).unwrap_err().to_string();
         assert!(err.starts_with("GATEHOUSE_PUBLIC_URL:"), "{err}");
+    }
+
+    #[test]
+    fn mfa_factors_are_a_list_of_kinds() {
+        let c = Config::load(&[], env(&[("GATEHOUSE_MFA_FACTORS", "totp, SMS")])).unwrap();
+        assert_eq!(c.mfa_factors, EnabledFactors { totp: true, email: false, sms: true });
+        assert!(Config::load(&[], env(&[("GATEHOUSE_MFA_FACTORS", "totp,carrier-pigeon")])).is_err());
+        assert!(Config::load(&[], env(&[("GATEHOUSE_TOTP_SKEW", "3")])).is_err());
     }
 
     #[test]

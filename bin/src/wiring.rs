@@ -17,20 +17,27 @@ use gatehouse_application::auth::{
     SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
 };
 use gatehouse_application::events::{EventFactory, RelayOutbox, RelaySettings};
+use gatehouse_application::mfa::{
+    ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, ListFactors, MfaDeps, MfaGate,
+    RegenerateBackupCodes, RemoveFactor, SendMfaCode, VerifyMfa,
+};
 use gatehouse_application::ports::clock::Clock;
 use gatehouse_application::ports::denylist::Denylist;
 use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::random::RandomSource;
-use gatehouse_application::{TokenSettings, VerificationSettings};
-use gatehouse_crypto::{Argon2Hasher, JwtKeys, OsRandom, PublicKey, SigningKey, SystemClock};
+use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
+use gatehouse_crypto::{
+    AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
+};
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
-use gatehouse_grpc::{AuthApi, GrpcServer, TokenApi, UserApi};
+use gatehouse_grpc::{AuthApi, GrpcServer, MfaApi, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlOutboxStore, SqlSessionRepository, SqlUserRepository, SqlVerificationRepository,
+    Database, PoolSettings, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
+    SqlVerificationRepository,
 };
 
 use crate::config::{Config, redact_url};
@@ -124,11 +131,28 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     };
 
     let events = EventFactory::new(Arc::new(ProtoEventEncoder), rng.clone());
-    let issuer = VerificationIssuer::new(rng.clone(), events, verification_settings);
+    let issuer = VerificationIssuer::new(rng.clone(), events.clone(), verification_settings);
     let redeemer = Redeemer::new(verifications.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
     let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
+    let mfa_deps = MfaDeps {
+        mfa: Arc::new(SqlMfaRepository::new(&db)),
+        users: users.clone(),
+        hasher: hasher.clone(),
+        totp: Arc::new(TotpRs),
+        secrets: Arc::new(load_secret_box(config)?),
+        events,
+        rng: rng.clone(),
+        clock: clock.clone(),
+        settings: MfaSettings {
+            issuer: config.mfa_issuer.clone(),
+            totp_skew: config.totp_skew,
+            enabled: config.mfa_factors,
+            challenge_ttl: to_delta(config.mfa_challenge_ttl)?,
+            ..MfaSettings::default()
+        },
+    };
     let auth = AuthApi {
         sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
         login: Login::new(
@@ -137,12 +161,25 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             hasher.clone(),
             minter.clone(),
             config.require_verified_email,
+            MfaGate::new(mfa_deps.clone()),
         ),
-        refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
+        refresh: RefreshTokens::new(sessions.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
         verify_email: VerifyEmail::new(redeemer.clone(), clock.clone()),
         request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
         reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
+        send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
+        verify_mfa: VerifyMfa::new(mfa_deps.clone(), sessions.clone(), minter),
+    };
+    let mfa = MfaApi {
+        validate: validate.clone(),
+        enroll_totp: EnrollTotp::new(mfa_deps.clone()),
+        enroll_email_factor: EnrollEmailFactor::new(mfa_deps.clone()),
+        enroll_phone_factor: EnrollPhoneFactor::new(mfa_deps.clone()),
+        confirm_factor: ConfirmFactor::new(mfa_deps.clone()),
+        list_factors: ListFactors::new(mfa_deps.clone()),
+        remove_factor: RemoveFactor::new(mfa_deps.clone()),
+        regenerate_backup_codes: RegenerateBackupCodes::new(mfa_deps),
     };
     let deps = AccountDeps { users, hasher, revoker: revoker.clone(), issuer, clock: clock.clone() };
     let user = UserApi {
@@ -164,7 +201,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 
     let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
     Ok(App {
-        grpc: GrpcServer::new(auth, token, user, probes, config.health_interval),
+        grpc: GrpcServer::new(auth, token, user, mfa, probes, config.health_interval),
         rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
         relay: RelayOutbox::new(outbox, publisher, clock, relay_settings),
@@ -190,6 +227,25 @@ fn load_keys(config: &Config) -> anyhow::Result<JwtKeys> {
     let previous =
         config.previous_signing_key_files.iter().map(|p| load_public_key(p)).collect::<anyhow::Result<Vec<_>>>()?;
     Ok(JwtKeys::new(current, previous, &config.issuer, &config.audience))
+}
+
+/// The AEAD box that seals TOTP secrets: the configured key, or one
+/// generated on first start in the data directory (embedded mode; refused
+/// once Redis says there are replicas, which must share the key).
+fn load_secret_box(config: &Config) -> anyhow::Result<AeadSecretBox> {
+    let current = match &config.secret_key_file {
+        Some(path) => SecretKey::load(path)?,
+        None if config.redis_url.is_some() => anyhow::bail!(
+            "GATEHOUSE_SECRET_KEY_FILE is required with REDIS_URL: every replica must open the same TOTP secrets"
+        ),
+        None => {
+            ensure_data_dir(config)?;
+            SecretKey::load_or_generate(&config.data_dir.join("secret-key"))?
+        }
+    };
+    let previous =
+        config.previous_secret_key_files.iter().map(|p| SecretKey::load(p)).collect::<Result<Vec<_>, _>>()?;
+    Ok(AeadSecretBox::new(current, previous))
 }
 
 /// A retired key: its public half (SPKI PEM) is enough, a private PEM works too.

@@ -11,6 +11,7 @@ use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use gatehouse::config::Config;
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
+use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
 use sea_orm::ConnectionTrait;
@@ -128,6 +129,7 @@ pub struct TestApp {
     pub auth: AuthServiceClient<Channel>,
     pub token: TokenServiceClient<Channel>,
     pub user: UserServiceClient<Channel>,
+    pub mfa: MfaServiceClient<Channel>,
     pub channel: Channel,
     /// The server's signing key, so tests can forge tokens it would accept.
     pub signing_key_pem: String,
@@ -155,10 +157,13 @@ impl TestApp {
         let key_file = data_dir.join("test-signing-key.pem");
         std::fs::write(&key_file, &signing_key_pem).unwrap();
 
+        let secret_key_file = data_dir.join("test-secret-key");
+        gatehouse_crypto::SecretKey::load_or_generate(&secret_key_file).unwrap();
         let mut config = Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             signing_key_file: Some(key_file),
+            secret_key_file: Some(secret_key_file),
             health_interval: Duration::from_millis(500),
             denylist_resync_interval: Duration::from_millis(500),
             outbox_poll_interval: Duration::from_millis(50),
@@ -211,6 +216,7 @@ impl TestApp {
             auth: AuthServiceClient::new(channel.clone()),
             token: TokenServiceClient::new(channel.clone()),
             user: UserServiceClient::new(channel.clone()),
+            mfa: MfaServiceClient::new(channel.clone()),
             channel,
             config,
             signing_key_pem,
@@ -251,6 +257,12 @@ impl TestApp {
     pub async fn sign_up(&self, email: &str, password: &str) -> Result<String, Status> {
         let req = pb::SignUpRequest { email: email.into(), password: password.into(), display_name: "Test".into() };
         self.auth.clone().sign_up(req).await.map(|r| r.into_inner().user_id)
+    }
+
+    /// Login's answer: tokens, or a second-factor challenge.
+    pub async fn login_outcome(&self, email: &str, password: &str) -> Result<pb::login_response::Result, Status> {
+        let req = pb::LoginRequest { email: email.into(), password: password.into() };
+        Ok(self.auth.clone().login(req).await?.into_inner().result.expect("login answers something"))
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<pb::TokenPair, Status> {
@@ -477,6 +489,30 @@ impl Mail {
                 new_email: e.new_email,
                 ..Self::default()
             },
+            // SMS codes go to a phone number: `email` holds the recipient.
+            E::EmailMfaCode(e) | E::SmsMfaCode(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: if e.email.is_empty() { e.phone } else { e.email },
+                code: e.code,
+                ..Self::default()
+            },
+            E::MfaFactorAdded(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
+            }
+            E::MfaFactorRemoved(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
+            }
+            E::BackupCodeUsed(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                code: e.remaining.to_string(),
+                ..Self::default()
+            },
+            E::BackupCodesRegenerated(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
+            }
         }
     }
 }

@@ -36,6 +36,7 @@ async fn secrets_never_reach_the_log() {
         .env("AMQP_URL", c.amqp_url.clone().unwrap())
         .env("GATEHOUSE_AMQP_EXCHANGE", &c.amqp_exchange)
         .env("GATEHOUSE_SIGNING_KEY_FILE", c.signing_key_file.clone().unwrap())
+        .env("GATEHOUSE_SECRET_KEY_FILE", c.secret_key_file.clone().unwrap())
         .env("GATEHOUSE_OUTBOX_POLL_INTERVAL", "50ms")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -13,6 +13,7 @@ mod email_flows;
 mod forged_tokens;
 mod grpcurl;
 mod log_hygiene;
+mod mfa;
 mod one_time_codes;
 mod outage;
 mod sessions;

@@ -195,3 +195,34 @@ async fn two_relays_deliver_every_event_once() {
     let expected: HashSet<String> = app.outbox().await.iter().map(|r| r.event.event_id.clone()).collect();
     assert_eq!(ids, expected);
 }
+
+/// Email and SMS second-factor codes reach the mailer / SMS gateway through
+/// RabbitMQ, routed by their own keys, and the delivered codes work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
+    use crate::harness::authed;
+
+    let app = TestApp::spawn(Mode::Production).await;
+    let pair = app.user_session("mfa@example.com").await;
+    let mut mailer = Mailer::bind(&app.config.amqp_exchange).await;
+    let mut mfa = app.mfa.clone();
+
+    let email = pb::EnrollEmailFactorRequest { email: "mfa@example.com".into() };
+    let email_factor = mfa.enroll_email_factor(authed(email, &pair.access_token)).await.unwrap().into_inner().factor_id;
+    let delivery = mailer.next().await;
+    assert_eq!(delivery.routing_key.as_str(), "email.mfa_code");
+    let sent = mail(&delivery);
+    assert_eq!(sent.email, "mfa@example.com");
+    let confirm = pb::ConfirmFactorRequest { factor_id: email_factor, code: sent.code };
+    mfa.confirm_factor(authed(confirm, &pair.access_token)).await.unwrap();
+    assert_eq!(mailer.next().await.routing_key.as_str(), "audit.mfa_factor_added");
+
+    let phone = pb::EnrollPhoneFactorRequest { phone_number: "+15555550123".into() };
+    let sms_factor = mfa.enroll_phone_factor(authed(phone, &pair.access_token)).await.unwrap().into_inner().factor_id;
+    let delivery = mailer.next().await;
+    assert_eq!(delivery.routing_key.as_str(), "sms.mfa_code");
+    let sent = mail(&delivery);
+    assert_eq!(sent.email, "+15555550123", "the SMS event names the phone number");
+    let confirm = pb::ConfirmFactorRequest { factor_id: sms_factor, code: sent.code };
+    mfa.confirm_factor(authed(confirm, &pair.access_token)).await.unwrap();
+}

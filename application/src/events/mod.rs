@@ -1,6 +1,7 @@
 //! Events: building outbox messages, and relaying the outbox to the broker.
 
 mod relay;
+mod sealed;
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::{Event, EventEnvelope};
 
 pub use relay::{RelayOutbox, RelayReport, RelaySettings};
+pub use sealed::{OpeningPublisher, SealingEncoder, unframe};
 
 use crate::ids::new_uuid_v7;
 use crate::ports::events::{EventEncoder, OutboxMessage};

@@ -47,6 +47,8 @@ pub struct RelayReport {
     pub claimed: usize,
     pub published: usize,
     pub failed: usize,
+    /// Handed back unpublished because the lease was running out.
+    pub deferred: usize,
 }
 
 /// Relays the outbox to an [`EventPublisher`].
@@ -84,10 +86,19 @@ impl RelayOutbox {
     pub async fn run_once(&self) -> Result<RelayReport, AppError> {
         let now = self.clock.now();
         let batch = self.store.claim(self.settings.batch_size, now, now + self.settings.lease).await?;
+        // Publishing must end well inside the lease, or another replica could
+        // claim rows this one is still publishing.
+        let deadline = now + self.settings.lease / 2;
         let mut report = RelayReport { claimed: batch.len(), ..RelayReport::default() };
         let mut failure: Option<String> = None;
         for claimed in batch {
             let id = claimed.message.id;
+            if failure.is_none() && self.clock.now() >= deadline {
+                // Out of time, not failed: due again at once, attempts unchanged.
+                self.store.retry_later(id, claimed.attempts, self.clock.now()).await?;
+                report.deferred += 1;
+                continue;
+            }
             if failure.is_none() {
                 match self.publisher.publish(&claimed.message).await {
                     Ok(()) => {
@@ -190,7 +201,7 @@ mod tests {
         let (clock, store, broker, relay, factory) = setup();
         enqueue(&store, &factory, &clock, 3);
         let report = block_on(relay.run_once()).unwrap();
-        assert_eq!((report.claimed, report.published, report.failed), (3, 3, 0));
+        assert_eq!((report.claimed, report.published, report.failed, report.deferred), (3, 3, 0, 0));
         assert_eq!(block_on(relay.run_once()).unwrap().claimed, 0);
         let ids: Vec<_> = store.outbox().iter().map(|m| m.id).collect();
         assert_eq!(*broker.received.lock().unwrap(), ids);
@@ -214,6 +225,34 @@ mod tests {
         clock.advance(TimeDelta::seconds(1));
         assert_eq!(block_on(relay.run_once()).unwrap().published, 2);
         assert_eq!(broker.received.lock().unwrap().len(), 2);
+    }
+
+    /// A slow broker must not let the lease run out mid-batch: the rest of
+    /// the batch is handed back, due at once.
+    #[test]
+    fn a_batch_stops_before_its_lease_runs_out() {
+        struct Slow(Arc<FixedClock>, Arc<Broker>);
+        #[async_trait]
+        impl EventPublisher for Slow {
+            async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
+                self.0.advance(TimeDelta::seconds(6)); // a slow confirm
+                self.1.publish(message).await
+            }
+        }
+        let (clock, store, broker, _, factory) = setup();
+        let relay = RelayOutbox::new(
+            store.clone(),
+            Arc::new(Slow(clock.clone(), broker.clone())),
+            clock.clone(),
+            RelaySettings::default(),
+        );
+        enqueue(&store, &factory, &clock, 5);
+        let report = block_on(relay.run_once()).unwrap();
+        // 30 s lease: publishing stops at 15 s, after three 6-second publishes.
+        assert_eq!((report.published, report.deferred, report.failed), (3, 2, 0));
+        let next = block_on(relay.run_once()).unwrap();
+        assert_eq!(next.claimed, 2, "deferred rows are due again at once");
+        assert_eq!(broker.received.lock().unwrap().len(), 5);
     }
 
     #[test]

@@ -7,13 +7,20 @@ use chrono::TimeDelta;
 pub struct TokenSettings {
     /// Access-token life (`exp - iat`). Default 15 minutes.
     pub access_ttl: TimeDelta,
-    /// Refresh-token life from issue; every rotation starts a new one. Default 30 days.
+    /// Refresh-token life from issue; every rotation starts a new one, so
+    /// this is the session's idle timeout. Default 30 days.
     pub refresh_ttl: TimeDelta,
+    /// The absolute life of a session, however active. Default 90 days.
+    pub session_lifetime: TimeDelta,
 }
 
 impl Default for TokenSettings {
     fn default() -> Self {
-        Self { access_ttl: TimeDelta::minutes(15), refresh_ttl: TimeDelta::days(30) }
+        Self {
+            access_ttl: TimeDelta::minutes(15),
+            refresh_ttl: TimeDelta::days(30),
+            session_lifetime: TimeDelta::days(90),
+        }
     }
 }
 
@@ -29,8 +36,14 @@ pub struct VerificationSettings {
     pub reset_password_ttl: TimeDelta,
     /// Wrong codes allowed per verification. Default 5.
     pub max_code_attempts: u32,
-    /// Whether login needs a verified address. Default on.
-    pub require_verified_email: bool,
+    /// Wrong codes allowed per user and purpose within `activity_window`,
+    /// however many new verifications were requested. Default 10.
+    pub max_failures_per_window: u32,
+    /// Verifications issued per user and purpose within `activity_window`;
+    /// further requests are answered the same but send nothing. Default 5.
+    pub max_issued_per_window: u32,
+    /// Default 1 hour.
+    pub activity_window: TimeDelta,
 }
 
 impl Default for VerificationSettings {
@@ -40,7 +53,9 @@ impl Default for VerificationSettings {
             verify_email_ttl: TimeDelta::days(5),
             reset_password_ttl: TimeDelta::hours(2),
             max_code_attempts: 5,
-            require_verified_email: true,
+            max_failures_per_window: 10,
+            max_issued_per_window: 5,
+            activity_window: TimeDelta::hours(1),
         }
     }
 }

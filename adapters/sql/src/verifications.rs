@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::StoreError;
-use gatehouse_application::ports::verifications::{Consumed, Effect, VerificationRepository};
+use gatehouse_application::ports::verifications::{Consumed, Effect, RecentActivity, VerificationRepository};
 use gatehouse_domain::{EmailAddress, Purpose, RevokeReason, TokenHash, UserId, Verification};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -107,6 +107,24 @@ impl VerificationRepository for SqlVerificationRepository {
             .await
             .map_err(store_error)?;
         row.map(to_domain).transpose().map_err(store_error)
+    }
+
+    async fn recent_activity(
+        &self,
+        user: UserId,
+        purpose: Purpose,
+        since: DateTime<Utc>,
+    ) -> Result<RecentActivity, StoreError> {
+        let rows = verification::Entity::find()
+            .filter(verification::Column::UserId.eq(*user.as_uuid()))
+            .filter(verification::Column::Purpose.eq(purpose.as_str()))
+            .filter(verification::Column::CreatedAt.gte(since))
+            .all(&self.conn)
+            .await
+            .map_err(store_error)?;
+        let issued = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+        let failures = rows.iter().map(|r| to_u32(r.attempts).unwrap_or(0)).fold(0_u32, u32::saturating_add);
+        Ok(RecentActivity { issued, failures })
     }
 
     async fn record_failed_attempt(&self, id: Uuid) -> Result<Option<u32>, StoreError> {

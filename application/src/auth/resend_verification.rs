@@ -68,7 +68,15 @@ impl RequestVerification {
         email: &EmailAddress,
         purpose: Purpose,
     ) -> Result<(), AppError> {
-        let issued = self.issuer.issue(user, email, purpose, self.clock.now());
+        let now = self.clock.now();
+        let settings = self.issuer.settings();
+        let activity = self.verifications.recent_activity(user, purpose, now - settings.activity_window).await?;
+        if activity.issued >= settings.max_issued_per_window || activity.failures >= settings.max_failures_per_window {
+            // Same answer as always; nothing is sent (OWASP ASVS 5.0 V6.3.1).
+            tracing::info!(user_id = %user, purpose = purpose.as_str(), "verification request throttled");
+            return Ok(());
+        }
+        let issued = self.issuer.issue(user, email, purpose, now);
         self.verifications.replace(&issued.verification, &[issued.message]).await?;
         tracing::info!(user_id = %user, purpose = purpose.as_str(), "verification sent");
         Ok(())

@@ -102,6 +102,7 @@ impl VerificationIssuer {
 #[derive(Clone)]
 pub struct Redeemer {
     verifications: Arc<dyn VerificationRepository>,
+    settings: VerificationSettings,
 }
 
 impl std::fmt::Debug for Redeemer {
@@ -112,8 +113,8 @@ impl std::fmt::Debug for Redeemer {
 
 impl Redeemer {
     #[must_use]
-    pub fn new(verifications: Arc<dyn VerificationRepository>) -> Self {
-        Self { verifications }
+    pub fn new(verifications: Arc<dyn VerificationRepository>, settings: VerificationSettings) -> Self {
+        Self { verifications, settings }
     }
 
     /// The verification `proof` names, if it may be consumed now. A wrong
@@ -147,9 +148,16 @@ impl Redeemer {
         if verification.attempts >= verification.max_attempts {
             return Err(AppError::AttemptsExhausted);
         }
-        if let Proof::Code { email, code } = proof
-            && !hashes_equal(&verification.code_hash, &hash_code(purpose, email, code))
-        {
+        if let Proof::Code { email, code } = proof {
+            // The per-user budget: requesting new codes buys no more guesses.
+            let since = now - self.settings.activity_window;
+            let activity = self.verifications.recent_activity(verification.user_id, purpose, since).await?;
+            if activity.failures >= self.settings.max_failures_per_window {
+                return Err(AppError::AttemptsExhausted);
+            }
+            if hashes_equal(&verification.code_hash, &hash_code(purpose, email, code)) {
+                return Ok(verification);
+            }
             // Counted: this wrong code (even the last allowed one) is just
             // wrong; the next try finds the attempts exhausted.
             return match self.verifications.record_failed_attempt(verification.id).await? {

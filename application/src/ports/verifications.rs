@@ -8,7 +8,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, PasswordHash, Purpose, Session, TokenHash, Verification};
+use gatehouse_domain::{EmailAddress, PasswordHash, Purpose, Session, TokenHash, UserId, Verification};
 use uuid::Uuid;
 
 use crate::ports::events::OutboxMessage;
@@ -34,6 +34,15 @@ pub enum Consumed {
     Unavailable,
 }
 
+/// What a user's verifications of one purpose saw lately.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecentActivity {
+    /// Verifications issued.
+    pub issued: u32,
+    /// Wrong codes counted on them.
+    pub failures: u32,
+}
+
 /// One-time verifications.
 #[async_trait]
 pub trait VerificationRepository: Send + Sync {
@@ -47,6 +56,15 @@ pub trait VerificationRepository: Send + Sync {
 
     /// The newest unconsumed verification of `purpose` for `email`.
     async fn find_latest(&self, purpose: Purpose, email: &EmailAddress) -> Result<Option<Verification>, StoreError>;
+
+    /// Activity on the verifications of `user` for `purpose` created at or
+    /// after `since`: the budget a new verification cannot reset.
+    async fn recent_activity(
+        &self,
+        user: UserId,
+        purpose: Purpose,
+        since: DateTime<Utc>,
+    ) -> Result<RecentActivity, StoreError>;
 
     /// Counts one wrong code, only while `attempts < max_attempts` and the
     /// verification is unconsumed. Returns the new count, or `None` when

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{MfaDeps, backup_code_hash, factor_code_hash, normalize_backup_code};
 use crate::auth::TokenMinter;
-use crate::auth::login::open_session;
+use crate::auth::login::{LoginNotices, open_session};
 use crate::error::{AppError, FieldViolation};
 use crate::ids::new_uuid_v7;
 use crate::ports::store::SessionRepository;
@@ -42,6 +42,12 @@ impl MfaGate {
         Self(deps)
     }
 
+    /// The event factory the MFA use cases share.
+    #[must_use]
+    pub const fn events(&self) -> &crate::events::EventFactory {
+        &self.0.events
+    }
+
     /// A challenge when `user` has an active factor, `None` otherwise. Only
     /// enabled kinds are offered; backup codes always work.
     ///
@@ -58,7 +64,7 @@ impl MfaGate {
         if active.is_empty() {
             return Ok(None);
         }
-        check_account_limit(d, user, now).await?;
+        d.check_account_limit(user, now).await?;
         let challenge = MfaChallenge {
             id: new_uuid_v7(now, d.rng.as_ref()),
             user_id: user,
@@ -77,15 +83,6 @@ impl MfaGate {
             .collect();
         Ok(Some(ChallengeView { id: challenge.id, factors, expires_at: challenge.expires_at }))
     }
-}
-
-async fn check_account_limit(d: &MfaDeps, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
-    let window = d.settings.failure_window;
-    if d.mfa.failures_since(user, now - window).await? >= d.settings.account_failure_limit {
-        tracing::warn!(user_id = %user, "second-factor attempts limited for this account");
-        return Err(AppError::RateLimited { retry_after_secs: u64::try_from(window.num_seconds()).unwrap_or(900) });
-    }
-    Ok(())
 }
 
 /// The challenge `id`, if a code may still be tried on it.
@@ -192,7 +189,7 @@ impl VerifyMfa {
         let d = &self.deps;
         let now = d.clock.now();
         let c = live_challenge(d, challenge_id, now).await?;
-        check_account_limit(d, c.user_id, now).await?;
+        d.check_account_limit(c.user_id, now).await?;
         let (accepted, remaining) = match &proof {
             MfaProof::Factor { factor_id, code } => {
                 let factor = d.factor(c.user_id, *factor_id).await?;
@@ -234,7 +231,8 @@ impl VerifyMfa {
             return Err(AppError::ChallengeUsed);
         }
         tracing::info!(user_id = %c.user_id, challenge_id = %c.id, "second factor passed");
-        let tokens = open_session(self.sessions.as_ref(), &self.minter, c.user_id, c.client).await?;
+        let notices = LoginNotices { users: d.users.clone(), events: d.events.clone() };
+        let tokens = open_session(self.sessions.as_ref(), &self.minter, &notices, c.user_id, c.client).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

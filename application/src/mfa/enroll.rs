@@ -8,7 +8,7 @@ use crate::error::{AppError, FieldViolation};
 use crate::ids::new_uuid_v7;
 
 /// What an authenticator app needs, shown once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TotpEnrollment {
     pub factor_id: Uuid,
     /// The secret in base32, for typing it in by hand.
@@ -17,6 +17,13 @@ pub struct TotpEnrollment {
     pub uri: String,
     /// The URI as a QR code PNG.
     pub qr_png: Vec<u8>,
+}
+
+impl std::fmt::Debug for TotpEnrollment {
+    /// The secret (and the URI and QR code that contain it) never print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrollment").field("factor_id", &self.factor_id).finish_non_exhaustive()
+    }
 }
 
 /// Starts a TOTP enrolment.

@@ -121,8 +121,46 @@ impl MfaDeps {
         Ok(self.mfa.advance_totp_step(factor.id, step).await?)
     }
 
-    /// Checks a fresh proof of presence.
+    /// Refuses when the account had too many wrong second-factor codes or
+    /// fresh proofs lately (OWASP ASVS 5.0 V6.3.1).
+    async fn check_account_limit(&self, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
+        let window = self.settings.failure_window;
+        if self.mfa.failures_since(user, now - window).await? >= self.settings.account_failure_limit {
+            tracing::warn!(user_id = %user, "second-factor attempts limited for this account");
+            return Err(AppError::RateLimited { retry_after_secs: u64::try_from(window.num_seconds()).unwrap_or(900) });
+        }
+        Ok(())
+    }
+
+    /// Counts a failure against the account's limit when it has no challenge
+    /// of its own (a wrong fresh proof): as a spent one-attempt challenge.
+    async fn record_account_failure(&self, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
+        let failure = gatehouse_domain::MfaChallenge {
+            id: new_uuid_v7(now, self.rng.as_ref()),
+            user_id: user,
+            client: gatehouse_domain::ClientInfo::default(),
+            created_at: now,
+            expires_at: now,
+            attempts: 1,
+            max_attempts: 1,
+            consumed_at: Some(now),
+        };
+        Ok(self.mfa.create_challenge(&failure).await?)
+    }
+
+    /// Checks a fresh proof of presence; wrong proofs count toward the
+    /// account's limit, so a stolen access token cannot guess TOTP codes.
     async fn check_fresh_proof(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
+        let now = self.clock.now();
+        self.check_account_limit(user, now).await?;
+        let result = self.fresh_proof_matches(user, proof).await;
+        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid)) {
+            self.record_account_failure(user, now).await?;
+        }
+        result
+    }
+
+    async fn fresh_proof_matches(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
         match proof {
             FreshProof::Password(password) => {
                 let stored = self.users.password_hash(user).await?;

@@ -351,3 +351,20 @@ fn base32_matches_rfc_4648() {
     assert_eq!(base32(b"f"), "MY");
     assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
 }
+
+/// OWASP ASVS 5.0 V6.3.1: wrong fresh proofs count toward the account limit,
+/// so a stolen access token cannot guess TOTP codes to remove a factor.
+#[test]
+fn wrong_fresh_proofs_are_limited_per_account() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let remove = RemoveFactor::new(h.deps.clone());
+    let right = h.totp_now(factor);
+    let guess = FreshProof::TotpCode { factor_id: factor, code: code(&wrong(right.expose())) };
+    for _ in 0..10 {
+        assert!(matches!(block_on(remove.execute(h.user, factor, &guess)), Err(AppError::CodeInvalid)));
+    }
+    let proof = FreshProof::TotpCode { factor_id: factor, code: right };
+    let r = block_on(remove.execute(h.user, factor, &proof));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+}

@@ -7,9 +7,14 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files =
-        ["gatehouse/v1/auth.proto", "gatehouse/v1/mfa.proto", "gatehouse/v1/token.proto", "gatehouse/v1/user.proto"]
-            .map(|f| proto_root.join(f));
+    let files = [
+        "gatehouse/v1/auth.proto",
+        "gatehouse/v1/mfa.proto",
+        "gatehouse/v1/session.proto",
+        "gatehouse/v1/token.proto",
+        "gatehouse/v1/user.proto",
+    ]
+    .map(|f| proto_root.join(f));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     let mut config = tonic_prost_build::Config::new();

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod mfa;
 pub mod ports;
 pub mod secrets;
+pub mod sessions;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;

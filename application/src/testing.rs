@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_domain::{
-    AccessClaims, Account, DisplayName, EmailAddress, Factor, LoginEmail, MfaChallenge, Password, PasswordHash,
-    Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
+    AccessClaims, Account, ClientInfo, DisplayName, EmailAddress, Factor, LoginEmail, MfaChallenge, Password,
+    PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
 };
 use uuid::Uuid;
 
@@ -438,6 +438,19 @@ impl VerificationRepository for InMemoryStore {
             .cloned())
     }
 
+    async fn recent_activity(
+        &self,
+        user: UserId,
+        purpose: Purpose,
+        since: DateTime<Utc>,
+    ) -> Result<crate::ports::verifications::RecentActivity, StoreError> {
+        let state = self.0.lock().unwrap();
+        let recent =
+            state.verifications.iter().filter(|v| v.user_id == user && v.purpose == purpose && v.created_at >= since);
+        let (issued, failures) = recent.fold((0, 0), |(i, f), v| (i + 1, f + v.attempts));
+        Ok(crate::ports::verifications::RecentActivity { issued, failures })
+    }
+
     async fn record_failed_attempt(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
         let mut state = self.0.lock().unwrap();
         Ok(state
@@ -530,7 +543,12 @@ impl OutboxStore for InMemoryStore {
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
-    async fn create(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        refresh: &NewRefreshToken,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError> {
         let mut state = self.0.lock().unwrap();
         if !state.users.iter().any(|u| u.user.id == session.user_id) {
             return Err(StoreError::Internal("session for an unknown user".into()));
@@ -540,6 +558,7 @@ impl SessionRepository for InMemoryStore {
             refresh.hash,
             RefreshRow { session_id: session.id, expires_at: refresh.expires_at, rotated: false },
         );
+        state.enqueue(outbox);
         Ok(())
     }
 
@@ -547,6 +566,7 @@ impl SessionRepository for InMemoryStore {
         &self,
         presented: &TokenHash,
         next: &NewRefreshToken,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError> {
         let mut state = self.0.lock().unwrap();
@@ -562,19 +582,46 @@ impl SessionRepository for InMemoryStore {
         if !session.is_active(now) {
             return Ok(Rotation::SessionEnded);
         }
+        let expires_at = next.expires_at.min(session.absolute_expires_at);
         session.last_used_at = now;
-        session.expires_at = next.expires_at;
+        session.expires_at = expires_at;
+        if client.ip.is_some() {
+            session.client.ip.clone_from(&client.ip);
+        }
+        if client.user_agent.is_some() {
+            session.client.user_agent.clone_from(&client.user_agent);
+        }
         let session = session.clone();
         if let Some(row) = state.tokens.get_mut(presented) {
             row.rotated = true;
         }
-        state.tokens.insert(next.hash, RefreshRow { session_id, expires_at: next.expires_at, rotated: false });
+        state.tokens.insert(next.hash, RefreshRow { session_id, expires_at, rotated: false });
         Ok(Rotation::Rotated(session))
     }
 
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         let state = self.0.lock().unwrap();
         Ok(state.tokens.get(hash).and_then(|row| state.sessions.get(&row.session_id)).cloned())
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.0.lock().unwrap().sessions.get(&id).cloned())
+    }
+
+    async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+        let state = self.0.lock().unwrap();
+        let mut live: Vec<Session> =
+            state.sessions.values().filter(|s| s.user_id == user && s.is_active(now)).cloned().collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(live)
+    }
+
+    async fn seen_device(&self, user: UserId, client: &ClientInfo) -> Result<bool, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state
+            .sessions
+            .values()
+            .any(|s| s.user_id == user && s.client.ip == client.ip && s.client.user_agent == client.user_agent))
     }
 
     async fn revoke(
@@ -590,9 +637,28 @@ impl SessionRepository for InMemoryStore {
         }))
     }
 
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        Ok(self.0.lock().unwrap().revoke_user_sessions(user, keep, reason, now))
+    }
+
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
         let state = self.0.lock().unwrap();
         Ok(state.sessions.values().filter(|s| s.revoked_at.is_some_and(|r| r >= since)).cloned().collect())
+    }
+
+    async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let before = state.sessions.len();
+        state.sessions.retain(|_, s| s.expires_at >= ended_before && s.revoked_at.is_none_or(|r| r >= ended_before));
+        let kept: Vec<SessionId> = state.sessions.keys().copied().collect();
+        state.tokens.retain(|_, t| kept.contains(&t.session_id));
+        Ok((before - state.sessions.len()) as u64)
     }
 }
 
@@ -769,7 +835,7 @@ impl MfaRepository for InMemoryStore {
         Ok(state
             .challenges
             .iter_mut()
-            .find(|c| c.id == id && c.is_live(now))
+            .find(|c| c.id == id && c.consumed_at.is_none() && now < c.expires_at)
             .map(|c| c.consumed_at = Some(now))
             .is_some())
     }

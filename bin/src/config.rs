@@ -48,6 +48,12 @@ pub struct Config {
     pub audience: String,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// The absolute life of a session, however active.
+    pub session_lifetime: Duration,
+    /// Proxies whose `x-forwarded-for` / `x-real-ip` are believed (IPs or CIDRs).
+    pub trusted_proxies: Vec<String>,
+    /// How often ended sessions are deleted.
+    pub session_prune_interval: Duration,
     /// Concurrent argon2 computations; each holds 19 MiB.
     pub password_hash_concurrency: usize,
     pub health_interval: Duration,
@@ -100,6 +106,9 @@ impl Default for Config {
             audience: "gatehouse".to_owned(),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            session_lifetime: Duration::from_secs(90 * 24 * 3600),
+            trusted_proxies: Vec::new(),
+            session_prune_interval: Duration::from_secs(3600),
             password_hash_concurrency: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             health_interval: Duration::from_secs(5),
             denylist_resync_interval: Duration::from_secs(10),
@@ -411,6 +420,27 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        flag: "--session-lifetime",
+        env: "GATEHOUSE_SESSION_LIFETIME",
+        help: "absolute life of a session [90d]",
+        apply: |c, n, v| duration(n, v).map(|x| c.session_lifetime = x),
+    },
+    Setting {
+        flag: "--trusted-proxies",
+        env: "GATEHOUSE_TRUSTED_PROXIES",
+        help: "comma-separated proxy IPs/CIDRs whose x-forwarded-for is believed []",
+        apply: |c, _, v| {
+            c.trusted_proxies = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            Ok(())
+        },
+    },
+    Setting {
+        flag: "--session-prune-interval",
+        env: "GATEHOUSE_SESSION_PRUNE_INTERVAL",
+        help: "how often ended sessions are deleted [1h]",
+        apply: |c, n, v| duration(n, v).map(|x| c.session_prune_interval = x),
+    },
+    Setting {
         flag: "--log-format",
         env: "GATEHOUSE_LOG_FORMAT",
         help: "text or json [text]",
@@ -471,6 +501,7 @@ impl Config {
         let week = Duration::from_secs(7 * 86_400);
         bounded("GATEHOUSE_ACCESS_TOKEN_TTL", self.access_token_ttl, MAX_ACCESS_TTL)?;
         bounded("GATEHOUSE_REFRESH_TOKEN_TTL", self.refresh_token_ttl, MAX_LONG_TTL)?;
+        bounded("GATEHOUSE_SESSION_LIFETIME", self.session_lifetime, MAX_LONG_TTL)?;
         bounded("GATEHOUSE_VERIFY_EMAIL_TTL", self.verify_email_ttl, MAX_LONG_TTL)?;
         bounded("GATEHOUSE_RESET_PASSWORD_TTL", self.reset_password_ttl, MAX_LONG_TTL)?;
         bounded("GATEHOUSE_OUTBOX_RETENTION", self.outbox_retention, MAX_LONG_TTL)?;
@@ -484,6 +515,7 @@ impl Config {
             ("GATEHOUSE_DENYLIST_RESYNC_INTERVAL", self.denylist_resync_interval),
             ("GATEHOUSE_OUTBOX_POLL_INTERVAL", self.outbox_poll_interval),
             ("GATEHOUSE_OUTBOX_MAX_BACKOFF", self.outbox_max_backoff),
+            ("GATEHOUSE_SESSION_PRUNE_INTERVAL", self.session_prune_interval),
         ] {
             bounded(name, d, week)?;
         }

@@ -52,10 +52,24 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
         }
     });
     let relay = tokio::spawn(relay_outbox(app.relay, app.outbox_poll_interval));
+    let prune = tokio::spawn(prune_sessions(app.prune_sessions, app.session_prune_interval));
     let result = app.grpc.serve(listener, shutdown).await;
     resync.abort();
     relay.abort();
+    prune.abort();
     Ok(result?)
+}
+
+/// Deletes ended sessions every `interval`, for as long as the server runs.
+async fn prune_sessions(prune: gatehouse_application::sessions::PruneSessions, interval: std::time::Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = prune.execute().await {
+            tracing::warn!(%error, "session pruning failed; will retry");
+        }
+    }
 }
 
 /// How often sent outbox rows past their retention are deleted.

@@ -16,7 +16,7 @@ use gatehouse_application::auth::{
     GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshTokens, RequestVerification, ResetPassword,
     SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
 };
-use gatehouse_application::events::{EventFactory, RelayOutbox, RelaySettings};
+use gatehouse_application::events::{EventFactory, OpeningPublisher, RelayOutbox, RelaySettings, SealingEncoder};
 use gatehouse_application::mfa::{
     ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, ListFactors, MfaDeps, MfaGate,
     RegenerateBackupCodes, RemoveFactor, SendMfaCode, VerifyMfa,
@@ -25,13 +25,15 @@ use gatehouse_application::ports::clock::Clock;
 use gatehouse_application::ports::denylist::Denylist;
 use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
+use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
+use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession, SessionDeps};
 use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
-use gatehouse_grpc::{AuthApi, GrpcServer, MfaApi, TokenApi, UserApi};
+use gatehouse_grpc::{AuthApi, ClientIpPolicy, GrpcServer, IpNet, MfaApi, SessionApi, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
@@ -52,6 +54,9 @@ pub struct App {
     /// Publishes the outbox; run in a loop next to the server.
     pub relay: RelayOutbox,
     pub outbox_poll_interval: Duration,
+    /// Deletes ended sessions; run every prune interval.
+    pub prune_sessions: PruneSessions,
+    pub session_prune_interval: Duration,
 }
 
 /// Creates the data directory readable by its owner only: it holds the
@@ -106,10 +111,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     };
     // Events go to the broker when one is configured. The publisher connects
     // on demand, so the server starts (and requests succeed) while it is down.
-    let publisher: Arc<dyn EventPublisher> = match &config.amqp_url {
+    let broker: Arc<dyn EventPublisher> = match &config.amqp_url {
         Some(url) => Arc::new(RabbitPublisher::new(url, &config.amqp_exchange, config.amqp_timeout)),
         None => Arc::new(LogPublisher),
     };
+    // Outbox payloads carry link tokens and codes: sealed at rest, opened
+    // by the relay just before publishing.
+    let secrets: Arc<dyn SecretBox> = Arc::new(load_secret_box(config)?);
+    let publisher: Arc<dyn EventPublisher> = Arc::new(OpeningPublisher::new(broker, secrets.clone()));
     let keys = Arc::new(load_keys(config)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
@@ -121,18 +130,27 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let settings = TokenSettings {
         access_ttl: to_delta(config.access_token_ttl)?,
         refresh_ttl: to_delta(config.refresh_token_ttl)?,
+        session_lifetime: to_delta(config.session_lifetime)?,
     };
+    let client_ip = ClientIpPolicy::new(
+        config
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse::<IpNet>().with_context(|| format!("GATEHOUSE_TRUSTED_PROXIES: {p:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    );
     let verification_settings = VerificationSettings {
         public_url: config.public_url.clone(),
         verify_email_ttl: to_delta(config.verify_email_ttl)?,
         reset_password_ttl: to_delta(config.reset_password_ttl)?,
         max_code_attempts: config.max_code_attempts,
-        require_verified_email: config.require_verified_email,
+        ..VerificationSettings::default()
     };
 
-    let events = EventFactory::new(Arc::new(ProtoEventEncoder), rng.clone());
-    let issuer = VerificationIssuer::new(rng.clone(), events.clone(), verification_settings);
-    let redeemer = Redeemer::new(verifications.clone());
+    let encoder = SealingEncoder::new(Arc::new(ProtoEventEncoder), secrets.clone());
+    let events = EventFactory::new(Arc::new(encoder), rng.clone());
+    let issuer = VerificationIssuer::new(rng.clone(), events.clone(), verification_settings.clone());
+    let redeemer = Redeemer::new(verifications.clone(), verification_settings.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
     let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
@@ -141,7 +159,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         users: users.clone(),
         hasher: hasher.clone(),
         totp: Arc::new(TotpRs),
-        secrets: Arc::new(load_secret_box(config)?),
+        secrets,
         events,
         rng: rng.clone(),
         clock: clock.clone(),
@@ -168,6 +186,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         verify_email: VerifyEmail::new(redeemer.clone(), clock.clone()),
         request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
         reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
+        client_ip: client_ip.clone(),
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
         verify_mfa: VerifyMfa::new(mfa_deps.clone(), sessions.clone(), minter),
     };
@@ -192,6 +211,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         set_primary_email: SetPrimaryEmail::new(deps.clone()),
         delete_me: DeleteMe::new(deps),
     };
+    let session_deps =
+        SessionDeps { sessions: sessions.clone(), revoker: revoker.clone(), clock: clock.clone(), settings };
+    let session_api = SessionApi {
+        validate: validate.clone(),
+        list: ListSessions::new(session_deps.clone()),
+        revoke: RevokeSession::new(session_deps.clone()),
+        revoke_others: RevokeOtherSessions::new(session_deps.clone()),
+    };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,
@@ -201,11 +228,13 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 
     let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
     Ok(App {
-        grpc: GrpcServer::new(auth, token, user, mfa, probes, config.health_interval),
+        grpc: GrpcServer::new(auth, token, user, mfa, session_api, client_ip, probes, config.health_interval),
         rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
         relay: RelayOutbox::new(outbox, publisher, clock, relay_settings),
         outbox_poll_interval: config.outbox_poll_interval,
+        prune_sessions: PruneSessions::new(session_deps),
+        session_prune_interval: config.session_prune_interval,
     })
 }
 

@@ -13,6 +13,7 @@ pub use sea_orm_migration::MigratorTrait;
 mod m20261124_000001_create_auth_tables;
 mod m20261124_000002_create_verifications_and_outbox;
 mod m20261124_000003_create_mfa_tables;
+mod m20261124_000004_session_lifetimes;
 
 /// The ordered list of Gatehouse migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_auth_tables::Migration),
             Box::new(m20261124_000002_create_verifications_and_outbox::Migration),
             Box::new(m20261124_000003_create_mfa_tables::Migration),
+            Box::new(m20261124_000004_session_lifetimes::Migration),
         ]
     }
 }

@@ -56,6 +56,8 @@ pub enum Event {
     BackupCodeUsed { user_id: UserId, email: Option<EmailAddress>, remaining: u32 },
     /// Audit: new backup codes replaced the old ones.
     BackupCodesRegenerated { user_id: UserId, email: Option<EmailAddress> },
+    /// A login from a device or address this account has not used before.
+    LoginNotice { user_id: UserId, email: EmailAddress, ip: Option<String>, device: String, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -73,6 +75,7 @@ impl Event {
             Self::MfaFactorRemoved { .. } => "audit.mfa_factor_removed",
             Self::BackupCodeUsed { .. } => "audit.backup_code_used",
             Self::BackupCodesRegenerated { .. } => "audit.backup_codes_regenerated",
+            Self::LoginNotice { .. } => "email.login_notice",
         }
     }
 
@@ -88,7 +91,8 @@ impl Event {
             | Self::MfaFactorAdded { user_id, .. }
             | Self::MfaFactorRemoved { user_id, .. }
             | Self::BackupCodeUsed { user_id, .. }
-            | Self::BackupCodesRegenerated { user_id, .. } => *user_id,
+            | Self::BackupCodesRegenerated { user_id, .. }
+            | Self::LoginNotice { user_id, .. } => *user_id,
         }
     }
 }

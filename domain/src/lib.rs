@@ -23,7 +23,7 @@ pub use ids::{SessionId, TokenId, UserId};
 pub use mfa::{Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, SealedSecret};
 pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
-pub use session::{ClientInfo, RevokeReason, Session};
+pub use session::{ClientInfo, RevokeReason, Session, describe_device};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
 pub use user::{Account, DisplayName, DisplayNameError, LoginEmail, User};
 pub use verification::{CodeError, OneTimeCode, Purpose, Verification};

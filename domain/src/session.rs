@@ -46,6 +46,8 @@ pub enum RevokeReason {
     PasswordReset,
     /// The account was deleted.
     AccountDeleted,
+    /// The user ended it from another session (`RevokeSession`, `RevokeOtherSessions`).
+    RevokedByUser,
 }
 
 impl RevokeReason {
@@ -58,6 +60,7 @@ impl RevokeReason {
             Self::PasswordChanged => "password_changed",
             Self::PasswordReset => "password_reset",
             Self::AccountDeleted => "account_deleted",
+            Self::RevokedByUser => "revoked_by_user",
         }
     }
 
@@ -70,6 +73,7 @@ impl RevokeReason {
             "password_changed" => Some(Self::PasswordChanged),
             "password_reset" => Some(Self::PasswordReset),
             "account_deleted" => Some(Self::AccountDeleted),
+            "revoked_by_user" => Some(Self::RevokedByUser),
             _ => None,
         }
     }
@@ -83,10 +87,54 @@ pub struct Session {
     pub created_at: DateTime<Utc>,
     /// The last time a token pair was issued for this session (login or refresh).
     pub last_used_at: DateTime<Utc>,
-    /// When the current refresh token, and so the session, expires.
+    /// When the current refresh token, and so the session, expires: the idle
+    /// timeout, moved forward by every refresh, never past `absolute_expires_at`.
     pub expires_at: DateTime<Utc>,
+    /// The absolute end of the session, however active: re-login after it.
+    pub absolute_expires_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub client: ClientInfo,
+}
+
+/// A short description of the device behind a user agent, for a session
+/// list: `Firefox on Linux`, `Safari on iPhone`, `grpcurl`.
+#[must_use]
+pub fn describe_device(user_agent: Option<&str>) -> String {
+    let Some(ua) = user_agent.filter(|ua| !ua.trim().is_empty()) else { return "unknown device".to_owned() };
+    let lower = ua.to_ascii_lowercase();
+    let browser = [
+        ("edg/", "Edge"),
+        ("opr/", "Opera"),
+        ("firefox/", "Firefox"),
+        ("chrome/", "Chrome"),
+        ("safari/", "Safari"),
+        ("grpcurl", "grpcurl"),
+        ("grpc-", "gRPC client"),
+        ("tonic/", "gRPC client"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(needle, _)| lower.contains(needle))
+    .map(|(_, name)| *name);
+    let os = [
+        ("iphone", "iPhone"),
+        ("ipad", "iPad"),
+        ("android", "Android"),
+        ("windows", "Windows"),
+        ("mac os x", "macOS"),
+        ("macintosh", "macOS"),
+        ("cros", "ChromeOS"),
+        ("linux", "Linux"),
+    ]
+    .iter()
+    .find(|(needle, _)| lower.contains(needle))
+    .map(|(_, name)| *name);
+    match (browser, os) {
+        (Some(b), Some(o)) => format!("{b} on {o}"),
+        (Some(b), None) => b.to_owned(),
+        (None, Some(o)) => o.to_owned(),
+        (None, None) => ua.split(['/', ' ']).next().unwrap_or("unknown device").chars().take(40).collect(),
+    }
 }
 
 impl Session {
@@ -110,6 +158,7 @@ mod tests {
             created_at: now,
             last_used_at: now,
             expires_at: now + TimeDelta::days(30),
+            absolute_expires_at: now + TimeDelta::days(90),
             revoked_at: None,
             client: ClientInfo::default(),
         }
@@ -135,6 +184,17 @@ mod tests {
     }
 
     #[test]
+    fn devices_are_described_briefly() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        assert_eq!(describe_device(Some(firefox)), "Firefox on Linux");
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(describe_device(Some(iphone)), "Safari on iPhone");
+        assert_eq!(describe_device(Some("grpcurl/v1.8.6 grpc-go/1.44.1-dev")), "grpcurl");
+        assert_eq!(describe_device(Some("ExampleBrowser/7.1")), "ExampleBrowser");
+        assert_eq!(describe_device(None), "unknown device");
+    }
+
+    #[test]
     fn revoke_reason_text_round_trips() {
         for r in [
             RevokeReason::Logout,
@@ -142,6 +202,7 @@ mod tests {
             RevokeReason::PasswordChanged,
             RevokeReason::PasswordReset,
             RevokeReason::AccountDeleted,
+            RevokeReason::RevokedByUser,
         ] {
             assert_eq!(RevokeReason::parse(r.as_str()), Some(r));
         }

@@ -17,6 +17,7 @@ const MFA_FACTOR_ADDED: &str = "audit.mfa_factor_added";
 const MFA_FACTOR_REMOVED: &str = "audit.mfa_factor_removed";
 const BACKUP_CODE_USED: &str = "audit.backup_code_used";
 const BACKUP_CODES_REGENERATED: &str = "audit.backup_codes_regenerated";
+const LOGIN_NOTICE: &str = "email.login_notice";
 
 /// A decoded event: its `gatehouse.events.v1` message. `Debug` redacts the
 /// link tokens, codes and links.
@@ -37,6 +38,7 @@ pub enum DecodedEvent {
     MfaFactorRemoved(pb::MfaFactorRemoved),
     BackupCodeUsed(pb::BackupCodeUsed),
     BackupCodesRegenerated(pb::BackupCodesRegenerated),
+    LoginNotice(pb::LoginNotice),
 }
 
 impl DecodedEvent {
@@ -54,6 +56,7 @@ impl DecodedEvent {
             Self::MfaFactorRemoved(_) => MFA_FACTOR_REMOVED,
             Self::BackupCodeUsed(_) => BACKUP_CODE_USED,
             Self::BackupCodesRegenerated(_) => BACKUP_CODES_REGENERATED,
+            Self::LoginNotice(_) => LOGIN_NOTICE,
         }
     }
 
@@ -70,6 +73,7 @@ impl DecodedEvent {
             Self::MfaFactorRemoved(m) => &m.event_id,
             Self::BackupCodeUsed(m) => &m.event_id,
             Self::BackupCodesRegenerated(m) => &m.event_id,
+            Self::LoginNotice(m) => &m.event_id,
         }
     }
 
@@ -89,6 +93,7 @@ impl DecodedEvent {
             Self::MfaFactorRemoved(m) => &m.email,
             Self::BackupCodeUsed(m) => &m.email,
             Self::BackupCodesRegenerated(m) => &m.email,
+            Self::LoginNotice(m) => &m.email,
         }
     }
 }
@@ -128,6 +133,7 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeEr
         MFA_FACTOR_REMOVED => parse(MFA_FACTOR_REMOVED, payload).map(DecodedEvent::MfaFactorRemoved),
         BACKUP_CODE_USED => parse(BACKUP_CODE_USED, payload).map(DecodedEvent::BackupCodeUsed),
         BACKUP_CODES_REGENERATED => parse(BACKUP_CODES_REGENERATED, payload).map(DecodedEvent::BackupCodesRegenerated),
+        LOGIN_NOTICE => parse(LOGIN_NOTICE, payload).map(DecodedEvent::LoginNotice),
         other => Err(DecodeError::UnknownType(other.to_owned())),
     }
 }

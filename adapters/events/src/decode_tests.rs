@@ -294,6 +294,51 @@ fn backup_codes_regenerated_round_trips_with_every_field() {
 }
 
 #[test]
+fn login_notice_round_trips_to_the_primary_address() {
+    let user_id = user();
+    let (envelope, message) = encode(Event::LoginNotice {
+        user_id,
+        email: email("ann@example.com"),
+        ip: Some("2001:db8::7".into()),
+        device: "Safari on iPhone".into(),
+        at: at() - TimeDelta::seconds(1),
+    });
+
+    assert_eq!(message.event_type, "email.login_notice");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::LoginNotice(pb::LoginNotice {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            ip: "2001:db8::7".into(),
+            device: "Safari on iPhone".into(),
+            at: ts(at() - TimeDelta::seconds(1)),
+        })
+    );
+    assert_eq!(decoded.recipient(), "ann@example.com");
+    assert_eq!(decoded.event_id(), envelope.id.to_string());
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn login_notice_without_an_address_has_an_empty_ip() {
+    let (_, message) = encode(Event::LoginNotice {
+        user_id: user(),
+        email: email("ann@example.com"),
+        ip: None,
+        device: "unknown device".into(),
+        at: at(),
+    });
+    let DecodedEvent::LoginNotice(m) = decode(&message.event_type, &message.payload).unwrap() else {
+        panic!("a login notice expected")
+    };
+    assert_eq!(m.ip, "");
+}
+
+#[test]
 fn unknown_event_type_is_a_decode_error() {
     let (_, message) = encode(Event::PasswordChanged { user_id: user(), email: email("cy@example.com") });
     let err = decode("email.nonexistent", &message.payload).unwrap_err();

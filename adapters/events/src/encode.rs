@@ -104,6 +104,16 @@ impl EventEncoder for ProtoEventEncoder {
                 pb::BackupCodesRegenerated { event_id, occurred_at, user_id, email: address(email.as_ref()) }
                     .encode_to_vec()
             }
+            Event::LoginNotice { email, ip, device, at, .. } => pb::LoginNotice {
+                event_id,
+                occurred_at,
+                user_id,
+                email: email.as_str().to_owned(),
+                ip: ip.clone().unwrap_or_default(),
+                device: device.clone(),
+                at: Some(timestamp(*at)),
+            }
+            .encode_to_vec(),
         };
         OutboxMessage {
             id: envelope.id,

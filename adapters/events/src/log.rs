@@ -74,6 +74,17 @@ impl EventPublisher for LogPublisher {
             Ok(DecodedEvent::BackupCodesRegenerated(m)) => {
                 tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, "event (embedded mode, not sent)");
             }
+            Ok(DecodedEvent::LoginNotice(m)) => {
+                tracing::info!(
+                    event_type,
+                    %event_id,
+                    user_id = %m.user_id,
+                    recipient = %m.email,
+                    ip = %m.ip,
+                    device = %m.device,
+                    "event (embedded mode, not sent)"
+                );
+            }
             Err(error) => {
                 tracing::warn!(event_type, %event_id, payload_len = message.payload.len(), %error, "event (embedded mode, not sent; payload not decoded)");
             }
@@ -265,7 +276,14 @@ mod tests {
             }),
             encode(Event::MfaFactorRemoved { user_id, email: None, factor_id: Uuid::now_v7(), kind: FactorKind::Sms }),
             encode(Event::BackupCodeUsed { user_id, email: Some(email.clone()), remaining: 7 }),
-            encode(Event::BackupCodesRegenerated { user_id, email: Some(email) }),
+            encode(Event::BackupCodesRegenerated { user_id, email: Some(email.clone()) }),
+            encode(Event::LoginNotice {
+                user_id,
+                email,
+                ip: Some("203.0.113.7".into()),
+                device: "Firefox on Linux".into(),
+                at: DateTime::UNIX_EPOCH,
+            }),
             unknown,
         ];
         let lines = log_of(&messages).await;
@@ -275,6 +293,7 @@ mod tests {
         }
         assert!(lines[2].contains("totp"), "{}", lines[2]);
         assert!(lines[4].contains("remaining=7"), "{}", lines[4]);
+        assert!(lines[6].contains("203.0.113.7") && lines[6].contains("Firefox on Linux"), "{}", lines[6]);
         let last = lines.last().unwrap();
         assert!(last.contains("audit.something_new") && last.contains("WARN"), "{last}");
     }

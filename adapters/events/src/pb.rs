@@ -131,6 +131,20 @@ impl fmt::Debug for BackupCodesRegenerated {
     }
 }
 
+impl fmt::Debug for LoginNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginNotice")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("ip", &self.ip)
+            .field("device", &self.device)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

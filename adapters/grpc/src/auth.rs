@@ -10,7 +10,8 @@ use gatehouse_application::mfa::{SendMfaCode, VerifyMfa};
 use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
 use tonic::{Request, Response, Status};
 
-use crate::caller::{bearer_token, client_info, short_enough};
+use crate::caller::{bearer_token, short_enough};
+use crate::client_ip::ClientIpPolicy;
 use crate::error::{status, status_with_code_field};
 use crate::factors::{challenge, mfa_proof};
 use crate::fields::{Fields, parsed};
@@ -34,6 +35,8 @@ pub struct AuthApi {
     /// Serves both `ResendVerification` and `RequestPasswordReset`.
     pub request_verification: RequestVerification,
     pub reset_password: ResetPassword,
+    /// Finds the client's address (login, refresh) behind trusted proxies.
+    pub client_ip: ClientIpPolicy,
 }
 
 fn token_pair(pair: TokenPair) -> pb::TokenPair {
@@ -61,7 +64,7 @@ impl AuthApi {
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<pb::LoginResponse, AppError> {
-        let client = client_info(&request);
+        let client = self.client_ip.client_info(&request);
         let req = request.into_inner();
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
@@ -101,11 +104,12 @@ impl AuthApi {
     }
 
     async fn refresh(&self, request: Request<pb::RefreshTokenRequest>) -> Result<pb::RefreshTokenResponse, AppError> {
+        let client = self.client_ip.client_info(&request);
         let req = request.into_inner();
         let mut fields = Fields::default();
         let token = fields.required("refresh_token", &req.refresh_token, MAX_REFRESH_TOKEN_BYTES);
         let (token,) = parsed!(fields, token);
-        let pair = self.refresh.execute(&RefreshToken::new(token.to_owned())).await?;
+        let pair = self.refresh.execute(&RefreshToken::new(token.to_owned()), &client).await?;
         Ok(pb::RefreshTokenResponse { tokens: Some(token_pair(pair)) })
     }
 

@@ -1,9 +1,9 @@
-//! What a request says about its caller: the Bearer token (and the user it
-//! authenticates) and the client's user agent and address.
+//! What a request says about its caller: the Bearer token and the user it
+//! authenticates. (The client's address is [`crate::ClientIpPolicy`]'s.)
 
 use gatehouse_application::auth::ValidateToken;
 use gatehouse_application::{AppError, TokenRejection};
-use gatehouse_domain::{AccessClaims, ClientInfo};
+use gatehouse_domain::AccessClaims;
 use tonic::Request;
 use tonic::metadata::MetadataMap;
 
@@ -41,13 +41,6 @@ pub(crate) fn bearer_token(metadata: &MetadataMap) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The client's user agent and IP address (the TCP peer).
-pub(crate) fn client_info<T>(request: &Request<T>) -> ClientInfo {
-    let user_agent = request.metadata().get("user-agent").and_then(|v| v.to_str().ok());
-    let ip = request.remote_addr().map(|addr| addr.ip().to_canonical().to_string());
-    ClientInfo::new(user_agent, ip)
 }
 
 #[cfg(test)]

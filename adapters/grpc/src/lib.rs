@@ -9,6 +9,7 @@
 
 mod auth;
 mod caller;
+mod client_ip;
 pub mod error;
 mod factors;
 mod fields;
@@ -16,12 +17,15 @@ mod mfa;
 mod profile;
 mod proof;
 mod server;
+mod session;
 mod token;
 mod user;
 
 pub use auth::AuthApi;
+pub use client_ip::{ClientIpPolicy, IpNet, IpNetError};
 pub use mfa::MfaApi;
 pub use server::{GrpcServer, ServeError};
+pub use session::SessionApi;
 pub use token::TokenApi;
 pub use user::UserApi;
 
@@ -57,6 +61,7 @@ mod tests {
         for name in [
             "gatehouse/v1/auth.proto",
             "gatehouse/v1/mfa.proto",
+            "gatehouse/v1/session.proto",
             "gatehouse/v1/token.proto",
             "gatehouse/v1/user.proto",
             "google/protobuf/field_mask.proto",

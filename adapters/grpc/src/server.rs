@@ -14,9 +14,10 @@ use tonic_health::server::HealthReporter;
 
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::mfa_service_server::MfaServiceServer;
+use crate::pb::session_service_server::SessionServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
-use crate::{AuthApi, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, TokenApi, UserApi};
+use crate::{AuthApi, ClientIpPolicy, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, SessionApi, TokenApi, UserApi};
 
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +30,13 @@ pub enum ServeError {
 
 /// Names under which `grpc.health.v1` reports status: the whole server
 /// (empty name) and each service.
-const HEALTH_NAMES: [&str; 5] = [
+const HEALTH_NAMES: [&str; 6] = [
     "",
     "gatehouse.v1.AuthService",
     "gatehouse.v1.TokenService",
     "gatehouse.v1.UserService",
     "gatehouse.v1.MfaService",
+    "gatehouse.v1.SessionService",
 ];
 
 /// Everything the gRPC side needs to serve.
@@ -44,6 +46,7 @@ pub struct GrpcServer {
     token: TokenApi,
     user: UserApi,
     mfa: MfaApi,
+    sessions: SessionApi,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
 }
@@ -55,17 +58,24 @@ impl std::fmt::Debug for GrpcServer {
 }
 
 impl GrpcServer {
-    /// `probes` decide the health status: SERVING only while every one answers.
+    /// `client_ip` is the one policy for finding a client's address behind
+    /// trusted proxies: it replaces `auth.client_ip`, so every service sees
+    /// the same. `probes` decide the health status: SERVING only while every
+    /// one answers.
     #[must_use]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        auth: AuthApi,
+        mut auth: AuthApi,
         token: TokenApi,
         user: UserApi,
         mfa: MfaApi,
+        sessions: SessionApi,
+        client_ip: ClientIpPolicy,
         probes: Vec<Arc<dyn Probe>>,
         health_interval: Duration,
     ) -> Self {
-        Self { auth, token, user, mfa, probes, health_interval }
+        auth.client_ip = client_ip;
+        Self { auth, token, user, mfa, sessions, probes, health_interval }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -92,6 +102,7 @@ impl GrpcServer {
             .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(SessionServiceServer::new(self.sessions).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServeError::Transport(e.to_string()));

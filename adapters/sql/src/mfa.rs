@@ -331,7 +331,6 @@ impl MfaRepository for SqlMfaRepository {
             .filter(mfa_challenge::Column::Id.eq(id))
             .filter(mfa_challenge::Column::ConsumedAt.is_null())
             .filter(mfa_challenge::Column::ExpiresAt.gt(now))
-            .filter(Expr::col(mfa_challenge::Column::Attempts).lt(Expr::col(mfa_challenge::Column::MaxAttempts)))
             .exec(&self.conn)
             .await
             .map_err(store_error)?;

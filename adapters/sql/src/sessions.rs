@@ -8,20 +8,33 @@
 //! its write lock at that first statement, where the busy timeout still
 //! applies; a transaction that read first would have to upgrade a stale read
 //! snapshot and fail at once with "database is locked".
+//!
+//! The session then moves with the new token in one guarded `UPDATE …
+//! RETURNING *`: its new `expires_at` is the earlier of the new token's
+//! expiry and `absolute_expires_at` (a `CASE` in SQL, so it works the same
+//! on both backends), its client data is replaced only by values the client
+//! sent, and the row it returns is both the stored truth and the capped
+//! expiry the new token is stored with. Every other changing method is a
+//! single statement, or (`create`, `revoke_all`) a transaction that writes
+//! from its first statement on.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError};
 use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, UpdateStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait, TransactionTrait,
+    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
 };
+use uuid::Uuid;
 
 use crate::database::Database;
 use crate::entity::{refresh_token, session};
-use crate::error::{abandon, store_error};
+use crate::error::store_error;
+use crate::outbox::insert_outbox;
+use crate::transaction::{Decision, begin, finish};
 
 /// Sessions and their refresh-token chains in SQL.
 #[derive(Debug, Clone)]
@@ -39,55 +52,98 @@ impl SqlSessionRepository {
 
 #[async_trait]
 impl SessionRepository for SqlSessionRepository {
-    async fn create(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
+    async fn create(
+        &self,
+        session: &Session,
+        refresh: &NewRefreshToken,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError> {
         let row = session::ActiveModel {
             id: Set(*session.id.as_uuid()),
             user_id: Set(*session.user_id.as_uuid()),
             created_at: Set(session.created_at),
             last_used_at: Set(session.last_used_at),
             expires_at: Set(session.expires_at),
+            absolute_expires_at: Set(session.absolute_expires_at),
             revoked_at: Set(session.revoked_at),
             revoke_reason: Set(None),
             user_agent: Set(session.client.user_agent.clone()),
             client_ip: Set(session.client.ip.clone()),
         };
-        let token = token_row(session.id, refresh);
-        let txn = self.conn.begin().await.map_err(store_error)?;
-        let inserted = async {
+        let token = token_row(session.id, refresh, refresh.expires_at);
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
             session::Entity::insert(row).exec_without_returning(&txn).await?;
-            refresh_token::Entity::insert(token).exec_without_returning(&txn).await
+            refresh_token::Entity::insert(token).exec_without_returning(&txn).await?;
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(()))
         }
         .await;
-        match inserted {
-            Ok(_) => txn.commit().await.map_err(store_error),
-            Err(err) => Err(abandon(txn, err).await),
-        }
+        finish(txn, outcome).await
     }
 
     async fn rotate_refresh_token(
         &self,
         presented: &TokenHash,
         next: &NewRefreshToken,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError> {
-        let txn = self.conn.begin().await.map_err(store_error)?;
-        match rotate_in(&txn, presented, next, now).await {
-            Ok(rotation @ Rotation::Rotated(_)) => {
-                txn.commit().await.map_err(store_error)?;
-                Ok(rotation)
-            }
+        let txn = begin(&self.conn).await?;
+        let outcome = rotate_in(&txn, presented, next, client, now).await.map(|rotation| match rotation {
+            Rotation::Rotated(_) => Decision::Commit(rotation),
             // Nothing may change when the token is not rotated: undo the
             // retirement of a token whose session has ended.
-            Ok(other) => {
-                txn.rollback().await.map_err(store_error)?;
-                Ok(other)
-            }
-            Err(err) => Err(abandon(txn, err).await),
-        }
+            other => Decision::Rollback(other),
+        });
+        finish(txn, outcome).await
     }
 
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         session_of_token(&self.conn, hash).await.map(|s| s.map(to_domain)).map_err(store_error)
+    }
+
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let found = session::Entity::find_by_id(*id.as_uuid()).one(&self.conn).await.map_err(store_error)?;
+        Ok(found.map(to_domain))
+    }
+
+    async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(*user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(to_domain).collect())
+    }
+
+    async fn seen_device(&self, user: UserId, client: &ClientInfo) -> Result<bool, StoreError> {
+        // NULL-safe equality, spelled out: a missing value matches only a
+        // missing value (`=` would match nothing against NULL).
+        let same_ip = match &client.ip {
+            Some(ip) => session::Column::ClientIp.eq(ip.as_str()),
+            None => session::Column::ClientIp.is_null(),
+        };
+        let same_agent = match &client.user_agent {
+            Some(ua) => session::Column::UserAgent.eq(ua.as_str()),
+            None => session::Column::UserAgent.is_null(),
+        };
+        let found: Option<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::UserId.eq(*user.as_uuid()))
+            .filter(same_ip)
+            .filter(same_agent)
+            .limit(1)
+            .into_tuple()
+            .one(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(found.is_some())
     }
 
     async fn revoke(
@@ -109,6 +165,18 @@ impl SessionRepository for SqlSessionRepository {
         Ok(found.map(to_domain))
     }
 
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
+        let txn = begin(&self.conn).await?;
+        let outcome = revoke_user_sessions(&txn, user, keep, reason, now).await.map(Decision::Commit);
+        finish(txn, outcome).await
+    }
+
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
         let rows = session::Entity::find()
             .filter(session::Column::RevokedAt.gte(since))
@@ -118,6 +186,16 @@ impl SessionRepository for SqlSessionRepository {
             .map_err(store_error)?;
         Ok(rows.into_iter().map(to_domain).collect())
     }
+
+    async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // One statement; the refresh tokens go with their sessions (ON DELETE CASCADE).
+        let pruned = session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lt(ended_before).or(session::Column::RevokedAt.lt(ended_before)))
+            .exec(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(pruned.rows_affected)
+    }
 }
 
 /// The rotation steps, inside `txn`; the caller commits only on `Rotated`.
@@ -125,18 +203,18 @@ async fn rotate_in(
     txn: &DatabaseTransaction,
     presented: &TokenHash,
     next: &NewRefreshToken,
+    client: &ClientInfo,
     now: DateTime<Utc>,
 ) -> Result<Rotation, DbErr> {
     let presented_bytes = presented.as_bytes().to_vec();
     // The compare-and-swap, and the transaction's first statement (see the module docs).
-    let retired = refresh_token::Entity::update_many()
+    let retire = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
         .filter(refresh_token::Column::TokenHash.eq(presented_bytes.clone()))
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::ExpiresAt.gt(now))
-        .exec(txn)
-        .await?;
-    if retired.rows_affected != 1 {
+        .into_query();
+    let Some(retired) = returning::<refresh_token::Model>(txn, retire).await?.pop() else {
         let row = refresh_token::Entity::find_by_id(presented_bytes).one(txn).await?;
         return Ok(match row {
             None => Rotation::Unknown,
@@ -144,30 +222,51 @@ async fn rotate_in(
             Some(r) if r.expires_at <= now => Rotation::Expired,
             Some(_) => Rotation::Unknown,
         });
-    }
+    };
 
-    let Some(row) = session_of_token(txn, presented).await? else { return Ok(Rotation::Unknown) };
-    let mut session = to_domain(row);
-    if !session.is_active(now) {
-        return Ok(Rotation::SessionEnded);
-    }
-    // Guarded again in the write, so a revocation committed since the read
-    // above still ends the session instead of being overtaken.
-    let extended = session::Entity::update_many()
+    // The session moves with the new token, in one guarded statement: only a
+    // live session (not revoked, before both of its ends) is extended, so a
+    // revocation committed in the meantime still ends it. Its new end is the
+    // earlier of the new token's expiry and its absolute end, and client
+    // data is replaced only by values the client did send.
+    let mut extend = session::Entity::update_many()
         .col_expr(session::Column::LastUsedAt, Expr::value(now))
-        .col_expr(session::Column::ExpiresAt, Expr::value(next.expires_at))
-        .filter(session::Column::Id.eq(*session.id.as_uuid()))
+        .col_expr(
+            session::Column::ExpiresAt,
+            Expr::case(
+                Expr::col(session::Column::AbsoluteExpiresAt).lt(next.expires_at),
+                Expr::col(session::Column::AbsoluteExpiresAt),
+            )
+            .finally(Expr::value(next.expires_at))
+            .into(),
+        )
+        .filter(session::Column::Id.eq(retired.session_id))
         .filter(session::Column::RevokedAt.is_null())
         .filter(session::Column::ExpiresAt.gt(now))
-        .exec(txn)
-        .await?;
-    if extended.rows_affected != 1 {
-        return Ok(Rotation::SessionEnded);
+        .filter(session::Column::AbsoluteExpiresAt.gt(now));
+    if let Some(ip) = &client.ip {
+        extend = extend.col_expr(session::Column::ClientIp, Expr::value(ip.as_str()));
     }
-    refresh_token::Entity::insert(token_row(session.id, next)).exec_without_returning(txn).await?;
-    session.last_used_at = now;
-    session.expires_at = next.expires_at;
+    if let Some(ua) = &client.user_agent {
+        extend = extend.col_expr(session::Column::UserAgent, Expr::value(ua.as_str()));
+    }
+    let Some(extended) = returning::<session::Model>(txn, extend.into_query()).await?.pop() else {
+        return Ok(Rotation::SessionEnded);
+    };
+    let session = to_domain(extended);
+    // The new token ends with the session: never past its absolute end.
+    refresh_token::Entity::insert(token_row(session.id, next, session.expires_at)).exec_without_returning(txn).await?;
     Ok(Rotation::Rotated(session))
+}
+
+/// Runs `update` with `RETURNING *` and reads back the rows it changed, as
+/// they are after the change (in no particular order).
+async fn returning<M: FromQueryResult>(
+    txn: &DatabaseTransaction,
+    mut update: UpdateStatement,
+) -> Result<Vec<M>, DbErr> {
+    update.returning_all();
+    M::find_by_statement(txn.get_database_backend().build(&update)).all(txn).await
 }
 
 /// Revokes every unrevoked session of `user` but `keep`, in one statement,
@@ -187,9 +286,7 @@ pub(crate) async fn revoke_user_sessions(
     if let Some(keep) = keep {
         revoke = revoke.filter(session::Column::Id.ne(*keep.as_uuid()));
     }
-    let mut query = revoke.into_query();
-    query.returning_all();
-    let rows = session::Model::find_by_statement(txn.get_database_backend().build(&query)).all(txn).await?;
+    let rows = returning::<session::Model>(txn, revoke.into_query()).await?;
     let mut revoked: Vec<Session> = rows.into_iter().map(to_domain).collect();
     revoked.sort_by_key(|s| (s.created_at, s.id));
     Ok(revoked)
@@ -203,12 +300,14 @@ async fn session_of_token<C: ConnectionTrait>(conn: &C, hash: &TokenHash) -> Res
         .await
 }
 
-fn token_row(session: SessionId, token: &NewRefreshToken) -> refresh_token::ActiveModel {
+/// The row of `token`, stored with `expires_at` (the token's own expiry, or
+/// the session's end where that comes first).
+fn token_row(session: SessionId, token: &NewRefreshToken, expires_at: DateTime<Utc>) -> refresh_token::ActiveModel {
     refresh_token::ActiveModel {
         token_hash: Set(token.hash.as_bytes().to_vec()),
         session_id: Set(*session.as_uuid()),
         issued_at: Set(token.issued_at),
-        expires_at: Set(token.expires_at),
+        expires_at: Set(expires_at),
         rotated_at: Set(None),
     }
 }
@@ -220,6 +319,7 @@ pub(crate) fn to_domain(row: session::Model) -> Session {
         created_at: row.created_at,
         last_used_at: row.last_used_at,
         expires_at: row.expires_at,
+        absolute_expires_at: row.absolute_expires_at,
         revoked_at: row.revoked_at,
         client: ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
     }

@@ -61,10 +61,11 @@ impl Harness {
         let settings = TokenSettings::default();
         let verification =
             VerificationSettings { public_url: "https://id.example.com/".into(), ..VerificationSettings::default() };
-        let issuer = VerificationIssuer::new(rng.clone(), EventFactory::new(events.clone(), rng.clone()), verification);
+        let issuer =
+            VerificationIssuer::new(rng.clone(), EventFactory::new(events.clone(), rng.clone()), verification.clone());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), settings);
-        let redeemer = Redeemer::new(store.clone());
+        let redeemer = Redeemer::new(store.clone(), verification.clone());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
             login: Login::new(
@@ -413,4 +414,32 @@ fn delete_me_needs_the_password_and_ends_every_session() {
     assert!(matches!(h.claims(&pair), Err(AppError::TokenRevoked)));
     assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
     assert!(matches!(block_on(GetMe::new(h.deps.clone()).execute(user)), Err(AppError::NotFound(_))));
+}
+
+/// OWASP ASVS 5.0 V6.3.1: asking for new codes buys no extra guesses. After
+/// ten wrong codes within the hour, even a fresh reset's right code is refused,
+/// and further requests send nothing.
+#[test]
+fn new_reset_requests_do_not_reset_the_guess_budget() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    for _ in 0..2 {
+        block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+        let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+        for _ in 0..5 {
+            let proof =
+                Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&wrong(&code)).unwrap() };
+            let _ = block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()));
+        }
+    }
+    let before = h.outbox_types().len();
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    assert_eq!(h.outbox_types().len(), before, "throttled: nothing sent");
+    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    let proof = Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() };
+    let r = block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()));
+    assert!(matches!(r, Err(AppError::AttemptsExhausted | AppError::VerificationUsed)), "{r:?}");
+    h.clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
+    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    assert_eq!(h.outbox_types().len(), before + 1, "the budget returns after the window");
 }

@@ -7,10 +7,13 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{ClientInfo, EmailAddress, Password, Session, SessionId, TokenPair, UserId};
+use gatehouse_domain::{
+    ClientInfo, EmailAddress, Event, Password, Session, SessionId, TokenPair, UserId, describe_device,
+};
 
 use crate::auth::minter::TokenMinter;
 use crate::error::AppError;
+use crate::events::EventFactory;
 use crate::ids::new_uuid_v7;
 use crate::mfa::{ChallengeView, MfaGate};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
@@ -25,26 +28,59 @@ pub enum LoginOutcome {
     MfaRequired(ChallengeView),
 }
 
+/// What opening a session needs to tell the user about a new device.
+#[derive(Clone)]
+pub struct LoginNotices {
+    pub users: Arc<dyn UserRepository>,
+    pub events: EventFactory,
+}
+
+impl std::fmt::Debug for LoginNotices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginNotices").finish_non_exhaustive()
+    }
+}
+
 /// Opens a session for `user` and mints its first token pair: the end of a
-/// login, with or without a second factor.
+/// login, with or without a second factor. A login from a device (IP address
+/// and user agent) the account has not used before sends `email.login_notice`
+/// to the primary address, in the same transaction as the new session.
 pub(crate) async fn open_session(
     sessions: &dyn SessionRepository,
     minter: &TokenMinter,
+    notices: &LoginNotices,
     user: UserId,
     client: ClientInfo,
 ) -> Result<TokenPair, AppError> {
     let now = minter.now();
-    let (refresh, record) = minter.new_refresh_token(now);
+    let (refresh, mut record) = minter.new_refresh_token(now);
+    let absolute_expires_at = now + minter.settings().session_lifetime;
+    record.expires_at = record.expires_at.min(absolute_expires_at);
+    let outbox = if sessions.seen_device(user, &client).await? {
+        Vec::new()
+    } else {
+        let primary = notices.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone()));
+        primary
+            .map(|email| {
+                let device = describe_device(client.user_agent.as_deref());
+                notices
+                    .events
+                    .message(now, Event::LoginNotice { user_id: user, email, ip: client.ip.clone(), device, at: now })
+            })
+            .into_iter()
+            .collect()
+    };
     let session = Session {
         id: SessionId::from_uuid(new_uuid_v7(now, minter.rng())),
         user_id: user,
         created_at: now,
         last_used_at: now,
         expires_at: record.expires_at,
+        absolute_expires_at,
         revoked_at: None,
         client,
     };
-    sessions.create(&session, &record).await?;
+    sessions.create(&session, &record, &outbox).await?;
     tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
     minter.token_pair(&session, refresh, record.expires_at, now)
 }
@@ -66,6 +102,7 @@ pub struct Login {
     minter: TokenMinter,
     require_verified_email: bool,
     mfa: MfaGate,
+    notices: LoginNotices,
 }
 
 impl std::fmt::Debug for Login {
@@ -84,7 +121,8 @@ impl Login {
         require_verified_email: bool,
         mfa: MfaGate,
     ) -> Self {
-        Self { users, sessions, hasher, minter, require_verified_email, mfa }
+        let notices = LoginNotices { users: users.clone(), events: mfa.events().clone() };
+        Self { users, sessions, hasher, minter, require_verified_email, mfa, notices }
     }
 
     /// Checks the credentials and opens a session.
@@ -117,7 +155,8 @@ impl Login {
             tracing::info!(user_id = %credentials.user_id, "password accepted; second factor required");
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        let pair = open_session(self.sessions.as_ref(), &self.minter, credentials.user_id, cmd.client).await?;
+        let pair =
+            open_session(self.sessions.as_ref(), &self.minter, &self.notices, credentials.user_id, cmd.client).await?;
         Ok(LoginOutcome::Tokens(pair))
     }
 

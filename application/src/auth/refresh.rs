@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{RefreshToken, RevokeReason, TokenPair};
+use gatehouse_domain::{ClientInfo, RefreshToken, RevokeReason, TokenPair};
 
 use crate::auth::minter::{TokenMinter, hash_refresh_token, looks_like_refresh_token};
 use crate::auth::revoker::SessionRevoker;
@@ -38,21 +38,24 @@ impl RefreshTokens {
         Self { sessions, minter, revoker }
     }
 
-    /// Retires `presented` and returns a new pair for its session.
+    /// Retires `presented` and returns a new pair for its session. `client`
+    /// is where the refresh comes from: the session's last-used address and
+    /// user agent follow it.
     ///
     /// # Errors
     /// - [`AppError::InvalidRefreshToken`]: never issued;
     /// - [`AppError::TokenExpired`]: past its expiry;
     /// - [`AppError::TokenRevoked`]: its session has ended, or it was already
     ///   used (the session is revoked now).
-    pub async fn execute(&self, presented: &RefreshToken) -> Result<TokenPair, AppError> {
+    pub async fn execute(&self, presented: &RefreshToken, client: &ClientInfo) -> Result<TokenPair, AppError> {
         if !looks_like_refresh_token(presented) {
             return Err(AppError::InvalidRefreshToken);
         }
         let now = self.minter.now();
         let (next, record) = self.minter.new_refresh_token(now);
-        match self.sessions.rotate_refresh_token(&hash_refresh_token(presented), &record, now).await? {
-            Rotation::Rotated(session) => self.minter.token_pair(&session, next, record.expires_at, now),
+        match self.sessions.rotate_refresh_token(&hash_refresh_token(presented), &record, client, now).await? {
+            // The store capped the expiry at the session's absolute end.
+            Rotation::Rotated(session) => self.minter.token_pair(&session, next, session.expires_at, now),
             Rotation::Reused { session_id } => {
                 tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
                 self.revoker.revoke(session_id, RevokeReason::RefreshTokenReuse, None, now).await?;

@@ -48,7 +48,7 @@ impl Harness {
         let issuer = VerificationIssuer::new(
             rng.clone(),
             EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone()),
-            crate::VerificationSettings { require_verified_email: false, ..Default::default() },
+            crate::VerificationSettings::default(),
         );
         Self {
             sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng, issuer),
@@ -177,7 +177,7 @@ fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
     let h = Harness::new();
     let first = h.signed_up_and_logged_in();
     h.clock.advance(TimeDelta::minutes(5));
-    let second = block_on(h.refresh.execute(&first.refresh_token)).unwrap();
+    let second = block_on(h.refresh.execute(&first.refresh_token, &ClientInfo::default())).unwrap();
     assert_eq!(second.session_id, first.session_id);
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_ne!(second.access_token, first.access_token);
@@ -192,13 +192,13 @@ fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
 fn refresh_with_rotated_token_revokes_session() {
     let h = Harness::new();
     let first = h.signed_up_and_logged_in();
-    let second = block_on(h.refresh.execute(&first.refresh_token)).unwrap();
-    let reuse = block_on(h.refresh.execute(&first.refresh_token));
+    let second = block_on(h.refresh.execute(&first.refresh_token, &ClientInfo::default())).unwrap();
+    let reuse = block_on(h.refresh.execute(&first.refresh_token, &ClientInfo::default()));
     assert!(matches!(reuse, Err(AppError::TokenRevoked)), "{reuse:?}");
     assert!(h.store.get_session(first.session_id).unwrap().revoked_at.is_some());
     assert!(matches!(h.validate(&second), Err(AppError::TokenRevoked)));
     assert!(matches!(h.validate(&first), Err(AppError::TokenRevoked)));
-    let after = block_on(h.refresh.execute(&second.refresh_token));
+    let after = block_on(h.refresh.execute(&second.refresh_token, &ClientInfo::default()));
     assert!(matches!(after, Err(AppError::TokenRevoked)), "{after:?}");
 }
 
@@ -207,9 +207,9 @@ fn refresh_with_unknown_or_malformed_token_is_invalid() {
     let h = Harness::new();
     h.signed_up_and_logged_in();
     let forged = RefreshToken::new(format!("ghr_{}", "A".repeat(43)));
-    assert!(matches!(block_on(h.refresh.execute(&forged)), Err(AppError::InvalidRefreshToken)));
+    assert!(matches!(block_on(h.refresh.execute(&forged, &ClientInfo::default())), Err(AppError::InvalidRefreshToken)));
     let junk = RefreshToken::new("not a token".into());
-    assert!(matches!(block_on(h.refresh.execute(&junk)), Err(AppError::InvalidRefreshToken)));
+    assert!(matches!(block_on(h.refresh.execute(&junk, &ClientInfo::default())), Err(AppError::InvalidRefreshToken)));
 }
 
 #[test]
@@ -217,7 +217,10 @@ fn refresh_token_expires_after_its_lifetime() {
     let h = Harness::new();
     let pair = h.signed_up_and_logged_in();
     h.clock.advance(h.settings.refresh_ttl);
-    assert!(matches!(block_on(h.refresh.execute(&pair.refresh_token)), Err(AppError::TokenExpired)));
+    assert!(matches!(
+        block_on(h.refresh.execute(&pair.refresh_token, &ClientInfo::default())),
+        Err(AppError::TokenExpired)
+    ));
 }
 
 #[test]
@@ -249,7 +252,10 @@ fn logout_denies_the_session_for_the_longest_remaining_token_life() {
     block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()))).unwrap();
     assert_eq!(h.denylist.until(DenyKey::Session(pair.session_id)), Some(claims.issued_at + h.settings.access_ttl));
     assert_eq!(h.denylist.until(DenyKey::Token(claims.token_id)), Some(claims.expires_at));
-    assert!(matches!(block_on(h.refresh.execute(&pair.refresh_token)), Err(AppError::TokenRevoked)));
+    assert!(matches!(
+        block_on(h.refresh.execute(&pair.refresh_token, &ClientInfo::default())),
+        Err(AppError::TokenRevoked)
+    ));
 }
 
 #[test]

@@ -148,8 +148,10 @@ pub trait MfaRepository: Send + Sync {
     /// and below its limit; returns the new count, `None` if nothing counted.
     async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
 
-    /// Marks the challenge passed if it is unconsumed, unexpired at `now`
-    /// and within its attempts. `true` exactly once.
+    /// Marks the challenge passed if it is unconsumed and unexpired at `now`.
+    /// `true` exactly once. Attempts are not checked here: the caller checked
+    /// them before accepting the code, and wrong codes racing with the right
+    /// one must not lock it out after it was accepted.
     async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
 
     /// Wrong codes summed over the user's challenges created at or after

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{
-    Account, DisplayName, EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User, UserId,
-    Verification,
+    Account, ClientInfo, DisplayName, EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User,
+    UserId, Verification,
 };
 
 use crate::ports::events::OutboxMessage;
@@ -168,21 +168,40 @@ pub enum Rotation {
 /// Sessions and their refresh-token chains.
 #[async_trait]
 pub trait SessionRepository: Send + Sync {
-    /// Stores a new session with its first refresh token.
-    async fn create(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError>;
+    /// Stores a new session with its first refresh token, and `outbox`
+    /// (a new-login notice) in the same transaction.
+    async fn create(
+        &self,
+        session: &Session,
+        refresh: &NewRefreshToken,
+        outbox: &[OutboxMessage],
+    ) -> Result<(), StoreError>;
 
     /// Atomically retires `presented` and stores `next` in its place: a
     /// compare-and-swap, so two concurrent rotations of one token never both
-    /// succeed (the loser sees [`Rotation::Reused`]).
+    /// succeed (the loser sees [`Rotation::Reused`]). `next` expires no later
+    /// than the session's absolute end; the session's `expires_at`,
+    /// `last_used_at` and client data (IP, user agent) move with it.
     async fn rotate_refresh_token(
         &self,
         presented: &TokenHash,
         next: &NewRefreshToken,
+        client: &ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Rotation, StoreError>;
 
     /// The session any refresh token (current or retired) belongs to.
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
+
+    /// One session by id, in any state.
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// The user's unrevoked sessions that have not expired at `now`, newest first.
+    async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+
+    /// Whether any session of the user, in any state, came from this IP
+    /// address with this user agent: a device the user has used before.
+    async fn seen_device(&self, user: UserId, client: &ClientInfo) -> Result<bool, StoreError>;
 
     /// Marks a session revoked (keeping an earlier revocation's time) and
     /// returns it; `None` when no such session exists.
@@ -193,7 +212,20 @@ pub trait SessionRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError>;
 
+    /// Revokes every unrevoked session of `user` except `keep`; returns them.
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
+
     /// Sessions revoked at or after `since`: the ones whose access tokens
     /// may still be alive, used to rebuild a denylist that lost its data.
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+
+    /// Deletes sessions (with their refresh tokens) that expired, or were
+    /// revoked, before `ended_before`; returns how many.
+    async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -226,3 +226,19 @@ async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
     let confirm = pb::ConfirmFactorRequest { factor_id: sms_factor, code: sent.code };
     mfa.confirm_factor(authed(confirm, &pair.access_token)).await.unwrap();
 }
+
+/// A login from a new device emails a notice; a second from the same one does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_from_a_new_device_emails_a_notice_once() {
+    let app = TestApp::spawn(Mode::Production).await;
+    app.verified_user("notice@example.com").await;
+    // Let the sign-up's verification email leave first.
+    assert!(eventually(async || app.outbox().await.iter().all(|r| r.sent)).await);
+    let mut mailer = Mailer::bind(&app.config.amqp_exchange).await;
+    app.login("notice@example.com", "correct horse battery").await.unwrap();
+    let notice = mailer.next().await;
+    assert_eq!(notice.routing_key.as_str(), "email.login_notice");
+    assert_eq!(mail(&notice).email, "notice@example.com");
+    app.login("notice@example.com", "correct horse battery").await.unwrap();
+    mailer.exactly(0).await;
+}

@@ -12,6 +12,7 @@ use gatehouse::config::Config;
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
 use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
+use gatehouse_grpc::pb::session_service_client::SessionServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
 use sea_orm::ConnectionTrait;
@@ -130,6 +131,7 @@ pub struct TestApp {
     pub token: TokenServiceClient<Channel>,
     pub user: UserServiceClient<Channel>,
     pub mfa: MfaServiceClient<Channel>,
+    pub sessions: SessionServiceClient<Channel>,
     pub channel: Channel,
     /// The server's signing key, so tests can forge tokens it would accept.
     pub signing_key_pem: String,
@@ -217,6 +219,7 @@ impl TestApp {
             token: TokenServiceClient::new(channel.clone()),
             user: UserServiceClient::new(channel.clone()),
             mfa: MfaServiceClient::new(channel.clone()),
+            sessions: SessionServiceClient::new(channel.clone()),
             channel,
             config,
             signing_key_pem,
@@ -315,13 +318,22 @@ impl TestApp {
             .iter()
             .map(|r| {
                 let event_type: String = r.try_get("", "event_type").unwrap();
-                let payload: Vec<u8> = r.try_get("", "payload").unwrap();
+                let sealed: Vec<u8> = r.try_get("", "payload").unwrap();
+                let payload = self.open_payload(&sealed);
                 let sent: bool = r.try_get("", "sent").unwrap();
                 OutboxRow { event: Mail::decode(&event_type, &payload), event_type, sent }
             })
             .collect();
         let _ = db.close().await;
         out
+    }
+
+    /// Outbox payloads are sealed at rest; the test holds the key.
+    fn open_payload(&self, sealed: &[u8]) -> Vec<u8> {
+        use gatehouse_application::ports::mfa::SecretBox as _;
+        let key = gatehouse_crypto::SecretKey::load(self.config.secret_key_file.as_ref().unwrap()).unwrap();
+        let framed = gatehouse_application::events::unframe(sealed).expect("outbox payloads are sealed");
+        gatehouse_crypto::AeadSecretBox::new(key, Vec::new()).open(&framed).unwrap()
     }
 
     /// The newest committed `event_type` event addressed to `email`.
@@ -508,6 +520,13 @@ impl Mail {
                 user_id: e.user_id,
                 email: e.email,
                 code: e.remaining.to_string(),
+                ..Self::default()
+            },
+            E::LoginNotice(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                link: format!("{} {}", e.ip, e.device),
                 ..Self::default()
             },
             E::BackupCodesRegenerated(e) => {

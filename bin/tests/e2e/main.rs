@@ -16,4 +16,5 @@ mod log_hygiene;
 mod mfa;
 mod one_time_codes;
 mod outage;
+mod session_service;
 mod sessions;

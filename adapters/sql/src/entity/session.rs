@@ -10,7 +10,10 @@ pub struct Model {
     pub user_id: Uuid,
     pub created_at: DateTimeUtc,
     pub last_used_at: DateTimeUtc,
+    /// The idle timeout, moved forward by every refresh.
     pub expires_at: DateTimeUtc,
+    /// The absolute end, which `expires_at` never passes.
+    pub absolute_expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
     pub revoke_reason: Option<String>,
     pub user_agent: Option<String>,

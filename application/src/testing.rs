@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_domain::{
-    AccessClaims, Account, ClientInfo, DisplayName, EmailAddress, Factor, LoginEmail, MfaChallenge, Password,
-    PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
+    AccessClaims, Account, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, LoginEmail, MfaChallenge,
+    Password, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
 };
 use uuid::Uuid;
 
@@ -359,6 +359,16 @@ impl UserRepository for InMemoryStore {
         for v in state.verifications.iter_mut().filter(|v| v.user_id == user && &v.email == email) {
             v.consumed_at.get_or_insert(now);
         }
+        let gone: Vec<Uuid> = state
+            .factors
+            .iter()
+            .filter(|f| {
+                f.user_id == user && f.kind == FactorKind::Email && f.destination.as_deref() == Some(email.as_str())
+            })
+            .map(|f| f.id)
+            .collect();
+        state.factors.retain(|f| !gone.contains(&f.id));
+        state.codes.retain(|(c, _)| !gone.contains(&c.factor_id));
         Ok(EmailRemoval::Removed)
     }
 
@@ -406,9 +416,10 @@ impl UserRepository for InMemoryStore {
 impl VerificationRepository for InMemoryStore {
     async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
         let mut state = self.0.lock().unwrap();
+        let any_address = verification.purpose == Purpose::ResetPassword;
         for v in state.verifications.iter_mut().filter(|v| {
             v.user_id == verification.user_id
-                && v.email == verification.email
+                && (any_address || v.email == verification.email)
                 && v.purpose == verification.purpose
                 && v.consumed_at.is_none()
         }) {
@@ -487,6 +498,13 @@ impl VerificationRepository for InMemoryStore {
                     u.updated_at = now;
                 }
                 state.verify_email(user, &email, now);
+                for v in state
+                    .verifications
+                    .iter_mut()
+                    .filter(|v| v.user_id == user && v.purpose == Purpose::ResetPassword && v.consumed_at.is_none())
+                {
+                    v.consumed_at = Some(now);
+                }
                 state.revoke_user_sessions(user, None, RevokeReason::PasswordReset, now)
             }
         };

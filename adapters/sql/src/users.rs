@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::{EmailRemoval, PrimaryChange, StoreError, UserCredentials, UserRepository};
 use gatehouse_domain::{
-    Account, DisplayName, EmailAddress, LoginEmail, PasswordHash, RevokeReason, Session, SessionId, User, UserId,
-    Verification,
+    Account, DisplayName, EmailAddress, FactorKind, LoginEmail, PasswordHash, RevokeReason, Session, SessionId, User,
+    UserId, Verification,
 };
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::convert::to_email;
 use crate::database::Database;
-use crate::entity::{session, user, user_email};
+use crate::entity::{mfa_factor, session, user, user_email};
 use crate::error::store_error;
 use crate::outbox::insert_outbox;
 use crate::sessions::{revoke_user_sessions, to_domain as session_to_domain};
@@ -223,7 +223,15 @@ impl UserRepository for SqlUserRepository {
                 return Ok(Decision::Rollback(EmailRemoval::LastVerified));
             }
             user_email::Entity::delete_by_id(target.id).exec(&txn).await?;
-            retire_verifications(&txn, user, email, None, now).await?;
+            retire_verifications(&txn, user, Some(email), None, now).await?;
+            // A second factor that sends codes to the address goes with it:
+            // the address may belong to someone else tomorrow.
+            mfa_factor::Entity::delete_many()
+                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+                .filter(mfa_factor::Column::Kind.eq(FactorKind::Email.as_str()))
+                .filter(mfa_factor::Column::Destination.eq(email.as_str()))
+                .exec(&txn)
+                .await?;
             Ok(Decision::Commit(EmailRemoval::Removed))
         }
         .await;

@@ -46,20 +46,22 @@ impl SqlVerificationRepository {
     }
 }
 
-/// Consumes every live verification of `user` for `email` (of `purpose`, or
-/// of any purpose), so none of them can be redeemed any more.
+/// Consumes every live verification of `user` (for `email`, or any address;
+/// of `purpose`, or any purpose), so none of them can be redeemed any more.
 pub(crate) async fn retire_verifications<C: ConnectionTrait>(
     conn: &C,
     user: UserId,
-    email: &EmailAddress,
+    email: Option<&EmailAddress>,
     purpose: Option<Purpose>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let mut update = verification::Entity::update_many()
         .col_expr(verification::Column::ConsumedAt, Expr::value(now))
         .filter(verification::Column::UserId.eq(*user.as_uuid()))
-        .filter(verification::Column::Email.eq(email.as_str()))
         .filter(verification::Column::ConsumedAt.is_null());
+    if let Some(email) = email {
+        update = update.filter(verification::Column::Email.eq(email.as_str()));
+    }
     if let Some(purpose) = purpose {
         update = update.filter(verification::Column::Purpose.eq(purpose.as_str()));
     }
@@ -73,7 +75,10 @@ impl VerificationRepository for SqlVerificationRepository {
         let txn = begin(&self.conn).await?;
         let outcome = async {
             let v = verification;
-            retire_verifications(&txn, v.user_id, &v.email, Some(v.purpose), v.created_at).await?;
+            // A new reset retires every older reset of the account, whatever
+            // address it went to; a new email verification only its address's.
+            let address = (v.purpose == Purpose::VerifyEmail).then_some(&v.email);
+            retire_verifications(&txn, v.user_id, address, Some(v.purpose), v.created_at).await?;
             insert_verification(&txn, verification).await?;
             insert_outbox(&txn, outbox).await?;
             Ok(Decision::Commit(()))
@@ -187,6 +192,7 @@ async fn consume_in(
             let user = UserId::from_uuid(consumed.user_id);
             set_password_hash(txn, user, hash, now).await?;
             verify_email(txn, consumed.user_id, &consumed.email, now).await?;
+            retire_verifications(txn, user, None, Some(Purpose::ResetPassword), now).await?;
             revoke_user_sessions(txn, user, None, RevokeReason::PasswordReset, now).await?
         }
     };

@@ -67,6 +67,8 @@ contract_tests! {
         find_latest_is_the_newest_unconsumed,
         record_failed_attempt_stops_at_the_limit,
         recent_activity_counts_issues_and_failures_per_user_and_purpose,
+        a_new_or_completed_reset_retires_every_other_reset_of_the_account,
+        removing_a_login_email_removes_its_email_factor,
         concurrent_failed_attempts_stop_at_the_limit,
         consume_verifies_the_email_once,
         concurrent_consumes_apply_exactly_once,
@@ -2192,4 +2194,46 @@ async fn recent_activity_counts_issues_and_failures_per_user_and_purpose(s: Stor
     assert_eq!((recent.issued, recent.failures), (1, 2));
     let other = s.verifications.recent_activity(ann.id, Purpose::VerifyEmail, early).await.unwrap();
     assert_eq!((other.issued, other.failures), (0, 0), "sign-up verifications predate `early`");
+}
+
+/// "A new request invalidates the older reset token", whatever address the
+/// older one went to.
+async fn a_new_or_completed_reset_retires_every_other_reset_of_the_account(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let at = t0() + TimeDelta::minutes(1);
+    let v = verification(40, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
+    s.users.add_email(ann.id, &v.email, &v, &[], at).await.unwrap();
+    let first = verification(41, ann.id, "ann@example.com", Purpose::ResetPassword, at);
+    s.verifications.replace(&first, &[]).await.unwrap();
+    let second = verification(42, ann.id, "ann@work.example", Purpose::ResetPassword, at + TimeDelta::seconds(1));
+    s.verifications.replace(&second, &[]).await.unwrap();
+    let stored = s.verifications.find_by_token(Purpose::ResetPassword, &first.token_hash).await.unwrap().unwrap();
+    assert!(stored.consumed_at.is_some(), "a reset to another address retires the older one");
+    // Email verifications stay per address.
+    assert!(s.verifications.find_latest(Purpose::VerifyEmail, &email("ann@work.example")).await.unwrap().is_some());
+
+    let hash = gatehouse_domain::PasswordHash::from_phc("$argon2id$new".into());
+    let done =
+        s.verifications.consume(second.id, &Effect::ResetPassword { hash }, &[], at + TimeDelta::seconds(2)).await;
+    assert!(matches!(done.unwrap(), Consumed::Applied { .. }));
+    assert!(s.verifications.find_latest(Purpose::ResetPassword, &email("ann@example.com")).await.unwrap().is_none());
+}
+
+/// Codes must not keep going to an address the user gave up.
+async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let at = t0() + TimeDelta::minutes(1);
+    verify(&s, 50, ann.id, "ann@example.com", at).await;
+    let mut f = factor(51, ann.id, FactorKind::Email, at);
+    f.destination = Some("ann@work.example".into());
+    let v = verification(52, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
+    s.users.add_email(ann.id, &v.email, &v, &[], at).await.unwrap();
+    s.mfa.add_factor(&f, None, &[]).await.unwrap();
+    let totp = factor(53, ann.id, FactorKind::Totp, at);
+    s.mfa.add_factor(&totp, None, &[]).await.unwrap();
+    assert_eq!(s.users.remove_email(ann.id, &email("ann@work.example"), at).await.unwrap(), EmailRemoval::Removed);
+    let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id).collect();
+    assert_eq!(left, [totp.id]);
 }

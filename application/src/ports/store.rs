@@ -118,7 +118,8 @@ pub trait UserRepository: Send + Sync {
 
     /// Removes a login email unless it is the primary or the last verified
     /// one, and retires its live verifications (a late link must not report
-    /// an address verified that is gone).
+    /// an address verified that is gone) and deletes an email second factor
+    /// that sends codes to it (the address may be someone else's tomorrow).
     async fn remove_email(
         &self,
         user: UserId,

@@ -46,8 +46,10 @@ pub struct RecentActivity {
 /// One-time verifications.
 #[async_trait]
 pub trait VerificationRepository: Send + Sync {
-    /// Stores `verification`, retiring (consuming) every live one of the
-    /// same user, address and purpose, and writes `outbox`.
+    /// Stores `verification`, retiring (consuming) every live one of the same
+    /// user and purpose (for email verification, of the same address only),
+    /// and writes `outbox`. A completed password reset likewise retires the
+    /// user's other live resets.
     async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
 
     /// The verification whose link token hashes to `token_hash`, if any.

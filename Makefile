@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: help run migrate test test-only services tools lint fmt ci clean
+.PHONY: help run migrate test test-only services tools lint fmt ci bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 ci: lint test ## what CI runs
+
+bench: ## measure the token-validation hot path and argon2 (release build; prints ns/op)
+	@echo "bench: building in release mode and measuring"
+	$(CARGO) bench -p gatehouse --bench validate
 
 clean: ## remove build output, tools and the embedded data
 	$(CARGO) clean

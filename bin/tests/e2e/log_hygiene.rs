@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
+use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
 use tonic::transport::Channel;
@@ -63,6 +64,7 @@ async fn secrets_never_reach_the_log() {
     });
     let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let channel_for_mfa = channel.clone();
     let mut auth = AuthServiceClient::new(channel.clone());
     let mut user = UserServiceClient::new(channel.clone());
     let mut token = TokenServiceClient::new(channel);
@@ -104,9 +106,40 @@ async fn secrets_never_reach_the_log() {
     let proof =
         pb::reset_password_request::Proof::EmailCode(pb::EmailCode { email: email.into(), code: reset.code.clone() });
     auth.reset_password(pb::ResetPasswordRequest { proof: Some(proof), new_password: p3.into() }).await.unwrap();
+    // Second factors: a TOTP secret and codes, an email code, backup codes.
+    let login = auth.login(pb::LoginRequest { email: email.into(), password: p3.into() }).await.unwrap().into_inner();
+    let Some(pb::login_response::Result::Tokens(pair)) = login.result else { panic!("no tokens") };
+    let mut mfa = MfaServiceClient::new(channel_for_mfa.clone());
+    let enrolment = mfa.enroll_totp(authed(pb::EnrollTotpRequest {}, &pair.access_token)).await.unwrap().into_inner();
+    secrets.push(enrolment.secret.clone());
+    let totp = crate::mfa::authenticator(&enrolment.secret, chrono::Utc::now().timestamp());
+    let confirm = pb::ConfirmFactorRequest { factor_id: enrolment.factor_id.clone(), code: totp.clone() };
+    let backup = mfa.confirm_factor(authed(confirm, &pair.access_token)).await.unwrap().into_inner().backup_codes;
+    secrets.extend(backup.iter().cloned());
+    let enrol_email = pb::EnrollEmailFactorRequest { email: email.into() };
+    mfa.enroll_email_factor(authed(enrol_email, &pair.access_token)).await.unwrap();
+    let mfa_mail = app.last_event("email.mfa_code", email).await;
+    let challenge = match auth
+        .login(pb::LoginRequest { email: email.into(), password: p3.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+    {
+        Some(pb::login_response::Result::MfaRequired(c)) => c,
+        other => panic!("expected a challenge: {other:?}"),
+    };
+    let req = pb::VerifyMfaRequest {
+        challenge_id: challenge.challenge_id,
+        factor_id: String::new(),
+        code: backup[0].clone(),
+    };
+    let passed = auth.verify_mfa(req).await.unwrap().into_inner().tokens.unwrap();
+    secrets.extend([passed.access_token, passed.refresh_token]);
+
     // Codes are six digits and could appear by chance inside an id or a
     // timestamp; they are searched for as whole JSON values below.
-    let codes = [verify.code.clone(), wrong_code, reset.code.clone()];
+    let codes = [verify.code.clone(), wrong_code, reset.code.clone(), totp, mfa_mail.code];
 
     // Let the relay publish, then stop the server.
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -45,7 +45,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 }
 
 /// What an authenticator app shows for `secret` (base32) at unix time `at`.
-fn authenticator(secret: &str, at: i64) -> String {
+pub fn authenticator(secret: &str, at: i64) -> String {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)

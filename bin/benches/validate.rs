@@ -1,0 +1,70 @@
+//! `make bench`: the cost of the hot path every gateway request pays, token
+//! validation (Ed25519 JWT verification plus one denylist look-up), and of a
+//! login's argon2 hash for contrast. Prints nanoseconds per operation; no
+//! timing is ever asserted (numbers depend on the machine).
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use gatehouse_application::auth::ValidateToken;
+use gatehouse_application::ports::password::PasswordHasher as _;
+use gatehouse_application::ports::tokens::{AccessTokenSigner as _, AccessTokenVerifier as _};
+use gatehouse_crypto::{Argon2Hasher, JwtKeys, SigningKey, SystemClock};
+use gatehouse_domain::{AccessClaims, Password, SessionId, TokenId, UserId};
+use gatehouse_memory::MemoryDenylist;
+
+fn report(name: &str, iterations: u32, elapsed: Duration) {
+    let per_op = elapsed.as_nanos() / u128::from(iterations);
+    println!("{name:<45} {per_op:>10} ns/op  ({iterations} iterations)");
+}
+
+fn main() {
+    let keys = Arc::new(JwtKeys::new(SigningKey::generate(), Vec::<SigningKey>::new(), "gatehouse", "gatehouse"));
+    let now = Utc::now();
+    let claims = AccessClaims {
+        user_id: UserId::from_uuid(uuid::Uuid::now_v7()),
+        session_id: SessionId::from_uuid(uuid::Uuid::now_v7()),
+        token_id: TokenId::from_uuid(uuid::Uuid::now_v7()),
+        issued_at: now,
+        expires_at: now + TimeDelta::minutes(15),
+        organization_id: None,
+        scopes: Vec::new(),
+    };
+    let token = keys.sign(&claims).unwrap();
+
+    let n = 20_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(keys.sign(&claims).unwrap());
+    }
+    report("sign access token", n, start.elapsed());
+
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(keys.verify(&token, now).unwrap());
+    }
+    report("verify access token (signature + claims)", n, start.elapsed());
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let validate = ValidateToken::new(keys.clone(), Arc::new(MemoryDenylist::default()), Arc::new(SystemClock));
+    runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(validate.execute(&token).await.unwrap());
+        }
+        report("ValidateToken with the in-process denylist", n, start.elapsed());
+
+        let hasher = Argon2Hasher::new(1);
+        let password = Password::new("correct horse battery staple".into()).unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        let m = 10;
+        let start = Instant::now();
+        for _ in 0..m {
+            std::hint::black_box(hasher.verify(&password, Some(&hash)).await.unwrap());
+        }
+        report("argon2id verify (m=19456 KiB, t=2, p=1)", m, start.elapsed());
+    });
+}

@@ -76,6 +76,15 @@ impl From<pb::remove_factor_request::Proof> for FreshProofField {
     }
 }
 
+impl From<pb::list_factors_request::Proof> for FreshProofField {
+    fn from(proof: pb::list_factors_request::Proof) -> Self {
+        match proof {
+            pb::list_factors_request::Proof::Password(p) => Self::Password(p),
+            pb::list_factors_request::Proof::TotpCode(c) => Self::TotpCode(c),
+        }
+    }
+}
+
 impl From<pb::regenerate_backup_codes_request::Proof> for FreshProofField {
     fn from(proof: pb::regenerate_backup_codes_request::Proof) -> Self {
         match proof {

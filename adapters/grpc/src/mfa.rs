@@ -89,7 +89,10 @@ impl MfaApi {
         request: Request<pb::ListFactorsRequest>,
     ) -> Result<pb::ListFactorsResponse, AppError> {
         let caller = authenticate(&self.validate, &request).await?;
-        let factors = self.list_factors.execute(caller.user_id).await?;
+        let mut fields = Fields::default();
+        let proof = fresh_proof(&mut fields, request.into_inner().proof.map(Into::into));
+        let (proof,) = parsed!(fields, proof);
+        let factors = self.list_factors.execute(caller.user_id, &proof).await?;
         Ok(pb::ListFactorsResponse { factors: factors.iter().map(factor).collect() })
     }
 

@@ -1,5 +1,5 @@
-//! ListFactors, RemoveFactor and RegenerateBackupCodes. Removing a factor and
-//! regenerating backup codes need a fresh proof of presence.
+//! ListFactors, RemoveFactor and RegenerateBackupCodes: each needs a fresh
+//! proof of presence (the current password or a current TOTP code).
 
 use gatehouse_domain::{Event, Factor, UserId};
 use uuid::Uuid;
@@ -17,11 +17,13 @@ impl ListFactors {
         Self(deps)
     }
 
-    /// Pending and active factors, oldest first.
+    /// Pending and active factors, oldest first. Needs a fresh proof: the
+    /// list reveals where codes go.
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn execute(&self, user: UserId) -> Result<Vec<Factor>, AppError> {
+    /// A failed fresh proof; storage failures.
+    pub async fn execute(&self, user: UserId, proof: &FreshProof) -> Result<Vec<Factor>, AppError> {
+        self.0.check_fresh_proof(user, proof).await?;
         Ok(self.0.mfa.factors(user).await?)
     }
 }

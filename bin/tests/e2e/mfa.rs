@@ -235,7 +235,15 @@ async fn removing_a_factor_needs_a_fresh_proof(mode: Mode) {
         Code::InvalidArgument,
         "INVALID_CREDENTIALS",
     );
-    let listed = mfa.list_factors(authed(pb::ListFactorsRequest {}, &access)).await.unwrap().into_inner().factors;
+    let status = assert_error(
+        mfa.list_factors(authed(pb::ListFactorsRequest { proof: None }, &access)).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["proof"], "listing needs a fresh proof too");
+    let with_password =
+        pb::ListFactorsRequest { proof: Some(pb::list_factors_request::Proof::Password(PASSWORD.into())) };
+    let listed = mfa.list_factors(authed(with_password, &access)).await.unwrap().into_inner().factors;
     assert_eq!(listed.len(), 1);
     assert!(listed[0].active);
     let right = pb::RemoveFactorRequest {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
+        "gatehouse/v1/audit.proto",
         "gatehouse/v1/auth.proto",
         "gatehouse/v1/mfa.proto",
         "gatehouse/v1/session.proto",

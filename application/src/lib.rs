@@ -7,6 +7,7 @@
 //! deployments, and in tests over the fakes in `testing`.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod events;

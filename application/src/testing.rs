@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_domain::{
-    AccessClaims, Account, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, LoginEmail, MfaChallenge,
-    Password, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId, Verification,
+    AccessClaims, Account, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, LoginEmail,
+    MfaChallenge, Password, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, TokenId, User, UserId,
+    Verification,
 };
 use uuid::Uuid;
 
@@ -135,6 +136,7 @@ struct State {
     codes: Vec<(FactorCode, Option<DateTime<Utc>>)>,
     challenges: Vec<MfaChallenge>,
     backup_codes: Vec<(UserId, TokenHash, Option<DateTime<Utc>>)>,
+    audit: Vec<AuditRecord>,
 }
 
 impl State {
@@ -148,6 +150,9 @@ impl State {
 
     fn enqueue(&mut self, outbox: &[OutboxMessage]) {
         for m in outbox {
+            if let Some(record) = &m.audit {
+                self.audit.push(record.clone());
+            }
             self.outbox.push(OutboxRow { message: m.clone(), available_at: m.occurred_at, attempts: 0, sent_at: None });
         }
     }
@@ -343,6 +348,7 @@ impl UserRepository for InMemoryStore {
         &self,
         user: UserId,
         email: &EmailAddress,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<EmailRemoval, StoreError> {
         let mut state = self.0.lock().unwrap();
@@ -369,6 +375,7 @@ impl UserRepository for InMemoryStore {
             .collect();
         state.factors.retain(|f| !gone.contains(&f.id));
         state.codes.retain(|(c, _)| !gone.contains(&c.factor_id));
+        state.enqueue(outbox);
         Ok(EmailRemoval::Removed)
     }
 
@@ -394,8 +401,17 @@ impl UserRepository for InMemoryStore {
         Ok(PrimaryChange::Changed)
     }
 
-    async fn delete(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+    async fn delete(
+        &self,
+        user: UserId,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
         let mut state = self.0.lock().unwrap();
+        if !state.users.iter().any(|u| u.user.id == user) {
+            return Ok(Vec::new());
+        }
+        state.enqueue(outbox);
         let live: Vec<Session> =
             state.sessions.values().filter(|s| s.user_id == user && s.is_active(now)).cloned().collect();
         state.users.retain(|u| u.user.id != user);
@@ -529,7 +545,8 @@ impl OutboxStore for InMemoryStore {
             .take(limit as usize)
             .map(|r| {
                 r.available_at = lease_until;
-                ClaimedMessage { message: r.message.clone(), attempts: r.attempts }
+                // As in SQL: an outbox row does not point back at its audit row.
+                ClaimedMessage { message: OutboxMessage { audit: None, ..r.message.clone() }, attempts: r.attempts }
             })
             .collect())
     }
@@ -646,13 +663,18 @@ impl SessionRepository for InMemoryStore {
         &self,
         id: SessionId,
         _reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let mut state = self.0.lock().unwrap();
-        Ok(state.sessions.get_mut(&id).map(|s| {
+        let revoked = state.sessions.get_mut(&id).map(|s| {
             s.revoked_at.get_or_insert(now);
             s.clone()
-        }))
+        });
+        if revoked.is_some() {
+            state.enqueue(outbox);
+        }
+        Ok(revoked)
     }
 
     async fn revoke_all(
@@ -660,9 +682,13 @@ impl SessionRepository for InMemoryStore {
         user: UserId,
         keep: Option<SessionId>,
         reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError> {
-        Ok(self.0.lock().unwrap().revoke_user_sessions(user, keep, reason, now))
+        let mut state = self.0.lock().unwrap();
+        let revoked = state.revoke_user_sessions(user, keep, reason, now);
+        state.enqueue(outbox);
+        Ok(revoked)
     }
 
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
@@ -864,6 +890,41 @@ impl MfaRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl crate::ports::audit::AuditLog for InMemoryStore {
+    async fn record(&self, messages: &[OutboxMessage]) -> Result<(), StoreError> {
+        self.0.lock().unwrap().enqueue(messages);
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        user: UserId,
+        after: Option<crate::ports::audit::AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let state = self.0.lock().unwrap();
+        let mut rows: Vec<AuditRecord> = state
+            .audit
+            .iter()
+            .filter(|r| r.actor == Some(user) || r.subject == Some(user))
+            .filter(|r| after.is_none_or(|c| (r.occurred_at, r.id) < (c.occurred_at, c.id)))
+            .cloned()
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id)));
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+}
+
+impl InMemoryStore {
+    /// Every audit row, in the order written.
+    #[must_use]
+    pub fn audit_rows(&self) -> Vec<AuditRecord> {
+        self.0.lock().unwrap().audit.clone()
+    }
+}
+
 /// A readable stand-in for JWTs: `fake.<sub>.<sid>.<jti>.<iat>.<exp>`.
 #[derive(Default)]
 pub struct FakeTokens;
@@ -1004,6 +1065,7 @@ impl crate::ports::events::EventEncoder for RecordingEncoder {
             event_type: e.event.event_type().to_owned(),
             payload: e.id.as_bytes().to_vec(),
             occurred_at: e.occurred_at,
+            audit: None,
         }
     }
 }
@@ -1076,7 +1138,7 @@ pub fn mfa_deps(
         hasher: std::sync::Arc::new(FakeHasher::default()),
         totp: std::sync::Arc::new(FakeTotp),
         secrets: std::sync::Arc::new(FakeSecretBox),
-        events: crate::events::EventFactory::new(encoder.clone(), rng.clone()),
+        events: crate::events::EventFactory::new(encoder.clone(), rng.clone(), store.clone()),
         rng,
         clock: clock.clone(),
         settings,

@@ -12,6 +12,7 @@ use chrono::TimeDelta;
 use gatehouse_application::account::{
     AccountDeps, AddLoginEmail, ChangePassword, DeleteMe, GetMe, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
 };
+use gatehouse_application::audit::ListAuditEvents;
 use gatehouse_application::auth::{
     GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshTokens, RequestVerification, ResetPassword,
     SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
@@ -33,12 +34,12 @@ use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
-use gatehouse_grpc::{AuthApi, ClientIpPolicy, GrpcServer, IpNet, MfaApi, SessionApi, TokenApi, UserApi};
+use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, IpNet, MfaApi, SessionApi, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
     SqlVerificationRepository,
 };
 
@@ -148,11 +149,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     };
 
     let encoder = SealingEncoder::new(Arc::new(ProtoEventEncoder), secrets.clone());
-    let events = EventFactory::new(Arc::new(encoder), rng.clone());
+    let audit_log = Arc::new(SqlAuditLog::new(&db));
+    let events = EventFactory::new(Arc::new(encoder), rng.clone(), audit_log.clone());
     let issuer = VerificationIssuer::new(rng.clone(), events.clone(), verification_settings.clone());
     let redeemer = Redeemer::new(verifications.clone(), verification_settings.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
-    let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
+    let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), events.clone(), settings);
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
@@ -160,7 +162,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         hasher: hasher.clone(),
         totp: Arc::new(TotpRs),
         secrets,
-        events,
+        events: events.clone(),
         rng: rng.clone(),
         clock: clock.clone(),
         settings: MfaSettings {
@@ -183,7 +185,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         ),
         refresh: RefreshTokens::new(sessions.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
-        verify_email: VerifyEmail::new(redeemer.clone(), clock.clone()),
+        verify_email: VerifyEmail::new(redeemer.clone(), events.clone(), clock.clone()),
         request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
         reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
         client_ip: client_ip.clone(),
@@ -219,6 +221,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         revoke: RevokeSession::new(session_deps.clone()),
         revoke_others: RevokeOtherSessions::new(session_deps.clone()),
     };
+    let audit = AuditApi { validate: validate.clone(), list: ListAuditEvents::new(audit_log) };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,
@@ -228,7 +231,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 
     let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
     Ok(App {
-        grpc: GrpcServer::new(auth, token, user, mfa, session_api, client_ip, probes, config.health_interval),
+        grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval),
         rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
         relay: RelayOutbox::new(outbox, publisher, clock, relay_settings),

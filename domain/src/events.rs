@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::audit::AuditRecord;
 use crate::email::EmailAddress;
 use crate::ids::UserId;
 use crate::mfa::FactorKind;
@@ -56,6 +57,8 @@ pub enum Event {
     BackupCodeUsed { user_id: UserId, email: Option<EmailAddress>, remaining: u32 },
     /// Audit: new backup codes replaced the old ones.
     BackupCodesRegenerated { user_id: UserId, email: Option<EmailAddress> },
+    /// An audit fact, published on the audit stream as `audit.<kind>`.
+    Audit(AuditRecord),
     /// A login from a device or address this account has not used before.
     LoginNotice { user_id: UserId, email: EmailAddress, ip: Option<String>, device: String, at: DateTime<Utc> },
 }
@@ -76,6 +79,8 @@ impl Event {
             Self::BackupCodeUsed { .. } => "audit.backup_code_used",
             Self::BackupCodesRegenerated { .. } => "audit.backup_codes_regenerated",
             Self::LoginNotice { .. } => "email.login_notice",
+            // The encoder publishes it as `audit.<kind>`.
+            Self::Audit(_) => "audit.event",
         }
     }
 
@@ -93,6 +98,9 @@ impl Event {
             | Self::BackupCodeUsed { user_id, .. }
             | Self::BackupCodesRegenerated { user_id, .. }
             | Self::LoginNotice { user_id, .. } => *user_id,
+            Self::Audit(AuditRecord { subject: Some(user), .. })
+            | Self::Audit(AuditRecord { subject: None, actor: Some(user), .. }) => *user,
+            Self::Audit(_) => UserId::from_uuid(Uuid::nil()),
         }
     }
 }

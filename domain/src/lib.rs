@@ -6,6 +6,7 @@
 //! Value objects can only be built valid ("parse, don't validate"): a value of
 //! [`EmailAddress`] or [`Password`] that exists has passed its rules.
 
+pub mod audit;
 pub mod email;
 pub mod events;
 pub mod ids;
@@ -17,6 +18,7 @@ pub mod token;
 pub mod user;
 pub mod verification;
 
+pub use audit::{AuditOutcome, AuditRecord};
 pub use email::{EmailAddress, EmailError};
 pub use events::{Event, EventEnvelope};
 pub use ids::{SessionId, TokenId, UserId};

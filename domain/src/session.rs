@@ -64,6 +64,16 @@ impl RevokeReason {
         }
     }
 
+    /// The audit kind of a revocation for this reason.
+    #[must_use]
+    pub const fn audit_kind(self) -> &'static str {
+        match self {
+            Self::Logout => "session.logout",
+            Self::RefreshTokenReuse => "session.refresh_token_reuse",
+            _ => "session.revoked",
+        }
+    }
+
     /// Reads the stored text back.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {

@@ -1,6 +1,8 @@
 //! Published messages back to their protobuf messages: for tests, consumers
 //! written in Rust, and the log publisher.
 
+use std::borrow::Cow;
+
 use prost::Message;
 
 use crate::pb;
@@ -18,12 +20,18 @@ const MFA_FACTOR_REMOVED: &str = "audit.mfa_factor_removed";
 const BACKUP_CODE_USED: &str = "audit.backup_code_used";
 const BACKUP_CODES_REGENERATED: &str = "audit.backup_codes_regenerated";
 const LOGIN_NOTICE: &str = "email.login_notice";
+/// The prefix of the audit trail's routing keys: `audit.<kind>`, each an
+/// [`pb::AuditEvent`] (apart from the four older `audit.` types above).
+const AUDIT_PREFIX: &str = "audit.";
+/// How a malformed audit payload names its type.
+const AUDIT_EVENT: &str = "audit.<kind>";
 
 /// A decoded event: its `gatehouse.events.v1` message. `Debug` redacts the
 /// link tokens, codes and links.
 ///
 /// Both MFA code events carry a [`pb::MfaCode`]; the variant says which
 /// routing key it came under (and so whether `email` or `phone` is set).
+/// Every other `audit.<kind>` routing key carries a [`pb::AuditEvent`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum DecodedEvent {
     VerificationRequested(pb::VerificationRequested),
@@ -39,13 +47,16 @@ pub enum DecodedEvent {
     BackupCodeUsed(pb::BackupCodeUsed),
     BackupCodesRegenerated(pb::BackupCodesRegenerated),
     LoginNotice(pb::LoginNotice),
+    /// `audit.<kind>`: one fact of the audit trail.
+    Audit(pb::AuditEvent),
 }
 
 impl DecodedEvent {
-    /// The event type (routing key) the message was published under.
+    /// The event type (routing key) the message was published under; for
+    /// an audit event, `audit.<kind>`.
     #[must_use]
-    pub const fn event_type(&self) -> &'static str {
-        match self {
+    pub fn event_type(&self) -> Cow<'static, str> {
+        Cow::Borrowed(match self {
             Self::VerificationRequested(_) => VERIFICATION_REQUESTED,
             Self::PasswordResetRequested(_) => PASSWORD_RESET_REQUESTED,
             Self::PasswordChanged(_) => PASSWORD_CHANGED,
@@ -57,7 +68,8 @@ impl DecodedEvent {
             Self::BackupCodeUsed(_) => BACKUP_CODE_USED,
             Self::BackupCodesRegenerated(_) => BACKUP_CODES_REGENERATED,
             Self::LoginNotice(_) => LOGIN_NOTICE,
-        }
+            Self::Audit(m) => return Cow::Owned(format!("{AUDIT_PREFIX}{}", m.kind)),
+        })
     }
 
     /// The event id (UUID text), the consumers' de-duplication key.
@@ -74,12 +86,14 @@ impl DecodedEvent {
             Self::BackupCodeUsed(m) => &m.event_id,
             Self::BackupCodesRegenerated(m) => &m.event_id,
             Self::LoginNotice(m) => &m.event_id,
+            Self::Audit(m) => &m.event_id,
         }
     }
 
     /// Where the notice goes: an email address (for `email.changed`, the
     /// old one), or for `sms.mfa_code` a phone number. Empty for an audit
-    /// event of an account without a primary address.
+    /// event of an account without a primary address, and always for an
+    /// [`pb::AuditEvent`] (it notifies nobody).
     #[must_use]
     pub fn recipient(&self) -> &str {
         match self {
@@ -94,6 +108,7 @@ impl DecodedEvent {
             Self::BackupCodeUsed(m) => &m.email,
             Self::BackupCodesRegenerated(m) => &m.email,
             Self::LoginNotice(m) => &m.email,
+            Self::Audit(_) => "",
         }
     }
 }
@@ -116,7 +131,8 @@ pub enum DecodeError {
 /// Decodes the payload of a message published under `event_type`.
 ///
 /// # Errors
-/// [`DecodeError::UnknownType`] for a type this crate does not know,
+/// [`DecodeError::UnknownType`] for a type this crate does not know (any
+/// `audit.<kind>` is known: an [`pb::AuditEvent`]),
 /// [`DecodeError::Malformed`] for a payload that is not its message.
 pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeError> {
     fn parse<M: Message + Default>(event_type: &'static str, payload: &[u8]) -> Result<M, DecodeError> {
@@ -134,6 +150,7 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeEr
         BACKUP_CODE_USED => parse(BACKUP_CODE_USED, payload).map(DecodedEvent::BackupCodeUsed),
         BACKUP_CODES_REGENERATED => parse(BACKUP_CODES_REGENERATED, payload).map(DecodedEvent::BackupCodesRegenerated),
         LOGIN_NOTICE => parse(LOGIN_NOTICE, payload).map(DecodedEvent::LoginNotice),
+        audit if audit.starts_with(AUDIT_PREFIX) => parse(AUDIT_EVENT, payload).map(DecodedEvent::Audit),
         other => Err(DecodeError::UnknownType(other.to_owned())),
     }
 }

@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use gatehouse_application::ports::events::{EventEncoder, OutboxMessage};
-use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId};
+use gatehouse_domain::{
+    AuditOutcome, AuditRecord, ClientInfo, EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId,
+};
 use uuid::Uuid;
 
 use super::*;
@@ -349,4 +351,89 @@ fn unknown_event_type_is_a_decode_error() {
 fn payload_that_is_not_the_message_is_a_decode_error() {
     let err = decode("email.password_changed", &[0xff, 0xff, 0xff]).unwrap_err();
     assert!(matches!(err, DecodeError::Malformed { event_type: "email.password_changed", .. }), "{err:?}");
+}
+
+fn audit_record(kind: &str) -> AuditRecord {
+    AuditRecord {
+        id: Uuid::now_v7(),
+        kind: kind.into(),
+        occurred_at: at(),
+        actor: Some(user()),
+        subject: Some(user()),
+        organization: Some("org-1".into()),
+        client: ClientInfo::new(Some("Mozilla/5.0 Firefox/133.0"), Some("203.0.113.7".into())),
+        outcome: AuditOutcome::Success,
+        details: vec![("session_id".into(), "s-1".into()), ("factor_type".into(), "totp".into())],
+    }
+}
+
+#[test]
+fn audit_event_round_trips_under_audit_kind_and_carries_its_row() {
+    let record = audit_record("session.revoked");
+    let (envelope, message) = encode(Event::Audit(record.clone()));
+
+    assert_eq!(message.event_type, "audit.session.revoked");
+    assert_eq!(message.audit.as_ref(), Some(&record));
+    assert_eq!(message.id, envelope.id);
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::Audit(pb::AuditEvent {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            kind: "session.revoked".into(),
+            actor_id: record.actor.unwrap().to_string(),
+            subject_id: record.subject.unwrap().to_string(),
+            organization_id: "org-1".into(),
+            client_ip: "203.0.113.7".into(),
+            user_agent: "Mozilla/5.0 Firefox/133.0".into(),
+            outcome: "success".into(),
+            details: [("session_id".to_owned(), "s-1".to_owned()), ("factor_type".to_owned(), "totp".to_owned())]
+                .into_iter()
+                .collect(),
+        })
+    );
+    assert_eq!(decoded.event_type(), message.event_type);
+    assert_eq!(decoded.event_id(), envelope.id.to_string());
+    assert_eq!(decoded.recipient(), "");
+}
+
+#[test]
+fn anonymous_audit_event_has_empty_ids_and_a_failure_outcome() {
+    let record = AuditRecord {
+        actor: None,
+        subject: None,
+        organization: None,
+        client: ClientInfo::default(),
+        outcome: AuditOutcome::Failure,
+        details: vec![],
+        ..audit_record("login.failed")
+    };
+    let (_, message) = encode(Event::Audit(record));
+    assert_eq!(message.event_type, "audit.login.failed");
+    let DecodedEvent::Audit(m) = decode(&message.event_type, &message.payload).unwrap() else {
+        panic!("an audit event expected")
+    };
+    assert_eq!((m.actor_id.as_str(), m.subject_id.as_str(), m.organization_id.as_str()), ("", "", ""));
+    assert_eq!((m.client_ip.as_str(), m.user_agent.as_str(), m.outcome.as_str()), ("", "", "failure"));
+    assert!(m.details.is_empty());
+}
+
+#[test]
+fn older_audit_types_keep_their_own_messages_and_no_row() {
+    let (_, message) = encode(Event::BackupCodesRegenerated { user_id: user(), email: Some(email("ann@example.com")) });
+    assert_eq!(message.audit, None);
+    assert!(matches!(decode(&message.event_type, &message.payload).unwrap(), DecodedEvent::BackupCodesRegenerated(_)));
+}
+
+#[test]
+fn malformed_audit_payload_is_a_decode_error() {
+    let err = decode("audit.login.failed", &[0xff, 0xff, 0xff]).unwrap_err();
+    assert!(matches!(err, DecodeError::Malformed { event_type: "audit.<kind>", .. }), "{err:?}");
+}
+
+#[test]
+fn other_event_messages_carry_no_audit_row() {
+    let (_, message) = encode(Event::PasswordChanged { user_id: user(), email: email("cy@example.com") });
+    assert_eq!(message.audit, None);
 }

@@ -2,13 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::{EventEncoder, OutboxMessage};
-use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind};
+use gatehouse_domain::{AuditRecord, EmailAddress, Event, EventEnvelope, FactorKind};
 use prost::Message;
 
 use crate::pb;
 
 /// Encodes each event as its `gatehouse.events.v1` message; the event type
-/// (the routing key) is [`Event::event_type`].
+/// (the routing key) is [`Event::event_type`], except for an audit fact
+/// ([`Event::Audit`]): an `AuditEvent` under `audit.<kind>`, whose message
+/// also carries the record for the audit table.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProtoEventEncoder;
 
@@ -21,6 +23,15 @@ impl ProtoEventEncoder {
 
 impl EventEncoder for ProtoEventEncoder {
     fn encode(&self, envelope: &EventEnvelope) -> OutboxMessage {
+        if let Event::Audit(record) = &envelope.event {
+            return OutboxMessage {
+                id: envelope.id,
+                event_type: format!("audit.{}", record.kind),
+                payload: audit_event(envelope, record).encode_to_vec(),
+                occurred_at: envelope.occurred_at,
+                audit: Some(record.clone()),
+            };
+        }
         let event_id = envelope.id.to_string();
         let occurred_at = Some(timestamp(envelope.occurred_at));
         let user_id = envelope.event.user_id().to_string();
@@ -114,13 +125,31 @@ impl EventEncoder for ProtoEventEncoder {
                 at: Some(timestamp(*at)),
             }
             .encode_to_vec(),
+            Event::Audit(record) => audit_event(envelope, record).encode_to_vec(),
         };
         OutboxMessage {
             id: envelope.id,
             event_type: envelope.event.event_type().to_owned(),
             payload,
             occurred_at: envelope.occurred_at,
+            audit: None,
         }
+    }
+}
+
+/// The `AuditEvent` of an audit fact; its id is the envelope's.
+fn audit_event(envelope: &EventEnvelope, record: &AuditRecord) -> pb::AuditEvent {
+    pb::AuditEvent {
+        event_id: envelope.id.to_string(),
+        occurred_at: Some(timestamp(record.occurred_at)),
+        kind: record.kind.clone(),
+        actor_id: record.actor.map(|u| u.to_string()).unwrap_or_default(),
+        subject_id: record.subject.map(|u| u.to_string()).unwrap_or_default(),
+        organization_id: record.organization.clone().unwrap_or_default(),
+        client_ip: record.client.ip.clone().unwrap_or_default(),
+        user_agent: record.client.user_agent.clone().unwrap_or_default(),
+        outcome: record.outcome.as_str().to_owned(),
+        details: record.details.iter().cloned().collect(),
     }
 }
 

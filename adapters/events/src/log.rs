@@ -85,6 +85,24 @@ impl EventPublisher for LogPublisher {
                     "event (embedded mode, not sent)"
                 );
             }
+            Ok(DecodedEvent::Audit(m)) => {
+                let mut details: Vec<_> = m.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                details.sort_unstable();
+                let details = details.join(",");
+                tracing::info!(
+                    event_type,
+                    %event_id,
+                    kind = %m.kind,
+                    outcome = %m.outcome,
+                    actor_id = %m.actor_id,
+                    subject_id = %m.subject_id,
+                    organization_id = %m.organization_id,
+                    client_ip = %m.client_ip,
+                    user_agent = %m.user_agent,
+                    details = %details,
+                    "event (embedded mode, not sent)"
+                );
+            }
             Err(error) => {
                 tracing::warn!(event_type, %event_id, payload_len = message.payload.len(), %error, "event (embedded mode, not sent; payload not decoded)");
             }
@@ -147,7 +165,9 @@ mod tests {
 
     use chrono::DateTime;
     use gatehouse_application::ports::events::EventEncoder;
-    use gatehouse_domain::{EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId};
+    use gatehouse_domain::{
+        AuditOutcome, AuditRecord, ClientInfo, EmailAddress, Event, EventEnvelope, FactorKind, Secret, UserId,
+    };
     use uuid::Uuid;
 
     use super::*;
@@ -257,6 +277,7 @@ mod tests {
             event_type: "audit.something_new".into(),
             payload: vec![1, 2, 3],
             occurred_at: DateTime::UNIX_EPOCH,
+            audit: None,
         };
         let messages = [
             encode(Event::PasswordResetRequested {
@@ -284,6 +305,17 @@ mod tests {
                 device: "Firefox on Linux".into(),
                 at: DateTime::UNIX_EPOCH,
             }),
+            encode(Event::Audit(AuditRecord {
+                id: Uuid::now_v7(),
+                kind: "login.failed".into(),
+                occurred_at: DateTime::UNIX_EPOCH,
+                actor: None,
+                subject: Some(user_id),
+                organization: None,
+                client: ClientInfo::new(Some("curl/8.5"), Some("198.51.100.4".into())),
+                outcome: AuditOutcome::Failure,
+                details: vec![("reason".into(), "wrong_password".into())],
+            })),
             unknown,
         ];
         let lines = log_of(&messages).await;
@@ -294,6 +326,9 @@ mod tests {
         assert!(lines[2].contains("totp"), "{}", lines[2]);
         assert!(lines[4].contains("remaining=7"), "{}", lines[4]);
         assert!(lines[6].contains("203.0.113.7") && lines[6].contains("Firefox on Linux"), "{}", lines[6]);
+        for expected in ["audit.login.failed", "failure", "198.51.100.4", "curl/8.5", "reason=wrong_password"] {
+            assert!(lines[7].contains(expected), "{expected} missing from {}", lines[7]);
+        }
         let last = lines.last().unwrap();
         assert!(last.contains("audit.something_new") && last.contains("WARN"), "{last}");
     }

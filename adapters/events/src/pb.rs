@@ -145,6 +145,24 @@ impl fmt::Debug for LoginNotice {
     }
 }
 
+impl fmt::Debug for AuditEvent {
+    /// An audit event never carries a secret: every field is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditEvent")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("kind", &self.kind)
+            .field("actor_id", &self.actor_id)
+            .field("subject_id", &self.subject_id)
+            .field("organization_id", &self.organization_id)
+            .field("client_ip", &self.client_ip)
+            .field("user_agent", &self.user_agent)
+            .field("outcome", &self.outcome)
+            .field("details", &self.details)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! Tonic and prost types stop here: nothing this crate exports to the rest of
 //! the server, except the generated client stubs in [`pb`], carries them.
 
+mod audit;
 mod auth;
 mod caller;
 mod client_ip;
@@ -21,6 +22,7 @@ mod session;
 mod token;
 mod user;
 
+pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use client_ip::{ClientIpPolicy, IpNet, IpNetError};
 pub use mfa::MfaApi;
@@ -59,6 +61,7 @@ mod tests {
         let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET).unwrap();
         let files: Vec<_> = set.file.iter().map(|f| f.name()).collect();
         for name in [
+            "gatehouse/v1/audit.proto",
             "gatehouse/v1/auth.proto",
             "gatehouse/v1/mfa.proto",
             "gatehouse/v1/session.proto",

@@ -12,12 +12,15 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::mfa_service_server::MfaServiceServer;
 use crate::pb::session_service_server::SessionServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
-use crate::{AuthApi, ClientIpPolicy, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, SessionApi, TokenApi, UserApi};
+use crate::{
+    AuditApi, AuthApi, ClientIpPolicy, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, SessionApi, TokenApi, UserApi,
+};
 
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,13 +33,14 @@ pub enum ServeError {
 
 /// Names under which `grpc.health.v1` reports status: the whole server
 /// (empty name) and each service.
-const HEALTH_NAMES: [&str; 6] = [
+const HEALTH_NAMES: [&str; 7] = [
     "",
     "gatehouse.v1.AuthService",
     "gatehouse.v1.TokenService",
     "gatehouse.v1.UserService",
     "gatehouse.v1.MfaService",
     "gatehouse.v1.SessionService",
+    "gatehouse.v1.AuditService",
 ];
 
 /// Everything the gRPC side needs to serve.
@@ -47,6 +51,7 @@ pub struct GrpcServer {
     user: UserApi,
     mfa: MfaApi,
     sessions: SessionApi,
+    audit: AuditApi,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
 }
@@ -70,12 +75,13 @@ impl GrpcServer {
         user: UserApi,
         mfa: MfaApi,
         sessions: SessionApi,
+        audit: AuditApi,
         client_ip: ClientIpPolicy,
         probes: Vec<Arc<dyn Probe>>,
         health_interval: Duration,
     ) -> Self {
         auth.client_ip = client_ip;
-        Self { auth, token, user, mfa, sessions, probes, health_interval }
+        Self { auth, token, user, mfa, sessions, audit, probes, health_interval }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -103,6 +109,7 @@ impl GrpcServer {
             .add_service(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES))
             .add_service(SessionServiceServer::new(self.sessions).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(AuditServiceServer::new(self.audit).max_decoding_message_size(MAX_REQUEST_BYTES))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServeError::Transport(e.to_string()));

@@ -1,10 +1,11 @@
 //! Gatehouse SQL adapter: the storage ports ([`UserRepository`],
 //! [`SessionRepository`], [`VerificationRepository`], [`MfaRepository`],
-//! [`OutboxStore`]) and the database health [`Probe`] over sea-orm, for
+//! [`OutboxStore`], [`AuditLog`]) and the database health [`Probe`] over sea-orm, for
 //! PostgreSQL (production) and SQLite (embedded mode).
 //!
 //! Every method that changes state writes the outbox messages it is given in
-//! its own transaction, so an event is stored if and only if its change is.
+//! its own transaction, so an event is stored if and only if its change is;
+//! so are the audit rows those messages carry.
 //!
 //! Both backends run the one migration history of `gatehouse-migration` and
 //! pass the same contract tests (`tests/contract.rs`), which also hold the
@@ -17,8 +18,10 @@
 //! [`VerificationRepository`]: gatehouse_application::ports::verifications::VerificationRepository
 //! [`MfaRepository`]: gatehouse_application::ports::mfa::MfaRepository
 //! [`OutboxStore`]: gatehouse_application::ports::events::OutboxStore
+//! [`AuditLog`]: gatehouse_application::ports::audit::AuditLog
 //! [`Probe`]: gatehouse_application::ports::health::Probe
 
+mod audit;
 mod convert;
 mod database;
 mod entity;
@@ -30,6 +33,7 @@ mod transaction;
 mod users;
 mod verifications;
 
+pub use audit::SqlAuditLog;
 pub use database::{Database, PoolSettings};
 pub use mfa::SqlMfaRepository;
 pub use outbox::SqlOutboxStore;

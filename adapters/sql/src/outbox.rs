@@ -1,5 +1,6 @@
 //! [`OutboxStore`] over the `outbox` table, and the insert every state
-//! change uses to write its events in its own transaction.
+//! change uses to write its events (and their audit rows) in its own
+//! transaction.
 //!
 //! A claim is one statement: `UPDATE outbox SET available_at = <lease end>
 //! WHERE id IN (SELECT id … due … ORDER BY created_at, id LIMIT n FOR UPDATE
@@ -21,6 +22,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::audit::insert_audit;
 use crate::convert::{to_i32, to_u32};
 use crate::database::Database;
 use crate::entity::outbox;
@@ -64,6 +66,9 @@ impl OutboxStore for SqlOutboxStore {
                         event_type: r.event_type,
                         payload: r.payload,
                         occurred_at: r.occurred_at,
+                        // The audit row was written with the message; the
+                        // relay publishes only the message.
+                        audit: None,
                     },
                 })
             })
@@ -126,8 +131,8 @@ fn claim_statement(limit: u32, now: DateTime<Utc>, lease_until: DateTime<Utc>) -
 }
 
 /// Writes `messages` to the outbox inside the transaction of the change they
-/// report, due at once. A row's `created_at`, which orders claims, is the
-/// event's `occurred_at`.
+/// report, due at once, and the audit row of every message that carries one.
+/// A row's `created_at`, which orders claims, is the event's `occurred_at`.
 pub(crate) async fn insert_outbox(txn: &DatabaseTransaction, messages: &[OutboxMessage]) -> Result<(), DbErr> {
     if messages.is_empty() {
         return Ok(());
@@ -143,7 +148,7 @@ pub(crate) async fn insert_outbox(txn: &DatabaseTransaction, messages: &[OutboxM
         sent_at: Set(None),
     });
     outbox::Entity::insert_many(rows).exec_without_returning(txn).await?;
-    Ok(())
+    insert_audit(txn, messages.iter().filter_map(|m| m.audit.as_ref())).await
 }
 
 #[cfg(test)]

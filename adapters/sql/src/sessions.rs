@@ -15,8 +15,8 @@
 //! on both backends), its client data is replaced only by values the client
 //! sent, and the row it returns is both the stored truth and the capped
 //! expiry the new token is stored with. Every other changing method is a
-//! single statement, or (`create`, `revoke_all`) a transaction that writes
-//! from its first statement on.
+//! single statement, or (`create`, `revoke`, `revoke_all`) a transaction
+//! that writes from its first statement on.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -150,19 +150,28 @@ impl SessionRepository for SqlSessionRepository {
         &self,
         id: SessionId,
         reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        // Only a live session is stamped, so an earlier revocation keeps its time.
-        session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now))
-            .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-            .filter(session::Column::Id.eq(*id.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
-            .exec(&self.conn)
-            .await
-            .map_err(store_error)?;
-        let found = session::Entity::find_by_id(*id.as_uuid()).one(&self.conn).await.map_err(store_error)?;
-        Ok(found.map(to_domain))
+        let txn = begin(&self.conn).await?;
+        let outcome = async {
+            // The write first (see the module docs). Only a live session is
+            // stamped, so an earlier revocation keeps its time.
+            session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(now))
+                .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+                .filter(session::Column::Id.eq(*id.as_uuid()))
+                .filter(session::Column::RevokedAt.is_null())
+                .exec(&txn)
+                .await?;
+            let Some(found) = session::Entity::find_by_id(*id.as_uuid()).one(&txn).await? else {
+                return Ok(Decision::Rollback(None));
+            };
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(Some(to_domain(found))))
+        }
+        .await;
+        finish(txn, outcome).await
     }
 
     async fn revoke_all(
@@ -170,10 +179,16 @@ impl SessionRepository for SqlSessionRepository {
         user: UserId,
         keep: Option<SessionId>,
         reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError> {
         let txn = begin(&self.conn).await?;
-        let outcome = revoke_user_sessions(&txn, user, keep, reason, now).await.map(Decision::Commit);
+        let outcome = async {
+            let revoked = revoke_user_sessions(&txn, user, keep, reason, now).await?;
+            insert_outbox(&txn, outbox).await?;
+            Ok(Decision::Commit(revoked))
+        }
+        .await;
         finish(txn, outcome).await
     }
 

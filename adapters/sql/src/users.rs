@@ -203,6 +203,7 @@ impl UserRepository for SqlUserRepository {
         &self,
         user: UserId,
         email: &EmailAddress,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<EmailRemoval, StoreError> {
         let txn = begin(&self.conn).await?;
@@ -232,6 +233,7 @@ impl UserRepository for SqlUserRepository {
                 .filter(mfa_factor::Column::Destination.eq(email.as_str()))
                 .exec(&txn)
                 .await?;
+            insert_outbox(&txn, outbox).await?;
             Ok(Decision::Commit(EmailRemoval::Removed))
         }
         .await;
@@ -278,7 +280,12 @@ impl UserRepository for SqlUserRepository {
         finish(txn, outcome).await
     }
 
-    async fn delete(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
+    async fn delete(
+        &self,
+        user: UserId,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError> {
         let txn = begin(&self.conn).await?;
         let outcome = async {
             if !touch_user(&txn, user, Some(now)).await? {
@@ -300,8 +307,10 @@ impl UserRepository for SqlUserRepository {
                 .all(&txn)
                 .await?;
             // Emails, sessions, refresh tokens and verifications go with it
-            // (ON DELETE CASCADE).
+            // (ON DELETE CASCADE); its audit rows, which have no foreign
+            // key to it, stay.
             user::Entity::delete_by_id(*user.as_uuid()).exec(&txn).await?;
+            insert_outbox(&txn, outbox).await?;
             Ok(Decision::Commit(live.into_iter().map(session_to_domain).collect()))
         }
         .await;

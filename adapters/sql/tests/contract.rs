@@ -12,14 +12,15 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use gatehouse_application::ports::audit::AuditCursor;
 use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::FactorCode;
 use gatehouse_application::ports::store::{EmailRemoval, NewRefreshToken, PrimaryChange, Rotation, StoreError};
 use gatehouse_application::ports::verifications::{Consumed, Effect};
 use gatehouse_domain::{
-    ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash, Purpose, RevokeReason,
-    SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
+    AuditOutcome, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash,
+    Purpose, RevokeReason, SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
 };
 use gatehouse_sql::{Database, PoolSettings};
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -99,6 +100,15 @@ contract_tests! {
         concurrent_passes_of_a_challenge_succeed_once,
         concurrent_uses_of_one_code_succeed_once,
         failures_since_sums_the_users_challenges,
+        audit_rows_ride_on_outbox_messages_atomically,
+        record_then_list_newest_first_with_every_field,
+        list_finds_rows_by_actor_or_subject,
+        paging_with_the_cursor_returns_every_row_once,
+        revoke_writes_its_outbox_only_when_the_session_exists,
+        revoke_all_writes_its_outbox_with_the_revocations,
+        remove_email_writes_its_outbox_only_when_removed,
+        delete_writes_its_outbox_only_when_the_user_existed,
+        audit_rows_survive_the_users_deletion,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -111,6 +121,9 @@ contract_tests! {
         removing_a_factor_deletes_its_codes,
         mfa_changes_for_an_unknown_user_store_nothing,
         probe_answers,
+        audit_details_are_stored_as_a_json_object,
+        a_refused_change_writes_no_audit_row,
+        migration_creates_and_drops_the_audit_table,
     ],
     postgres: [
         claim_skips_rows_another_transaction_has_locked,
@@ -197,6 +210,7 @@ fn message(n: u128, occurred_at: DateTime<Utc>) -> OutboxMessage {
         event_type: "email.verification_requested".into(),
         payload: format!("payload {n}").into_bytes(),
         occurred_at,
+        audit: None,
     }
 }
 
@@ -366,7 +380,7 @@ async fn token_at_its_expiry_is_expired(s: Stores) {
 async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    s.sessions.revoke(sess.id, RevokeReason::Logout, now).await.unwrap();
+    s.sessions.revoke(sess.id, RevokeReason::Logout, &[], now).await.unwrap();
 
     let next = token(2, now, TimeDelta::days(30));
     assert_eq!(
@@ -405,18 +419,18 @@ async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
 async fn revoke_keeps_the_first_revocation_time(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let first = t0() + TimeDelta::minutes(5);
-    let revoked = s.sessions.revoke(sess.id, RevokeReason::Logout, first).await.unwrap();
+    let revoked = s.sessions.revoke(sess.id, RevokeReason::Logout, &[], first).await.unwrap();
     assert_eq!(revoked, Some(Session { revoked_at: Some(first), ..sess.clone() }));
 
     let second = first + TimeDelta::minutes(5);
-    let again = s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, second).await.unwrap().unwrap();
+    let again = s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, &[], second).await.unwrap().unwrap();
     assert_eq!(again.revoked_at, Some(first));
 }
 
 async fn revoke_of_an_unknown_session_is_none(s: Stores) {
     user_with_session(&s).await;
     let unknown = SessionId::from_uuid(Uuid::from_u128(0xdead));
-    assert_eq!(s.sessions.revoke(unknown, RevokeReason::Logout, t0()).await.unwrap(), None);
+    assert_eq!(s.sessions.revoke(unknown, RevokeReason::Logout, &[], t0()).await.unwrap(), None);
 }
 
 async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
@@ -428,9 +442,9 @@ async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
         s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     let cut = t0() + TimeDelta::minutes(10);
-    s.sessions.revoke(sessions[0].id, RevokeReason::Logout, cut - TimeDelta::microseconds(1)).await.unwrap();
-    s.sessions.revoke(sessions[1].id, RevokeReason::Logout, cut).await.unwrap();
-    s.sessions.revoke(sessions[2].id, RevokeReason::RefreshTokenReuse, cut + TimeDelta::hours(1)).await.unwrap();
+    s.sessions.revoke(sessions[0].id, RevokeReason::Logout, &[], cut - TimeDelta::microseconds(1)).await.unwrap();
+    s.sessions.revoke(sessions[1].id, RevokeReason::Logout, &[], cut).await.unwrap();
+    s.sessions.revoke(sessions[2].id, RevokeReason::RefreshTokenReuse, &[], cut + TimeDelta::hours(1)).await.unwrap();
     // sessions[3] is never revoked.
 
     let mut ids: Vec<SessionId> = s.sessions.revoked_since(cut).await.unwrap().iter().map(|s| s.id).collect();
@@ -446,7 +460,7 @@ async fn find_by_refresh_token_finds_the_session_of_a_rotated_token(s: Stores) {
         .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
         .await
         .unwrap();
-    s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, now).await.unwrap();
+    s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
 
     let found = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
     assert_eq!(found.id, sess.id);
@@ -564,7 +578,7 @@ async fn get_returns_a_session_in_any_state(s: Stores) {
     assert_eq!(s.sessions.get(expired.id).await.unwrap(), Some(expired));
 
     let now = t0() + TimeDelta::days(2);
-    s.sessions.revoke(live.id, RevokeReason::RevokedByUser, now).await.unwrap();
+    s.sessions.revoke(live.id, RevokeReason::RevokedByUser, &[], now).await.unwrap();
     assert_eq!(s.sessions.get(live.id).await.unwrap(), Some(Session { revoked_at: Some(now), ..live }));
 
     assert_eq!(s.sessions.get(SessionId::from_uuid(Uuid::from_u128(0xdead))).await.unwrap(), None);
@@ -584,7 +598,7 @@ async fn list_live_lists_the_users_unrevoked_unexpired_sessions_newest_first(s: 
     for (n, sess) in (2u8..).zip([&newer, &newest, &revoked, &expired, &ending]) {
         s.sessions.create(sess, &token(n, sess.created_at, TimeDelta::days(30)), &[]).await.unwrap();
     }
-    s.sessions.revoke(revoked.id, RevokeReason::Logout, now - TimeDelta::minutes(1)).await.unwrap();
+    s.sessions.revoke(revoked.id, RevokeReason::Logout, &[], now - TimeDelta::minutes(1)).await.unwrap();
     // Another user's live session.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
@@ -601,7 +615,7 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
     let (ann, first) = user_with_session(&s).await;
     let (ip, ua) = (first.client.ip.clone().unwrap(), first.client.user_agent.clone().unwrap());
     // That session has ended; it still counts.
-    s.sessions.revoke(first.id, RevokeReason::Logout, t0()).await.unwrap();
+    s.sessions.revoke(first.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     // An expired session without an address.
     let bare = Session {
         client: device(None, Some("Gatehouse-CLI/2.0")),
@@ -643,14 +657,14 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
     let earlier = session(4, &ann, t0(), expires);
     s.sessions.create(&earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, logout).await.unwrap();
+    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(5, &bob, t0(), expires);
     s.sessions.create(&bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let revoked = s.sessions.revoke_all(ann.id, Some(kept.id), RevokeReason::RevokedByUser, now).await.unwrap();
+    let revoked = s.sessions.revoke_all(ann.id, Some(kept.id), RevokeReason::RevokedByUser, &[], now).await.unwrap();
     let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
     assert_eq!(sorted(revoked), sorted(expected.clone()));
     assert_eq!(s.sessions.get(kept.id).await.unwrap(), Some(kept.clone()));
@@ -661,11 +675,11 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
 
     // Without a session to keep, the last live one goes too; then none is left.
     let later = now + TimeDelta::hours(1);
-    let revoked = s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, later).await.unwrap();
+    let revoked = s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
     assert_eq!(revoked, vec![Session { revoked_at: Some(later), ..kept }]);
-    assert!(s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, later).await.unwrap().is_empty());
+    assert!(s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    assert!(s.sessions.revoke_all(nobody, None, RevokeReason::RevokedByUser, later).await.unwrap().is_empty());
+    assert!(s.sessions.revoke_all(nobody, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
 }
 
 async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
@@ -696,7 +710,7 @@ async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
     assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
     for (sess, revoked_at, _) in &sessions {
         if let Some(at) = revoked_at {
-            s.sessions.revoke(sess.id, RevokeReason::Logout, *at).await.unwrap();
+            s.sessions.revoke(sess.id, RevokeReason::Logout, &[], *at).await.unwrap();
         }
     }
 
@@ -855,7 +869,7 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
     let earlier = session(4, &ann, t0(), expires);
     s.sessions.create(&earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, logout).await.unwrap();
+    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
     // Another user's session is not touched.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
@@ -932,7 +946,7 @@ async fn remove_email_outcomes(s: Stores) {
 
     let remove = |address: &'static str| {
         let users = Arc::clone(&s.users);
-        async move { users.remove_email(ann.id, &email(address), now).await.unwrap() }
+        async move { users.remove_email(ann.id, &email(address), &[], now).await.unwrap() }
     };
     assert_eq!(remove("nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(remove("bob@example.com").await, EmailRemoval::NotFound);
@@ -941,7 +955,10 @@ async fn remove_email_outcomes(s: Stores) {
     assert_eq!(remove("ann@home.example").await, EmailRemoval::Removed);
     assert_eq!(remove("ann@home.example").await, EmailRemoval::NotFound);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    assert_eq!(s.users.remove_email(nobody, &email("ann@work.example"), now).await.unwrap(), EmailRemoval::NotFound);
+    assert_eq!(
+        s.users.remove_email(nobody, &email("ann@work.example"), &[], now).await.unwrap(),
+        EmailRemoval::NotFound
+    );
 
     // With a second verified address, the first may go.
     verify(&s, 21, ann.id, "ann@example.com", now).await;
@@ -1000,7 +1017,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     let (ann, live) = user_with_session(&s).await;
     let revoked = session(2, &ann, t0(), t0() + TimeDelta::days(30));
     s.sessions.create(&revoked, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    s.sessions.revoke(revoked.id, RevokeReason::Logout, t0()).await.unwrap();
+    s.sessions.revoke(revoked.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     let expired = session(3, &ann, t0(), t0() + TimeDelta::hours(1));
     s.sessions.create(&expired, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let bob = user(2, "bob@example.com");
@@ -1012,7 +1029,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     s.verifications.replace(&reset, &[message(1, t0())]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    assert_eq!(s.users.delete(ann.id, now).await.unwrap(), vec![live]);
+    assert_eq!(s.users.delete(ann.id, &[], now).await.unwrap(), vec![live]);
 
     assert_eq!(s.users.get(ann.id).await.unwrap(), None);
     assert_eq!(s.users.password_hash(ann.id).await.unwrap(), None);
@@ -1027,7 +1044,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
     assert!(s.users.get(bob.id).await.unwrap().is_some());
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
-    assert!(s.users.delete(ann.id, now).await.unwrap().is_empty());
+    assert!(s.users.delete(ann.id, &[], now).await.unwrap().is_empty());
     sign_up(&s, &user(3, "ann@example.com")).await;
 }
 
@@ -1082,7 +1099,7 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     let at = t0() + TimeDelta::minutes(1);
     let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
     s.users.add_email(ann.id, &anns.email, &anns, &[], at).await.unwrap();
-    assert_eq!(s.users.remove_email(ann.id, &anns.email, at).await.unwrap(), EmailRemoval::Removed);
+    assert_eq!(s.users.remove_email(ann.id, &anns.email, &[], at).await.unwrap(), EmailRemoval::Removed);
     let later = at + TimeDelta::microseconds(1);
     let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
     s.users.add_email(bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
@@ -1236,7 +1253,7 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
     s.sessions.create(&second, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let earlier = session(3, &ann, t0(), t0() + TimeDelta::days(30));
     s.sessions.create(&earlier, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, t0()).await.unwrap();
+    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
@@ -1905,6 +1922,298 @@ async fn failures_since_sums_the_users_challenges(s: Stores) {
     assert_eq!(s.mfa.failures_since(bob, t0()).await.unwrap(), 4);
 }
 
+// ------------------------------------------------------------------- audit
+
+/// Audit record number `n`: `kind` at `at`, by `actor` about `subject`.
+fn audit_record(n: u128, kind: &str, at: DateTime<Utc>, actor: Option<UserId>, subject: Option<UserId>) -> AuditRecord {
+    AuditRecord {
+        id: Uuid::from_u128(0xa0d1_0000 + n),
+        kind: kind.into(),
+        occurred_at: at,
+        actor,
+        subject,
+        organization: None,
+        client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("203.0.113.7".into())),
+        outcome: AuditOutcome::Success,
+        details: vec![("n".into(), n.to_string())],
+    }
+}
+
+/// Outbox message `n` carrying `record`.
+fn audited(n: u128, record: &AuditRecord) -> OutboxMessage {
+    OutboxMessage { audit: Some(record.clone()), ..message(n, record.occurred_at) }
+}
+
+/// Facts with no change to ride on, each on its own outbox message (whose
+/// id is derived from the record's), as `AuditLog::record` takes them.
+fn facts(records: &[AuditRecord]) -> Vec<OutboxMessage> {
+    records
+        .iter()
+        .map(|r| OutboxMessage {
+            id: Uuid::from_u128(0xfac7_0000_0000 + r.id.as_u128()),
+            event_type: "audit.recorded".into(),
+            payload: r.kind.clone().into_bytes(),
+            occurred_at: r.occurred_at,
+            audit: Some(r.clone()),
+        })
+        .collect()
+}
+
+/// Every audit row of `user`, newest first (one large page).
+async fn trail(s: &Stores, user: UserId) -> Vec<AuditRecord> {
+    s.audit.list(user, None, 1000).await.unwrap()
+}
+
+/// The ids of `records`.
+fn audit_ids(records: &[AuditRecord]) -> Vec<Uuid> {
+    records.iter().map(|r| r.id).collect()
+}
+
+async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    s.users.create(&ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
+    assert_eq!(trail(&s, ann.id).await, vec![signed_up.clone()]);
+
+    // A refused sign-up writes neither its user, its event nor its audit row.
+    let bob = user(2, "ANN@example.com");
+    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
+    let err = s.users.create(&bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(trail(&s, bob.id).await.is_empty());
+
+    // A new session's audit row comes with it; a refused one's does not.
+    let now = t0() + TimeDelta::minutes(1);
+    let sess = session(1, &ann, now, now + TimeDelta::days(30));
+    let login = audit_record(3, "login.succeeded", now, Some(ann.id), Some(ann.id));
+    s.sessions.create(&sess, &token(1, now, TimeDelta::days(30)), &[audited(3, &login)]).await.unwrap();
+    let ghost = user(9, "ghost@example.com");
+    let ghosts = session(2, &ghost, now, now + TimeDelta::days(30));
+    let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id), Some(ghost.id));
+    let result = s.sessions.create(&ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
+    assert!(result.is_err(), "{result:?}");
+    assert!(trail(&s, ghost.id).await.is_empty());
+
+    assert_eq!(trail(&s, ann.id).await, vec![login, signed_up]);
+    let mut sent = pending(&s).await;
+    sent.sort();
+    assert_eq!(sent, vec![message(1, t0()).id, message(3, now).id]);
+    // A message without an audit record writes no audit row.
+    let other = session(3, &ann, now, now + TimeDelta::days(30));
+    s.sessions.create(&other, &token(3, now, TimeDelta::days(30)), &[message(5, now)]).await.unwrap();
+    assert_eq!(trail(&s, ann.id).await.len(), 2);
+}
+
+async fn record_then_list_newest_first_with_every_field(s: Stores) {
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    let bob = UserId::from_uuid(Uuid::from_u128(2));
+    s.audit.record(&facts(&[])).await.unwrap();
+    let failed = AuditRecord {
+        outcome: AuditOutcome::Failure,
+        actor: None,
+        organization: Some("org_42".into()),
+        client: ClientInfo::default(),
+        details: vec![
+            ("reason".into(), "invalid_credentials".into()),
+            ("note".into(), "quote \" backslash \\ newline \n tab \t nul \u{0} ünïcödé 😀 {\"x\":[1]}".into()),
+            ("empty".into(), String::new()),
+        ],
+        ..audit_record(1, "login.failed", t0() + TimeDelta::microseconds(1), None, Some(ann))
+    };
+    let signed_up =
+        AuditRecord { details: Vec::new(), ..audit_record(2, "user.signed_up", t0(), Some(ann), Some(ann)) };
+    let later = audit_record(3, "session.revoked", t0() + TimeDelta::hours(1), Some(ann), Some(ann));
+    let bobs = audit_record(4, "login.succeeded", t0() + TimeDelta::minutes(1), Some(bob), Some(bob));
+    s.audit.record(&facts(&[failed.clone(), signed_up.clone(), bobs.clone()])).await.unwrap();
+    s.audit.record(&facts(std::slice::from_ref(&later))).await.unwrap();
+    // Each fact's message goes out too.
+    let mut sent = pending(&s).await;
+    sent.sort();
+    let mut expected: Vec<Uuid> =
+        facts(&[failed.clone(), signed_up.clone(), bobs.clone(), later.clone()]).into_iter().map(|m| m.id).collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+
+    assert_eq!(trail(&s, ann).await, vec![later.clone(), failed.clone(), signed_up]);
+    assert_eq!(trail(&s, bob).await, vec![bobs]);
+    assert_eq!(s.audit.list(ann, None, 2).await.unwrap(), vec![later, failed]);
+    assert!(s.audit.list(ann, None, 0).await.unwrap().is_empty());
+    assert!(trail(&s, UserId::from_uuid(Uuid::from_u128(404))).await.is_empty());
+}
+
+async fn list_finds_rows_by_actor_or_subject(s: Stores) {
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    let bob = UserId::from_uuid(Uuid::from_u128(2));
+    let at = |m: i64| t0() + TimeDelta::minutes(m);
+    let ann_on_bob = audit_record(1, "admin.user_locked", at(1), Some(ann), Some(bob));
+    let bob_on_ann = audit_record(2, "admin.user_locked", at(2), Some(bob), Some(ann));
+    let anonymous_on_ann = audit_record(3, "login.failed", at(3), None, Some(ann));
+    let bob_alone = audit_record(4, "login.succeeded", at(4), Some(bob), Some(bob));
+    let ann_alone = audit_record(5, "login.succeeded", at(5), Some(ann), Some(ann));
+    let ann_no_subject = audit_record(6, "org.created", at(6), Some(ann), None);
+    let nobody = audit_record(7, "login.failed", at(7), None, None);
+    s.audit
+        .record(&facts(&[
+            ann_on_bob.clone(),
+            bob_on_ann.clone(),
+            anonymous_on_ann.clone(),
+            bob_alone.clone(),
+            ann_alone.clone(),
+            ann_no_subject.clone(),
+            nobody,
+        ]))
+        .await
+        .unwrap();
+
+    // A row whose actor and subject are both the user is listed once.
+    assert_eq!(
+        trail(&s, ann).await,
+        vec![ann_no_subject, ann_alone, anonymous_on_ann, bob_on_ann.clone(), ann_on_bob.clone()]
+    );
+    assert_eq!(trail(&s, bob).await, vec![bob_alone, bob_on_ann, ann_on_bob]);
+}
+
+async fn paging_with_the_cursor_returns_every_row_once(s: Stores) {
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    let bob = UserId::from_uuid(Uuid::from_u128(2));
+    let same = t0() + TimeDelta::minutes(1);
+    // (record number, time): several rows share an instant, and ids do not
+    // follow time, so only the id can order rows of one instant.
+    let rows = [
+        (9, t0()),
+        (5, same),
+        (1, same),
+        (7, same),
+        (3, same + TimeDelta::microseconds(1)),
+        (8, same - TimeDelta::microseconds(1)),
+        (2, t0() + TimeDelta::hours(1)),
+        (6, t0() + TimeDelta::hours(1)),
+        (4, t0() + TimeDelta::days(1)),
+    ];
+    let records: Vec<AuditRecord> =
+        rows.iter().map(|&(n, at)| audit_record(n, "login.succeeded", at, Some(ann), Some(ann))).collect();
+    s.audit.record(&facts(&records)).await.unwrap();
+    // Another user's rows in the same instants never show up.
+    s.audit.record(&facts(&[audit_record(10, "login.succeeded", same, Some(bob), Some(bob))])).await.unwrap();
+
+    let mut newest_first = records.clone();
+    newest_first.sort_by_key(|r| std::cmp::Reverse((r.occurred_at, r.id)));
+    assert_eq!(trail(&s, ann).await, newest_first);
+
+    for limit in 1..=4 {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = s.audit.list(ann, after, limit).await.unwrap();
+            assert!(page.len() <= limit as usize, "limit {limit}: {page:?}");
+            let Some(last) = page.last() else { break };
+            after = Some(AuditCursor { occurred_at: last.occurred_at, id: last.id });
+            seen.extend(page);
+        }
+        assert_eq!(audit_ids(&seen), audit_ids(&newest_first), "limit {limit}");
+    }
+
+    // The cursor need not be a stored row: strictly after it, in that order.
+    let cursor = AuditCursor { occurred_at: same, id: Uuid::from_u128(0xa0d1_0000 + 6) };
+    let after = s.audit.list(ann, Some(cursor), 100).await.unwrap();
+    let expected: Vec<_> =
+        newest_first.iter().filter(|r| (r.occurred_at, r.id) < (cursor.occurred_at, cursor.id)).cloned().collect();
+    assert_eq!(audit_ids(&after), audit_ids(&expected));
+    assert_eq!(audit_ids(&after), [5, 1, 8, 9].map(|n| Uuid::from_u128(0xa0d1_0000 + n)));
+}
+
+async fn revoke_writes_its_outbox_only_when_the_session_exists(s: Stores) {
+    let (ann, sess) = user_with_session(&s).await;
+    let now = t0() + TimeDelta::minutes(5);
+    let unknown = SessionId::from_uuid(Uuid::from_u128(0xdead));
+    let nothing = audit_record(1, "session.revoked", now, Some(ann.id), Some(ann.id));
+    assert_eq!(s.sessions.revoke(unknown, RevokeReason::Logout, &[audited(1, &nothing)], now).await.unwrap(), None);
+    assert!(pending(&s).await.is_empty());
+    assert!(trail(&s, ann.id).await.is_empty());
+
+    let revoked = audit_record(2, "session.revoked", now, Some(ann.id), Some(ann.id));
+    let got = s.sessions.revoke(sess.id, RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
+    assert_eq!(got, Some(Session { revoked_at: Some(now), ..sess.clone() }));
+    assert_eq!(pending(&s).await, vec![message(2, now).id]);
+    assert_eq!(trail(&s, ann.id).await, vec![revoked]);
+}
+
+async fn revoke_all_writes_its_outbox_with_the_revocations(s: Stores) {
+    let (ann, sess) = user_with_session(&s).await;
+    let now = t0() + TimeDelta::minutes(5);
+    let fact = audit_record(1, "session.revoked_all", now, Some(ann.id), Some(ann.id));
+    let revoked =
+        s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
+    assert_eq!(revoked, vec![Session { revoked_at: Some(now), ..sess }]);
+    assert_eq!(pending(&s).await, vec![message(1, now).id]);
+    assert_eq!(trail(&s, ann.id).await, vec![fact]);
+}
+
+async fn remove_email_writes_its_outbox_only_when_removed(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let v = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
+    s.users.add_email(ann.id, &v.email, &v, &[], now).await.unwrap();
+
+    let attempt = |n: u128, address: &'static str| {
+        let users = Arc::clone(&s.users);
+        let fact = audit_record(n, "email.removed", now, Some(ann.id), Some(ann.id));
+        async move { users.remove_email(ann.id, &email(address), &[audited(n, &fact)], now).await.unwrap() }
+    };
+    assert_eq!(attempt(1, "nobody@example.com").await, EmailRemoval::NotFound);
+    assert_eq!(attempt(2, "ann@example.com").await, EmailRemoval::IsPrimary);
+    assert!(pending(&s).await.is_empty());
+    assert!(trail(&s, ann.id).await.is_empty());
+
+    assert_eq!(attempt(3, "ann@work.example").await, EmailRemoval::Removed);
+    assert_eq!(pending(&s).await, vec![message(3, now).id]);
+    assert_eq!(audit_ids(&trail(&s, ann.id).await), vec![Uuid::from_u128(0xa0d1_0000 + 3)]);
+}
+
+async fn delete_writes_its_outbox_only_when_the_user_existed(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let now = t0() + TimeDelta::hours(1);
+    let nobody = UserId::from_uuid(Uuid::from_u128(404));
+    let nothing = audit_record(1, "user.deleted", now, Some(nobody), Some(nobody));
+    assert!(s.users.delete(nobody, &[audited(1, &nothing)], now).await.unwrap().is_empty());
+    assert!(pending(&s).await.is_empty());
+    assert!(trail(&s, nobody).await.is_empty());
+
+    let deleted = audit_record(2, "user.deleted", now, Some(ann.id), Some(ann.id));
+    s.users.delete(ann.id, &[audited(2, &deleted)], now).await.unwrap();
+    assert_eq!(pending(&s).await, vec![message(2, now).id]);
+    assert_eq!(trail(&s, ann.id).await, vec![deleted]);
+
+    // Deleting it again changes and writes nothing.
+    let again = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
+    assert!(s.users.delete(ann.id, &[audited(3, &again)], now).await.unwrap().is_empty());
+    assert_eq!(pending(&s).await, vec![message(2, now).id]);
+    assert_eq!(trail(&s, ann.id).await.len(), 1);
+}
+
+async fn audit_rows_survive_the_users_deletion(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    s.users.create(&ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
+    let failed = AuditRecord {
+        outcome: AuditOutcome::Failure,
+        ..audit_record(2, "login.failed", t0() + TimeDelta::minutes(1), None, Some(ann.id))
+    };
+    s.audit.record(&facts(std::slice::from_ref(&failed))).await.unwrap();
+
+    let now = t0() + TimeDelta::hours(1);
+    let deleted = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
+    s.users.delete(ann.id, &[audited(3, &deleted)], now).await.unwrap();
+    assert_eq!(s.users.get(ann.id).await.unwrap(), None);
+    assert_eq!(trail(&s, ann.id).await, vec![deleted, failed, signed_up]);
+    // A new account with the same address does not inherit the trail.
+    let again = user(2, "ann@example.com");
+    sign_up(&s, &again).await;
+    assert!(trail(&s, again.id).await.is_empty());
+}
+
 // ---------------------------------------------------------------- SQL only
 
 async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
@@ -1913,7 +2222,7 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(s.users.find_credentials(&ann.email).await.unwrap().is_some());
-    assert_eq!(t.count("seaql_migrations").await, 4);
+    assert_eq!(t.count("seaql_migrations").await, 5);
 }
 
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
@@ -1949,7 +2258,7 @@ async fn prune_deletes_the_refresh_tokens_of_pruned_sessions(t: TestDb) {
         .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
         .await
         .unwrap();
-    s.sessions.revoke(sess.id, RevokeReason::Logout, now).await.unwrap();
+    s.sessions.revoke(sess.id, RevokeReason::Logout, &[], now).await.unwrap();
     let expired = session(2, &ann, t0(), t0() + TimeDelta::days(1));
     s.sessions.create(&expired, &token(3, t0(), TimeDelta::days(1)), &[]).await.unwrap();
     let live = session(3, &ann, t0(), t0() + TimeDelta::days(30));
@@ -1972,11 +2281,12 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
     let (_, sess) = user_with_session(&s).await;
     assert_ne!(sess.absolute_expires_at, sess.expires_at);
     let raw = t.raw().await;
-    Migrator::down(&raw, Some(1)).await.unwrap();
+    // Back to before the session-lifetimes migration (and the audit table after it).
+    Migrator::down(&raw, Some(2)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 3);
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
-    assert_eq!(t.count("seaql_migrations").await, 4);
+    assert_eq!(t.count("seaql_migrations").await, 5);
 
     let migrated = s.sessions.get(sess.id).await.unwrap();
     assert_eq!(migrated, Some(Session { absolute_expires_at: sess.expires_at, ..sess.clone() }));
@@ -2077,6 +2387,64 @@ async fn claim_skips_rows_another_transaction_has_locked(t: TestDb) {
     assert_eq!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m1], 0));
 }
 
+async fn audit_details_are_stored_as_a_json_object(t: TestDb) {
+    let s = t.stores();
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    let record = AuditRecord {
+        details: vec![("reason".into(), "invalid_credentials".into()), ("q".into(), "a\"b\\c\nd".into())],
+        ..audit_record(1, "login.failed", t0(), None, Some(ann))
+    };
+    s.audit.record(&facts(std::slice::from_ref(&record))).await.unwrap();
+    assert_eq!(
+        t.query_string("SELECT details FROM audit_events").await,
+        r#"{"reason":"invalid_credentials","q":"a\"b\\c\nd"}"#
+    );
+    assert_eq!(t.query_string("SELECT outcome FROM audit_events").await, "success");
+    assert_eq!(trail(&s, ann).await, vec![record]);
+
+    // A value no Gatehouse version writes is reported, not guessed at.
+    t.execute("UPDATE audit_events SET details = '[\"not\",\"an object\"]'").await;
+    let err = s.audit.list(ann, None, 10).await.unwrap_err();
+    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+}
+
+async fn a_refused_change_writes_no_audit_row(t: TestDb) {
+    let s = t.stores();
+    let ann = user(1, "ann@example.com");
+    let fact = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    s.users.create(&ann, &first_verification(&ann), &[audited(1, &fact)]).await.unwrap();
+    let bob = user(2, "ann@example.com");
+    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
+    s.users.create(&bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    assert_eq!(t.count("audit_events").await, 1);
+    assert_eq!(t.count("outbox").await, 1);
+
+    // A duplicate audit id fails the whole change: the session is not stored either.
+    let sess = session(1, &ann, t0(), t0() + TimeDelta::days(30));
+    let result = s.sessions.create(&sess, &token(1, t0(), TimeDelta::days(30)), &[audited(3, &fact)]).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(t.count("sessions").await, 0);
+    assert_eq!(t.count("audit_events").await, 1);
+    assert_eq!(t.count("outbox").await, 1);
+}
+
+/// The audit migration's `down` drops the table and `up` creates it again.
+async fn migration_creates_and_drops_the_audit_table(t: TestDb) {
+    use gatehouse_migration::{Migrator, MigratorTrait};
+
+    let s = t.stores();
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    s.audit.record(&facts(&[audit_record(1, "login.failed", t0(), None, Some(ann))])).await.unwrap();
+    let raw = t.raw().await;
+    Migrator::down(&raw, Some(1)).await.unwrap();
+    assert_eq!(t.count("seaql_migrations").await, 4);
+    assert!(s.audit.list(ann, None, 10).await.is_err());
+    Migrator::up(&raw, None).await.unwrap();
+    raw.close().await.unwrap();
+    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert!(trail(&s, ann).await.is_empty());
+}
+
 // ------------------------------------------------------------- connecting
 
 #[tokio::test]
@@ -2134,7 +2502,7 @@ async fn replicas_migrating_at_once_do_not_collide(t: TestDb) {
     for r in replicas {
         r.await.unwrap().unwrap();
     }
-    assert_eq!(t.count("seaql_migrations").await, 4);
+    assert_eq!(t.count("seaql_migrations").await, 5);
 }
 
 /// A statement that would wait forever (here on a row another transaction
@@ -2233,7 +2601,7 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     s.mfa.add_factor(&f, None, &[]).await.unwrap();
     let totp = factor(53, ann.id, FactorKind::Totp, at);
     s.mfa.add_factor(&totp, None, &[]).await.unwrap();
-    assert_eq!(s.users.remove_email(ann.id, &email("ann@work.example"), at).await.unwrap(), EmailRemoval::Removed);
+    assert_eq!(s.users.remove_email(ann.id, &email("ann@work.example"), &[], at).await.unwrap(), EmailRemoval::Removed);
     let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id).collect();
     assert_eq!(left, [totp.id]);
 }

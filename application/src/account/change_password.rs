@@ -5,6 +5,7 @@ use gatehouse_domain::{AccessClaims, Event, Password};
 
 use super::AccountDeps;
 use crate::error::AppError;
+use crate::events::Audit;
 
 /// Changes the caller's password.
 #[derive(Clone, Debug)]
@@ -33,7 +34,9 @@ impl ChangePassword {
             })
             .into_iter()
             .collect();
-        let revoked = d.users.change_password(caller.user_id, &hash, Some(caller.session_id), &notices, now).await?;
+        let mut outbox = notices;
+        outbox.push(d.issuer.events().audit(now, Audit::by("password.changed", caller.user_id)));
+        let revoked = d.users.change_password(caller.user_id, &hash, Some(caller.session_id), &outbox, now).await?;
         d.revoker.deny_revoked(&revoked, now).await?;
         tracing::info!(user_id = %caller.user_id, revoked = revoked.len(), "password changed");
         Ok(())

@@ -4,6 +4,7 @@ use gatehouse_domain::{EmailAddress, UserId};
 
 use super::AccountDeps;
 use crate::error::AppError;
+use crate::events::Audit;
 use crate::ports::store::EmailRemoval;
 
 /// Removes login emails.
@@ -19,7 +20,9 @@ impl RemoveLoginEmail {
     /// # Errors
     /// `NotFound`, or `FailedPrecondition` with `EMAIL_IS_PRIMARY` / `LAST_VERIFIED_EMAIL`.
     pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
-        match self.0.users.remove_email(user, email, self.0.clock.now()).await? {
+        let now = self.0.clock.now();
+        let audit = self.0.issuer.events().audit(now, Audit::by("email.removed", user).detail("email", email));
+        match self.0.users.remove_email(user, email, &[audit], now).await? {
             EmailRemoval::Removed => Ok(()),
             EmailRemoval::NotFound => Err(AppError::NotFound("login email")),
             EmailRemoval::IsPrimary => Err(AppError::FailedPrecondition {

@@ -4,6 +4,7 @@ use gatehouse_domain::{EmailAddress, Event, UserId};
 
 use super::AccountDeps;
 use crate::error::AppError;
+use crate::events::Audit;
 use crate::ports::store::PrimaryChange;
 
 /// Changes the primary login email.
@@ -34,7 +35,9 @@ impl SetPrimaryEmail {
             })
             .into_iter()
             .collect();
-        match d.users.set_primary_email(user, email, &notices, now).await? {
+        let mut outbox = notices;
+        outbox.push(d.issuer.events().audit(now, Audit::by("email.primary_changed", user).detail("email", email)));
+        match d.users.set_primary_email(user, email, &outbox, now).await? {
             PrimaryChange::Changed => Ok(()),
             PrimaryChange::NotFound => Err(AppError::NotFound("login email")),
             PrimaryChange::NotVerified => Err(AppError::FailedPrecondition {

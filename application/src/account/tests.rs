@@ -61,10 +61,10 @@ impl Harness {
         let settings = TokenSettings::default();
         let verification =
             VerificationSettings { public_url: "https://id.example.com/".into(), ..VerificationSettings::default() };
-        let issuer =
-            VerificationIssuer::new(rng.clone(), EventFactory::new(events.clone(), rng.clone()), verification.clone());
+        let factory = EventFactory::new(events.clone(), rng.clone(), store.clone());
+        let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), verification.clone());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
-        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), settings);
+        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let redeemer = Redeemer::new(store.clone(), verification.clone());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
@@ -77,7 +77,7 @@ impl Harness {
                 MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default())),
             ),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
-            verify: VerifyEmail::new(redeemer.clone(), clock.clone()),
+            verify: VerifyEmail::new(redeemer.clone(), factory, clock.clone()),
             request: RequestVerification::new(store.clone(), store.clone(), issuer.clone(), clock.clone()),
             reset: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
             deps: AccountDeps { users: store.clone(), hasher, revoker, issuer, clock: clock.clone() },
@@ -154,8 +154,14 @@ impl Harness {
         block_on(self.validate.execute(pair.access_token.expose()))
     }
 
+    /// The types of the notifications written (audit facts left out).
     fn outbox_types(&self) -> Vec<String> {
-        self.store.outbox().into_iter().map(|m| m.event_type).collect()
+        self.store.outbox().into_iter().filter(|m| m.audit.is_none()).map(|m| m.event_type).collect()
+    }
+
+    /// The kinds of the audit rows written, in order.
+    fn audit_kinds(&self) -> Vec<String> {
+        self.store.audit_rows().into_iter().map(|r| r.kind).collect()
     }
 }
 
@@ -442,4 +448,29 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
     h.clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
     block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
     assert_eq!(h.outbox_types().len(), before + 1, "the budget returns after the window");
+}
+
+/// OWASP ASVS 5.0 V16.3.1: sign-up, failed and successful logins, email
+/// verification and password changes each leave an audit row; a failed login
+/// never records the password.
+#[test]
+fn account_changes_and_logins_leave_audit_rows() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    assert!(h.login("ann@example.com", "wrong password").is_err());
+    assert!(h.login("nobody@example.com", PASSWORD).is_err());
+    let (token, _, _) = h.secrets("email.verification_requested", "ann@example.com");
+    h.verify_token(&token).unwrap();
+    let pair = h.login("ann@example.com", PASSWORD).unwrap();
+    let caller = h.claims(&pair).unwrap();
+    let new = Password::new("the new password".into()).unwrap();
+    block_on(ChangePassword::new(h.deps.clone()).execute(&caller, &pw(PASSWORD), &new)).unwrap();
+    assert_eq!(
+        h.audit_kinds(),
+        ["user.signed_up", "login.failed", "login.failed", "email.verified", "login.succeeded", "password.changed"]
+    );
+    let rows = h.store.audit_rows();
+    assert_eq!(rows[1].subject, Some(caller.user_id), "a wrong password is recorded against the account");
+    assert_eq!(rows[2].subject, None, "an unknown address names no account");
+    assert!(rows.iter().all(|r| r.details.iter().all(|(_, v)| !v.contains(PASSWORD))));
 }

@@ -13,7 +13,7 @@ use gatehouse_domain::{
 
 use crate::auth::minter::TokenMinter;
 use crate::error::AppError;
-use crate::events::EventFactory;
+use crate::events::{Audit, EventFactory};
 use crate::ids::new_uuid_v7;
 use crate::mfa::{ChallengeView, MfaGate};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
@@ -51,14 +51,16 @@ pub(crate) async fn open_session(
     notices: &LoginNotices,
     user: UserId,
     client: ClientInfo,
+    second_factor: Option<&str>,
 ) -> Result<TokenPair, AppError> {
     let now = minter.now();
     let (refresh, mut record) = minter.new_refresh_token(now);
     let absolute_expires_at = now + minter.settings().session_lifetime;
     record.expires_at = record.expires_at.min(absolute_expires_at);
-    let outbox = if sessions.seen_device(user, &client).await? {
-        Vec::new()
-    } else {
+    let login = Audit::by("login.succeeded", user).client(&client);
+    let login = if let Some(factor) = second_factor { login.detail("second_factor", factor) } else { login };
+    let mut outbox = vec![notices.events.audit(now, login)];
+    if !sessions.seen_device(user, &client).await? {
         let primary = notices.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone()));
         primary
             .map(|email| {
@@ -68,8 +70,8 @@ pub(crate) async fn open_session(
                     .message(now, Event::LoginNotice { user_id: user, email, ip: client.ip.clone(), device, at: now })
             })
             .into_iter()
-            .collect()
-    };
+            .for_each(|m| outbox.push(m));
+    }
     let session = Session {
         id: SessionId::from_uuid(new_uuid_v7(now, minter.rng())),
         user_id: user,
@@ -138,12 +140,22 @@ impl Login {
             .verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))?;
-        let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials, check) else {
+        let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials.clone(), check) else {
             tracing::info!("login refused: invalid credentials");
+            // OWASP ASVS 5.0 V16.3.1: failed authentications are logged; the
+            // row names the account only when it exists, and never the password.
+            let mut audit =
+                Audit::of("login.failed").failure().client(&cmd.client).detail("reason", "invalid_credentials");
+            if let Some(c) = credentials {
+                audit = audit.subject(c.user_id);
+            }
+            self.notices.events.record(self.minter.now(), audit).await?;
             return Err(AppError::InvalidCredentials);
         };
         if self.require_verified_email && !credentials.email_verified {
             tracing::info!(user_id = %credentials.user_id, "login refused: email not verified");
+            let audit = Audit::of("login.failed").failure().subject(credentials.user_id).client(&cmd.client);
+            self.notices.events.record(self.minter.now(), audit.detail("reason", "email_not_verified")).await?;
             return Err(AppError::EmailNotVerified);
         }
         if needs_rehash {
@@ -156,7 +168,8 @@ impl Login {
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
         let pair =
-            open_session(self.sessions.as_ref(), &self.minter, &self.notices, credentials.user_id, cmd.client).await?;
+            open_session(self.sessions.as_ref(), &self.minter, &self.notices, credentials.user_id, cmd.client, None)
+                .await?;
         Ok(LoginOutcome::Tokens(pair))
     }
 

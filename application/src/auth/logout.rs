@@ -63,9 +63,8 @@ impl Logout {
                     TokenRejection::Expired => AppError::TokenExpired,
                     other => AppError::InvalidToken(other),
                 })?;
-                self.revoker
-                    .revoke(claims.session_id, RevokeReason::Logout, Some((claims.token_id, claims.expires_at)), now)
-                    .await
+                let token = Some((claims.token_id, claims.expires_at));
+                self.revoker.revoke(claims.session_id, RevokeReason::Logout, Some(claims.user_id), token, now).await
             }
             LogoutTarget::RefreshToken(token) => {
                 if !looks_like_refresh_token(&token) {
@@ -76,7 +75,7 @@ impl Logout {
                     .find_by_refresh_token(&hash_refresh_token(&token))
                     .await?
                     .ok_or(AppError::InvalidRefreshToken)?;
-                self.revoker.revoke(session.id, RevokeReason::Logout, None, now).await
+                self.revoker.revoke(session.id, RevokeReason::Logout, Some(session.user_id), None, now).await
             }
         }
     }

@@ -10,6 +10,7 @@ use gatehouse_domain::{Event, Password, Purpose};
 use crate::auth::revoker::SessionRevoker;
 use crate::auth::verification::{Proof, Redeemer, VerificationIssuer};
 use crate::error::AppError;
+use crate::events::Audit;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::verifications::Effect;
@@ -54,7 +55,9 @@ impl ResetPassword {
             .issuer
             .events()
             .message(now, Event::PasswordChanged { user_id: verification.user_id, email: verification.email.clone() });
-        let revoked = self.redeemer.consume(&verification, &Effect::ResetPassword { hash }, &[notice], now).await?;
+        let audit = self.issuer.events().audit(now, Audit::by("password.reset", verification.user_id));
+        let revoked =
+            self.redeemer.consume(&verification, &Effect::ResetPassword { hash }, &[notice, audit], now).await?;
         self.revoker.deny_revoked(&revoked, now).await?;
         tracing::info!(user_id = %verification.user_id, revoked = revoked.len(), "password reset");
         Ok(())

@@ -5,9 +5,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{RevokeReason, Session, SessionId, TokenId};
+use gatehouse_domain::{RevokeReason, Session, SessionId, TokenId, UserId};
 
 use crate::error::AppError;
+use crate::events::{Audit, EventFactory};
 use crate::ports::denylist::{DenyEntry, DenyKey, Denylist};
 use crate::ports::store::SessionRepository;
 use crate::settings::TokenSettings;
@@ -17,6 +18,7 @@ use crate::settings::TokenSettings;
 pub struct SessionRevoker {
     sessions: Arc<dyn SessionRepository>,
     denylist: Arc<dyn Denylist>,
+    events: EventFactory,
     settings: TokenSettings,
 }
 
@@ -28,8 +30,13 @@ impl std::fmt::Debug for SessionRevoker {
 
 impl SessionRevoker {
     #[must_use]
-    pub fn new(sessions: Arc<dyn SessionRepository>, denylist: Arc<dyn Denylist>, settings: TokenSettings) -> Self {
-        Self { sessions, denylist, settings }
+    pub fn new(
+        sessions: Arc<dyn SessionRepository>,
+        denylist: Arc<dyn Denylist>,
+        events: EventFactory,
+        settings: TokenSettings,
+    ) -> Self {
+        Self { sessions, denylist, events, settings }
     }
 
     /// Revokes session `id` and denies its access tokens (and `token`, the
@@ -44,10 +51,17 @@ impl SessionRevoker {
         &self,
         id: SessionId,
         reason: RevokeReason,
+        actor: Option<UserId>,
         token: Option<(TokenId, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let Some(session) = self.sessions.revoke(id, reason, now).await? else {
+        let Some(owner) = self.sessions.get(id).await?.map(|s| s.user_id) else { return Ok(()) };
+        let mut audit =
+            Audit::of(reason.audit_kind()).subject(owner).detail("session_id", id).detail("reason", reason.as_str());
+        if let Some(actor) = actor {
+            audit = audit.actor(actor);
+        }
+        let Some(session) = self.sessions.revoke(id, reason, &[self.events.audit(now, audit)], now).await? else {
             return Ok(());
         };
         let mut entries = Vec::with_capacity(2);
@@ -60,6 +74,12 @@ impl SessionRevoker {
         }
         tracing::info!(session_id = %id, user_id = %session.user_id, reason = reason.as_str(), "session revoked");
         Ok(())
+    }
+
+    /// The event factory revocations audit through.
+    #[must_use]
+    pub const fn events(&self) -> &EventFactory {
+        &self.events
     }
 
     /// Denies the access tokens of sessions that storage has already

@@ -6,6 +6,7 @@ use gatehouse_domain::{DisplayName, EmailAddress, Password, Purpose, User, UserI
 
 use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
+use crate::events::Audit;
 use crate::ids::new_uuid_v7;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
@@ -64,7 +65,8 @@ impl SignUp {
             created_at: now,
         };
         let issued = self.issuer.issue(user.id, &user.email, Purpose::VerifyEmail, now);
-        self.users.create(&user, &issued.verification, &[issued.message]).await.map_err(|e| match e {
+        let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id));
+        self.users.create(&user, &issued.verification, &[issued.message, audit]).await.map_err(|e| match e {
             StoreError::Conflict(_) => AppError::EmailTaken,
             other => other.into(),
         })?;

@@ -44,12 +44,9 @@ impl Harness {
         let tokens = Arc::new(FakeTokens);
         let settings = TokenSettings::default();
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
-        let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), settings);
-        let issuer = VerificationIssuer::new(
-            rng.clone(),
-            EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone()),
-            crate::VerificationSettings::default(),
-        );
+        let factory = EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone(), store.clone());
+        let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), factory.clone(), settings);
+        let issuer = VerificationIssuer::new(rng.clone(), factory, crate::VerificationSettings::default());
         Self {
             sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng, issuer),
             login: Login::new(

@@ -6,6 +6,7 @@ use gatehouse_domain::Purpose;
 
 use crate::auth::verification::{Proof, Redeemer};
 use crate::error::AppError;
+use crate::events::{Audit, EventFactory};
 use crate::ports::clock::Clock;
 use crate::ports::verifications::Effect;
 
@@ -13,6 +14,7 @@ use crate::ports::verifications::Effect;
 #[derive(Clone)]
 pub struct VerifyEmail {
     redeemer: Redeemer,
+    events: EventFactory,
     clock: Arc<dyn Clock>,
 }
 
@@ -24,8 +26,8 @@ impl std::fmt::Debug for VerifyEmail {
 
 impl VerifyEmail {
     #[must_use]
-    pub fn new(redeemer: Redeemer, clock: Arc<dyn Clock>) -> Self {
-        Self { redeemer, clock }
+    pub fn new(redeemer: Redeemer, events: EventFactory, clock: Arc<dyn Clock>) -> Self {
+        Self { redeemer, events, clock }
     }
 
     /// Redeems the verification `proof` names.
@@ -35,7 +37,8 @@ impl VerifyEmail {
     pub async fn execute(&self, proof: Proof) -> Result<(), AppError> {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::VerifyEmail, &proof, now).await?;
-        self.redeemer.consume(&verification, &Effect::VerifyEmail, &[], now).await?;
+        let audit = Audit::by("email.verified", verification.user_id).detail("email", &verification.email);
+        self.redeemer.consume(&verification, &Effect::VerifyEmail, &[self.events.audit(now, audit)], now).await?;
         tracing::info!(user_id = %verification.user_id, "email verified");
         Ok(())
     }

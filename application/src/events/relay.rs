@@ -176,13 +176,9 @@ mod tests {
         let store = Arc::new(InMemoryStore::default());
         let broker = Arc::new(Broker::default());
         let relay = RelayOutbox::new(store.clone(), broker.clone(), clock.clone(), RelaySettings::default());
-        (
-            clock,
-            store,
-            broker,
-            relay,
-            EventFactory::new(Arc::new(RecordingEncoder::default()), Arc::new(SeqRandom::default())),
-        )
+        let factory =
+            EventFactory::new(Arc::new(RecordingEncoder::default()), Arc::new(SeqRandom::default()), store.clone());
+        (clock, store, broker, relay, factory)
     }
 
     fn enqueue(store: &InMemoryStore, factory: &EventFactory, clock: &FixedClock, n: usize) {

@@ -119,6 +119,7 @@ mod tests {
                 event_type: "t".into(),
                 payload: token.expose().as_bytes().to_vec(),
                 occurred_at: e.occurred_at,
+                audit: None,
             }
         }
     }
@@ -163,6 +164,7 @@ mod tests {
             event_type: "t".into(),
             payload: vec![],
             occurred_at: DateTime::UNIX_EPOCH,
+            audit: None,
         };
         assert!(block_on(OpeningPublisher::new(sink.clone(), Arc::new(FakeSecretBox)).publish(&plain)).is_err());
         assert!(sink.0.lock().unwrap().is_empty());

@@ -13,6 +13,7 @@ use super::{MfaDeps, backup_code_hash, factor_code_hash, normalize_backup_code};
 use crate::auth::TokenMinter;
 use crate::auth::login::{LoginNotices, open_session};
 use crate::error::{AppError, FieldViolation};
+use crate::events::Audit;
 use crate::ids::new_uuid_v7;
 use crate::ports::store::SessionRepository;
 
@@ -190,12 +191,14 @@ impl VerifyMfa {
         let now = d.clock.now();
         let c = live_challenge(d, challenge_id, now).await?;
         d.check_account_limit(c.user_id, now).await?;
+        let mut used = "backup_code";
         let (accepted, remaining) = match &proof {
             MfaProof::Factor { factor_id, code } => {
                 let factor = d.factor(c.user_id, *factor_id).await?;
                 if !factor.active || !d.enabled(factor.kind) {
                     return Err(super::unknown_factor());
                 }
+                used = factor.kind.as_str();
                 let ok = match factor.kind {
                     FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
                     FactorKind::Email | FactorKind::Sms => {
@@ -214,7 +217,11 @@ impl VerifyMfa {
                 let email = d.primary_email(c.user_id).await?;
                 let (events, user) = (&d.events, c.user_id);
                 let notice = move |remaining: u32| {
-                    vec![events.message(now, Event::BackupCodeUsed { user_id: user, email: email.clone(), remaining })]
+                    let audit = Audit::by("mfa.backup_code_used", user).detail("remaining", remaining);
+                    vec![
+                        events.message(now, Event::BackupCodeUsed { user_id: user, email: email.clone(), remaining }),
+                        events.audit(now, audit),
+                    ]
                 };
                 let remaining =
                     d.mfa.use_backup_code(c.user_id, &backup_code_hash(c.user_id, code.expose()), &notice, now).await?;
@@ -222,6 +229,8 @@ impl VerifyMfa {
             }
         };
         if !accepted {
+            let audit = Audit::of("mfa.failed").failure().subject(c.user_id).client(&c.client).detail("factor", used);
+            d.events.record(now, audit).await?;
             return match d.mfa.record_challenge_failure(c.id).await? {
                 Some(_) => Err(AppError::CodeInvalid),
                 None => Err(AppError::AttemptsExhausted),
@@ -232,7 +241,8 @@ impl VerifyMfa {
         }
         tracing::info!(user_id = %c.user_id, challenge_id = %c.id, "second factor passed");
         let notices = LoginNotices { users: d.users.clone(), events: d.events.clone() };
-        let tokens = open_session(self.sessions.as_ref(), &self.minter, &notices, c.user_id, c.client).await?;
+        let tokens =
+            open_session(self.sessions.as_ref(), &self.minter, &notices, c.user_id, c.client, Some(used)).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

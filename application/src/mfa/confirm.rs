@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{MfaDeps, factor_code_hash};
 use crate::error::AppError;
+use crate::events::Audit;
 
 /// Activates factors.
 #[derive(Clone, Debug)]
@@ -54,7 +55,8 @@ impl ConfirmFactor {
             factor_id: factor.id,
             kind: factor.kind,
         };
-        if !d.mfa.activate_factor(user, factor.id, &hashes, &[d.events.message(now, notice)], now).await? {
+        let audit = d.events.audit(now, Audit::by("mfa.factor_added", user).detail("factor", factor.kind.as_str()));
+        if !d.mfa.activate_factor(user, factor.id, &hashes, &[d.events.message(now, notice), audit], now).await? {
             return Err(AppError::FailedPrecondition {
                 reason: "FACTOR_ACTIVE",
                 message: "the factor is already active",

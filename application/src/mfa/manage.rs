@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::{FreshProof, MfaDeps, unknown_factor};
 use crate::error::AppError;
+use crate::events::Audit;
 
 /// Lists the caller's factors.
 #[derive(Clone, Debug)]
@@ -52,7 +53,8 @@ impl RemoveFactor {
             factor_id,
             kind: factor.kind,
         };
-        if !d.mfa.remove_factor(user, factor_id, &[d.events.message(now, notice)]).await? {
+        let audit = d.events.audit(now, Audit::by("mfa.factor_removed", user).detail("factor", factor.kind.as_str()));
+        if !d.mfa.remove_factor(user, factor_id, &[d.events.message(now, notice), audit]).await? {
             return Err(unknown_factor());
         }
         tracing::info!(user_id = %user, %factor_id, "second factor removed");
@@ -86,7 +88,8 @@ impl RegenerateBackupCodes {
         let now = d.clock.now();
         let (codes, hashes) = d.new_backup_codes(user);
         let notice = Event::BackupCodesRegenerated { user_id: user, email: d.primary_email(user).await? };
-        d.mfa.replace_backup_codes(user, &hashes, &[d.events.message(now, notice)], now).await?;
+        let audit = d.events.audit(now, Audit::by("mfa.backup_codes_regenerated", user));
+        d.mfa.replace_backup_codes(user, &hashes, &[d.events.message(now, notice), audit], now).await?;
         tracing::info!(user_id = %user, "backup codes regenerated");
         Ok(codes)
     }

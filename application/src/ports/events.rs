@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_domain::EventEnvelope;
+use gatehouse_domain::{AuditRecord, EventEnvelope};
 use uuid::Uuid;
 
 use crate::ports::store::StoreError;
@@ -22,6 +22,9 @@ pub struct OutboxMessage {
     /// The encoded event (protobuf, `proto/gatehouse/events/v1`).
     pub payload: Vec<u8>,
     pub occurred_at: DateTime<Utc>,
+    /// When the event is an audit fact: the row to write to the audit
+    /// table, in the same transaction as the outbox row.
+    pub audit: Option<AuditRecord>,
 }
 
 impl std::fmt::Debug for OutboxMessage {

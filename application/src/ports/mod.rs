@@ -2,6 +2,7 @@
 //! as traits named for what the core needs, not for the technology behind
 //! them. Adapters implement them; `bin` chooses which.
 
+pub mod audit;
 pub mod clock;
 pub mod denylist;
 pub mod events;

@@ -124,6 +124,7 @@ pub trait UserRepository: Send + Sync {
         &self,
         user: UserId,
         email: &EmailAddress,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<EmailRemoval, StoreError>;
 
@@ -136,9 +137,15 @@ pub trait UserRepository: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<PrimaryChange, StoreError>;
 
-    /// Deletes the account and everything it owns; returns the sessions
-    /// that were still live (for the denylist). Empty when no such user.
-    async fn delete(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
+    /// Deletes the account and everything it owns (its audit rows stay);
+    /// returns the sessions that were still live (for the denylist). Empty,
+    /// and nothing written, when there is no such user.
+    async fn delete(
+        &self,
+        user: UserId,
+        outbox: &[OutboxMessage],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, StoreError>;
 }
 
 /// A refresh token to store: only its hash.
@@ -204,21 +211,25 @@ pub trait SessionRepository: Send + Sync {
     /// address with this user agent: a device the user has used before.
     async fn seen_device(&self, user: UserId, client: &ClientInfo) -> Result<bool, StoreError>;
 
-    /// Marks a session revoked (keeping an earlier revocation's time) and
-    /// returns it; `None` when no such session exists.
+    /// Marks a session revoked (keeping an earlier revocation's time), writes
+    /// `outbox` in the same transaction, and returns it; `None` (nothing
+    /// written) when no such session exists.
     async fn revoke(
         &self,
         id: SessionId,
         reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError>;
 
-    /// Revokes every unrevoked session of `user` except `keep`; returns them.
+    /// Revokes every unrevoked session of `user` except `keep` and writes
+    /// `outbox`, in one transaction; returns the sessions it revoked.
     async fn revoke_all(
         &self,
         user: UserId,
         keep: Option<SessionId>,
         reason: RevokeReason,
+        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError>;
 

@@ -9,6 +9,7 @@ use gatehouse_domain::{AccessClaims, RevokeReason, Session, SessionId};
 
 use crate::auth::SessionRevoker;
 use crate::error::AppError;
+use crate::events::Audit;
 use crate::ports::clock::Clock;
 use crate::ports::store::SessionRepository;
 use crate::settings::TokenSettings;
@@ -74,7 +75,7 @@ impl RevokeSession {
             Some(s) if s.user_id == caller.user_id => {}
             _ => return Err(AppError::NotFound("session")),
         }
-        self.0.revoker.revoke(id, RevokeReason::RevokedByUser, None, self.0.clock.now()).await
+        self.0.revoker.revoke(id, RevokeReason::RevokedByUser, Some(caller.user_id), None, self.0.clock.now()).await
     }
 }
 
@@ -97,7 +98,13 @@ impl RevokeOtherSessions {
         let revoked = self
             .0
             .sessions
-            .revoke_all(caller.user_id, Some(caller.session_id), RevokeReason::RevokedByUser, now)
+            .revoke_all(
+                caller.user_id,
+                Some(caller.session_id),
+                RevokeReason::RevokedByUser,
+                &[self.0.revoker.events().audit(now, Audit::by("session.revoked_others", caller.user_id))],
+                now,
+            )
             .await?;
         self.0.revoker.deny_revoked(&revoked, now).await?;
         tracing::info!(user_id = %caller.user_id, revoked = revoked.len(), "other sessions revoked");

@@ -43,13 +43,10 @@ impl H {
             refresh_ttl: TimeDelta::days(7),
             session_lifetime: TimeDelta::days(20),
         };
-        let issuer = VerificationIssuer::new(
-            rng.clone(),
-            EventFactory::new(events.clone(), rng.clone()),
-            VerificationSettings::default(),
-        );
+        let factory = EventFactory::new(events.clone(), rng.clone(), store.clone());
+        let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), VerificationSettings::default());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
-        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), settings);
+        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory, settings);
         let signup = SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer);
         for email in ["ann@example.com", "bob@example.com"] {
             block_on(signup.execute(SignUpCommand {

@@ -14,7 +14,8 @@ use tokio_stream::StreamExt;
 
 use crate::harness::{Cable, Mail, Mode, TestApp, amqp_url, eventually};
 
-/// A queue bound to the app's exchange with `#`, like a mailer's.
+/// A queue bound to the app's exchange like a mailer's: the email and SMS
+/// events (`bind_keys` for others, such as the audit stream).
 struct Mailer {
     _connection: Connection,
     _channel: Channel,
@@ -23,6 +24,10 @@ struct Mailer {
 
 impl Mailer {
     async fn bind(exchange: &str) -> Self {
+        Self::bind_keys(exchange, &["email.#", "sms.#"]).await
+    }
+
+    async fn bind_keys(exchange: &str, keys: &[&str]) -> Self {
         let url = amqp_url();
         let connection =
             tokio::time::timeout(Duration::from_secs(5), Connection::connect(&url, ConnectionProperties::default()))
@@ -35,16 +40,10 @@ impl Mailer {
         channel.exchange_declare(exchange.into(), ExchangeKind::Topic, durable, FieldTable::default()).await.unwrap();
         let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
         let queue = channel.queue_declare("".into(), exclusive, FieldTable::default()).await.unwrap();
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                exchange.into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        for key in keys {
+            let (name, options) = (queue.name().clone(), QueueBindOptions::default());
+            channel.queue_bind(name, exchange.into(), (*key).into(), options, FieldTable::default()).await.unwrap();
+        }
         let no_ack = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
         let consumer =
             channel.basic_consume(queue.name().clone(), "".into(), no_ack, FieldTable::default()).await.unwrap();
@@ -154,7 +153,7 @@ async fn broker_outage_delays_events_but_loses_and_doubles_none() {
         app.sign_up(&format!("user{n}@example.com"), "correct horse battery").await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let pending = app.outbox().await;
+    let pending: Vec<_> = app.outbox().await.into_iter().filter(|r| !r.event_type.starts_with("audit.")).collect();
     assert_eq!(pending.len(), 3);
     assert!(pending.iter().all(|r| !r.sent), "nothing can be sent while the broker is down");
 
@@ -192,7 +191,9 @@ async fn two_relays_deliver_every_event_once() {
     let delivered = mailer.exactly(12).await;
     let ids: HashSet<String> = delivered.iter().map(message_id).collect();
     assert_eq!(ids.len(), 12, "no event delivered twice");
-    let expected: HashSet<String> = app.outbox().await.iter().map(|r| r.event.event_id.clone()).collect();
+    let outbox = app.outbox().await;
+    let expected: HashSet<String> =
+        outbox.iter().filter(|r| !r.event_type.starts_with("audit.")).map(|r| r.event.event_id.clone()).collect();
     assert_eq!(ids, expected);
 }
 
@@ -204,7 +205,8 @@ async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
 
     let app = TestApp::spawn(Mode::Production).await;
     let pair = app.user_session("mfa@example.com").await;
-    let mut mailer = Mailer::bind(&app.config.amqp_exchange).await;
+    let keys = ["email.#", "sms.#", "audit.mfa_factor_added"];
+    let mut mailer = Mailer::bind_keys(&app.config.amqp_exchange, &keys).await;
     let mut mfa = app.mfa.clone();
 
     let email = pb::EnrollEmailFactorRequest { email: "mfa@example.com".into() };
@@ -241,4 +243,21 @@ async fn a_login_from_a_new_device_emails_a_notice_once() {
     assert_eq!(mail(&notice).email, "notice@example.com");
     app.login("notice@example.com", "correct horse battery").await.unwrap();
     mailer.exactly(0).await;
+}
+
+/// Audit facts are also published on the audit stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_facts_are_published_too() {
+    let app = TestApp::spawn(Mode::Production).await;
+    app.verified_user("audit@example.com").await;
+    assert!(eventually(async || app.outbox().await.iter().all(|r| r.sent)).await);
+    let mut mailer = Mailer::bind_keys(&app.config.amqp_exchange, &["#"]).await;
+    assert!(app.login("audit@example.com", "wrong password").await.is_err());
+    app.login("audit@example.com", "correct horse battery").await.unwrap();
+    let mut keys = Vec::new();
+    for _ in 0..3 {
+        keys.push(mailer.next().await.routing_key.as_str().to_owned());
+    }
+    keys.sort();
+    assert_eq!(keys, ["audit.login.failed", "audit.login.succeeded", "email.login_notice"]);
 }

@@ -522,6 +522,7 @@ impl Mail {
                 code: e.remaining.to_string(),
                 ..Self::default()
             },
+            E::Audit(e) => Self { event_id: e.event_id, user_id: e.subject_id, link: e.kind, ..Self::default() },
             E::LoginNotice(e) => Self {
                 event_id: e.event_id,
                 user_id: e.user_id,

@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod audit;
 mod bad_input;
 mod broker;
 mod email_flows;

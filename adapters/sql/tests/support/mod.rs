@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_application::ports::audit::AuditLog;
 use gatehouse_application::ports::events::OutboxStore;
 use gatehouse_application::ports::mfa::MfaRepository;
 use gatehouse_application::ports::store::{SessionRepository, UserRepository};
 use gatehouse_application::ports::verifications::VerificationRepository;
 use gatehouse_application::testing::InMemoryStore;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
     SqlVerificationRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -30,6 +31,7 @@ pub struct Stores {
     pub verifications: Arc<dyn VerificationRepository>,
     pub mfa: Arc<dyn MfaRepository>,
     pub outbox: Arc<dyn OutboxStore>,
+    pub audit: Arc<dyn AuditLog>,
 }
 
 /// Runs `test` against the in-memory fakes of `gatehouse_application::testing`,
@@ -46,7 +48,8 @@ where
         sessions: store.clone(),
         verifications: store.clone(),
         mfa: store.clone(),
-        outbox: store,
+        outbox: store.clone(),
+        audit: store,
     })
     .await;
 }
@@ -69,6 +72,7 @@ impl TestDb {
             verifications: Arc::new(SqlVerificationRepository::new(&self.db)),
             mfa: Arc::new(SqlMfaRepository::new(&self.db)),
             outbox: Arc::new(SqlOutboxStore::new(&self.db)),
+            audit: Arc::new(SqlAuditLog::new(&self.db)),
         }
     }
 

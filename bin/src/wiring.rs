@@ -220,6 +220,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         list: ListSessions::new(session_deps.clone()),
         revoke: RevokeSession::new(session_deps.clone()),
         revoke_others: RevokeOtherSessions::new(session_deps.clone()),
+        client_ip: ClientIpPolicy::default(),
     };
     let audit = AuditApi { validate: validate.clone(), list: ListAuditEvents::new(audit_log) };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };

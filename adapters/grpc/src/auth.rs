@@ -114,6 +114,7 @@ impl AuthApi {
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<pb::LogoutResponse, AppError> {
+        let client = self.client_ip.client_info(&request);
         let target = if let Some(access_token) = bearer_token(request.metadata()) {
             LogoutTarget::AccessToken(Secret::new(short_enough(access_token)?.to_owned()))
         } else {
@@ -123,7 +124,7 @@ impl AuthApi {
             let (token,) = parsed!(fields, token);
             LogoutTarget::RefreshToken(RefreshToken::new(token.to_owned()))
         };
-        self.logout.execute(target).await?;
+        self.logout.execute(target, &client).await?;
         Ok(pb::LogoutResponse {})
     }
 

@@ -74,13 +74,14 @@ impl GrpcServer {
         token: TokenApi,
         user: UserApi,
         mfa: MfaApi,
-        sessions: SessionApi,
+        mut sessions: SessionApi,
         audit: AuditApi,
         client_ip: ClientIpPolicy,
         probes: Vec<Arc<dyn Probe>>,
         health_interval: Duration,
     ) -> Self {
-        auth.client_ip = client_ip;
+        auth.client_ip = client_ip.clone();
+        sessions.client_ip = client_ip;
         Self { auth, token, user, mfa, sessions, audit, probes, health_interval }
     }
 

@@ -9,6 +9,7 @@ use gatehouse_domain::{SessionId, describe_device};
 use tonic::{Request, Response, Status};
 
 use crate::caller::authenticate;
+use crate::client_ip::ClientIpPolicy;
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
@@ -24,6 +25,9 @@ pub struct SessionApi {
     pub list: ListSessions,
     pub revoke: RevokeSession,
     pub revoke_others: RevokeOtherSessions,
+    /// Where a caller's address is read from; `GrpcServer::new` sets the
+    /// server-wide policy.
+    pub client_ip: ClientIpPolicy,
 }
 
 fn session(view: SessionView) -> pb::Session {
@@ -76,7 +80,8 @@ impl SessionApi {
         let mut fields = Fields::default();
         let id = fields.uuid("session_id", &request.get_ref().session_id);
         let (id,) = parsed!(fields, id);
-        self.revoke.execute(&caller, SessionId::from_uuid(id)).await?;
+        let client = self.client_ip.client_info(&request);
+        self.revoke.execute(&caller, SessionId::from_uuid(id), &client).await?;
         Ok(pb::RevokeSessionResponse {})
     }
 
@@ -85,7 +90,8 @@ impl SessionApi {
         request: Request<pb::RevokeOtherSessionsRequest>,
     ) -> Result<pb::RevokeOtherSessionsResponse, AppError> {
         let caller = authenticate(&self.validate, &request).await?;
-        let revoked = self.revoke_others.execute(&caller).await?;
+        let client = self.client_ip.client_info(&request);
+        let revoked = self.revoke_others.execute(&caller, &client).await?;
         Ok(pb::RevokeOtherSessionsResponse { revoked_count: i32::try_from(revoked).unwrap_or(i32::MAX) })
     }
 }

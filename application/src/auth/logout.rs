@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{RefreshToken, RevokeReason, Secret};
+use gatehouse_domain::{ClientInfo, RefreshToken, RevokeReason, Secret};
 
 use crate::auth::minter::{hash_refresh_token, looks_like_refresh_token};
 use crate::auth::revoker::SessionRevoker;
@@ -55,7 +55,7 @@ impl Logout {
     /// token that is forged or expired (log out with the refresh token then);
     /// [`AppError::InvalidRefreshToken`] for a refresh token never issued;
     /// [`AppError::Unavailable`] when storage or the denylist is down.
-    pub async fn execute(&self, target: LogoutTarget) -> Result<(), AppError> {
+    pub async fn execute(&self, target: LogoutTarget, client: &ClientInfo) -> Result<(), AppError> {
         let now = self.clock.now();
         match target {
             LogoutTarget::AccessToken(token) => {
@@ -64,7 +64,9 @@ impl Logout {
                     other => AppError::InvalidToken(other),
                 })?;
                 let token = Some((claims.token_id, claims.expires_at));
-                self.revoker.revoke(claims.session_id, RevokeReason::Logout, Some(claims.user_id), token, now).await
+                self.revoker
+                    .revoke(claims.session_id, RevokeReason::Logout, Some(claims.user_id), client, token, now)
+                    .await
             }
             LogoutTarget::RefreshToken(token) => {
                 if !looks_like_refresh_token(&token) {
@@ -75,7 +77,7 @@ impl Logout {
                     .find_by_refresh_token(&hash_refresh_token(&token))
                     .await?
                     .ok_or(AppError::InvalidRefreshToken)?;
-                self.revoker.revoke(session.id, RevokeReason::Logout, Some(session.user_id), None, now).await
+                self.revoker.revoke(session.id, RevokeReason::Logout, Some(session.user_id), client, None, now).await
             }
         }
     }

@@ -58,7 +58,7 @@ impl RefreshTokens {
             Rotation::Rotated(session) => self.minter.token_pair(&session, next, session.expires_at, now),
             Rotation::Reused { session_id } => {
                 tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
-                self.revoker.revoke(session_id, RevokeReason::RefreshTokenReuse, None, None, now).await?;
+                self.revoker.revoke(session_id, RevokeReason::RefreshTokenReuse, None, client, None, now).await?;
                 Err(AppError::TokenRevoked)
             }
             Rotation::Expired => Err(AppError::TokenExpired),

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{RevokeReason, Session, SessionId, TokenId, UserId};
+use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenId, UserId};
 
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
@@ -52,12 +52,16 @@ impl SessionRevoker {
         id: SessionId,
         reason: RevokeReason,
         actor: Option<UserId>,
+        client: &ClientInfo,
         token: Option<(TokenId, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let Some(owner) = self.sessions.get(id).await?.map(|s| s.user_id) else { return Ok(()) };
-        let mut audit =
-            Audit::of(reason.audit_kind()).subject(owner).detail("session_id", id).detail("reason", reason.as_str());
+        let mut audit = Audit::of(reason.audit_kind())
+            .subject(owner)
+            .client(client)
+            .detail("session_id", id)
+            .detail("reason", reason.as_str());
         if let Some(actor) = actor {
             audit = audit.actor(actor);
         }

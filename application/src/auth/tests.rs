@@ -243,10 +243,10 @@ fn logout_denies_the_session_for_the_longest_remaining_token_life() {
     let pair = h.signed_up_and_logged_in();
     let claims = h.validate(&pair).unwrap();
     h.clock.advance(TimeDelta::minutes(2));
-    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()), &ClientInfo::default())).unwrap();
     assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
     // Idempotent: the revoked token still names its session.
-    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::AccessToken(pair.access_token.clone()), &ClientInfo::default())).unwrap();
     assert_eq!(h.denylist.until(DenyKey::Session(pair.session_id)), Some(claims.issued_at + h.settings.access_ttl));
     assert_eq!(h.denylist.until(DenyKey::Token(claims.token_id)), Some(claims.expires_at));
     assert!(matches!(
@@ -259,12 +259,12 @@ fn logout_denies_the_session_for_the_longest_remaining_token_life() {
 fn logout_by_refresh_token_ends_that_session_and_is_idempotent() {
     let h = Harness::new();
     let pair = h.signed_up_and_logged_in();
-    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()))).unwrap();
-    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()), &ClientInfo::default())).unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()), &ClientInfo::default())).unwrap();
     assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
     let forged = RefreshToken::new(format!("ghr_{}", "B".repeat(43)));
     assert!(matches!(
-        block_on(h.logout.execute(LogoutTarget::RefreshToken(forged))),
+        block_on(h.logout.execute(LogoutTarget::RefreshToken(forged), &ClientInfo::default())),
         Err(AppError::InvalidRefreshToken)
     ));
 }
@@ -285,7 +285,8 @@ fn a_lost_denylist_is_rebuilt_from_the_session_rows() {
     let h = Harness::new();
     let revoked = h.signed_up_and_logged_in();
     let live = h.login("ann@example.com", "correct horse").unwrap();
-    block_on(h.logout.execute(LogoutTarget::RefreshToken(revoked.refresh_token.clone()))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(revoked.refresh_token.clone()), &ClientInfo::default()))
+        .unwrap();
     h.denylist.clear();
     assert!(h.validate(&revoked).is_ok(), "precondition: the cleared denylist forgot the revocation");
     assert_eq!(block_on(h.rebuild.execute()).unwrap(), 1);
@@ -297,7 +298,7 @@ fn a_lost_denylist_is_rebuilt_from_the_session_rows() {
 fn rebuild_skips_sessions_whose_tokens_have_all_expired() {
     let h = Harness::new();
     let pair = h.signed_up_and_logged_in();
-    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token))).unwrap();
+    block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token), &ClientInfo::default())).unwrap();
     h.clock.advance(h.settings.access_ttl + TimeDelta::seconds(1));
     h.denylist.clear();
     assert_eq!(block_on(h.rebuild.execute()).unwrap(), 0);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{AccessClaims, RevokeReason, Session, SessionId};
+use gatehouse_domain::{AccessClaims, ClientInfo, RevokeReason, Session, SessionId};
 
 use crate::auth::SessionRevoker;
 use crate::error::AppError;
@@ -70,12 +70,13 @@ impl RevokeSession {
     ///
     /// # Errors
     /// `NotFound` for an unknown session or one of another user (no leak).
-    pub async fn execute(&self, caller: &AccessClaims, id: SessionId) -> Result<(), AppError> {
+    pub async fn execute(&self, caller: &AccessClaims, id: SessionId, client: &ClientInfo) -> Result<(), AppError> {
         match self.0.sessions.get(id).await? {
             Some(s) if s.user_id == caller.user_id => {}
             _ => return Err(AppError::NotFound("session")),
         }
-        self.0.revoker.revoke(id, RevokeReason::RevokedByUser, Some(caller.user_id), None, self.0.clock.now()).await
+        let now = self.0.clock.now();
+        self.0.revoker.revoke(id, RevokeReason::RevokedByUser, Some(caller.user_id), client, None, now).await
     }
 }
 
@@ -93,7 +94,7 @@ impl RevokeOtherSessions {
     ///
     /// # Errors
     /// Storage or denylist failures.
-    pub async fn execute(&self, caller: &AccessClaims) -> Result<usize, AppError> {
+    pub async fn execute(&self, caller: &AccessClaims, client: &ClientInfo) -> Result<usize, AppError> {
         let now = self.0.clock.now();
         let revoked = self
             .0
@@ -102,7 +103,11 @@ impl RevokeOtherSessions {
                 caller.user_id,
                 Some(caller.session_id),
                 RevokeReason::RevokedByUser,
-                &[self.0.revoker.events().audit(now, Audit::by("session.revoked_others", caller.user_id))],
+                &[self
+                    .0
+                    .revoker
+                    .events()
+                    .audit(now, Audit::by("session.revoked_others", caller.user_id).client(client))],
                 now,
             )
             .await?;

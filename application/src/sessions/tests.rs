@@ -115,7 +115,7 @@ fn revoking_another_users_session_is_not_found() {
     let ann = h.login_from("ann@example.com", "192.0.2.1", "a");
     let bob = h.login_from("bob@example.com", "192.0.2.2", "b");
     let caller = h.claims(&ann).unwrap();
-    let r = block_on(RevokeSession::new(h.deps.clone()).execute(&caller, bob.session_id));
+    let r = block_on(RevokeSession::new(h.deps.clone()).execute(&caller, bob.session_id, &ClientInfo::default()));
     assert!(matches!(r, Err(AppError::NotFound("session"))), "{r:?}");
     assert!(h.claims(&bob).is_ok());
 }
@@ -127,10 +127,10 @@ fn revoking_a_session_and_the_others_ends_their_tokens() {
     let phone = h.login_from("ann@example.com", "192.0.2.2", "b");
     let laptop = h.login_from("ann@example.com", "192.0.2.3", "c");
     let caller = h.claims(&here).unwrap();
-    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, phone.session_id)).unwrap();
+    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, phone.session_id, &ClientInfo::default())).unwrap();
     assert!(matches!(h.claims(&phone), Err(AppError::TokenRevoked)));
     assert!(matches!(h.refresh(&phone, "192.0.2.2"), Err(AppError::TokenRevoked)));
-    assert_eq!(block_on(RevokeOtherSessions::new(h.deps.clone()).execute(&caller)).unwrap(), 1);
+    assert_eq!(block_on(RevokeOtherSessions::new(h.deps.clone()).execute(&caller, &ClientInfo::default())).unwrap(), 1);
     assert!(matches!(h.claims(&laptop), Err(AppError::TokenRevoked)));
     assert!(h.claims(&here).is_ok());
 }
@@ -180,7 +180,7 @@ fn pruning_keeps_revoked_sessions_while_their_tokens_could_live() {
     let pair = h.login_from("ann@example.com", "192.0.2.1", "a");
     let caller = h.claims(&pair).unwrap();
     let other = h.login_from("ann@example.com", "192.0.2.2", "b");
-    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, other.session_id)).unwrap();
+    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, other.session_id, &ClientInfo::default())).unwrap();
     let prune = PruneSessions::new(h.deps.clone());
     assert_eq!(block_on(prune.execute()).unwrap(), 0);
     h.clock.advance(h.settings.access_ttl + TimeDelta::minutes(2));

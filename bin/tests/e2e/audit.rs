@@ -66,7 +66,9 @@ async fn a_session_life_leaves_its_audit_trail_in_order(mode: Mode) {
     assert_eq!((login.actor_id.as_str(), login.client_ip.as_str()), (user_id.as_str(), "127.0.0.1"));
     let revoked = events.iter().find(|e| e.kind == "session.revoked").unwrap();
     assert_eq!(revoked.details.get("session_id"), Some(&there.session_id));
-    assert_eq!(revoked.actor_id, user_id);
+    assert_eq!((revoked.actor_id.as_str(), revoked.client_ip.as_str()), (user_id.as_str(), "127.0.0.1"));
+    let others = events.iter().find(|e| e.kind == "session.revoked_others").unwrap();
+    assert_eq!(others.client_ip, "127.0.0.1");
     for e in &events {
         assert!(e.details.values().all(|v| !v.contains("correct horse") && !v.contains("not the password")));
     }

@@ -17,8 +17,9 @@ migrate: ## apply database migrations (DATABASE_URL, default: the embedded SQLit
 services: ## make sure PostgreSQL, Redis and RabbitMQ are up (starts them if down)
 	@./scripts/services.sh
 
-tools: ## install test tools (grpcurl) into .tools/
+tools: ## install test and lint tools (grpcurl, buf) into .tools/
 	@./scripts/install-grpcurl.sh
+	@./scripts/install-buf.sh
 
 test: services tools test-only ## the whole suite: unit, adapter (real PostgreSQL, Redis, RabbitMQ) and end-to-end tests
 
@@ -30,11 +31,14 @@ test-only:
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 
-lint: ## rustfmt check, clippy with warnings as errors, and the layer check
+lint: ## rustfmt check, clippy with warnings as errors, buf lint of the protos, and the layer check
 	@echo "lint: rustfmt"
 	$(CARGO) fmt --all --check
 	@echo "lint: clippy (warnings are errors)"
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@echo "lint: buf STANDARD lint of proto/"
+	@./scripts/install-buf.sh
+	.tools/buf/node_modules/.bin/buf lint
 	@echo "lint: domain and application import no I/O crates"
 	@./scripts/check-layers.sh
 

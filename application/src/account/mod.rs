@@ -46,14 +46,28 @@ impl AccountDeps {
     /// Checks a signed-in user's password (a fresh proof before a sensitive
     /// change); `field` names the request field on failure.
     async fn check_password(&self, user: UserId, password: &Password, field: &'static str) -> Result<(), AppError> {
-        let stored = self.users.password_hash(user).await?;
-        let check =
-            self.hasher.verify(password, stored.as_ref()).await.map_err(|e| AppError::Internal(e.to_string()))?;
-        match (stored, check) {
-            (Some(_), PasswordCheck::Match { .. }) => Ok(()),
-            (None, _) => Err(AppError::NotFound("user")),
-            (Some(_), PasswordCheck::Mismatch) => Err(AppError::WrongPassword { field }),
-        }
+        check_password(self.users.as_ref(), self.hasher.as_ref(), user, password, field).await
+    }
+}
+
+/// Checks a signed-in user's password against the stored hash: the fresh
+/// proof before a sensitive change (account changes, second factors).
+///
+/// # Errors
+/// [`AppError::WrongPassword`] naming `field`; `NotFound` when the account is gone.
+pub(crate) async fn check_password(
+    users: &dyn UserRepository,
+    hasher: &dyn PasswordHasher,
+    user: UserId,
+    password: &Password,
+    field: &'static str,
+) -> Result<(), AppError> {
+    let stored = users.password_hash(user).await?;
+    let check = hasher.verify(password, stored.as_ref()).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    match (stored, check) {
+        (Some(_), PasswordCheck::Match { .. }) => Ok(()),
+        (None, _) => Err(AppError::NotFound("user")),
+        (Some(_), PasswordCheck::Mismatch) => Err(AppError::WrongPassword { field }),
     }
 }
 

@@ -17,12 +17,13 @@ pub use confirm::ConfirmFactor;
 pub use enroll::{EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, TotpEnrollment};
 pub use manage::{ListFactors, RegenerateBackupCodes, RemoveFactor};
 
+use crate::account::check_password;
 use crate::error::{AppError, FieldViolation};
 use crate::events::EventFactory;
 use crate::ids::new_uuid_v7;
 use crate::ports::clock::Clock;
 use crate::ports::mfa::{FactorCode, MfaRepository, SecretBox, Totp};
-use crate::ports::password::{PasswordCheck, PasswordHasher};
+use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
 use crate::ports::store::UserRepository;
 use crate::secrets::{hash_secret, new_code};
@@ -163,16 +164,7 @@ impl MfaDeps {
     async fn fresh_proof_matches(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
         match proof {
             FreshProof::Password(password) => {
-                let stored = self.users.password_hash(user).await?;
-                let check = self
-                    .hasher
-                    .verify(password, stored.as_ref())
-                    .await
-                    .map_err(|e| AppError::Internal(e.to_string()))?;
-                match (stored, check) {
-                    (Some(_), PasswordCheck::Match { .. }) => Ok(()),
-                    _ => Err(AppError::WrongPassword { field: "password" }),
-                }
+                check_password(self.users.as_ref(), self.hasher.as_ref(), user, password, "password").await
             }
             FreshProof::TotpCode { factor_id, code } => {
                 let factor = self.factor(user, *factor_id).await?;

@@ -2,8 +2,13 @@
 //! on. Each adapter maps it exactly once (the gRPC adapter into a `Status`
 //! with a stable `ErrorInfo` reason).
 
+use crate::ports::BoxError;
 use crate::ports::denylist::DenylistError;
+use crate::ports::events::PublishError;
+use crate::ports::mfa::{QrError, SealError};
+use crate::ports::password::HashError;
 use crate::ports::store::StoreError;
+use crate::ports::tokens::SigningError;
 
 /// Why an access token was refused before the denylist was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,9 +77,10 @@ pub enum AppError {
     /// The verification was already used or replaced by a newer one.
     #[error("the verification was already used")]
     VerificationUsed,
-    /// A wrong short code.
+    /// A wrong short code; `field` is the request field that carried it
+    /// (`code`, `email_code.code`, `totp_code.code`).
     #[error("wrong code")]
-    CodeInvalid,
+    CodeInvalid { field: &'static str },
     /// Too many wrong codes; ask for a new verification.
     #[error("too many wrong codes")]
     AttemptsExhausted,
@@ -112,24 +118,65 @@ pub enum AppError {
     #[error("token revoked")]
     TokenRevoked,
     /// A dependency (database, denylist) cannot be reached; retry later.
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    /// A bug or an unexpected state no caller can fix.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// The source says which and why, for the log only.
+    #[error("service unavailable")]
+    Unavailable(#[source] BoxError),
+    /// A bug or an unexpected state no caller can fix; the source is for the log only.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl AppError {
+    /// An internal error for a broken invariant the core itself detected.
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
+        Self::Internal(cause.into())
+    }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => Self::Unavailable(m),
-            StoreError::Conflict(m) | StoreError::Internal(m) => Self::Internal(m),
+            StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            StoreError::Conflict(_) | StoreError::Internal(_) => Self::Internal(Box::new(e)),
         }
     }
 }
 
 impl From<DenylistError> for AppError {
     fn from(e: DenylistError) -> Self {
-        Self::Unavailable(e.to_string())
+        Self::Unavailable(Box::new(e))
     }
+}
+
+impl From<PublishError> for AppError {
+    fn from(e: PublishError) -> Self {
+        Self::Unavailable(Box::new(e))
+    }
+}
+
+/// Failures of pure computations (hashing, signing, sealing, drawing) that no
+/// caller can fix.
+macro_rules! internal_from {
+    ($($error:ty),+) => {$(
+        impl From<$error> for AppError {
+            fn from(e: $error) -> Self {
+                Self::Internal(Box::new(e))
+            }
+        }
+    )+};
+}
+internal_from!(HashError, SigningError, SealError, QrError);
+
+/// `error` and its sources, outermost first, joined by `": "`: the whole
+/// cause in one log field.
+#[must_use]
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

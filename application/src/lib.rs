@@ -20,5 +20,5 @@ pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use error::{AppError, FieldViolation, TokenRejection};
+pub use error::{AppError, FieldViolation, TokenRejection, error_chain};
 pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};

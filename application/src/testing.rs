@@ -1101,7 +1101,7 @@ impl crate::ports::mfa::Totp for FakeTotp {
         format!("otpauth://totp/{issuer}:{account}?secret={}&issuer={issuer}", crate::mfa::base32(secret))
     }
 
-    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, String> {
+    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, crate::ports::mfa::QrError> {
         Ok(uri.as_bytes().to_vec())
     }
 }

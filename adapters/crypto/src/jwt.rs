@@ -176,7 +176,7 @@ impl AccessTokenSigner for JwtKeys {
         // RFC 6749 §3.3: scope tokens are space-separated, so one holding a
         // space (or nothing) would be read back as different scopes.
         if claims.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-            return Err(SigningError("a scope is empty or contains a space".to_owned()));
+            return Err(SigningError("a scope is empty or contains a space".into()));
         }
         let body = ClaimsOut {
             iss: &self.issuer,
@@ -189,7 +189,7 @@ impl AccessTokenSigner for JwtKeys {
             org: claims.organization_id.as_deref(),
             scope: claims.scopes.join(" "),
         };
-        let body = serde_json::to_vec(&body).map_err(|e| SigningError(e.to_string()))?;
+        let body = serde_json::to_vec(&body).map_err(|e| SigningError(Box::new(e)))?;
         // header "." body "." and 86 characters of signature
         let mut token = String::with_capacity(self.header_b64.len() + body.len().div_ceil(3) * 4 + 88);
         token.push_str(&self.header_b64);

@@ -59,7 +59,7 @@ impl Argon2Hasher {
     /// # Errors
     /// [`HashError`] when argon2 refuses the parameters.
     pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32, max_concurrent: usize) -> Result<Self, HashError> {
-        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| HashError(e.to_string()))?;
+        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| HashError(Box::new(e)))?;
         Ok(Self::build(params, max_concurrent))
     }
 
@@ -83,8 +83,7 @@ impl Argon2Hasher {
         T: Send + 'static,
         F: FnOnce(&Argon2<'static>) -> T + Send + 'static,
     {
-        let permit =
-            Arc::clone(&self.permits).acquire_owned().await.map_err(|e| HashError(format!("hasher closed: {e}")))?;
+        let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|e| HashError(Box::new(e)))?;
         let argon2 = self.argon2.clone();
         tokio::task::spawn_blocking(move || {
             let out = work(&argon2);
@@ -92,7 +91,7 @@ impl Argon2Hasher {
             out
         })
         .await
-        .map_err(|e| HashError(format!("hashing task failed: {e}")))
+        .map_err(|e| HashError(Box::new(e)))
     }
 }
 
@@ -103,7 +102,7 @@ impl PasswordHasher for Argon2Hasher {
         self.run(move |argon2| hash_with(argon2, password.expose().as_bytes()))
             .await?
             .map(PasswordHash::from_phc)
-            .map_err(|e| HashError(e.to_string()))
+            .map_err(|e| HashError(Box::new(e)))
     }
 
     async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<PasswordCheck, HashError> {

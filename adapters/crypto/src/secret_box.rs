@@ -51,13 +51,12 @@ impl AeadSecretBox {
 
 impl SecretBox for AeadSecretBox {
     fn seal(&self, plaintext: &[u8]) -> Result<SealedSecret, SealError> {
-        let cipher =
-            self.ciphers.get(&self.current).ok_or_else(|| SealError("the current key is missing".to_owned()))?;
+        let cipher = self.ciphers.get(&self.current).ok_or_else(|| SealError("the current key is missing".into()))?;
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let ciphertext = cipher
             .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: self.current.as_bytes() })
-            .map_err(|_| SealError("encryption failed".to_owned()))?;
+            .map_err(|_| SealError("encryption failed".into()))?;
         let mut data = Vec::with_capacity(NONCE_LEN + ciphertext.len());
         data.extend_from_slice(&nonce);
         data.extend_from_slice(&ciphertext);
@@ -65,16 +64,18 @@ impl SecretBox for AeadSecretBox {
     }
 
     fn open(&self, sealed: &SealedSecret) -> Result<Vec<u8>, SealError> {
-        let cipher =
-            self.ciphers.get(&sealed.key_id).ok_or_else(|| SealError(format!("unknown key id {:?}", sealed.key_id)))?;
-        let too_short = || SealError(format!("sealed data is too short ({} bytes)", sealed.data.len()));
+        let cipher = self
+            .ciphers
+            .get(&sealed.key_id)
+            .ok_or_else(|| SealError(format!("unknown key id {:?}", sealed.key_id).into()))?;
+        let too_short = || SealError(format!("sealed data is too short ({} bytes)", sealed.data.len()).into());
         if sealed.data.len() < NONCE_LEN + TAG_LEN {
             return Err(too_short());
         }
         let (nonce, ciphertext) = sealed.data.split_first_chunk::<NONCE_LEN>().ok_or_else(too_short)?;
         cipher
             .decrypt(&XNonce::from(*nonce), Payload { msg: ciphertext, aad: sealed.key_id.as_bytes() })
-            .map_err(|_| SealError(format!("sealed data failed authentication under key {}", sealed.key_id)))
+            .map_err(|_| SealError(format!("sealed data failed authentication under key {}", sealed.key_id).into()))
     }
 }
 
@@ -147,7 +148,7 @@ mod tests {
         let sealed = AeadSecretBox::new(SecretKey::generate(), vec![]).seal(SECRET).unwrap();
         let other = AeadSecretBox::new(SecretKey::generate(), vec![]);
         let err = other.open(&sealed).unwrap_err();
-        assert!(err.to_string().contains("unknown key id"), "{err}");
+        assert!(err.0.to_string().contains("unknown key id"), "{err:?}");
     }
 
     /// The key id is authenticated: relabelling a value to another known

@@ -5,7 +5,7 @@
 //! 6 digits, 30-second steps counted from the Unix epoch.
 
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::mfa::Totp;
+use gatehouse_application::ports::mfa::{QrError, Totp};
 use qrcodegen::{QrCode, QrCodeEcc};
 use totp_rs::{Algorithm, Builder, Secret};
 
@@ -72,18 +72,18 @@ impl Totp for TotpRs {
         )
     }
 
-    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, String> {
-        let qr = QrCode::encode_text(uri, QrCodeEcc::Medium).map_err(|e| format!("cannot make a QR code: {e}"))?;
+    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, QrError> {
+        let qr = QrCode::encode_text(uri, QrCodeEcc::Medium).map_err(|e| QrError(Box::new(e)))?;
         encode_png(&qr)
     }
 }
 
 /// The QR code as an 8-bit grayscale PNG: black modules on white, with the
 /// quiet zone, each module a square of [`PX_PER_MODULE`] pixels.
-fn encode_png(qr: &QrCode) -> Result<Vec<u8>, String> {
-    let modules = usize::try_from(qr.size()).map_err(|e| e.to_string())?;
+fn encode_png(qr: &QrCode) -> Result<Vec<u8>, QrError> {
+    let modules = usize::try_from(qr.size()).map_err(|e| QrError(Box::new(e)))?;
     let side = (modules + 2 * QUIET_ZONE) * PX_PER_MODULE;
-    let side_u32 = u32::try_from(side).map_err(|e| e.to_string())?;
+    let side_u32 = u32::try_from(side).map_err(|e| QrError(Box::new(e)))?;
     let mut pixels = vec![0xFF_u8; side * side];
     for (y, row) in pixels.chunks_exact_mut(side).enumerate() {
         let my = y / PX_PER_MODULE;
@@ -103,9 +103,9 @@ fn encode_png(qr: &QrCode) -> Result<Vec<u8>, String> {
     let mut encoder = png::Encoder::new(&mut out, side_u32, side_u32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| format!("cannot write the PNG: {e}"))?;
-    writer.write_image_data(&pixels).map_err(|e| format!("cannot write the PNG: {e}"))?;
-    writer.finish().map_err(|e| format!("cannot write the PNG: {e}"))?;
+    let mut writer = encoder.write_header().map_err(|e| QrError(Box::new(e)))?;
+    writer.write_image_data(&pixels).map_err(|e| QrError(Box::new(e)))?;
+    writer.finish().map_err(|e| QrError(Box::new(e)))?;
     Ok(out)
 }
 

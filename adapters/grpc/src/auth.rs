@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::caller::{bearer_token, short_enough};
 use crate::client_ip::ClientIpPolicy;
-use crate::error::{status, status_with_code_field};
+use crate::error::status;
 use crate::factors::{challenge, mfa_proof};
 use crate::fields::{Fields, parsed};
 use crate::pb;
@@ -199,7 +199,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::VerifyMfaRequest>,
     ) -> Result<Response<pb::VerifyMfaResponse>, Status> {
-        Self::verify_mfa(self, request).await.map(Response::new).map_err(|e| status_with_code_field(e, "code"))
+        Self::verify_mfa(self, request).await.map(Response::new).map_err(status)
     }
 
     async fn refresh_token(

@@ -9,28 +9,21 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gatehouse_application::{AppError, TokenRejection};
+use gatehouse_application::{AppError, TokenRejection, error_chain};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 /// The `ErrorInfo.domain` of every Gatehouse error.
 pub const ERROR_DOMAIN: &str = "gatehouse";
 
-/// The request field a wrong verification code is reported against: the
-/// `email_code` of `VerifyEmail` and `ResetPassword`.
-const EMAIL_CODE_FIELD: &str = "email_code.code";
-
-/// Maps an application error to the status the caller sees.
+/// Maps an application error to the status the caller sees: the one entry
+/// point (the orphan rule forbids `impl From<AppError> for Status` in this
+/// crate, since both types are foreign). It picks the code, the `ErrorInfo`
+/// reason and the field violations; the field a violation names comes from
+/// the error itself. The cause of an internal or unavailable error is logged
+/// here, whole (with every source), and never sent.
 #[must_use]
 pub fn status(error: AppError) -> Status {
-    status_with_code_field(error, EMAIL_CODE_FIELD)
-}
-
-/// Like [`status`], for a request whose short code is in `code_field`
-/// (`code` in `VerifyMfa` and `ConfirmFactor`, `totp_code.code` in a fresh
-/// proof): its [`AppError::CodeInvalid`] names that field.
-#[must_use]
-pub fn status_with_code_field(error: AppError, code_field: &'static str) -> Status {
     let mut details = ErrorDetails::new();
     let (code, reason, message) = match &error {
         AppError::InvalidArgument(violations) => {
@@ -56,8 +49,8 @@ pub fn status_with_code_field(error: AppError, code_field: &'static str) -> Stat
         }
         AppError::VerificationExpired => (Code::FailedPrecondition, "VERIFICATION_EXPIRED", error.to_string()),
         AppError::VerificationUsed => (Code::FailedPrecondition, "VERIFICATION_USED", error.to_string()),
-        AppError::CodeInvalid => {
-            details.add_bad_request_violation(code_field, error.to_string());
+        AppError::CodeInvalid { field } => {
+            details.add_bad_request_violation(*field, error.to_string());
             (Code::InvalidArgument, "CODE_INVALID", error.to_string())
         }
         AppError::AttemptsExhausted => (Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED", error.to_string()),
@@ -86,12 +79,12 @@ pub fn status_with_code_field(error: AppError, code_field: &'static str) -> Stat
         AppError::TokenExpired => (Code::Unauthenticated, "TOKEN_EXPIRED", "token expired".to_owned()),
         AppError::TokenRevoked => (Code::Unauthenticated, "TOKEN_REVOKED", "token revoked".to_owned()),
         AppError::Unavailable(cause) => {
-            tracing::warn!(%cause, "dependency unavailable");
+            tracing::warn!(cause = %error_chain(cause.as_ref()), "dependency unavailable");
             details.set_retry_info(Some(Duration::from_secs(1)));
             (Code::Unavailable, "UNAVAILABLE", "service temporarily unavailable; retry later".to_owned())
         }
         AppError::Internal(cause) => {
-            tracing::error!(%cause, "internal error");
+            tracing::error!(cause = %error_chain(cause.as_ref()), "internal error");
             (Code::Internal, "INTERNAL", "internal error".to_owned())
         }
     };
@@ -138,7 +131,7 @@ mod tests {
     /// OWASP ASVS 5.0 V16.5.1: internal details stay in the log.
     #[test]
     fn internal_and_unavailable_errors_hide_their_cause() {
-        let s = status(AppError::Internal("db password is hunter2".into()));
+        let s = status(AppError::internal("db password is hunter2"));
         assert_eq!(s.code(), Code::Internal);
         assert!(!s.message().contains("hunter2"));
         let s = status(AppError::Unavailable("redis at 10.0.0.7 refused".into()));
@@ -168,7 +161,12 @@ mod tests {
     fn verification_errors_have_their_own_codes_reasons_and_fields() {
         for (e, code, expected_reason, fields) in [
             (AppError::VerificationInvalid, Code::InvalidArgument, "VERIFICATION_INVALID", vec!["token"]),
-            (AppError::CodeInvalid, Code::InvalidArgument, "CODE_INVALID", vec!["email_code.code"]),
+            (
+                AppError::CodeInvalid { field: "email_code.code" },
+                Code::InvalidArgument,
+                "CODE_INVALID",
+                vec!["email_code.code"],
+            ),
             (AppError::VerificationExpired, Code::FailedPrecondition, "VERIFICATION_EXPIRED", vec![]),
             (AppError::VerificationUsed, Code::FailedPrecondition, "VERIFICATION_USED", vec![]),
             (AppError::AttemptsExhausted, Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED", vec![]),
@@ -206,16 +204,13 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_code_names_the_field_of_its_request() {
-        assert_eq!(violations(&status(AppError::CodeInvalid)), ["email_code.code"]);
-        let s = status_with_code_field(AppError::CodeInvalid, "code");
+    fn a_wrong_code_names_the_field_the_error_carries() {
+        let s = status(AppError::CodeInvalid { field: "code" });
         assert_eq!(
             (s.code(), reason(&s), violations(&s)),
             (Code::InvalidArgument, "CODE_INVALID".into(), vec!["code".to_owned()])
         );
-        assert_eq!(violations(&status_with_code_field(AppError::CodeInvalid, "totp_code.code")), ["totp_code.code"]);
-        let other = status_with_code_field(AppError::ChallengeInvalid, "code");
-        assert_eq!(violations(&other), ["challenge_id"]);
+        assert_eq!(violations(&status(AppError::CodeInvalid { field: "totp_code.code" })), ["totp_code.code"]);
     }
 
     #[test]

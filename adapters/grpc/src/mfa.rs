@@ -11,15 +11,13 @@ use gatehouse_domain::{EmailAddress, OneTimeCode, PhoneNumber};
 use tonic::{Request, Response, Status};
 
 use crate::caller::authenticate;
-use crate::error::{status, status_with_code_field};
+use crate::error::status;
 use crate::factors::{factor, fresh_proof};
 use crate::fields::{Fields, parsed};
 use crate::pb;
 
-/// Where a wrong code is reported: `ConfirmFactor`'s own `code`.
+/// `ConfirmFactor`'s code field.
 const CODE: &str = "code";
-/// Where a wrong code is reported: the TOTP code of a fresh proof.
-const PROOF_CODE: &str = "totp_code.code";
 
 /// The use cases behind `MfaService`, and the token check that names the caller.
 #[derive(Clone, Debug)]
@@ -151,7 +149,7 @@ impl pb::mfa_service_server::MfaService for MfaApi {
         &self,
         request: Request<pb::ConfirmFactorRequest>,
     ) -> Result<Response<pb::ConfirmFactorResponse>, Status> {
-        Self::confirm_factor(self, request).await.map(Response::new).map_err(|e| status_with_code_field(e, CODE))
+        Self::confirm_factor(self, request).await.map(Response::new).map_err(status)
     }
 
     async fn list_factors(
@@ -165,16 +163,13 @@ impl pb::mfa_service_server::MfaService for MfaApi {
         &self,
         request: Request<pb::RemoveFactorRequest>,
     ) -> Result<Response<pb::RemoveFactorResponse>, Status> {
-        Self::remove_factor(self, request).await.map(Response::new).map_err(|e| status_with_code_field(e, PROOF_CODE))
+        Self::remove_factor(self, request).await.map(Response::new).map_err(status)
     }
 
     async fn regenerate_backup_codes(
         &self,
         request: Request<pb::RegenerateBackupCodesRequest>,
     ) -> Result<Response<pb::RegenerateBackupCodesResponse>, Status> {
-        Self::regenerate_backup_codes(self, request)
-            .await
-            .map(Response::new)
-            .map_err(|e| status_with_code_field(e, PROOF_CODE))
+        Self::regenerate_backup_codes(self, request).await.map(Response::new).map_err(status)
     }
 }

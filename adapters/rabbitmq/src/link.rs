@@ -27,7 +27,7 @@ impl Link {
     /// `exchange` as a durable topic exchange. `where_` names the broker
     /// (without credentials) in errors.
     pub(crate) async fn open(url: &str, exchange: &str, where_: &str) -> Result<Self, PublishError> {
-        let fail = |step: &str, e: lapin::Error| PublishError(format!("RabbitMQ at {where_}: {step}: {e}"));
+        let fail = |step: &str, e: lapin::Error| broker_error(where_, step.to_owned(), Some(e));
         let exchange = short(exchange, "exchange name")?;
         let properties = ConnectionProperties::default().with_connection_name(SOURCE.into());
         let connection = Connection::connect(url, properties).await.map_err(|e| fail("connect", e))?;
@@ -58,7 +58,7 @@ impl Link {
         message: &OutboxMessage,
         where_: &str,
     ) -> Result<(), PublishError> {
-        let fail = |e: lapin::Error| PublishError(format!("RabbitMQ at {where_}: publish {}: {e}", message.id));
+        let fail = |e: lapin::Error| broker_error(where_, format!("publish {}", message.id), Some(e));
         let confirm = self
             .channel
             .basic_publish(
@@ -73,10 +73,10 @@ impl Link {
         match confirm.await.map_err(fail)? {
             Confirmation::Ack(_) => Ok(()),
             Confirmation::Nack(_) => {
-                Err(PublishError(format!("RabbitMQ at {where_}: the broker refused (nacked) {}", message.id)))
+                Err(broker_error(where_, format!("the broker refused (nacked) {}", message.id), None))
             }
             Confirmation::NotRequested => {
-                Err(PublishError(format!("RabbitMQ at {where_}: no publisher confirm for {}", message.id)))
+                Err(broker_error(where_, format!("no publisher confirm for {}", message.id), None))
             }
         }
     }
@@ -109,5 +109,21 @@ fn properties(message: &OutboxMessage) -> Result<BasicProperties, PublishError> 
 /// An AMQP short string (at most 255 bytes), refused rather than panicking
 /// when longer.
 fn short(value: &str, what: &str) -> Result<ShortString, PublishError> {
-    ShortString::try_new(value).map_err(|e| PublishError(format!("{what} `{value}` is not an AMQP short string: {e}")))
+    ShortString::try_new(value)
+        .map_err(|e| PublishError(format!("{what} `{value}` is not an AMQP short string: {e}").into()))
+}
+
+/// A step against the broker that failed, with lapin's error (if any) as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("RabbitMQ at {at}: {step}")]
+pub(crate) struct BrokerError {
+    at: String,
+    step: String,
+    #[source]
+    source: Option<lapin::Error>,
+}
+
+/// The port's error for a failed broker step.
+pub(crate) fn broker_error(at: &str, step: String, source: Option<lapin::Error>) -> PublishError {
+    PublishError(Box::new(BrokerError { at: at.to_owned(), step, source }))
 }

@@ -4,11 +4,12 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gatehouse_application::error_chain;
 use gatehouse_application::ports::events::{EventPublisher, OutboxMessage, PublishError};
 use gatehouse_application::ports::health::Probe;
 use tokio::sync::Mutex;
 
-use crate::link::Link;
+use crate::link::{Link, broker_error};
 
 /// Publishes events to a durable topic exchange, routing key = event type,
 /// and returns `Ok` only for a message the broker confirmed.
@@ -87,11 +88,11 @@ impl RabbitPublisher {
         call: impl Future<Output = Result<(), PublishError>>,
     ) -> Result<(), PublishError> {
         tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
-            Err(PublishError(format!(
-                "RabbitMQ at {}: {what} did not finish within {} ms",
-                self.location,
-                self.timeout.as_millis()
-            )))
+            Err(broker_error(
+                &self.location,
+                format!("{what} did not finish within {} ms", self.timeout.as_millis()),
+                None,
+            ))
         })
     }
 }
@@ -123,7 +124,7 @@ impl Probe for RabbitPublisher {
 
     /// Succeeds when a connection is open or can be opened within the timeout.
     async fn check(&self) -> Result<(), String> {
-        self.ensure_link().await.map_err(|e| e.0)
+        self.ensure_link().await.map_err(|e| error_chain(&e))
     }
 }
 

@@ -69,14 +69,15 @@ impl RedisDenylist {
     ) -> Result<T, DenylistError> {
         match tokio::time::timeout(self.timeout, request).await {
             Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(unavailable(format_args!("no answer within {} ms", self.timeout.as_millis()))),
+            Err(_) => Err(DenylistError(format!("redis: no answer within {} ms", self.timeout.as_millis()).into())),
         }
     }
 }
 
-/// The one conversion of Redis failures into the port's error.
-fn unavailable(cause: impl fmt::Display) -> DenylistError {
-    DenylistError(format!("redis: {cause}"))
+/// The one conversion of Redis failures into the port's error; the Redis
+/// error stays the source.
+fn unavailable(cause: RedisError) -> DenylistError {
+    DenylistError(Box::new(cause))
 }
 
 /// How long Redis must keep an entry denied at `now`, in milliseconds, or

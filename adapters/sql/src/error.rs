@@ -14,7 +14,7 @@ pub(crate) fn store_error(err: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
         return StoreError::Conflict(message);
     }
-    if is_unavailable(&err) { StoreError::Unavailable(err.to_string()) } else { StoreError::Internal(err.to_string()) }
+    if is_unavailable(&err) { StoreError::Unavailable(Box::new(err)) } else { StoreError::Internal(Box::new(err)) }
 }
 
 /// Rolls back after `err` and returns it as a [`StoreError`]; a failed

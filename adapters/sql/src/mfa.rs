@@ -350,7 +350,7 @@ impl MfaRepository for SqlMfaRepository {
             .await
             .map_err(store_error)?;
         let sum = sum.unwrap_or(0);
-        u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32")))
+        u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32").into()))
     }
 }
 

@@ -131,8 +131,7 @@ impl UserRepository for SqlUserRepository {
             })
             .collect::<Result<Vec<_>, DbErr>>()
             .map_err(store_error)?;
-        let display_name = DisplayName::parse(&account.display_name)
-            .map_err(|e| StoreError::Internal(format!("stored display name is invalid: {e}")))?;
+        let display_name = DisplayName::parse(&account.display_name).map_err(|e| StoreError::Internal(Box::new(e)))?;
         Ok(Some(Account {
             id: UserId::from_uuid(account.id),
             display_name,

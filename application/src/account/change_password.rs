@@ -22,7 +22,7 @@ impl ChangePassword {
     pub async fn execute(&self, caller: &AccessClaims, current: &Password, new: &Password) -> Result<(), AppError> {
         let d = &self.0;
         d.check_password(caller.user_id, current, "current_password").await?;
-        let hash = d.hasher.hash(new).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let hash = d.hasher.hash(new).await?;
         let account = d.users.get(caller.user_id).await?.ok_or(AppError::NotFound("user"))?;
         let now = d.clock.now();
         let notices: Vec<_> = account

@@ -63,7 +63,7 @@ pub(crate) async fn check_password(
     field: &'static str,
 ) -> Result<(), AppError> {
     let stored = users.password_hash(user).await?;
-    let check = hasher.verify(password, stored.as_ref()).await.map_err(|e| AppError::Internal(e.to_string()))?;
+    let check = hasher.verify(password, stored.as_ref()).await?;
     match (stored, check) {
         (Some(_), PasswordCheck::Match { .. }) => Ok(()),
         (None, _) => Err(AppError::NotFound("user")),

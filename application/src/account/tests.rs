@@ -205,7 +205,7 @@ fn a_link_token_verifies_once() {
     let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
     h.verify_token(&token).unwrap();
     assert!(matches!(h.verify_token(&token), Err(AppError::VerificationUsed)));
-    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::CodeInvalid)));
+    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::CodeInvalid { field: "email_code.code" })));
 }
 
 #[test]
@@ -216,7 +216,10 @@ fn email_and_code_verify_and_a_code_for_another_email_does_not() {
     let (_, ann_code, _) = h.secrets("email.verification_requested", "ann@example.com");
     let (_, bob_code, _) = h.secrets("email.verification_requested", "bob@example.com");
     if ann_code != bob_code {
-        assert!(matches!(h.verify_code("bob@example.com", &ann_code), Err(AppError::CodeInvalid)));
+        assert!(matches!(
+            h.verify_code("bob@example.com", &ann_code),
+            Err(AppError::CodeInvalid { field: "email_code.code" })
+        ));
     }
     h.verify_code("bob@example.com", &bob_code).unwrap();
     h.verify_code("ann@example.com", &ann_code).unwrap();
@@ -229,7 +232,10 @@ fn the_code_dies_after_five_wrong_tries() {
     h.sign_up("ann@example.com");
     let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
     for _ in 0..5 {
-        assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::CodeInvalid)));
+        assert!(matches!(
+            h.verify_code("ann@example.com", &wrong(&code)),
+            Err(AppError::CodeInvalid { field: "email_code.code" })
+        ));
     }
     assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::AttemptsExhausted)));
     assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::AttemptsExhausted)));

@@ -135,11 +135,7 @@ impl Login {
     /// matched, so it reveals nothing to a guesser) for an unverified address.
     pub async fn execute(&self, cmd: LoginCommand) -> Result<LoginOutcome, AppError> {
         let credentials = self.users.find_credentials(&cmd.email).await?;
-        let check = self
-            .hasher
-            .verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let check = self.hasher.verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash)).await?;
         let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials.clone(), check) else {
             tracing::info!("login refused: invalid credentials");
             // OWASP ASVS 5.0 V16.3.1: failed authentications are logged; the

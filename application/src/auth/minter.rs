@@ -90,7 +90,7 @@ impl TokenMinter {
             organization_id: None,
             scopes: Vec::new(),
         };
-        let access = self.signer.sign(&claims).map_err(|e| AppError::Internal(e.to_string()))?;
+        let access = self.signer.sign(&claims)?;
         Ok(TokenPair {
             access_token: Secret::new(access),
             access_token_expires_at: claims.expires_at,

@@ -50,7 +50,7 @@ impl ResetPassword {
     pub async fn execute(&self, proof: Proof, new_password: Password) -> Result<(), AppError> {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::ResetPassword, &proof, now).await?;
-        let hash = self.hasher.hash(&new_password).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let hash = self.hasher.hash(&new_password).await?;
         let notice = self
             .issuer
             .events()

@@ -55,7 +55,7 @@ impl SignUp {
     /// # Errors
     /// [`AppError::EmailTaken`] when the (normalized) email already has an account.
     pub async fn execute(&self, cmd: SignUpCommand) -> Result<UserId, AppError> {
-        let password_hash = self.hasher.hash(&cmd.password).await.map_err(|e| AppError::Internal(e.to_string()))?;
+        let password_hash = self.hasher.hash(&cmd.password).await?;
         let now = self.clock.now();
         let user = User {
             id: UserId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),

@@ -16,6 +16,9 @@ use crate::ports::verifications::{Consumed, Effect, VerificationRepository};
 use crate::secrets::{has_token_shape, hash_code, hash_secret, hashes_equal, new_code, new_token};
 use crate::settings::VerificationSettings;
 
+/// The request field that carries an emailed code (`VerifyEmail`, `ResetPassword`).
+const EMAIL_CODE: &str = "email_code.code";
+
 /// What a caller presents to redeem a verification.
 #[derive(Debug, Clone)]
 pub enum Proof {
@@ -135,9 +138,11 @@ impl Redeemer {
                     .await?
                     .ok_or(AppError::VerificationInvalid)?
             }
-            Proof::Code { email, .. } => {
-                self.verifications.find_latest(purpose, email).await?.ok_or(AppError::CodeInvalid)?
-            }
+            Proof::Code { email, .. } => self
+                .verifications
+                .find_latest(purpose, email)
+                .await?
+                .ok_or(AppError::CodeInvalid { field: EMAIL_CODE })?,
         };
         if verification.consumed_at.is_some() {
             return Err(AppError::VerificationUsed);
@@ -161,7 +166,7 @@ impl Redeemer {
             // Counted: this wrong code (even the last allowed one) is just
             // wrong; the next try finds the attempts exhausted.
             return match self.verifications.record_failed_attempt(verification.id).await? {
-                Some(_) => Err(AppError::CodeInvalid),
+                Some(_) => Err(AppError::CodeInvalid { field: EMAIL_CODE }),
                 None => Err(AppError::AttemptsExhausted),
             };
         }

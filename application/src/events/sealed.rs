@@ -92,7 +92,7 @@ pub fn unframe(payload: &[u8]) -> Option<SealedSecret> {
 impl EventPublisher for OpeningPublisher {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
         let sealed = unframe(&message.payload).ok_or_else(|| PublishError("outbox payload is not sealed".into()))?;
-        let payload = self.secrets.open(&sealed).map_err(|e| PublishError(e.to_string()))?;
+        let payload = self.secrets.open(&sealed).map_err(|e| PublishError(Box::new(e)))?;
         self.inner.publish(&OutboxMessage { payload, ..message.clone() }).await
     }
 }

@@ -232,7 +232,7 @@ impl VerifyMfa {
             let audit = Audit::of("mfa.failed").failure().subject(c.user_id).client(&c.client).detail("factor", used);
             d.events.record(now, audit).await?;
             return match d.mfa.record_challenge_failure(c.id).await? {
-                Some(_) => Err(AppError::CodeInvalid),
+                Some(_) => Err(AppError::CodeInvalid { field: "code" }),
                 None => Err(AppError::AttemptsExhausted),
             };
         }

@@ -45,7 +45,7 @@ impl ConfirmFactor {
             }
         };
         if !accepted {
-            return Err(AppError::CodeInvalid);
+            return Err(AppError::CodeInvalid { field: "code" });
         }
         let first = !d.mfa.factors(user).await?.iter().any(|f| f.active);
         let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };

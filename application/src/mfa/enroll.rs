@@ -48,8 +48,8 @@ impl EnrollTotp {
         d.rng.fill(&mut secret);
         let account = d.primary_email(user).await?.map_or_else(|| user.to_string(), |e| e.to_string());
         let uri = d.totp.provisioning_uri(&secret, &d.settings.issuer, &account);
-        let qr_png = d.totp.qr_png(&uri).map_err(AppError::Internal)?;
-        let sealed = d.secrets.seal(&secret).map_err(|e| AppError::Internal(e.to_string()))?;
+        let qr_png = d.totp.qr_png(&uri)?;
+        let sealed = d.secrets.seal(&secret)?;
         let factor = Factor {
             id: new_uuid_v7(now, d.rng.as_ref()),
             user_id: user,

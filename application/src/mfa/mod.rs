@@ -112,7 +112,7 @@ impl MfaDeps {
     /// at most once, however many requests race with it.
     async fn accept_totp(&self, factor: &Factor, code: &OneTimeCode, now: DateTime<Utc>) -> Result<bool, AppError> {
         let Some(sealed) = &factor.secret else { return Ok(false) };
-        let secret = self.secrets.open(sealed).map_err(|e| AppError::Internal(e.to_string()))?;
+        let secret = self.secrets.open(sealed)?;
         let Some(step) = self.totp.matching_step(&secret, code.expose(), now, self.settings.totp_skew) else {
             return Ok(false);
         };
@@ -155,7 +155,7 @@ impl MfaDeps {
         let now = self.clock.now();
         self.check_account_limit(user, now).await?;
         let result = self.fresh_proof_matches(user, proof).await;
-        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid)) {
+        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid { .. })) {
             self.record_account_failure(user, now).await?;
         }
         result
@@ -174,7 +174,7 @@ impl MfaDeps {
                 {
                     Ok(())
                 } else {
-                    Err(AppError::CodeInvalid)
+                    Err(AppError::CodeInvalid { field: "totp_code.code" })
                 }
             }
         }

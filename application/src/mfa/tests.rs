@@ -152,7 +152,10 @@ fn totp_enrolment_gives_an_otpauth_uri_and_the_first_confirmation_ten_backup_cod
 
     let confirm = ConfirmFactor::new(h.deps.clone());
     let wrong_code = code(&wrong(h.totp_now(enrolment.factor_id).expose()));
-    assert!(matches!(block_on(confirm.execute(h.user, enrolment.factor_id, &wrong_code)), Err(AppError::CodeInvalid)));
+    assert!(matches!(
+        block_on(confirm.execute(h.user, enrolment.factor_id, &wrong_code)),
+        Err(AppError::CodeInvalid { field: "code" })
+    ));
     let codes =
         block_on(confirm.execute(h.user, enrolment.factor_id, &h.totp_now(enrolment.factor_id))).unwrap().unwrap();
     assert_eq!(codes.len(), 10);
@@ -180,16 +183,22 @@ fn a_totp_code_passes_the_challenge_once() {
     assert_eq!(challenge.factors[0].hint, "authenticator app");
     assert_eq!(challenge.expires_at, h.now() + TimeDelta::minutes(5));
     let current = h.totp_now(factor);
-    assert!(matches!(h.pass(challenge.id, factor, &wrong(current.expose())), Err(AppError::CodeInvalid)));
+    assert!(matches!(
+        h.pass(challenge.id, factor, &wrong(current.expose())),
+        Err(AppError::CodeInvalid { field: "code" })
+    ));
     let passed = h.pass(challenge.id, factor, current.expose()).unwrap();
     assert_eq!(passed.tokens.user_id, h.user);
     assert_eq!(passed.backup_codes_remaining, None);
     assert!(matches!(h.pass(challenge.id, factor, current.expose()), Err(AppError::ChallengeUsed)));
 
     let again = h.challenge();
-    assert!(matches!(h.pass(again.id, factor, current.expose()), Err(AppError::CodeInvalid)), "replayed code");
+    assert!(
+        matches!(h.pass(again.id, factor, current.expose()), Err(AppError::CodeInvalid { field: "code" })),
+        "replayed code"
+    );
     let previous = FakeTotp::code(&h.secret(factor), FakeTotp::step(h.now()) - 1);
-    assert!(matches!(h.pass(again.id, factor, &previous), Err(AppError::CodeInvalid)), "older code");
+    assert!(matches!(h.pass(again.id, factor, &previous), Err(AppError::CodeInvalid { field: "code" })), "older code");
 }
 
 #[test]
@@ -203,7 +212,10 @@ fn a_backup_code_works_once_and_tells_how_many_remain() {
     let notices: Vec<_> = h.store.outbox().into_iter().filter(|m| m.event_type == "audit.backup_code_used").collect();
     assert_eq!(notices.len(), 1);
     let again = h.challenge();
-    assert!(matches!(block_on(h.verify.execute(again.id, proof(&codes[0]))), Err(AppError::CodeInvalid)));
+    assert!(matches!(
+        block_on(h.verify.execute(again.id, proof(&codes[0]))),
+        Err(AppError::CodeInvalid { field: "code" })
+    ));
     assert!(matches!(block_on(h.verify.execute(again.id, proof("not-a-code"))), Err(AppError::InvalidArgument(_))));
 }
 
@@ -225,7 +237,7 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
     let second = h.last_code("email.mfa_code");
     if first != second {
         assert!(
-            matches!(h.pass(challenge.id, factor, &first), Err(AppError::CodeInvalid)),
+            matches!(h.pass(challenge.id, factor, &first), Err(AppError::CodeInvalid { field: "code" })),
             "a resent code retires the old one"
         );
     }
@@ -264,7 +276,10 @@ fn the_sixth_wrong_code_kills_the_challenge_and_the_account_limit_holds_across_c
     let challenge = h.challenge();
     let right = h.totp_now(factor);
     for _ in 0..5 {
-        assert!(matches!(h.pass(challenge.id, factor, &wrong(right.expose())), Err(AppError::CodeInvalid)));
+        assert!(matches!(
+            h.pass(challenge.id, factor, &wrong(right.expose())),
+            Err(AppError::CodeInvalid { field: "code" })
+        ));
     }
     assert!(matches!(h.pass(challenge.id, factor, &wrong(right.expose())), Err(AppError::AttemptsExhausted)));
     assert!(matches!(h.pass(challenge.id, factor, right.expose()), Err(AppError::AttemptsExhausted)));
@@ -287,7 +302,10 @@ fn removing_a_factor_needs_a_fresh_proof_and_takes_the_backup_codes_with_the_las
     let wrong_password = FreshProof::Password(Password::candidate("guess guess".into()).unwrap());
     assert!(matches!(block_on(remove.execute(h.user, factor, &wrong_password)), Err(AppError::WrongPassword { .. })));
     let stale = FreshProof::TotpCode { factor_id: factor, code: code("000000") };
-    assert!(matches!(block_on(remove.execute(h.user, factor, &stale)), Err(AppError::CodeInvalid)));
+    assert!(matches!(
+        block_on(remove.execute(h.user, factor, &stale)),
+        Err(AppError::CodeInvalid { field: "totp_code.code" })
+    ));
     assert!(matches!(
         block_on(remove.execute(h.user, Uuid::nil(), &wrong_password)),
         Err(AppError::InvalidArgument(_))
@@ -306,7 +324,7 @@ fn removing_a_factor_needs_a_fresh_proof_and_takes_the_backup_codes_with_the_las
     let c = h.challenge();
     assert!(matches!(
         block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(codes[1].clone())))),
-        Err(AppError::CodeInvalid)
+        Err(AppError::CodeInvalid { field: "code" })
     ));
 }
 
@@ -322,7 +340,7 @@ fn regenerated_backup_codes_replace_the_old_ones() {
     let c = h.challenge();
     assert!(matches!(
         block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(old[0].clone())))),
-        Err(AppError::CodeInvalid)
+        Err(AppError::CodeInvalid { field: "code" })
     ));
     assert_eq!(
         block_on(h.verify.execute(c.id, MfaProof::BackupCode(Secret::new(new[0].clone()))))
@@ -362,7 +380,10 @@ fn wrong_fresh_proofs_are_limited_per_account() {
     let right = h.totp_now(factor);
     let guess = FreshProof::TotpCode { factor_id: factor, code: code(&wrong(right.expose())) };
     for _ in 0..10 {
-        assert!(matches!(block_on(remove.execute(h.user, factor, &guess)), Err(AppError::CodeInvalid)));
+        assert!(matches!(
+            block_on(remove.execute(h.user, factor, &guess)),
+            Err(AppError::CodeInvalid { field: "totp_code.code" })
+        ));
     }
     let proof = FreshProof::TotpCode { factor_id: factor, code: right };
     let r = block_on(remove.execute(h.user, factor, &proof));

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{SessionId, TokenId};
 
+use crate::ports::BoxError;
+
 /// What a denylist entry refuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenyKey {
@@ -26,8 +28,8 @@ pub struct DenyEntry {
 /// The denylist could not be read or written. Validation treats this as
 /// "cannot tell" and refuses (fails closed).
 #[derive(Debug, thiserror::Error)]
-#[error("denylist unavailable: {0}")]
-pub struct DenylistError(pub String);
+#[error("denylist unavailable")]
+pub struct DenylistError(#[source] pub BoxError);
 
 /// The shared denylist.
 #[async_trait]

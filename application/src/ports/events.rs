@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::{AuditRecord, EventEnvelope};
 use uuid::Uuid;
 
+use crate::ports::BoxError;
 use crate::ports::store::StoreError;
 
 /// An event as stored in the outbox and published: the exact message body.
@@ -45,8 +46,8 @@ pub trait EventEncoder: Send + Sync {
 
 /// Publishing failed; the relay retries later.
 #[derive(Debug, thiserror::Error)]
-#[error("publish failed: {0}")]
-pub struct PublishError(pub String);
+#[error("publish failed")]
+pub struct PublishError(#[source] pub BoxError);
 
 /// Delivers one message to its destination (RabbitMQ, or the log in the
 /// embedded mode). `Ok` means the destination confirmed it.

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::{Factor, MfaChallenge, SealedSecret, TokenHash, UserId};
 use uuid::Uuid;
 
+use crate::ports::BoxError;
 use crate::ports::events::OutboxMessage;
 use crate::ports::store::StoreError;
 
@@ -29,13 +30,18 @@ pub trait Totp: Send + Sync {
     ///
     /// # Errors
     /// When the URI is too long for a QR code.
-    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, String>;
+    fn qr_png(&self, uri: &str) -> Result<Vec<u8>, QrError>;
 }
 
 /// A secret could not be sealed or opened (unknown key, tampered data).
 #[derive(Debug, thiserror::Error)]
-#[error("secret box: {0}")]
-pub struct SealError(pub String);
+#[error("secret box failed")]
+pub struct SealError(#[source] pub BoxError);
+
+/// A QR code could not be drawn (the URI is too long for one).
+#[derive(Debug, thiserror::Error)]
+#[error("QR code failed")]
+pub struct QrError(#[source] pub BoxError);
 
 /// Authenticated encryption of secrets at rest (TOTP secrets), with a key
 /// id on every sealed value so keys can be rotated.

@@ -13,3 +13,7 @@ pub mod random;
 pub mod store;
 pub mod tokens;
 pub mod verifications;
+
+/// The failure behind a port error, kept whole (with its own sources) so the
+/// border that reports it can log the entire chain once.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -3,10 +3,12 @@
 use async_trait::async_trait;
 use gatehouse_domain::{Password, PasswordHash};
 
+use crate::ports::BoxError;
+
 /// Hashing failed in a way no caller can fix.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashError(pub String);
+#[error("password hashing failed")]
+pub struct HashError(#[source] pub BoxError);
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

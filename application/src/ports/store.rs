@@ -7,6 +7,7 @@ use gatehouse_domain::{
     UserId, Verification,
 };
 
+use crate::ports::BoxError;
 use crate::ports::events::OutboxMessage;
 
 /// A storage failure.
@@ -16,10 +17,11 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// The database cannot be reached or timed out.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
-    #[error("store error: {0}")]
-    Internal(String),
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else: a bug, a broken invariant, data that cannot be read.
+    #[error("store error")]
+    Internal(#[source] BoxError),
 }
 
 /// What login needs to know about the account behind a login email.

@@ -4,11 +4,12 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::AccessClaims;
 
 use crate::error::TokenRejection;
+use crate::ports::BoxError;
 
 /// Signing failed: a key problem no caller can fix.
 #[derive(Debug, thiserror::Error)]
-#[error("token signing failed: {0}")]
-pub struct SigningError(pub String);
+#[error("token signing failed")]
+pub struct SigningError(#[source] pub BoxError);
 
 /// Signs access tokens with the current key. Signing is CPU-only and takes
 /// microseconds, so the port is synchronous.

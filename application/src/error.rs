@@ -2,6 +2,8 @@
 //! on. Each adapter maps it exactly once (the gRPC adapter into a `Status`
 //! with a stable `ErrorInfo` reason).
 
+use gatehouse_domain::AccountError;
+
 use crate::ports::BoxError;
 use crate::ports::denylist::DenylistError;
 use crate::ports::events::PublishError;
@@ -151,6 +153,27 @@ impl From<DenylistError> for AppError {
 impl From<PublishError> for AppError {
     fn from(e: PublishError) -> Self {
         Self::Unavailable(Box::new(e))
+    }
+}
+
+/// A rule of the account refused the change.
+impl From<AccountError> for AppError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NoSuchEmail => Self::NotFound("login email"),
+            AccountError::EmailIsPrimary => Self::FailedPrecondition {
+                reason: "EMAIL_IS_PRIMARY",
+                message: "make another address primary before removing this one",
+            },
+            AccountError::LastVerifiedEmail => Self::FailedPrecondition {
+                reason: "LAST_VERIFIED_EMAIL",
+                message: "the last verified address cannot be removed",
+            },
+            AccountError::EmailNotVerified => Self::FailedPrecondition {
+                reason: "EMAIL_NOT_VERIFIED",
+                message: "only a verified address can be primary",
+            },
+        }
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chrono::TimeDelta;
 use gatehouse_application::account::{
-    AccountDeps, AddLoginEmail, ChangePassword, DeleteMe, GetMe, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
+    AddLoginEmail, ChangePassword, DeleteMe, GetMe, PasswordProof, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
 };
 use gatehouse_application::audit::ListAuditEvents;
+use gatehouse_application::auth::login::SessionOpener;
 use gatehouse_application::auth::{
     GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshTokens, RequestVerification, ResetPassword,
     SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
@@ -28,7 +29,8 @@ use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
-use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession, SessionDeps};
+use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
+use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
@@ -39,8 +41,8 @@ use gatehouse_memory::MemoryDenylist;
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
-    SqlVerificationRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
+    SqlUserRepository, SqlVerificationRepository,
 };
 
 use crate::config::{Config, redact_url};
@@ -128,6 +130,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let sessions = Arc::new(SqlSessionRepository::new(&db));
     let verifications = Arc::new(SqlVerificationRepository::new(&db));
     let outbox = Arc::new(SqlOutboxStore::new(&db));
+    let uow: Arc<dyn UnitOfWorkFactory> = Arc::new(SqlUnitOfWorkFactory::new(&db));
     let settings = TokenSettings {
         access_ttl: to_delta(config.access_token_ttl)?,
         refresh_ttl: to_delta(config.refresh_token_ttl)?,
@@ -154,10 +157,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let issuer = VerificationIssuer::new(rng.clone(), events.clone(), verification_settings.clone());
     let redeemer = Redeemer::new(verifications.clone(), verification_settings.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
-    let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), events.clone(), settings);
+    let revoker = SessionRevoker::new(uow.clone(), denylist.clone(), events.clone(), settings);
+    let opener =
+        SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
+    let proof = PasswordProof::new(users.clone(), hasher.clone());
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
+        uow: uow.clone(),
         users: users.clone(),
         hasher: hasher.clone(),
         totp: Arc::new(TotpRs),
@@ -174,23 +181,36 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         },
     };
     let auth = AuthApi {
-        sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
+        sign_up: SignUp::new(uow.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
         login: Login::new(
             users.clone(),
-            sessions.clone(),
             hasher.clone(),
             minter.clone(),
             config.require_verified_email,
             MfaGate::new(mfa_deps.clone()),
+            opener.clone(),
         ),
         refresh: RefreshTokens::new(sessions.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
-        verify_email: VerifyEmail::new(redeemer.clone(), events.clone(), clock.clone()),
-        request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
-        reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
+        verify_email: VerifyEmail::new(redeemer.clone(), uow.clone(), events.clone(), clock.clone()),
+        request_verification: RequestVerification::new(
+            users.clone(),
+            verifications,
+            uow.clone(),
+            issuer.clone(),
+            clock.clone(),
+        ),
+        reset_password: ResetPassword::new(
+            redeemer,
+            uow.clone(),
+            hasher.clone(),
+            issuer.clone(),
+            revoker.clone(),
+            clock.clone(),
+        ),
         client_ip: client_ip.clone(),
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
-        verify_mfa: VerifyMfa::new(mfa_deps.clone(), sessions.clone(), minter),
+        verify_mfa: VerifyMfa::new(mfa_deps.clone(), opener, minter),
     };
     let mfa = MfaApi {
         validate: validate.clone(),
@@ -202,24 +222,27 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         remove_factor: RemoveFactor::new(mfa_deps.clone()),
         regenerate_backup_codes: RegenerateBackupCodes::new(mfa_deps),
     };
-    let deps = AccountDeps { users, hasher, revoker: revoker.clone(), issuer, clock: clock.clone() };
     let user = UserApi {
         validate: validate.clone(),
-        get_me: GetMe::new(deps.clone()),
-        update_me: UpdateMe::new(deps.clone()),
-        change_password: ChangePassword::new(deps.clone()),
-        add_login_email: AddLoginEmail::new(deps.clone()),
-        remove_login_email: RemoveLoginEmail::new(deps.clone()),
-        set_primary_email: SetPrimaryEmail::new(deps.clone()),
-        delete_me: DeleteMe::new(deps),
+        get_me: GetMe::new(users.clone()),
+        update_me: UpdateMe::new(users, clock.clone()),
+        change_password: ChangePassword::new(
+            proof.clone(),
+            uow.clone(),
+            revoker.clone(),
+            events.clone(),
+            clock.clone(),
+        ),
+        add_login_email: AddLoginEmail::new(uow.clone(), issuer, clock.clone()),
+        remove_login_email: RemoveLoginEmail::new(uow.clone(), events.clone(), clock.clone()),
+        set_primary_email: SetPrimaryEmail::new(uow.clone(), events.clone(), clock.clone()),
+        delete_me: DeleteMe::new(proof, uow.clone(), revoker.clone(), events, clock.clone()),
     };
-    let session_deps =
-        SessionDeps { sessions: sessions.clone(), revoker: revoker.clone(), clock: clock.clone(), settings };
     let session_api = SessionApi {
         validate: validate.clone(),
-        list: ListSessions::new(session_deps.clone()),
-        revoke: RevokeSession::new(session_deps.clone()),
-        revoke_others: RevokeOtherSessions::new(session_deps.clone()),
+        list: ListSessions::new(sessions.clone(), clock.clone()),
+        revoke: RevokeSession::new(sessions.clone(), revoker.clone(), clock.clone()),
+        revoke_others: RevokeOtherSessions::new(uow, revoker.clone(), clock.clone()),
         client_ip: ClientIpPolicy::default(),
     };
     let audit = AuditApi { validate: validate.clone(), list: ListAuditEvents::new(audit_log) };
@@ -233,11 +256,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
     Ok(App {
         grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval),
-        rebuild_denylist: RebuildDenylist::new(sessions, denylist, revoker, clock.clone(), settings),
+        rebuild_denylist: RebuildDenylist::new(sessions.clone(), denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
-        relay: RelayOutbox::new(outbox, publisher, clock, relay_settings),
+        relay: RelayOutbox::new(outbox, publisher, clock.clone(), relay_settings),
         outbox_poll_interval: config.outbox_poll_interval,
-        prune_sessions: PruneSessions::new(session_deps),
+        prune_sessions: PruneSessions::new(sessions, clock, settings),
         session_prune_interval: config.session_prune_interval,
     })
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::email::EmailAddress;
 use crate::ids::UserId;
 use crate::session::ClientInfo;
 
@@ -105,6 +106,24 @@ pub struct Factor {
 }
 
 impl Factor {
+    /// Whether this factor sends its codes to `email`.
+    #[must_use]
+    pub fn sends_to(&self, email: &EmailAddress) -> bool {
+        self.kind == FactorKind::Email && self.destination.as_deref() == Some(email.as_str())
+    }
+
+    /// The factors of `existing` that a new enrolment of this one replaces:
+    /// the same user's pending factors of the same kind (an abandoned
+    /// enrolment must not linger, nor pile up).
+    #[must_use]
+    pub fn replaces(&self, existing: &[Self]) -> Vec<Uuid> {
+        existing
+            .iter()
+            .filter(|f| f.id != self.id && f.user_id == self.user_id && !f.active && f.kind == self.kind)
+            .map(|f| f.id)
+            .collect()
+    }
+
     /// A masked hint a login screen can show: `a***@example.com`,
     /// `+44 **** **12`, `authenticator app`.
     #[must_use]
@@ -132,6 +151,36 @@ fn mask_phone(phone: &str) -> String {
     let country: String = digits.iter().take(2).collect();
     let last: String = digits.iter().skip(digits.len().saturating_sub(2)).collect();
     format!("+{country} **** **{last}")
+}
+
+/// What confirming a pending factor does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activation {
+    /// It is the account's first active factor: backup codes are issued with it.
+    pub first: bool,
+}
+
+/// What removing a factor takes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    /// No active factor is left: the backup codes go too (they are a second
+    /// factor only beside another one).
+    pub backup_codes: bool,
+}
+
+/// Confirms the pending factor `id` among a user's `factors`; `None` when
+/// there is no such pending factor.
+#[must_use]
+pub fn activate(factors: &[Factor], id: Uuid) -> Option<Activation> {
+    factors.iter().find(|f| f.id == id && !f.active)?;
+    Some(Activation { first: !factors.iter().any(|f| f.active) })
+}
+
+/// Removes the factor `id` among a user's `factors`; `None` when there is no such factor.
+#[must_use]
+pub fn remove(factors: &[Factor], id: Uuid) -> Option<Removal> {
+    factors.iter().find(|f| f.id == id)?;
+    Some(Removal { backup_codes: !factors.iter().any(|f| f.active && f.id != id) })
 }
 
 /// A login waiting for its second factor.

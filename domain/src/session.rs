@@ -153,6 +153,26 @@ impl Session {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+
+    /// Ends the session at `now`; an earlier revocation keeps its time (the
+    /// moment its tokens died, which the denylist and the audit trail rely
+    /// on). `true` when this call ended it.
+    pub fn revoke(&mut self, now: DateTime<Utc>) -> bool {
+        if self.revoked_at.is_some() {
+            return false;
+        }
+        self.revoked_at = Some(now);
+        true
+    }
+}
+
+/// Ends every unrevoked session in `sessions` but `keep`, at `now`; returns
+/// the ones this ended, oldest first.
+pub fn revoke_all(sessions: Vec<Session>, keep: Option<SessionId>, now: DateTime<Utc>) -> Vec<Session> {
+    let mut ended: Vec<Session> =
+        sessions.into_iter().filter(|s| Some(s.id) != keep).filter_map(|mut s| s.revoke(now).then_some(s)).collect();
+    ended.sort_by_key(|s| (s.created_at, s.id));
+    ended
 }
 
 #[cfg(test)]
@@ -182,6 +202,30 @@ mod tests {
         assert!(!s.is_active(now + TimeDelta::days(30)));
         s.revoked_at = Some(now);
         assert!(!s.is_active(now));
+    }
+
+    #[test]
+    fn a_revocation_keeps_its_first_time() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut s = session(now);
+        assert!(s.revoke(now));
+        assert!(!s.revoke(now + TimeDelta::hours(1)));
+        assert_eq!(s.revoked_at, Some(now));
+    }
+
+    #[test]
+    fn revoke_all_spares_the_kept_and_the_already_ended() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut a = session(now);
+        a.id = SessionId::from_uuid(Uuid::from_u128(1));
+        let mut b = session(now);
+        b.id = SessionId::from_uuid(Uuid::from_u128(2));
+        let mut c = session(now);
+        c.id = SessionId::from_uuid(Uuid::from_u128(3));
+        c.revoked_at = Some(now - TimeDelta::hours(1));
+        let ended = revoke_all(vec![c, b, a.clone()], Some(a.id), now);
+        assert_eq!(ended.iter().map(|s| s.id).collect::<Vec<_>>(), [SessionId::from_uuid(Uuid::from_u128(2))]);
+        assert_eq!(ended[0].revoked_at, Some(now));
     }
 
     #[test]

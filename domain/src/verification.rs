@@ -55,6 +55,21 @@ impl Purpose {
     }
 }
 
+impl Verification {
+    /// The address whose older live verifications of the same purpose this
+    /// one retires, or `None` for all of the user's: a new email
+    /// verification replaces only those of its own address (each address is
+    /// verified on its own), a new or completed reset every other reset of
+    /// the account (only the newest link may work).
+    #[must_use]
+    pub fn retires_for(&self) -> Option<&EmailAddress> {
+        match self.purpose {
+            Purpose::VerifyEmail => Some(&self.email),
+            Purpose::ResetPassword => None,
+        }
+    }
+}
+
 /// Why a short code is not acceptable input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {

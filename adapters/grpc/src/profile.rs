@@ -11,12 +11,12 @@ use crate::timestamp;
 /// The `User` message of an account.
 pub(crate) fn user(account: Account) -> pb::User {
     pb::User {
-        id: account.id.to_string(),
-        display_name: account.display_name.as_str().to_owned(),
+        id: account.id().to_string(),
+        display_name: account.display_name().as_str().to_owned(),
         primary_email: account.primary_email().map(|e| e.email.as_str().to_owned()).unwrap_or_default(),
-        created_at: Some(timestamp(account.created_at)),
-        updated_at: Some(timestamp(account.updated_at)),
-        emails: account.emails.into_iter().map(login_email).collect(),
+        created_at: Some(timestamp(account.created_at())),
+        updated_at: Some(timestamp(account.updated_at())),
+        emails: account.emails().iter().cloned().map(login_email).collect(),
     }
 }
 
@@ -123,13 +123,13 @@ mod tests {
             verified_at: verified.then_some(t),
             created_at: t,
         };
-        let account = Account {
-            id: UserId::from_uuid(uuid::Uuid::nil()),
-            display_name: DisplayName::parse("Ann").unwrap(),
-            created_at: t,
-            updated_at: t,
-            emails: vec![email("ann@example.com", true, true), email("alt@example.com", false, false)],
-        };
+        let account = Account::restore(
+            UserId::from_uuid(uuid::Uuid::nil()),
+            DisplayName::parse("Ann").unwrap(),
+            t,
+            t,
+            vec![email("ann@example.com", true, true), email("alt@example.com", false, false)],
+        );
         let u = user(account);
         assert_eq!(u.primary_email, "ann@example.com");
         assert_eq!(u.display_name, "Ann");

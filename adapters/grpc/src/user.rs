@@ -75,7 +75,7 @@ impl UserApi {
     ) -> Result<pb::ListLoginEmailsResponse, AppError> {
         let caller = authenticate(&self.validate, &request).await?;
         let account = self.get_me.execute(caller.user_id).await?;
-        Ok(pb::ListLoginEmailsResponse { emails: account.emails.into_iter().map(login_email).collect() })
+        Ok(pb::ListLoginEmailsResponse { emails: account.emails().iter().cloned().map(login_email).collect() })
     }
 
     async fn add_login_email(

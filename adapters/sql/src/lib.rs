@@ -3,9 +3,10 @@
 //! [`OutboxStore`], [`AuditLog`]) and the database health [`Probe`] over sea-orm, for
 //! PostgreSQL (production) and SQLite (embedded mode).
 //!
-//! Every method that changes state writes the outbox messages it is given in
-//! its own transaction, so an event is stored if and only if its change is;
-//! so are the audit rows those messages carry.
+//! Changes that span tables run in a unit of work ([`SqlUnitOfWorkFactory`]):
+//! one transaction whose outbox messages, and the audit rows they carry, are
+//! written at its commit, so an event is stored if and only if its change
+//! is. The repositories store what the domain decided and hold no rule.
 //!
 //! Both backends run the one migration history of `gatehouse-migration` and
 //! pass the same contract tests (`tests/contract.rs`), which also hold the
@@ -30,6 +31,7 @@ mod mfa;
 mod outbox;
 mod sessions;
 mod transaction;
+mod unit_of_work;
 mod users;
 mod verifications;
 
@@ -38,5 +40,6 @@ pub use database::{Database, PoolSettings};
 pub use mfa::SqlMfaRepository;
 pub use outbox::SqlOutboxStore;
 pub use sessions::SqlSessionRepository;
+pub use unit_of_work::SqlUnitOfWorkFactory;
 pub use users::SqlUserRepository;
 pub use verifications::SqlVerificationRepository;

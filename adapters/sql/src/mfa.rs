@@ -1,4 +1,4 @@
-//! [`MfaRepository`] over the `mfa_factors`, `mfa_codes`, `mfa_challenges`
+//! [`MfaRepository`] and the unit of work's [`FactorWrites`] over the `mfa_factors`, `mfa_codes`, `mfa_challenges`
 //! and `backup_codes` tables.
 //!
 //! Each limit is one guarded statement, so it holds under concurrency the way
@@ -11,19 +11,16 @@
 //! for the row lock and then re-check its condition; SQLite runs writers one
 //! at a time. Either way, of twenty parallel uses exactly one succeeds.
 //!
-//! Every transaction starts with a write (see `sessions` for why). Those
-//! that replace or remove a user's factors or backup codes first touch the
-//! user's row, as `users` does: on PostgreSQL that row lock makes two such
-//! changes of one account run one after the other, so, say, two parallel
-//! removals of the last two active factors cannot each still see the other
-//! factor and both keep the backup codes. The user's row is always locked
-//! before any factor row, so these transactions cannot deadlock each other.
+//! Enrolling, confirming and removing factors and backup codes run in a
+//! unit of work ([`FactorWrites`]), after the use case locked the account.
+//!
+//! [`FactorWrites`]: gatehouse_application::ports::unit_of_work::FactorWrites
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::mfa::{FactorCode, MfaRepository};
 use gatehouse_application::ports::store::StoreError;
+use gatehouse_application::ports::unit_of_work::FactorWrites;
 use gatehouse_domain::{ClientInfo, Factor, FactorKind, MfaChallenge, SealedSecret, TokenHash, UserId};
 use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
 use sea_orm::{
@@ -36,9 +33,8 @@ use crate::convert::{to_i32, to_u32};
 use crate::database::Database;
 use crate::entity::{backup_code, mfa_challenge, mfa_code, mfa_factor};
 use crate::error::store_error;
-use crate::outbox::insert_outbox;
 use crate::transaction::{Decision, begin, finish};
-use crate::users::touch_user;
+use crate::unit_of_work::SqlUnitOfWork;
 
 /// Second factors, their codes, backup codes and login challenges in SQL.
 #[derive(Debug, Clone)]
@@ -55,112 +51,99 @@ impl SqlMfaRepository {
 }
 
 #[async_trait]
-impl MfaRepository for SqlMfaRepository {
-    async fn add_factor(
-        &self,
-        factor: &Factor,
-        code: Option<&FactorCode>,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError> {
-        let row = factor_row(factor);
-        let code = code.map(code_row).transpose().map_err(store_error)?;
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // An unknown user is left to the foreign key to refuse.
-            touch_user(&txn, factor.user_id, None).await?;
-            // The pending factor being replaced takes its codes with it (ON DELETE CASCADE).
-            mfa_factor::Entity::delete_many()
-                .filter(mfa_factor::Column::UserId.eq(*factor.user_id.as_uuid()))
-                .filter(mfa_factor::Column::Kind.eq(factor.kind.as_str()))
-                .filter(mfa_factor::Column::Active.eq(false))
-                .exec(&txn)
-                .await?;
-            mfa_factor::Entity::insert(row).exec_without_returning(&txn).await?;
-            if let Some(code) = code {
-                mfa_code::Entity::insert(code).exec_without_returning(&txn).await?;
-            }
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
+impl FactorWrites for SqlUnitOfWork {
+    async fn list(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
+        list_factors(&self.txn, user).await.map_err(store_error)
     }
 
-    async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
-        let rows = mfa_factor::Entity::find()
-            .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
-            .order_by_asc(mfa_factor::Column::CreatedAt)
-            .order_by_asc(mfa_factor::Column::Id)
-            .all(&self.conn)
+    async fn insert(&self, factor: &Factor) -> Result<(), StoreError> {
+        mfa_factor::Entity::insert(factor_row(factor)).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn activate(&self, factor: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        mfa_factor::Entity::update_many()
+            .col_expr(mfa_factor::Column::Active, Expr::value(true))
+            .col_expr(mfa_factor::Column::ConfirmedAt, Expr::value(now))
+            .filter(mfa_factor::Column::Id.eq(factor))
+            .exec(&self.txn)
             .await
             .map_err(store_error)?;
-        rows.into_iter().map(factor_to_domain).collect::<Result<_, _>>().map_err(store_error)
+        Ok(())
     }
 
-    async fn activate_factor(
+    async fn delete(&self, factors: &[Uuid]) -> Result<(), StoreError> {
+        if factors.is_empty() {
+            return Ok(());
+        }
+        // Their codes go with them (ON DELETE CASCADE).
+        mfa_factor::Entity::delete_many()
+            .filter(mfa_factor::Column::Id.is_in(factors.iter().copied()))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn insert_code(&self, code: &FactorCode) -> Result<(), StoreError> {
+        let row = code_row(code).map_err(store_error)?;
+        // The codes it replaces are retired as of its creation.
+        mfa_code::Entity::update_many()
+            .col_expr(mfa_code::Column::ConsumedAt, Expr::value(code.created_at))
+            .filter(mfa_code::Column::FactorId.eq(code.factor_id))
+            .filter(same_challenge(code.challenge_id))
+            .filter(mfa_code::Column::ConsumedAt.is_null())
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        mfa_code::Entity::insert(row).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn replace_backup_codes(
         &self,
         user: UserId,
-        factor: Uuid,
-        backup_codes: &[TokenHash],
-        outbox: &[OutboxMessage],
+        hashes: &[TokenHash],
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !touch_user(&txn, user, None).await? {
-                return Ok(Decision::Rollback(false));
-            }
-            let activated = mfa_factor::Entity::update_many()
-                .col_expr(mfa_factor::Column::Active, Expr::value(true))
-                .col_expr(mfa_factor::Column::ConfirmedAt, Expr::value(now))
-                .filter(mfa_factor::Column::Id.eq(factor))
-                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
-                .filter(mfa_factor::Column::Active.eq(false))
-                .exec(&txn)
-                .await?;
-            if activated.rows_affected != 1 {
-                return Ok(Decision::Rollback(false));
-            }
-            if !backup_codes.is_empty() {
-                store_backup_codes(&txn, user, backup_codes, now).await?;
-            }
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(true))
-        }
-        .await;
-        finish(txn, outcome).await
+    ) -> Result<(), StoreError> {
+        store_backup_codes(&self.txn, user, hashes, now).await.map_err(store_error)
     }
 
-    async fn remove_factor(&self, user: UserId, factor: Uuid, outbox: &[OutboxMessage]) -> Result<bool, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !touch_user(&txn, user, None).await? {
-                return Ok(Decision::Rollback(false));
-            }
-            // Its codes go with it (ON DELETE CASCADE).
-            let removed = mfa_factor::Entity::delete_many()
-                .filter(mfa_factor::Column::Id.eq(factor))
-                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
-                .exec(&txn)
-                .await?;
-            if removed.rows_affected != 1 {
-                return Ok(Decision::Rollback(false));
-            }
-            // Read under the user's row lock, so no concurrent change of this
-            // user's factors is half-way through (see the module docs).
-            let active = mfa_factor::Entity::find()
-                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
-                .filter(mfa_factor::Column::Active.eq(true))
-                .count(&txn)
-                .await?;
-            if active == 0 {
-                delete_backup_codes(&txn, user).await?;
-            }
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(true))
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError> {
+        // The compare-and-swap: of parallel uses of one code exactly one
+        // finds it unused.
+        let used = backup_code::Entity::update_many()
+            .col_expr(backup_code::Column::UsedAt, Expr::value(now))
+            .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
+            .filter(backup_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
+            .filter(backup_code::Column::UsedAt.is_null())
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        if used.rows_affected != 1 {
+            return Ok(None);
         }
-        .await;
-        finish(txn, outcome).await
+        let remaining = backup_code::Entity::find()
+            .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
+            .filter(backup_code::Column::UsedAt.is_null())
+            .count(&self.txn)
+            .await
+            .map_err(store_error)?;
+        u32::try_from(remaining)
+            .map(Some)
+            .map_err(|_| StoreError::Internal(format!("{remaining} backup codes do not fit a u32").into()))
+    }
+}
+
+#[async_trait]
+impl MfaRepository for SqlMfaRepository {
+    async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
+        list_factors(&self.conn, user).await.map_err(store_error)
     }
 
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
@@ -178,79 +161,6 @@ impl MfaRepository for SqlMfaRepository {
             .await
             .map_err(store_error)?;
         Ok(advanced.rows_affected == 1)
-    }
-
-    async fn replace_backup_codes(
-        &self,
-        user: UserId,
-        hashes: &[TokenHash],
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // An unknown user is left to the foreign key to refuse.
-            touch_user(&txn, user, None).await?;
-            store_backup_codes(&txn, user, hashes, now).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn use_backup_code(
-        &self,
-        user: UserId,
-        hash: &TokenHash,
-        notice: &(dyn Fn(u32) -> Vec<OutboxMessage> + Send + Sync),
-        now: DateTime<Utc>,
-    ) -> Result<Option<u32>, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // The compare-and-swap, and the transaction's first statement.
-            let used = backup_code::Entity::update_many()
-                .col_expr(backup_code::Column::UsedAt, Expr::value(now))
-                .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
-                .filter(backup_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
-                .filter(backup_code::Column::UsedAt.is_null())
-                .exec(&txn)
-                .await?;
-            if used.rows_affected != 1 {
-                return Ok(Decision::Rollback(None));
-            }
-            let remaining = backup_code::Entity::find()
-                .filter(backup_code::Column::UserId.eq(*user.as_uuid()))
-                .filter(backup_code::Column::UsedAt.is_null())
-                .count(&txn)
-                .await?;
-            let remaining = u32::try_from(remaining)
-                .map_err(|_| DbErr::Custom(format!("{remaining} backup codes do not fit a u32")))?;
-            insert_outbox(&txn, &notice(remaining)).await?;
-            Ok(Decision::Commit(Some(remaining)))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn add_code(&self, code: &FactorCode, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
-        let row = code_row(code).map_err(store_error)?;
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // The codes it replaces are retired as of its creation.
-            mfa_code::Entity::update_many()
-                .col_expr(mfa_code::Column::ConsumedAt, Expr::value(code.created_at))
-                .filter(mfa_code::Column::FactorId.eq(code.factor_id))
-                .filter(same_challenge(code.challenge_id))
-                .filter(mfa_code::Column::ConsumedAt.is_null())
-                .exec(&txn)
-                .await?;
-            mfa_code::Entity::insert(row).exec_without_returning(&txn).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
     }
 
     async fn use_code(
@@ -352,6 +262,17 @@ impl MfaRepository for SqlMfaRepository {
         let sum = sum.unwrap_or(0);
         u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32").into()))
     }
+}
+
+/// The user's factors, oldest first.
+async fn list_factors<C: ConnectionTrait>(conn: &C, user: UserId) -> Result<Vec<Factor>, DbErr> {
+    let rows = mfa_factor::Entity::find()
+        .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
+        .order_by_asc(mfa_factor::Column::CreatedAt)
+        .order_by_asc(mfa_factor::Column::Id)
+        .all(conn)
+        .await?;
+    rows.into_iter().map(factor_to_domain).collect()
 }
 
 /// Replaces `user`'s backup codes with `hashes`, all unused, inside `txn`.

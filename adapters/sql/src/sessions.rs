@@ -14,16 +14,18 @@
 //! expiry and `absolute_expires_at` (a `CASE` in SQL, so it works the same
 //! on both backends), its client data is replaced only by values the client
 //! sent, and the row it returns is both the stored truth and the capped
-//! expiry the new token is stored with. Every other changing method is a
-//! single statement, or (`create`, `revoke`, `revoke_all`) a transaction
-//! that writes from its first statement on.
+//! expiry the new token is stored with. Pruning is a single statement; new
+//! sessions and revocations are written in a unit of work ([`SessionWrites`]),
+//! which locks the rows it reads.
+//!
+//! [`SessionWrites`]: gatehouse_application::ports::unit_of_work::SessionWrites
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError};
+use gatehouse_application::ports::unit_of_work::SessionWrites;
 use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
-use sea_orm::sea_query::{Expr, UpdateStatement};
+use sea_orm::sea_query::{Expr, LockType, UpdateStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
@@ -33,8 +35,8 @@ use uuid::Uuid;
 use crate::database::Database;
 use crate::entity::{refresh_token, session};
 use crate::error::store_error;
-use crate::outbox::insert_outbox;
 use crate::transaction::{Decision, begin, finish};
+use crate::unit_of_work::SqlUnitOfWork;
 
 /// Sessions and their refresh-token chains in SQL.
 #[derive(Debug, Clone)]
@@ -51,13 +53,8 @@ impl SqlSessionRepository {
 }
 
 #[async_trait]
-impl SessionRepository for SqlSessionRepository {
-    async fn create(
-        &self,
-        session: &Session,
-        refresh: &NewRefreshToken,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError> {
+impl SessionWrites for SqlUnitOfWork {
+    async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
         let row = session::ActiveModel {
             id: Set(*session.id.as_uuid()),
             user_id: Set(*session.user_id.as_uuid()),
@@ -71,17 +68,49 @@ impl SessionRepository for SqlSessionRepository {
             client_ip: Set(session.client.ip.clone()),
         };
         let token = token_row(session.id, refresh, refresh.expires_at);
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            session::Entity::insert(row).exec_without_returning(&txn).await?;
-            refresh_token::Entity::insert(token).exec_without_returning(&txn).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
+        session::Entity::insert(row).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        refresh_token::Entity::insert(token).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        Ok(())
     }
 
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError> {
+        let found = session::Entity::find_by_id(*id.as_uuid())
+            .lock(LockType::Update)
+            .one(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(found.map(to_domain))
+    }
+
+    async fn unrevoked(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(*user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .order_by_asc(session::Column::CreatedAt)
+            .order_by_asc(session::Column::Id)
+            .lock(LockType::Update)
+            .all(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(to_domain).collect())
+    }
+
+    async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError> {
+        for s in sessions {
+            session::Entity::update_many()
+                .col_expr(session::Column::RevokedAt, Expr::value(s.revoked_at))
+                .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+                .filter(session::Column::Id.eq(*s.id.as_uuid()))
+                .exec(&self.txn)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionRepository for SqlSessionRepository {
     async fn rotate_refresh_token(
         &self,
         presented: &TokenHash,
@@ -144,52 +173,6 @@ impl SessionRepository for SqlSessionRepository {
             .await
             .map_err(store_error)?;
         Ok(found.is_some())
-    }
-
-    async fn revoke(
-        &self,
-        id: SessionId,
-        reason: RevokeReason,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // The write first (see the module docs). Only a live session is
-            // stamped, so an earlier revocation keeps its time.
-            session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(now))
-                .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-                .filter(session::Column::Id.eq(*id.as_uuid()))
-                .filter(session::Column::RevokedAt.is_null())
-                .exec(&txn)
-                .await?;
-            let Some(found) = session::Entity::find_by_id(*id.as_uuid()).one(&txn).await? else {
-                return Ok(Decision::Rollback(None));
-            };
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(Some(to_domain(found))))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn revoke_all(
-        &self,
-        user: UserId,
-        keep: Option<SessionId>,
-        reason: RevokeReason,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            let revoked = revoke_user_sessions(&txn, user, keep, reason, now).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(revoked))
-        }
-        .await;
-        finish(txn, outcome).await
     }
 
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
@@ -282,29 +265,6 @@ async fn returning<M: FromQueryResult>(
 ) -> Result<Vec<M>, DbErr> {
     update.returning_all();
     M::find_by_statement(txn.get_database_backend().build(&update)).all(txn).await
-}
-
-/// Revokes every unrevoked session of `user` but `keep`, in one statement,
-/// and returns them as they are now (revoked), oldest first.
-pub(crate) async fn revoke_user_sessions(
-    txn: &DatabaseTransaction,
-    user: UserId,
-    keep: Option<SessionId>,
-    reason: RevokeReason,
-    now: DateTime<Utc>,
-) -> Result<Vec<Session>, DbErr> {
-    let mut revoke = session::Entity::update_many()
-        .col_expr(session::Column::RevokedAt, Expr::value(now))
-        .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-        .filter(session::Column::UserId.eq(*user.as_uuid()))
-        .filter(session::Column::RevokedAt.is_null());
-    if let Some(keep) = keep {
-        revoke = revoke.filter(session::Column::Id.ne(*keep.as_uuid()));
-    }
-    let rows = returning::<session::Model>(txn, revoke.into_query()).await?;
-    let mut revoked: Vec<Session> = rows.into_iter().map(to_domain).collect();
-    revoked.sort_by_key(|s| (s.created_at, s.id));
-    Ok(revoked)
 }
 
 async fn session_of_token<C: ConnectionTrait>(conn: &C, hash: &TokenHash) -> Result<Option<session::Model>, DbErr> {

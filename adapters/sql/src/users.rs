@@ -1,36 +1,29 @@
-//! [`UserRepository`] over the `users` and `user_emails` tables.
+//! [`UserRepository`] and the unit of work's [`AccountWrites`] over the
+//! `users` and `user_emails` tables. They store what the domain decided
+//! ([`Account`] holds the rules of login emails); the use case locks the
+//! account first ([`AccountWrites::lock`]), so two changes of one account run
+//! one after the other and the second sees the first's result.
 //!
-//! Every transaction that changes state starts with a write, for the reasons
-//! given in `sessions`: SQLite then takes its write lock where the busy
-//! timeout applies, and PostgreSQL locks the user's row, so two changes of
-//! one account (two removals of login emails, say) run one after the other
-//! and the second sees the first's result. A method that must read before it
-//! decides (`remove_email`, `set_primary_email`, `delete`) first touches the
-//! user's row for that purpose, and rolls back when it refuses.
+//! [`AccountWrites`]: gatehouse_application::ports::unit_of_work::AccountWrites
+//! [`AccountWrites::lock`]: gatehouse_application::ports::unit_of_work::AccountWrites::lock
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::events::OutboxMessage;
-use gatehouse_application::ports::store::{EmailRemoval, PrimaryChange, StoreError, UserCredentials, UserRepository};
-use gatehouse_domain::{
-    Account, DisplayName, EmailAddress, FactorKind, LoginEmail, PasswordHash, RevokeReason, Session, SessionId, User,
-    UserId, Verification,
-};
+use gatehouse_application::ports::store::{StoreError, UserCredentials, UserRepository};
+use gatehouse_application::ports::unit_of_work::AccountWrites;
+use gatehouse_domain::{Account, DisplayName, EmailAddress, LoginEmail, PasswordHash, User, UserId};
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use crate::convert::to_email;
 use crate::database::Database;
-use crate::entity::{mfa_factor, session, user, user_email};
+use crate::entity::{user, user_email};
 use crate::error::store_error;
-use crate::outbox::insert_outbox;
-use crate::sessions::{revoke_user_sessions, to_domain as session_to_domain};
-use crate::transaction::{Decision, begin, finish};
-use crate::verifications::{insert_verification, retire_verifications};
+use crate::unit_of_work::SqlUnitOfWork;
 
 /// User accounts in SQL. A user's login emails live in `user_emails`, whose
 /// unique constraint makes an email belong to at most one account.
@@ -48,13 +41,8 @@ impl SqlUserRepository {
 }
 
 #[async_trait]
-impl UserRepository for SqlUserRepository {
-    async fn create(
-        &self,
-        user: &User,
-        verification: &Verification,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError> {
+impl AccountWrites for SqlUnitOfWork {
+    async fn insert(&self, user: &User) -> Result<(), StoreError> {
         let account = user::ActiveModel {
             id: Set(*user.id.as_uuid()),
             display_name: Set(user.display_name.as_str().to_owned()),
@@ -62,19 +50,129 @@ impl UserRepository for SqlUserRepository {
             created_at: Set(user.created_at),
             updated_at: Set(user.created_at),
         };
+        user::Entity::insert(account).exec_without_returning(&self.txn).await.map_err(store_error)?;
         let email = email_row(user.id, &user.email, true, user.created_at);
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            user::Entity::insert(account).exec_without_returning(&txn).await?;
-            user_email::Entity::insert(email).exec_without_returning(&txn).await?;
-            insert_verification(&txn, verification).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
+        user_email::Entity::insert(email).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        Ok(())
     }
 
+    async fn lock(&self, user: UserId) -> Result<Option<Account>, StoreError> {
+        read_account(&self.txn, user, true).await
+    }
+
+    async fn add_email(&self, user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let row = email_row(user, email, false, now);
+        user_email::Entity::insert(row).exec_without_returning(&self.txn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<(), StoreError> {
+        user_email::Entity::delete_many()
+            .filter(user_email::Column::UserId.eq(*user.as_uuid()))
+            .filter(user_email::Column::Email.eq(email.as_str()))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn set_primary_email(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // The old primary first: the partial unique index allows one primary per account.
+        user_email::Entity::update_many()
+            .col_expr(user_email::Column::IsPrimary, Expr::value(false))
+            .filter(user_email::Column::UserId.eq(*user.as_uuid()))
+            .filter(user_email::Column::IsPrimary.eq(true))
+            .filter(user_email::Column::Email.ne(email.as_str()))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        user_email::Entity::update_many()
+            .col_expr(user_email::Column::IsPrimary, Expr::value(true))
+            .filter(user_email::Column::UserId.eq(*user.as_uuid()))
+            .filter(user_email::Column::Email.eq(email.as_str()))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        touch_user(&self.txn, user, Some(now)).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn mark_email_verified(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        verify_email(&self.txn, *user.as_uuid(), email.as_str(), now).await.map_err(store_error)
+    }
+
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        set_password_hash(&self.txn, user, hash, now).await.map_err(store_error)
+    }
+
+    async fn delete(&self, user: UserId) -> Result<(), StoreError> {
+        // Emails, sessions, refresh tokens, verifications and factors go with
+        // it (ON DELETE CASCADE); its audit rows, which have no foreign key
+        // to it, stay.
+        user::Entity::delete_by_id(*user.as_uuid()).exec(&self.txn).await.map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// The account with its login emails; with `lock`, its row is locked until
+/// the transaction ends (PostgreSQL: `FOR UPDATE`, which also makes a
+/// concurrent login's new session wait, since that insert's foreign-key
+/// check needs the row; SQLite already holds the write lock).
+async fn read_account<C: ConnectionTrait>(conn: &C, user: UserId, lock: bool) -> Result<Option<Account>, StoreError> {
+    let mut query = user::Entity::find_by_id(*user.as_uuid());
+    if lock {
+        query = query.lock(LockType::Update);
+    }
+    let Some(account) = query.one(conn).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let rows = user_email::Entity::find()
+        .filter(user_email::Column::UserId.eq(account.id))
+        .order_by_desc(user_email::Column::IsPrimary)
+        .order_by_asc(user_email::Column::CreatedAt)
+        .order_by_asc(user_email::Column::Id)
+        .all(conn)
+        .await
+        .map_err(store_error)?;
+    let emails = rows
+        .into_iter()
+        .map(|e| {
+            Ok(LoginEmail {
+                email: to_email(&e.email)?,
+                primary: e.is_primary,
+                verified_at: e.verified_at,
+                created_at: e.created_at,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()
+        .map_err(store_error)?;
+    let display_name = DisplayName::parse(&account.display_name).map_err(|e| StoreError::Internal(Box::new(e)))?;
+    Ok(Some(Account::restore(
+        UserId::from_uuid(account.id),
+        display_name,
+        account.created_at,
+        account.updated_at,
+        emails,
+    )))
+}
+
+#[async_trait]
+impl UserRepository for SqlUserRepository {
     async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError> {
         let found = user_email::Entity::find()
             .find_also_related(user::Entity)
@@ -107,38 +205,7 @@ impl UserRepository for SqlUserRepository {
     }
 
     async fn get(&self, user: UserId) -> Result<Option<Account>, StoreError> {
-        let Some(account) = user::Entity::find_by_id(*user.as_uuid()).one(&self.conn).await.map_err(store_error)?
-        else {
-            return Ok(None);
-        };
-        let rows = user_email::Entity::find()
-            .filter(user_email::Column::UserId.eq(account.id))
-            .order_by_desc(user_email::Column::IsPrimary)
-            .order_by_asc(user_email::Column::CreatedAt)
-            .order_by_asc(user_email::Column::Id)
-            .all(&self.conn)
-            .await
-            .map_err(store_error)?;
-        let emails = rows
-            .into_iter()
-            .map(|e| {
-                Ok(LoginEmail {
-                    email: to_email(&e.email)?,
-                    primary: e.is_primary,
-                    verified_at: e.verified_at,
-                    created_at: e.created_at,
-                })
-            })
-            .collect::<Result<Vec<_>, DbErr>>()
-            .map_err(store_error)?;
-        let display_name = DisplayName::parse(&account.display_name).map_err(|e| StoreError::Internal(Box::new(e)))?;
-        Ok(Some(Account {
-            id: UserId::from_uuid(account.id),
-            display_name,
-            created_at: account.created_at,
-            updated_at: account.updated_at,
-            emails,
-        }))
+        read_account(&self.conn, user, false).await
     }
 
     async fn update_display_name(
@@ -155,165 +222,6 @@ impl UserRepository for SqlUserRepository {
             .await
             .map_err(store_error)?;
         Ok(updated.rows_affected > 0)
-    }
-
-    async fn change_password(
-        &self,
-        user: UserId,
-        hash: &PasswordHash,
-        keep: Option<SessionId>,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !set_password_hash(&txn, user, hash, now).await? {
-                return Ok(Decision::Rollback(Vec::new()));
-            }
-            let revoked = revoke_user_sessions(&txn, user, keep, RevokeReason::PasswordChanged, now).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(revoked))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn add_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        verification: &Verification,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let row = email_row(user, email, false, now);
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            user_email::Entity::insert(row).exec_without_returning(&txn).await?;
-            insert_verification(&txn, verification).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn remove_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<EmailRemoval, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !touch_user(&txn, user, None).await? {
-                return Ok(Decision::Rollback(EmailRemoval::NotFound));
-            }
-            let emails =
-                user_email::Entity::find().filter(user_email::Column::UserId.eq(*user.as_uuid())).all(&txn).await?;
-            let Some(target) = emails.iter().find(|e| e.email == email.as_str()) else {
-                return Ok(Decision::Rollback(EmailRemoval::NotFound));
-            };
-            if target.is_primary {
-                return Ok(Decision::Rollback(EmailRemoval::IsPrimary));
-            }
-            let verified = emails.iter().filter(|e| e.verified_at.is_some()).count();
-            if target.verified_at.is_some() && verified <= 1 {
-                return Ok(Decision::Rollback(EmailRemoval::LastVerified));
-            }
-            user_email::Entity::delete_by_id(target.id).exec(&txn).await?;
-            retire_verifications(&txn, user, Some(email), None, now).await?;
-            // A second factor that sends codes to the address goes with it:
-            // the address may belong to someone else tomorrow.
-            mfa_factor::Entity::delete_many()
-                .filter(mfa_factor::Column::UserId.eq(*user.as_uuid()))
-                .filter(mfa_factor::Column::Kind.eq(FactorKind::Email.as_str()))
-                .filter(mfa_factor::Column::Destination.eq(email.as_str()))
-                .exec(&txn)
-                .await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(EmailRemoval::Removed))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn set_primary_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<PrimaryChange, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !touch_user(&txn, user, Some(now)).await? {
-                return Ok(Decision::Rollback(PrimaryChange::NotFound));
-            }
-            let target = user_email::Entity::find()
-                .filter(user_email::Column::UserId.eq(*user.as_uuid()))
-                .filter(user_email::Column::Email.eq(email.as_str()))
-                .one(&txn)
-                .await?;
-            let Some(target) = target else { return Ok(Decision::Rollback(PrimaryChange::NotFound)) };
-            if target.verified_at.is_none() {
-                return Ok(Decision::Rollback(PrimaryChange::NotVerified));
-            }
-            user_email::Entity::update_many()
-                .col_expr(user_email::Column::IsPrimary, Expr::value(false))
-                .filter(user_email::Column::UserId.eq(*user.as_uuid()))
-                .filter(user_email::Column::IsPrimary.eq(true))
-                .filter(user_email::Column::Id.ne(target.id))
-                .exec(&txn)
-                .await?;
-            user_email::Entity::update_many()
-                .col_expr(user_email::Column::IsPrimary, Expr::value(true))
-                .filter(user_email::Column::Id.eq(target.id))
-                .exec(&txn)
-                .await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(PrimaryChange::Changed))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
-    async fn delete(
-        &self,
-        user: UserId,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            if !touch_user(&txn, user, Some(now)).await? {
-                return Ok(Decision::Rollback(Vec::new()));
-            }
-            // PostgreSQL: the touch above takes a row lock that still lets a
-            // concurrent login insert a session (its foreign-key check only
-            // needs FOR KEY SHARE); FOR UPDATE makes such an insert wait, so
-            // no session appears between the read below and the delete and
-            // escapes the list. (SQLite has no row locks; its write lock,
-            // already held, serializes everything.)
-            user::Entity::find_by_id(*user.as_uuid()).lock(LockType::Update).one(&txn).await?;
-            let live = session::Entity::find()
-                .filter(session::Column::UserId.eq(*user.as_uuid()))
-                .filter(session::Column::RevokedAt.is_null())
-                .filter(session::Column::ExpiresAt.gt(now))
-                .order_by_asc(session::Column::CreatedAt)
-                .order_by_asc(session::Column::Id)
-                .all(&txn)
-                .await?;
-            // Emails, sessions, refresh tokens and verifications go with it
-            // (ON DELETE CASCADE); its audit rows, which have no foreign
-            // key to it, stay.
-            user::Entity::delete_by_id(*user.as_uuid()).exec(&txn).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(live.into_iter().map(session_to_domain).collect()))
-        }
-        .await;
-        finish(txn, outcome).await
     }
 }
 

@@ -1,10 +1,11 @@
-//! [`VerificationRepository`] over the `verifications` table.
+//! [`VerificationRepository`] and the unit of work's [`VerificationWrites`]
+//! over the `verifications` table.
 //!
 //! The limits hold under concurrency because each is one guarded statement:
 //! a wrong code is counted by `UPDATE … SET attempts = attempts + 1 WHERE
 //! attempts < max_attempts AND consumed_at IS NULL`, and a verification is
 //! consumed by `UPDATE … SET consumed_at = now WHERE consumed_at IS NULL AND
-//! …` as the first statement of the transaction that applies its effect.
+//! …` in the unit of work that applies its effect.
 //! PostgreSQL makes a concurrent statement on the same row wait for the row
 //! lock and then re-check its condition; SQLite runs writers one at a time.
 //! Either way twenty parallel guesses stop at the limit, and of twenty
@@ -12,14 +13,14 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::StoreError;
-use gatehouse_application::ports::verifications::{Consumed, Effect, RecentActivity, VerificationRepository};
-use gatehouse_domain::{EmailAddress, Purpose, RevokeReason, TokenHash, UserId, Verification};
+use gatehouse_application::ports::unit_of_work::VerificationWrites;
+use gatehouse_application::ports::verifications::{RecentActivity, VerificationRepository};
+use gatehouse_domain::{EmailAddress, Purpose, TokenHash, UserId, Verification};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QueryTrait,
+    QueryFilter, QueryOrder, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -27,10 +28,7 @@ use crate::convert::{to_email, to_i32, to_token_hash, to_u32};
 use crate::database::Database;
 use crate::entity::verification;
 use crate::error::store_error;
-use crate::outbox::insert_outbox;
-use crate::sessions::revoke_user_sessions;
-use crate::transaction::{Decision, begin, finish};
-use crate::users::{set_password_hash, verify_email};
+use crate::unit_of_work::SqlUnitOfWork;
 
 /// One-time verifications in SQL.
 #[derive(Debug, Clone)]
@@ -46,47 +44,8 @@ impl SqlVerificationRepository {
     }
 }
 
-/// Consumes every live verification of `user` (for `email`, or any address;
-/// of `purpose`, or any purpose), so none of them can be redeemed any more.
-pub(crate) async fn retire_verifications<C: ConnectionTrait>(
-    conn: &C,
-    user: UserId,
-    email: Option<&EmailAddress>,
-    purpose: Option<Purpose>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let mut update = verification::Entity::update_many()
-        .col_expr(verification::Column::ConsumedAt, Expr::value(now))
-        .filter(verification::Column::UserId.eq(*user.as_uuid()))
-        .filter(verification::Column::ConsumedAt.is_null());
-    if let Some(email) = email {
-        update = update.filter(verification::Column::Email.eq(email.as_str()));
-    }
-    if let Some(purpose) = purpose {
-        update = update.filter(verification::Column::Purpose.eq(purpose.as_str()));
-    }
-    update.exec(conn).await?;
-    Ok(())
-}
-
 #[async_trait]
 impl VerificationRepository for SqlVerificationRepository {
-    async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = async {
-            let v = verification;
-            // A new reset retires every older reset of the account, whatever
-            // address it went to; a new email verification only its address's.
-            let address = (v.purpose == Purpose::VerifyEmail).then_some(&v.email);
-            retire_verifications(&txn, v.user_id, address, Some(v.purpose), v.created_at).await?;
-            insert_verification(&txn, verification).await?;
-            insert_outbox(&txn, outbox).await?;
-            Ok(Decision::Commit(()))
-        }
-        .await;
-        finish(txn, outcome).await
-    }
-
     async fn find_by_token(
         &self,
         purpose: Purpose,
@@ -147,57 +106,45 @@ impl VerificationRepository for SqlVerificationRepository {
         let attempts: i32 = row.try_get("", "attempts").map_err(store_error)?;
         to_u32(attempts).map(Some).map_err(store_error)
     }
-
-    async fn consume(
-        &self,
-        id: Uuid,
-        effect: &Effect,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Consumed, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = consume_in(&txn, id, effect, outbox, now).await;
-        finish(txn, outcome).await
-    }
 }
 
-/// The steps of `consume`, inside `txn`; the caller commits only an
-/// applied consumption.
-async fn consume_in(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    effect: &Effect,
-    outbox: &[OutboxMessage],
-    now: DateTime<Utc>,
-) -> Result<Decision<Consumed>, DbErr> {
-    // The compare-and-swap, and the transaction's first statement.
-    let mut claim = verification::Entity::update_many()
-        .col_expr(verification::Column::ConsumedAt, Expr::value(now))
-        .filter(verification::Column::Id.eq(id))
-        .filter(verification::Column::ConsumedAt.is_null())
-        .filter(verification::Column::ExpiresAt.gt(now))
-        .filter(Expr::col(verification::Column::Attempts).lt(Expr::col(verification::Column::MaxAttempts)))
-        .into_query();
-    claim.returning_all();
-    let stmt = txn.get_database_backend().build(&claim);
-    let Some(consumed) = verification::Model::find_by_statement(stmt).one(txn).await? else {
-        return Ok(Decision::Rollback(Consumed::Unavailable));
-    };
-    let revoked = match effect {
-        Effect::VerifyEmail => {
-            verify_email(txn, consumed.user_id, &consumed.email, now).await?;
-            Vec::new()
+#[async_trait]
+impl VerificationWrites for SqlUnitOfWork {
+    async fn insert(&self, verification: &Verification) -> Result<(), StoreError> {
+        insert_verification(&self.txn, verification).await.map_err(store_error)
+    }
+
+    async fn retire(
+        &self,
+        user: UserId,
+        purpose: Purpose,
+        email: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut update = verification::Entity::update_many()
+            .col_expr(verification::Column::ConsumedAt, Expr::value(now))
+            .filter(verification::Column::UserId.eq(*user.as_uuid()))
+            .filter(verification::Column::Purpose.eq(purpose.as_str()))
+            .filter(verification::Column::ConsumedAt.is_null());
+        if let Some(email) = email {
+            update = update.filter(verification::Column::Email.eq(email.as_str()));
         }
-        Effect::ResetPassword { hash } => {
-            let user = UserId::from_uuid(consumed.user_id);
-            set_password_hash(txn, user, hash, now).await?;
-            verify_email(txn, consumed.user_id, &consumed.email, now).await?;
-            retire_verifications(txn, user, None, Some(Purpose::ResetPassword), now).await?;
-            revoke_user_sessions(txn, user, None, RevokeReason::PasswordReset, now).await?
-        }
-    };
-    insert_outbox(txn, outbox).await?;
-    Ok(Decision::Commit(Consumed::Applied { revoked }))
+        Ok(update.exec(&self.txn).await.map_err(store_error)?.rows_affected)
+    }
+
+    async fn consume(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        // The compare-and-swap.
+        let consumed = verification::Entity::update_many()
+            .col_expr(verification::Column::ConsumedAt, Expr::value(now))
+            .filter(verification::Column::Id.eq(id))
+            .filter(verification::Column::ConsumedAt.is_null())
+            .filter(verification::Column::ExpiresAt.gt(now))
+            .filter(Expr::col(verification::Column::Attempts).lt(Expr::col(verification::Column::MaxAttempts)))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(consumed.rows_affected == 1)
+    }
 }
 
 /// Stores a new verification, inside the caller's transaction.

@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod support;
+mod ops;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,13 +17,13 @@ use gatehouse_application::ports::audit::AuditCursor;
 use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::FactorCode;
-use gatehouse_application::ports::store::{EmailRemoval, NewRefreshToken, PrimaryChange, Rotation, StoreError};
-use gatehouse_application::ports::verifications::{Consumed, Effect};
+use gatehouse_application::ports::store::{NewRefreshToken, Rotation, StoreError};
 use gatehouse_domain::{
     AuditOutcome, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash,
     Purpose, RevokeReason, SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
 };
 use gatehouse_sql::{Database, PoolSettings};
+use ops::{Consumed, Effect, EmailRemoval, PrimaryChange};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Stores, TestDb};
 use uuid::Uuid;
@@ -216,14 +217,14 @@ fn message(n: u128, occurred_at: DateTime<Utc>) -> OutboxMessage {
 
 /// Signs `user` up with its first verification and no events.
 async fn sign_up(s: &Stores, user: &User) {
-    s.users.create(user, &first_verification(user), &[]).await.unwrap();
+    ops::create_user(s, user, &first_verification(user), &[]).await.unwrap();
 }
 
 /// Verifies `email` of `user` through a fresh verification number `n`.
 async fn verify(s: &Stores, n: u128, user: UserId, email: &str, now: DateTime<Utc>) {
     let v = verification(n, user, email, Purpose::VerifyEmail, now);
-    s.verifications.replace(&v, &[]).await.unwrap();
-    let consumed = s.verifications.consume(v.id, &Effect::VerifyEmail, &[], now).await.unwrap();
+    ops::replace(s, &v, &[]).await.unwrap();
+    let consumed = ops::consume(s, &v, &Effect::VerifyEmail, &[], now).await.unwrap();
     assert_eq!(consumed, Consumed::Applied { revoked: Vec::new() });
 }
 
@@ -254,7 +255,7 @@ async fn user_with_session(s: &Stores) -> (User, Session) {
     sign_up(s, &ann).await;
     let first = token(1, t0(), TimeDelta::days(30));
     let sess = session(1, &ann, t0(), first.expires_at);
-    s.sessions.create(&sess, &first, &[]).await.unwrap();
+    ops::create_session(s, &sess, &first, &[]).await.unwrap();
     (ann, sess)
 }
 
@@ -279,7 +280,7 @@ async fn find_credentials_for_unknown_email_is_none(s: Stores) {
 async fn duplicate_email_is_a_conflict(s: Stores) {
     sign_up(&s, &user(1, "ann@example.com")).await;
     let bob = user(2, "ANN@example.com");
-    let err = s.users.create(&bob, &first_verification(&bob), &[]).await.unwrap_err();
+    let err = ops::create_user(&s, &bob, &first_verification(&bob), &[]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // The first account is untouched.
     let found = s.users.find_credentials(&EmailAddress::parse("ann@example.com").unwrap()).await.unwrap().unwrap();
@@ -357,7 +358,7 @@ async fn token_at_its_expiry_is_expired(s: Stores) {
     sign_up(&s, &ann).await;
     // The token expires half a second in; the session lives on for a day.
     let short = token(1, t0(), TimeDelta::milliseconds(500));
-    s.sessions.create(&session(1, &ann, t0(), t0() + TimeDelta::days(1)), &short, &[]).await.unwrap();
+    ops::create_session(&s, &session(1, &ann, t0(), t0() + TimeDelta::days(1)), &short, &[]).await.unwrap();
 
     let at_expiry = short.expires_at;
     let next = token(2, at_expiry, TimeDelta::days(30));
@@ -380,7 +381,7 @@ async fn token_at_its_expiry_is_expired(s: Stores) {
 async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    s.sessions.revoke(sess.id, RevokeReason::Logout, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
 
     let next = token(2, now, TimeDelta::days(30));
     assert_eq!(
@@ -403,7 +404,7 @@ async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
     sign_up(&s, &ann).await;
     // The token outlives its session (say the session was cut short).
     let long = token(1, t0(), TimeDelta::days(30));
-    s.sessions.create(&session(1, &ann, t0(), t0() + TimeDelta::hours(1)), &long, &[]).await.unwrap();
+    ops::create_session(&s, &session(1, &ann, t0(), t0() + TimeDelta::hours(1)), &long, &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
     let rotation = s
@@ -419,18 +420,18 @@ async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
 async fn revoke_keeps_the_first_revocation_time(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let first = t0() + TimeDelta::minutes(5);
-    let revoked = s.sessions.revoke(sess.id, RevokeReason::Logout, &[], first).await.unwrap();
+    let revoked = ops::revoke(&s, sess.id, RevokeReason::Logout, &[], first).await.unwrap();
     assert_eq!(revoked, Some(Session { revoked_at: Some(first), ..sess.clone() }));
 
     let second = first + TimeDelta::minutes(5);
-    let again = s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, &[], second).await.unwrap().unwrap();
+    let again = ops::revoke(&s, sess.id, RevokeReason::RefreshTokenReuse, &[], second).await.unwrap().unwrap();
     assert_eq!(again.revoked_at, Some(first));
 }
 
 async fn revoke_of_an_unknown_session_is_none(s: Stores) {
     user_with_session(&s).await;
     let unknown = SessionId::from_uuid(Uuid::from_u128(0xdead));
-    assert_eq!(s.sessions.revoke(unknown, RevokeReason::Logout, &[], t0()).await.unwrap(), None);
+    assert_eq!(ops::revoke(&s, unknown, RevokeReason::Logout, &[], t0()).await.unwrap(), None);
 }
 
 async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
@@ -439,12 +440,12 @@ async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
     let expires = t0() + TimeDelta::days(30);
     let sessions: Vec<Session> = (1..=4).map(|n| session(n, &ann, t0(), expires)).collect();
     for (n, sess) in (1u8..).zip(&sessions) {
-        s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     let cut = t0() + TimeDelta::minutes(10);
-    s.sessions.revoke(sessions[0].id, RevokeReason::Logout, &[], cut - TimeDelta::microseconds(1)).await.unwrap();
-    s.sessions.revoke(sessions[1].id, RevokeReason::Logout, &[], cut).await.unwrap();
-    s.sessions.revoke(sessions[2].id, RevokeReason::RefreshTokenReuse, &[], cut + TimeDelta::hours(1)).await.unwrap();
+    ops::revoke(&s, sessions[0].id, RevokeReason::Logout, &[], cut - TimeDelta::microseconds(1)).await.unwrap();
+    ops::revoke(&s, sessions[1].id, RevokeReason::Logout, &[], cut).await.unwrap();
+    ops::revoke(&s, sessions[2].id, RevokeReason::RefreshTokenReuse, &[], cut + TimeDelta::hours(1)).await.unwrap();
     // sessions[3] is never revoked.
 
     let mut ids: Vec<SessionId> = s.sessions.revoked_since(cut).await.unwrap().iter().map(|s| s.id).collect();
@@ -460,7 +461,7 @@ async fn find_by_refresh_token_finds_the_session_of_a_rotated_token(s: Stores) {
         .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
         .await
         .unwrap();
-    s.sessions.revoke(sess.id, RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id, RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
 
     let found = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
     assert_eq!(found.id, sess.id);
@@ -478,14 +479,14 @@ async fn create_session_writes_its_outbox_atomically(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let sess = session(1, &ann, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&sess, &token(1, t0(), TimeDelta::days(30)), &[message(1, t0())]).await.unwrap();
+    ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[message(1, t0())]).await.unwrap();
     assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(sess));
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
 
     // A refused session (no such user) writes neither itself nor its event.
     let ghost = user(9, "ghost@example.com");
     let refused = session(2, &ghost, t0(), t0() + TimeDelta::days(30));
-    let result = s.sessions.create(&refused, &token(2, t0(), TimeDelta::days(30)), &[message(2, t0())]).await;
+    let result = ops::create_session(&s, &refused, &token(2, t0(), TimeDelta::days(30)), &[message(2, t0())]).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(s.sessions.get(refused.id).await.unwrap(), None);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
@@ -497,7 +498,7 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(s: Stores) {
     sign_up(&s, &ann).await;
     let end = t0() + TimeDelta::days(40);
     let sess = Session { absolute_expires_at: end, ..session(1, &ann, t0(), t0() + TimeDelta::days(30)) };
-    s.sessions.create(&sess, &token(1, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     // Early on, the new token's own expiry comes first and is kept.
     let early = t0() + TimeDelta::days(1);
@@ -574,11 +575,11 @@ async fn get_returns_a_session_in_any_state(s: Stores) {
     assert_eq!(s.sessions.get(live.id).await.unwrap(), Some(live.clone()));
 
     let expired = session(2, &ann, t0(), t0() + TimeDelta::hours(1));
-    s.sessions.create(&expired, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
+    ops::create_session(&s, &expired, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
     assert_eq!(s.sessions.get(expired.id).await.unwrap(), Some(expired));
 
     let now = t0() + TimeDelta::days(2);
-    s.sessions.revoke(live.id, RevokeReason::RevokedByUser, &[], now).await.unwrap();
+    ops::revoke(&s, live.id, RevokeReason::RevokedByUser, &[], now).await.unwrap();
     assert_eq!(s.sessions.get(live.id).await.unwrap(), Some(Session { revoked_at: Some(now), ..live }));
 
     assert_eq!(s.sessions.get(SessionId::from_uuid(Uuid::from_u128(0xdead))).await.unwrap(), None);
@@ -596,14 +597,14 @@ async fn list_live_lists_the_users_unrevoked_unexpired_sessions_newest_first(s: 
     let expired = session(5, &ann, t0() + TimeDelta::hours(1), now - TimeDelta::microseconds(1));
     let ending = session(6, &ann, t0() + TimeDelta::hours(1), now);
     for (n, sess) in (2u8..).zip([&newer, &newest, &revoked, &expired, &ending]) {
-        s.sessions.create(sess, &token(n, sess.created_at, TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, sess.created_at, TimeDelta::days(30)), &[]).await.unwrap();
     }
-    s.sessions.revoke(revoked.id, RevokeReason::Logout, &[], now - TimeDelta::minutes(1)).await.unwrap();
+    ops::revoke(&s, revoked.id, RevokeReason::Logout, &[], now - TimeDelta::minutes(1)).await.unwrap();
     // Another user's live session.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(7, &bob, t0() + TimeDelta::hours(1), expires);
-    s.sessions.create(&bobs, &token(7, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(7, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     assert_eq!(s.sessions.list_live(ann.id, now).await.unwrap(), vec![newest.clone(), newer, oldest]);
     assert_eq!(s.sessions.list_live(bob.id, now).await.unwrap(), vec![bobs]);
@@ -615,13 +616,13 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
     let (ann, first) = user_with_session(&s).await;
     let (ip, ua) = (first.client.ip.clone().unwrap(), first.client.user_agent.clone().unwrap());
     // That session has ended; it still counts.
-    s.sessions.revoke(first.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::revoke(&s, first.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     // An expired session without an address.
     let bare = Session {
         client: device(None, Some("Gatehouse-CLI/2.0")),
         ..session(2, &ann, t0(), t0() + TimeDelta::hours(1))
     };
-    s.sessions.create(&bare, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
+    ops::create_session(&s, &bare, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let later = t0() + TimeDelta::days(3);
@@ -642,7 +643,7 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
 
     // Bob's first session makes his device known to him alone.
     let bobs = Session { client: device(Some(&ip), Some(&ua)), ..session(3, &bob, later, later + TimeDelta::days(30)) };
-    s.sessions.create(&bobs, &token(3, later, TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(3, later, TimeDelta::days(30)), &[]).await.unwrap();
     assert!(seen(bob.id, device(Some(&ip), Some(&ua))).await);
     assert!(!seen(bob.id, device(None, Some("Gatehouse-CLI/2.0"))).await);
 }
@@ -652,19 +653,19 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
     let expires = t0() + TimeDelta::days(30);
     let others: Vec<Session> = (2..=3).map(|n| session(n, &ann, t0(), expires)).collect();
     for (n, sess) in (2u8..).zip(&others) {
-        s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     let earlier = session(4, &ann, t0(), expires);
-    s.sessions.create(&earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
+    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(5, &bob, t0(), expires);
-    s.sessions.create(&bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let revoked = s.sessions.revoke_all(ann.id, Some(kept.id), RevokeReason::RevokedByUser, &[], now).await.unwrap();
+    let revoked = ops::revoke_all(&s, ann.id, Some(kept.id), RevokeReason::RevokedByUser, &[], now).await.unwrap();
     let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
     assert_eq!(sorted(revoked), sorted(expected.clone()));
     assert_eq!(s.sessions.get(kept.id).await.unwrap(), Some(kept.clone()));
@@ -675,11 +676,11 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
 
     // Without a session to keep, the last live one goes too; then none is left.
     let later = now + TimeDelta::hours(1);
-    let revoked = s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
+    let revoked = ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
     assert_eq!(revoked, vec![Session { revoked_at: Some(later), ..kept }]);
-    assert!(s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
+    assert!(ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    assert!(s.sessions.revoke_all(nobody, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
+    assert!(ops::revoke_all(&s, nobody, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
 }
 
 async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
@@ -701,7 +702,7 @@ async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
         (session(7, &bob, t0(), t0() + TimeDelta::days(1)), Some(t0()), true),
     ];
     for (n, (sess, _, _)) in (1u8..).zip(&sessions) {
-        s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     // Session 3 (pruned) has a retired token too.
     let rotated_at = t0() + TimeDelta::hours(1);
@@ -710,7 +711,7 @@ async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
     assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
     for (sess, revoked_at, _) in &sessions {
         if let Some(at) = revoked_at {
-            s.sessions.revoke(sess.id, RevokeReason::Logout, &[], *at).await.unwrap();
+            ops::revoke(&s, sess.id, RevokeReason::Logout, &[], *at).await.unwrap();
         }
     }
 
@@ -770,13 +771,13 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(s: Stores) {
 async fn create_writes_the_verification_and_outbox_atomically(s: Stores) {
     let ann = user(1, "ann@example.com");
     let v = first_verification(&ann);
-    s.users.create(&ann, &v, &[message(1, t0())]).await.unwrap();
+    ops::create_user(&s, &ann, &v, &[message(1, t0())]).await.unwrap();
     assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), Some(v));
 
     // A refused sign-up writes neither its verification nor its event.
     let bob = user(2, "ANN@example.com");
     let refused = first_verification(&bob);
-    let err = s.users.create(&bob, &refused, &[message(2, t0())]).await.unwrap_err();
+    let err = ops::create_user(&s, &bob, &refused, &[message(2, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &refused.token_hash).await.unwrap(), None);
     assert_eq!(s.users.password_hash(bob.id).await.unwrap(), None);
@@ -793,11 +794,11 @@ async fn find_credentials_reports_whether_that_email_is_verified(s: Stores) {
 
     let later = t0() + TimeDelta::minutes(1);
     let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, later);
-    s.users.add_email(ann.id, &work.email, &work, &[], later).await.unwrap();
+    ops::add_email(&s, ann.id, &work.email, &work, &[], later).await.unwrap();
     let found = s.users.find_credentials(&work.email).await.unwrap().unwrap();
     assert_eq!((found.user_id, found.password_hash, found.email_verified), (ann.id, ann.password_hash.clone(), false));
 
-    s.verifications.consume(work.id, &Effect::VerifyEmail, &[], later).await.unwrap();
+    ops::consume(&s, &work, &Effect::VerifyEmail, &[], later).await.unwrap();
     assert!(s.users.find_credentials(&work.email).await.unwrap().unwrap().email_verified);
     // Each address answers for itself.
     assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
@@ -810,14 +811,14 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
     let (b_at, c_at) = (t0() + TimeDelta::microseconds(1), t0() + TimeDelta::microseconds(2));
     let b = verification(10, ann.id, "zed@example.com", Purpose::VerifyEmail, b_at);
     let c = verification(11, ann.id, "abe@example.com", Purpose::VerifyEmail, c_at);
-    s.users.add_email(ann.id, &b.email, &b, &[], b_at).await.unwrap();
-    s.users.add_email(ann.id, &c.email, &c, &[], c_at).await.unwrap();
+    ops::add_email(&s, ann.id, &b.email, &b, &[], b_at).await.unwrap();
+    ops::add_email(&s, ann.id, &c.email, &c, &[], c_at).await.unwrap();
 
     let account = s.users.get(ann.id).await.unwrap().unwrap();
-    assert_eq!((account.id, &account.display_name), (ann.id, &ann.display_name));
-    assert_eq!((account.created_at, account.updated_at), (t0(), t0()));
+    assert_eq!((account.id(), account.display_name()), (ann.id, &ann.display_name));
+    assert_eq!((account.created_at(), account.updated_at()), (t0(), t0()));
     let listed: Vec<_> =
-        account.emails.iter().map(|e| (e.email.as_str(), e.primary, e.verified_at, e.created_at)).collect();
+        account.emails().iter().map(|e| (e.email.as_str(), e.primary, e.verified_at, e.created_at)).collect();
     assert_eq!(
         listed,
         vec![
@@ -830,9 +831,9 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
     // A new primary moves to the front; the rest keep their creation order.
     let now = t0() + TimeDelta::hours(1);
     verify(&s, 20, ann.id, "abe@example.com", now).await;
-    assert_eq!(s.users.set_primary_email(ann.id, &c.email, &[], now).await.unwrap(), PrimaryChange::Changed);
+    assert_eq!(ops::set_primary_email(&s, ann.id, &c.email, &[], now).await.unwrap(), PrimaryChange::Changed);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
-    let order: Vec<_> = account.emails.iter().map(|e| (e.email.as_str(), e.primary)).collect();
+    let order: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
     assert_eq!(order, vec![("abe@example.com", true), ("ann@example.com", false), ("zed@example.com", false)]);
     assert_eq!(account.primary_email().map(|e| e.verified_at), Some(Some(now)));
 
@@ -846,7 +847,7 @@ async fn update_display_name_changes_the_name(s: Stores) {
     let name = DisplayName::parse("Ann Lee-Smith").unwrap();
     assert!(s.users.update_display_name(ann.id, &name, now).await.unwrap());
     let account = s.users.get(ann.id).await.unwrap().unwrap();
-    assert_eq!((account.display_name, account.updated_at, account.created_at), (name.clone(), now, t0()));
+    assert_eq!((account.display_name(), account.updated_at(), account.created_at()), (&name, now, t0()));
 
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     assert!(!s.users.update_display_name(nobody, &name, now).await.unwrap());
@@ -864,21 +865,21 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
     let expires = t0() + TimeDelta::days(30);
     let others: Vec<Session> = (2..=3).map(|n| session(n, &ann, t0(), expires)).collect();
     for (n, sess) in (2u8..).zip(&others) {
-        s.sessions.create(sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     let earlier = session(4, &ann, t0(), expires);
-    s.sessions.create(&earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
+    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
     // Another user's session is not touched.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(5, &bob, t0(), expires);
-    s.sessions.create(&bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
     let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$new$new".into());
-    let revoked = s.users.change_password(ann.id, &new_hash, Some(kept.id), &[message(1, now)], now).await.unwrap();
+    let revoked = ops::change_password(&s, ann.id, &new_hash, Some(kept.id), &[message(1, now)], now).await.unwrap();
 
     let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
     assert_eq!(sorted(revoked), sorted(expected));
@@ -890,7 +891,7 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
 
     // Without a session to keep, the last live one goes too.
     let later = now + TimeDelta::hours(1);
-    let revoked = s.users.change_password(ann.id, &ann.password_hash, None, &[], later).await.unwrap();
+    let revoked = ops::change_password(&s, ann.id, &ann.password_hash, None, &[], later).await.unwrap();
     assert_eq!(
         revoked.iter().map(|r| (r.id, r.revoked_at)).collect::<Vec<_>>(),
         vec![(session(1, &ann, t0(), expires).id, Some(later))]
@@ -901,7 +902,7 @@ async fn change_password_of_an_unknown_user_changes_nothing(s: Stores) {
     sign_up(&s, &user(1, "ann@example.com")).await;
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     let hash = PasswordHash::from_phc("$argon2id$x".into());
-    let revoked = s.users.change_password(nobody, &hash, None, &[message(1, t0())], t0()).await.unwrap();
+    let revoked = ops::change_password(&s, nobody, &hash, None, &[message(1, t0())], t0()).await.unwrap();
     assert!(revoked.is_empty());
     assert!(pending(&s).await.is_empty());
 }
@@ -914,20 +915,20 @@ async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     for (n, taken) in [(10, "BOB@example.com"), (11, "ann@example.com")] {
         let v = verification(n, ann.id, taken, Purpose::VerifyEmail, now);
-        let err = s.users.add_email(ann.id, &v.email, &v, &[message(n, now)], now).await.unwrap_err();
+        let err = ops::add_email(&s, ann.id, &v.email, &v, &[message(n, now)], now).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{taken}: {err:?}");
         assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), None);
     }
     assert!(pending(&s).await.is_empty());
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().emails.len(), 1);
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().emails().len(), 1);
     assert_eq!(s.users.find_credentials(&bob.email).await.unwrap().unwrap().user_id, bob.id);
 
     // A free address is added, unverified, with its verification and event.
     let v = verification(12, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    s.users.add_email(ann.id, &v.email, &v, &[message(12, now)], now).await.unwrap();
+    ops::add_email(&s, ann.id, &v.email, &v, &[message(12, now)], now).await.unwrap();
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &v.email).await.unwrap(), Some(v.clone()));
     assert_eq!(pending(&s).await, vec![message(12, now).id]);
-    let added = s.users.get(ann.id).await.unwrap().unwrap().emails.pop().unwrap();
+    let added = s.users.get(ann.id).await.unwrap().unwrap().emails().last().cloned().unwrap();
     assert_eq!((added.email, added.primary, added.verified_at, added.created_at), (v.email, false, None, now));
 }
 
@@ -939,14 +940,14 @@ async fn remove_email_outcomes(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     for (n, address) in [(10, "ann@work.example"), (11, "ann@home.example")] {
         let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
-        s.users.add_email(ann.id, &v.email, &v, &[], now).await.unwrap();
+        ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
     }
     // Only ann@work.example is verified; the primary is not.
     verify(&s, 20, ann.id, "ann@work.example", now).await;
 
     let remove = |address: &'static str| {
-        let users = Arc::clone(&s.users);
-        async move { users.remove_email(ann.id, &email(address), &[], now).await.unwrap() }
+        let s = s.clone();
+        async move { ops::remove_email(&s, ann.id, &email(address), &[], now).await.unwrap() }
     };
     assert_eq!(remove("nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(remove("bob@example.com").await, EmailRemoval::NotFound);
@@ -956,7 +957,7 @@ async fn remove_email_outcomes(s: Stores) {
     assert_eq!(remove("ann@home.example").await, EmailRemoval::NotFound);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     assert_eq!(
-        s.users.remove_email(nobody, &email("ann@work.example"), &[], now).await.unwrap(),
+        ops::remove_email(&s, nobody, &email("ann@work.example"), &[], now).await.unwrap(),
         EmailRemoval::NotFound
     );
 
@@ -964,7 +965,7 @@ async fn remove_email_outcomes(s: Stores) {
     verify(&s, 21, ann.id, "ann@example.com", now).await;
     assert_eq!(remove("ann@work.example").await, EmailRemoval::Removed);
     let left: Vec<_> =
-        s.users.get(ann.id).await.unwrap().unwrap().emails.into_iter().map(|e| e.email.as_str().to_owned()).collect();
+        s.users.get(ann.id).await.unwrap().unwrap().emails().iter().map(|e| e.email.as_str().to_owned()).collect();
     assert_eq!(left, vec!["ann@example.com"]);
     assert!(s.users.find_credentials(&email("ann@work.example")).await.unwrap().is_none());
     assert!(s.users.find_credentials(&bob.email).await.unwrap().is_some());
@@ -978,36 +979,36 @@ async fn set_primary_email_outcomes(s: Stores) {
     verify(&s, 20, bob.id, "bob@example.com", t0()).await;
     let now = t0() + TimeDelta::minutes(1);
     let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    s.users.add_email(ann.id, &work.email, &work, &[], now).await.unwrap();
+    ops::add_email(&s, ann.id, &work.email, &work, &[], now).await.unwrap();
 
     let set = |address: &'static str, n: u128| {
-        let users = Arc::clone(&s.users);
-        async move { users.set_primary_email(ann.id, &email(address), &[message(n, now)], now).await.unwrap() }
+        let s = s.clone();
+        async move { ops::set_primary_email(&s, ann.id, &email(address), &[message(n, now)], now).await.unwrap() }
     };
     assert_eq!(set("nobody@example.com", 1).await, PrimaryChange::NotFound);
     assert_eq!(set("bob@example.com", 2).await, PrimaryChange::NotFound);
     assert_eq!(set("ann@work.example", 3).await, PrimaryChange::NotVerified);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    let unknown = s.users.set_primary_email(nobody, &work.email, &[message(4, now)], now).await.unwrap();
+    let unknown = ops::set_primary_email(&s, nobody, &work.email, &[message(4, now)], now).await.unwrap();
     assert_eq!(unknown, PrimaryChange::NotFound);
     // Refusals change nothing and send nothing.
     assert!(pending(&s).await.is_empty());
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at, t0());
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at(), t0());
 
     verify(&s, 21, ann.id, "ann@work.example", now).await;
     let later = now + TimeDelta::minutes(1);
-    let changed = s.users.set_primary_email(ann.id, &work.email, &[message(5, later)], later).await.unwrap();
+    let changed = ops::set_primary_email(&s, ann.id, &work.email, &[message(5, later)], later).await.unwrap();
     assert_eq!(changed, PrimaryChange::Changed);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
-    let flags: Vec<_> = account.emails.iter().map(|e| (e.email.as_str(), e.primary)).collect();
+    let flags: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
     assert_eq!(flags, vec![("ann@work.example", true), ("ann@example.com", false)]);
-    assert_eq!(account.updated_at, later);
+    assert_eq!(account.updated_at(), later);
     // Already primary: still Changed.
     assert_eq!(set("ann@work.example", 6).await, PrimaryChange::Changed);
-    let primaries = s.users.get(ann.id).await.unwrap().unwrap().emails.iter().filter(|e| e.primary).count();
+    let primaries = s.users.get(ann.id).await.unwrap().unwrap().emails().iter().filter(|e| e.primary).count();
     assert_eq!(primaries, 1);
     // Bob's primary is untouched.
-    assert!(s.users.get(bob.id).await.unwrap().unwrap().emails[0].primary);
+    assert!(s.users.get(bob.id).await.unwrap().unwrap().emails()[0].primary);
     let mut sent = pending(&s).await;
     sent.sort();
     assert_eq!(sent, vec![message(5, later).id, message(6, now).id]);
@@ -1016,20 +1017,20 @@ async fn set_primary_email_outcomes(s: Stores) {
 async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     let (ann, live) = user_with_session(&s).await;
     let revoked = session(2, &ann, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&revoked, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    s.sessions.revoke(revoked.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::create_session(&s, &revoked, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::revoke(&s, revoked.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     let expired = session(3, &ann, t0(), t0() + TimeDelta::hours(1));
-    s.sessions.create(&expired, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &expired, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     // An event about ann, still waiting to be published.
     let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
-    s.verifications.replace(&reset, &[message(1, t0())]).await.unwrap();
+    ops::replace(&s, &reset, &[message(1, t0())]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    assert_eq!(s.users.delete(ann.id, &[], now).await.unwrap(), vec![live]);
+    assert_eq!(ops::delete_user(&s, ann.id, &[], now).await.unwrap(), vec![live]);
 
     assert_eq!(s.users.get(ann.id).await.unwrap(), None);
     assert_eq!(s.users.password_hash(ann.id).await.unwrap(), None);
@@ -1044,7 +1045,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
     assert!(s.users.get(bob.id).await.unwrap().is_some());
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
-    assert!(s.users.delete(ann.id, &[], now).await.unwrap().is_empty());
+    assert!(ops::delete_user(&s, ann.id, &[], now).await.unwrap().is_empty());
     sign_up(&s, &user(3, "ann@example.com")).await;
 }
 
@@ -1055,11 +1056,11 @@ async fn replace_retires_the_previous_live_verification(s: Stores) {
     sign_up(&s, &ann).await;
     let first = first_verification(&ann);
     let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
-    s.verifications.replace(&reset, &[]).await.unwrap();
+    ops::replace(&s, &reset, &[]).await.unwrap();
 
     let now = t0() + TimeDelta::minutes(10);
     let second = verification(11, ann.id, "ann@example.com", Purpose::VerifyEmail, now);
-    s.verifications.replace(&second, &[message(1, now)]).await.unwrap();
+    ops::replace(&s, &second, &[message(1, now)]).await.unwrap();
 
     let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &first.token_hash).await.unwrap().unwrap();
     assert_eq!(retired, Verification { consumed_at: Some(now), ..first.clone() });
@@ -1069,12 +1070,9 @@ async fn replace_retires_the_previous_live_verification(s: Stores) {
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
     // The retired one can no longer be redeemed; the new one can.
     let later = now + TimeDelta::minutes(1);
-    assert_eq!(
-        s.verifications.consume(first.id, &Effect::VerifyEmail, &[], later).await.unwrap(),
-        Consumed::Unavailable
-    );
+    assert_eq!(ops::consume(&s, &first, &Effect::VerifyEmail, &[], later).await.unwrap(), Consumed::Unavailable);
     assert!(matches!(
-        s.verifications.consume(second.id, &Effect::VerifyEmail, &[], later).await.unwrap(),
+        ops::consume(&s, &second, &Effect::VerifyEmail, &[], later).await.unwrap(),
         Consumed::Applied { .. }
     ));
 }
@@ -1098,18 +1096,18 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     let shared = "shared@example.com";
     let at = t0() + TimeDelta::minutes(1);
     let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
-    s.users.add_email(ann.id, &anns.email, &anns, &[], at).await.unwrap();
-    assert_eq!(s.users.remove_email(ann.id, &anns.email, &[], at).await.unwrap(), EmailRemoval::Removed);
+    ops::add_email(&s, ann.id, &anns.email, &anns, &[], at).await.unwrap();
+    assert_eq!(ops::remove_email(&s, ann.id, &anns.email, &[], at).await.unwrap(), EmailRemoval::Removed);
     let later = at + TimeDelta::microseconds(1);
     let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
-    s.users.add_email(bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
+    ops::add_email(&s, bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
 
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(bobs.clone()));
     assert_eq!(s.verifications.find_latest(Purpose::ResetPassword, &email(shared)).await.unwrap(), None);
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email("nobody@example.com")).await.unwrap(), None);
     // Ann's verification died with her address: once Bob's is consumed,
     // nothing live is left for it.
-    s.verifications.consume(bobs.id, &Effect::VerifyEmail, &[], later).await.unwrap();
+    ops::consume(&s, &bobs, &Effect::VerifyEmail, &[], later).await.unwrap();
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), None);
     let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &anns.token_hash).await.unwrap();
     assert_eq!(retired.and_then(|v| v.consumed_at), Some(at));
@@ -1130,8 +1128,8 @@ async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
 
     // A consumed verification counts nothing.
     let other = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
-    s.verifications.replace(&other, &[]).await.unwrap();
-    s.verifications.consume(other.id, &Effect::VerifyEmail, &[], t0()).await.unwrap();
+    ops::replace(&s, &other, &[]).await.unwrap();
+    ops::consume(&s, &other, &Effect::VerifyEmail, &[], t0()).await.unwrap();
     assert_eq!(s.verifications.record_failed_attempt(other.id).await.unwrap(), None);
 }
 
@@ -1168,18 +1166,18 @@ async fn consume_verifies_the_email_once(s: Stores) {
     sign_up(&s, &ann).await;
     let v = first_verification(&ann);
     let now = t0() + TimeDelta::hours(1);
-    let consumed = s.verifications.consume(v.id, &Effect::VerifyEmail, &[message(1, now)], now).await.unwrap();
+    let consumed = ops::consume(&s, &v, &Effect::VerifyEmail, &[message(1, now)], now).await.unwrap();
     assert_eq!(consumed, Consumed::Applied { revoked: Vec::new() });
 
     let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
     assert_eq!(stored.consumed_at, Some(now));
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), None);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
-    assert_eq!(account.emails[0].verified_at, Some(now));
+    assert_eq!(account.emails()[0].verified_at, Some(now));
     assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
 
     let again = now + TimeDelta::minutes(1);
-    let second = s.verifications.consume(v.id, &Effect::VerifyEmail, &[message(2, again)], again).await.unwrap();
+    let second = ops::consume(&s, &v, &Effect::VerifyEmail, &[message(2, again)], again).await.unwrap();
     assert_eq!(second, Consumed::Unavailable);
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
 }
@@ -1193,11 +1191,11 @@ async fn concurrent_consumes_apply_exactly_once(s: Stores) {
     let start = Arc::new(tokio::sync::Barrier::new(usize::try_from(RACERS).unwrap()));
     let racers: Vec<_> = (0..RACERS)
         .map(|i| {
-            let verifications = Arc::clone(&s.verifications);
+            let (s, v) = (s.clone(), v.clone());
             let start = Arc::clone(&start);
             tokio::spawn(async move {
                 start.wait().await;
-                verifications.consume(v.id, &Effect::VerifyEmail, &[message(i, now)], now).await
+                ops::consume(&s, &v, &Effect::VerifyEmail, &[message(i, now)], now).await
             })
         })
         .collect();
@@ -1220,19 +1218,20 @@ async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let v = first_verification(&ann);
-    let consume = |id: Uuid, at: DateTime<Utc>| {
-        let verifications = Arc::clone(&s.verifications);
-        async move { verifications.consume(id, &Effect::VerifyEmail, &[message(9, at)], at).await.unwrap() }
+    let consume = |v: Verification, at: DateTime<Utc>| {
+        let s = s.clone();
+        async move { ops::consume(&s, &v, &Effect::VerifyEmail, &[message(9, at)], at).await.unwrap() }
     };
 
     // At its expiry it is gone.
-    assert_eq!(consume(v.id, v.expires_at).await, Consumed::Unavailable);
-    assert_eq!(consume(Uuid::from_u128(404), t0()).await, Consumed::Unavailable);
+    assert_eq!(consume(v.clone(), v.expires_at).await, Consumed::Unavailable);
+    let never_issued = Verification { id: Uuid::from_u128(404), ..v.clone() };
+    assert_eq!(consume(never_issued, t0()).await, Consumed::Unavailable);
     // Out of attempts.
     for _ in 0..5 {
         s.verifications.record_failed_attempt(v.id).await.unwrap();
     }
-    assert_eq!(consume(v.id, t0()).await, Consumed::Unavailable);
+    assert_eq!(consume(v.clone(), t0()).await, Consumed::Unavailable);
     // Refusals changed nothing.
     assert!(pending(&s).await.is_empty());
     assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
@@ -1241,32 +1240,31 @@ async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
 
     // A fresh one, one microsecond before its expiry, then never again.
     let fresh = verification(10, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
-    s.verifications.replace(&fresh, &[]).await.unwrap();
+    ops::replace(&s, &fresh, &[]).await.unwrap();
     let just_before = fresh.expires_at - TimeDelta::microseconds(1);
-    assert!(matches!(consume(fresh.id, just_before).await, Consumed::Applied { .. }));
-    assert_eq!(consume(fresh.id, just_before).await, Consumed::Unavailable);
+    assert!(matches!(consume(fresh.clone(), just_before).await, Consumed::Applied { .. }));
+    assert_eq!(consume(fresh, just_before).await, Consumed::Unavailable);
 }
 
 async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_session(s: Stores) {
     let (ann, first) = user_with_session(&s).await;
     let second = session(2, &ann, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&second, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &second, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let earlier = session(3, &ann, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&earlier, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    s.sessions.revoke(earlier.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::create_session(&s, &earlier, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], t0()).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let asked = t0() + TimeDelta::minutes(1);
     let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, asked);
-    s.verifications.replace(&reset, &[message(1, asked)]).await.unwrap();
+    ops::replace(&s, &reset, &[message(1, asked)]).await.unwrap();
     let now = asked + TimeDelta::minutes(5);
     let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$reset$reset".into());
     let effect = Effect::ResetPassword { hash: new_hash.clone() };
-    let Consumed::Applied { revoked } =
-        s.verifications.consume(reset.id, &effect, &[message(2, now)], now).await.unwrap()
+    let Consumed::Applied { revoked } = ops::consume(&s, &reset, &effect, &[message(2, now)], now).await.unwrap()
     else {
         panic!("reset refused")
     };
@@ -1276,11 +1274,11 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
     assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
     assert_eq!(s.users.password_hash(bob.id).await.unwrap(), Some(bob.password_hash));
     assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at, now);
+    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at(), now);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap().unwrap().revoked_at, Some(t0()));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
     assert_eq!(pending(&s).await, vec![message(1, asked).id, message(2, now).id]);
-    assert_eq!(s.verifications.consume(reset.id, &effect, &[], now).await.unwrap(), Consumed::Unavailable);
+    assert_eq!(ops::consume(&s, &reset, &effect, &[], now).await.unwrap(), Consumed::Unavailable);
 }
 
 // ------------------------------------------------------------------ outbox
@@ -1291,7 +1289,7 @@ async fn enqueue(s: &Stores, n: u128, at: DateTime<Utc>) -> OutboxMessage {
     let m = message(n, at);
     let v =
         verification(1000 + n, UserId::from_uuid(Uuid::from_u128(1)), "ann@example.com", Purpose::ResetPassword, at);
-    s.verifications.replace(&v, std::slice::from_ref(&m)).await.unwrap();
+    ops::replace(s, &v, std::slice::from_ref(&m)).await.unwrap();
     m
 }
 
@@ -1374,7 +1372,7 @@ async fn two_relays_claim_every_row_exactly_once(s: Stores) {
     let ann = user(1, "ann@example.com");
     let batch: Vec<OutboxMessage> =
         (0..ROWS).map(|n| message(n, t0() + TimeDelta::milliseconds(i64::try_from(n).unwrap()))).collect();
-    s.users.create(&ann, &first_verification(&ann), &batch).await.unwrap();
+    ops::create_user(&s, &ann, &first_verification(&ann), &batch).await.unwrap();
 
     let now = t0() + TimeDelta::minutes(1);
     let start = Arc::new(tokio::sync::Barrier::new(2));
@@ -1503,8 +1501,8 @@ async fn ann_and_bob(s: &Stores) -> (UserId, UserId) {
 async fn active_factor(s: &Stores, n: u128, user: UserId, kind: FactorKind, codes: &[TokenHash]) -> Factor {
     let at = t0() + TimeDelta::seconds(i64::try_from(n).unwrap());
     let f = factor(n, user, kind, at);
-    s.mfa.add_factor(&f, None, &[]).await.unwrap();
-    assert!(s.mfa.activate_factor(user, f.id, codes, &[], at).await.unwrap());
+    ops::add_factor(s, &f, None, &[]).await.unwrap();
+    assert!(ops::activate_factor(s, user, f.id, codes, &[], at).await.unwrap());
     Factor { active: true, confirmed_at: Some(at), ..f }
 }
 
@@ -1535,30 +1533,30 @@ where
 async fn add_factor_stores_it_and_replaces_pending_factors_of_its_kind(s: Stores) {
     let (ann, bob) = ann_and_bob(&s).await;
     let totp = factor(1, ann, FactorKind::Totp, t0());
-    s.mfa.add_factor(&totp, None, &[message(1, t0())]).await.unwrap();
+    ops::add_factor(&s, &totp, None, &[message(1, t0())]).await.unwrap();
     let email = factor(2, ann, FactorKind::Email, t0() + TimeDelta::seconds(1));
     let code = factor_code(1, &email, None, email.created_at);
-    s.mfa.add_factor(&email, Some(&code), &[message(2, email.created_at)]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&code), &[message(2, email.created_at)]).await.unwrap();
     // The sealed secret, the destination and every other field round-trip.
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![totp.clone(), email.clone()]);
     assert!(s.mfa.factors(bob).await.unwrap().is_empty());
 
     // A new pending TOTP factor replaces the pending one; the email factor stays.
     let totp2 = factor(3, ann, FactorKind::Totp, t0() + TimeDelta::seconds(2));
-    s.mfa.add_factor(&totp2, None, &[message(3, totp2.created_at)]).await.unwrap();
+    ops::add_factor(&s, &totp2, None, &[message(3, totp2.created_at)]).await.unwrap();
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), totp2.clone()]);
 
     // An active factor of the same kind is not replaced.
     let now = t0() + TimeDelta::seconds(3);
-    assert!(s.mfa.activate_factor(ann, totp2.id, &[], &[], now).await.unwrap());
+    assert!(ops::activate_factor(&s, ann, totp2.id, &[], &[], now).await.unwrap());
     let totp3 = factor(4, ann, FactorKind::Totp, t0() + TimeDelta::seconds(4));
-    s.mfa.add_factor(&totp3, None, &[]).await.unwrap();
+    ops::add_factor(&s, &totp3, None, &[]).await.unwrap();
     let active2 = Factor { active: true, confirmed_at: Some(now), ..totp2 };
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), active2.clone(), totp3.clone()]);
 
     // A replaced factor's codes go with it.
     let email2 = factor(5, ann, FactorKind::Email, t0() + TimeDelta::seconds(5));
-    s.mfa.add_factor(&email2, Some(&factor_code(2, &email2, None, email2.created_at)), &[]).await.unwrap();
+    ops::add_factor(&s, &email2, Some(&factor_code(2, &email2, None, email2.created_at)), &[]).await.unwrap();
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active2, totp3, email2.clone()]);
     assert!(!s.mfa.use_code(email.id, None, &code_hash(1), email2.created_at).await.unwrap());
     assert!(s.mfa.use_code(email2.id, None, &code_hash(2), email2.created_at).await.unwrap());
@@ -1572,35 +1570,35 @@ async fn activate_factor_activates_only_the_users_pending_factor(s: Stores) {
     let (ann, bob) = ann_and_bob(&s).await;
     let anns = factor(1, ann, FactorKind::Totp, t0());
     let bobs = factor(2, bob, FactorKind::Totp, t0());
-    s.mfa.add_factor(&anns, None, &[]).await.unwrap();
-    s.mfa.add_factor(&bobs, None, &[]).await.unwrap();
+    ops::add_factor(&s, &anns, None, &[]).await.unwrap();
+    ops::add_factor(&s, &bobs, None, &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
     // Another user's factor, an unknown factor: nothing changes, nothing is written.
-    assert!(!s.mfa.activate_factor(bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap());
-    assert!(!s.mfa.activate_factor(ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap());
+    assert!(!ops::activate_factor(&s, bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap());
+    assert!(!ops::activate_factor(&s, ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap());
     let unknown = Uuid::from_u128(0xdead);
-    assert!(!s.mfa.activate_factor(ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap());
+    assert!(!ops::activate_factor(&s, ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![anns.clone()]);
-    assert_eq!(s.mfa.use_backup_code(bob, &backup(1), &notice(100, now), now).await.unwrap(), None);
+    assert_eq!(ops::use_backup_code(&s, bob, &backup(1), &notice(100, now), now).await.unwrap(), None);
 
     // The first activation stores the backup codes.
-    assert!(s.mfa.activate_factor(ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap());
+    assert!(ops::activate_factor(&s, ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap());
     let active = Factor { active: true, confirmed_at: Some(now), ..anns.clone() };
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active.clone()]);
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
 
     // An active factor is not activated again, and its codes are not replaced.
     let later = now + TimeDelta::minutes(1);
-    assert!(!s.mfa.activate_factor(ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap());
+    assert!(!ops::activate_factor(&s, ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active]);
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
 
     // A second factor activated without backup codes keeps the user's codes.
     let email = factor(3, ann, FactorKind::Email, later);
-    s.mfa.add_factor(&email, None, &[]).await.unwrap();
-    assert!(s.mfa.activate_factor(ann, email.id, &[], &[message(6, later)], later).await.unwrap());
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(200, later), later).await.unwrap(), Some(1));
+    ops::add_factor(&s, &email, None, &[]).await.unwrap();
+    assert!(ops::activate_factor(&s, ann, email.id, &[], &[message(6, later)], later).await.unwrap());
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(200, later), later).await.unwrap(), Some(1));
     assert_eq!(
         pending_ids(&s).await,
         ids([message(4, now), message(102, now), message(6, later), message(201, later)])
@@ -1612,26 +1610,26 @@ async fn remove_factor_takes_the_backup_codes_with_the_last_active_factor(s: Sto
     let totp = active_factor(&s, 1, ann, FactorKind::Totp, &backups(1..=4)).await;
     let email = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
     let sms = factor(3, ann, FactorKind::Sms, t0() + TimeDelta::seconds(3));
-    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, sms.created_at)), &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, sms.created_at)), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
     // Not Bob's to remove, and an unknown factor: nothing changes, nothing is written.
-    assert!(!s.mfa.remove_factor(bob, totp.id, &[message(1, now)]).await.unwrap());
-    assert!(!s.mfa.remove_factor(ann, Uuid::from_u128(0xdead), &[message(2, now)]).await.unwrap());
+    assert!(!ops::remove_factor(&s, bob, totp.id, &[message(1, now)]).await.unwrap());
+    assert!(!ops::remove_factor(&s, ann, Uuid::from_u128(0xdead), &[message(2, now)]).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap().len(), 3);
 
     // A pending factor, then one of two active ones: the backup codes stay.
-    assert!(s.mfa.remove_factor(ann, sms.id, &[message(3, now)]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, sms.id, &[message(3, now)]).await.unwrap());
     assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap());
-    assert!(s.mfa.remove_factor(ann, totp.id, &[message(4, now)]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, totp.id, &[message(4, now)]).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone()]);
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(3));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(3));
 
     // The last active factor takes them with it.
-    assert!(s.mfa.remove_factor(ann, email.id, &[message(5, now)]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, email.id, &[message(5, now)]).await.unwrap());
     assert!(s.mfa.factors(ann).await.unwrap().is_empty());
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(200, now), now).await.unwrap(), None);
-    assert!(!s.mfa.remove_factor(ann, email.id, &[message(6, now)]).await.unwrap());
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(200, now), now).await.unwrap(), None);
+    assert!(!ops::remove_factor(&s, ann, email.id, &[message(6, now)]).await.unwrap());
     assert_eq!(pending_ids(&s).await, ids([message(3, now), message(4, now), message(5, now), message(103, now)]));
 }
 
@@ -1641,15 +1639,15 @@ async fn concurrent_removals_of_the_last_active_factors_take_the_backup_codes(s:
     let second = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
     // Each removal alone still sees the other active factor: only when the
     // second waits for the first does it see that none is left.
-    let (mfa, ids) = (Arc::clone(&s.mfa), std::sync::Mutex::new(vec![first.id, second.id]));
+    let ids = std::sync::Mutex::new(vec![first.id, second.id]);
     let removed = race(2, || {
-        let (mfa, id) = (Arc::clone(&mfa), ids.lock().unwrap().pop().unwrap());
-        async move { mfa.remove_factor(ann, id, &[]).await.unwrap() }
+        let (s, id) = (s.clone(), ids.lock().unwrap().pop().unwrap());
+        async move { ops::remove_factor(&s, ann, id, &[]).await.unwrap() }
     })
     .await;
     assert_eq!(removed, vec![true, true]);
     let now = t0() + TimeDelta::minutes(1);
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), None);
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), None);
 }
 
 async fn advance_totp_step_only_moves_forward(s: Stores) {
@@ -1680,22 +1678,22 @@ async fn concurrent_totp_steps_are_accepted_once(s: Stores) {
 async fn backup_codes_are_used_once_and_count_down(s: Stores) {
     let (ann, bob) = ann_and_bob(&s).await;
     let now = t0() + TimeDelta::minutes(1);
-    s.mfa.replace_backup_codes(ann, &backups(1..=3), &[message(1, now)], now).await.unwrap();
-    s.mfa.replace_backup_codes(bob, &backups(7..=7), &[], now).await.unwrap();
+    ops::replace_backup_codes(&s, ann, &backups(1..=3), &[message(1, now)], now).await.unwrap();
+    ops::replace_backup_codes(&s, bob, &backups(7..=7), &[], now).await.unwrap();
 
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(1), &notice(200, now), now).await.unwrap(), None, "used");
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(9), &notice(200, now), now).await.unwrap(), None, "unknown");
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(7), &notice(200, now), now).await.unwrap(), None, "Bob's");
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(3), &notice(300, now), now).await.unwrap(), Some(1));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(200, now), now).await.unwrap(), None, "used");
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(9), &notice(200, now), now).await.unwrap(), None, "unknown");
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(7), &notice(200, now), now).await.unwrap(), None, "Bob's");
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(3), &notice(300, now), now).await.unwrap(), Some(1));
 
     // Replacing discards the old codes, used or not.
     let later = now + TimeDelta::minutes(1);
-    s.mfa.replace_backup_codes(ann, &backups(4..=5), &[message(2, later)], later).await.unwrap();
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(2), &notice(400, later), later).await.unwrap(), None);
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(5), &notice(500, later), later).await.unwrap(), Some(1));
-    assert_eq!(s.mfa.use_backup_code(ann, &backup(4), &notice(600, later), later).await.unwrap(), Some(0));
-    assert_eq!(s.mfa.use_backup_code(bob, &backup(7), &notice(700, later), later).await.unwrap(), Some(0));
+    ops::replace_backup_codes(&s, ann, &backups(4..=5), &[message(2, later)], later).await.unwrap();
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(400, later), later).await.unwrap(), None);
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(5), &notice(500, later), later).await.unwrap(), Some(1));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(4), &notice(600, later), later).await.unwrap(), Some(0));
+    assert_eq!(ops::use_backup_code(&s, bob, &backup(7), &notice(700, later), later).await.unwrap(), Some(0));
     assert_eq!(
         pending_ids(&s).await,
         ids([
@@ -1713,11 +1711,10 @@ async fn backup_codes_are_used_once_and_count_down(s: Stores) {
 async fn concurrent_uses_of_one_backup_code_succeed_once(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let now = t0() + TimeDelta::minutes(1);
-    s.mfa.replace_backup_codes(ann, &backups(1..=3), &[], now).await.unwrap();
-    let mfa = Arc::clone(&s.mfa);
+    ops::replace_backup_codes(&s, ann, &backups(1..=3), &[], now).await.unwrap();
     let results = race(20, || {
-        let mfa = Arc::clone(&mfa);
-        async move { mfa.use_backup_code(ann, &backup(2), &notice(100, now), now).await.unwrap() }
+        let s = s.clone();
+        async move { ops::use_backup_code(&s, ann, &backup(2), &notice(100, now), now).await.unwrap() }
     })
     .await;
     let used: Vec<u32> = results.into_iter().flatten().collect();
@@ -1728,14 +1725,14 @@ async fn concurrent_uses_of_one_backup_code_succeed_once(s: Stores) {
 async fn a_code_is_used_once(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let email = factor(1, ann, FactorKind::Email, t0());
-    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
     assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "wrong code");
     assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
     assert!(!s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap(), "used");
     // Another factor's code of the same value does not count for this one.
     let sms = factor(2, ann, FactorKind::Sms, t0());
-    s.mfa.add_factor(&sms, Some(&factor_code(3, &sms, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(3, &sms, None, t0())), &[]).await.unwrap();
     assert!(!s.mfa.use_code(email.id, None, &code_hash(3), now).await.unwrap());
     assert!(s.mfa.use_code(sms.id, None, &code_hash(3), now).await.unwrap());
 }
@@ -1743,7 +1740,7 @@ async fn a_code_is_used_once(s: Stores) {
 async fn wrong_codes_count_until_the_limit(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let email = factor(1, ann, FactorKind::Email, t0());
-    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
     // Two wrong codes leave one attempt of three.
     for wrong in [8, 9] {
@@ -1752,7 +1749,7 @@ async fn wrong_codes_count_until_the_limit(s: Stores) {
     assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
 
     // A third wrong code uses it up: then even the right code fails.
-    s.mfa.add_code(&factor_code(2, &email, None, now), &[message(1, now)]).await.unwrap();
+    ops::add_code(&s, &factor_code(2, &email, None, now), &[message(1, now)]).await.unwrap();
     for wrong in [7, 8, 9] {
         assert!(!s.mfa.use_code(email.id, None, &code_hash(wrong), now).await.unwrap());
     }
@@ -1764,7 +1761,7 @@ async fn an_expired_code_fails(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let email = factor(1, ann, FactorKind::Email, t0());
     let code = factor_code(1, &email, None, t0());
-    s.mfa.add_factor(&email, Some(&code), &[]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&code), &[]).await.unwrap();
     assert!(!s.mfa.use_code(email.id, None, &code_hash(1), code.expires_at).await.unwrap());
     // Wrong codes after expiry count nothing: the code still works just before it.
     for _ in 0..3 {
@@ -1777,9 +1774,9 @@ async fn an_expired_code_fails(s: Stores) {
 async fn a_newer_code_retires_the_older(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let sms = factor(1, ann, FactorKind::Sms, t0());
-    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
     let resent = t0() + TimeDelta::minutes(1);
-    s.mfa.add_code(&factor_code(2, &sms, None, resent), &[message(1, resent)]).await.unwrap();
+    ops::add_code(&s, &factor_code(2, &sms, None, resent), &[message(1, resent)]).await.unwrap();
     let now = resent + TimeDelta::seconds(10);
     assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap(), "the retired code");
     assert!(s.mfa.use_code(sms.id, None, &code_hash(2), now).await.unwrap());
@@ -1789,13 +1786,13 @@ async fn a_newer_code_retires_the_older(s: Stores) {
 async fn challenge_codes_and_enrolment_codes_are_kept_apart(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let email = factor(1, ann, FactorKind::Email, t0());
-    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
     let (login, other) = (challenge(1, ann, t0()), challenge(2, ann, t0()));
     s.mfa.create_challenge(&login).await.unwrap();
     s.mfa.create_challenge(&other).await.unwrap();
     // A code for the login does not retire the enrolment code.
     let sent = t0() + TimeDelta::seconds(1);
-    s.mfa.add_code(&factor_code(2, &email, Some(login.id), sent), &[]).await.unwrap();
+    ops::add_code(&s, &factor_code(2, &email, Some(login.id), sent), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
     assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "login code for enrolment");
@@ -1893,7 +1890,7 @@ async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
 async fn concurrent_uses_of_one_code_succeed_once(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let sms = factor(1, ann, FactorKind::Sms, t0());
-    s.mfa.add_factor(&sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
     let mfa = Arc::clone(&s.mfa);
     let results = race(20, || {
@@ -1972,13 +1969,13 @@ fn audit_ids(records: &[AuditRecord]) -> Vec<Uuid> {
 async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     let ann = user(1, "ann@example.com");
     let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
-    s.users.create(&ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
+    ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
     assert_eq!(trail(&s, ann.id).await, vec![signed_up.clone()]);
 
     // A refused sign-up writes neither its user, its event nor its audit row.
     let bob = user(2, "ANN@example.com");
     let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
-    let err = s.users.create(&bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    let err = ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(trail(&s, bob.id).await.is_empty());
 
@@ -1986,11 +1983,12 @@ async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     let sess = session(1, &ann, now, now + TimeDelta::days(30));
     let login = audit_record(3, "login.succeeded", now, Some(ann.id), Some(ann.id));
-    s.sessions.create(&sess, &token(1, now, TimeDelta::days(30)), &[audited(3, &login)]).await.unwrap();
+    ops::create_session(&s, &sess, &token(1, now, TimeDelta::days(30)), &[audited(3, &login)]).await.unwrap();
     let ghost = user(9, "ghost@example.com");
     let ghosts = session(2, &ghost, now, now + TimeDelta::days(30));
     let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id), Some(ghost.id));
-    let result = s.sessions.create(&ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
+    let result =
+        ops::create_session(&s, &ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
     assert!(result.is_err(), "{result:?}");
     assert!(trail(&s, ghost.id).await.is_empty());
 
@@ -2000,7 +1998,7 @@ async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     assert_eq!(sent, vec![message(1, t0()).id, message(3, now).id]);
     // A message without an audit record writes no audit row.
     let other = session(3, &ann, now, now + TimeDelta::days(30));
-    s.sessions.create(&other, &token(3, now, TimeDelta::days(30)), &[message(5, now)]).await.unwrap();
+    ops::create_session(&s, &other, &token(3, now, TimeDelta::days(30)), &[message(5, now)]).await.unwrap();
     assert_eq!(trail(&s, ann.id).await.len(), 2);
 }
 
@@ -2127,12 +2125,12 @@ async fn revoke_writes_its_outbox_only_when_the_session_exists(s: Stores) {
     let now = t0() + TimeDelta::minutes(5);
     let unknown = SessionId::from_uuid(Uuid::from_u128(0xdead));
     let nothing = audit_record(1, "session.revoked", now, Some(ann.id), Some(ann.id));
-    assert_eq!(s.sessions.revoke(unknown, RevokeReason::Logout, &[audited(1, &nothing)], now).await.unwrap(), None);
+    assert_eq!(ops::revoke(&s, unknown, RevokeReason::Logout, &[audited(1, &nothing)], now).await.unwrap(), None);
     assert!(pending(&s).await.is_empty());
     assert!(trail(&s, ann.id).await.is_empty());
 
     let revoked = audit_record(2, "session.revoked", now, Some(ann.id), Some(ann.id));
-    let got = s.sessions.revoke(sess.id, RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
+    let got = ops::revoke(&s, sess.id, RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
     assert_eq!(got, Some(Session { revoked_at: Some(now), ..sess.clone() }));
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
     assert_eq!(trail(&s, ann.id).await, vec![revoked]);
@@ -2143,7 +2141,7 @@ async fn revoke_all_writes_its_outbox_with_the_revocations(s: Stores) {
     let now = t0() + TimeDelta::minutes(5);
     let fact = audit_record(1, "session.revoked_all", now, Some(ann.id), Some(ann.id));
     let revoked =
-        s.sessions.revoke_all(ann.id, None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
+        ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
     assert_eq!(revoked, vec![Session { revoked_at: Some(now), ..sess }]);
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
     assert_eq!(trail(&s, ann.id).await, vec![fact]);
@@ -2154,12 +2152,12 @@ async fn remove_email_writes_its_outbox_only_when_removed(s: Stores) {
     sign_up(&s, &ann).await;
     let now = t0() + TimeDelta::minutes(1);
     let v = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    s.users.add_email(ann.id, &v.email, &v, &[], now).await.unwrap();
+    ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
 
     let attempt = |n: u128, address: &'static str| {
-        let users = Arc::clone(&s.users);
+        let s = s.clone();
         let fact = audit_record(n, "email.removed", now, Some(ann.id), Some(ann.id));
-        async move { users.remove_email(ann.id, &email(address), &[audited(n, &fact)], now).await.unwrap() }
+        async move { ops::remove_email(&s, ann.id, &email(address), &[audited(n, &fact)], now).await.unwrap() }
     };
     assert_eq!(attempt(1, "nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(attempt(2, "ann@example.com").await, EmailRemoval::IsPrimary);
@@ -2177,18 +2175,18 @@ async fn delete_writes_its_outbox_only_when_the_user_existed(s: Stores) {
     let now = t0() + TimeDelta::hours(1);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     let nothing = audit_record(1, "user.deleted", now, Some(nobody), Some(nobody));
-    assert!(s.users.delete(nobody, &[audited(1, &nothing)], now).await.unwrap().is_empty());
+    assert!(ops::delete_user(&s, nobody, &[audited(1, &nothing)], now).await.unwrap().is_empty());
     assert!(pending(&s).await.is_empty());
     assert!(trail(&s, nobody).await.is_empty());
 
     let deleted = audit_record(2, "user.deleted", now, Some(ann.id), Some(ann.id));
-    s.users.delete(ann.id, &[audited(2, &deleted)], now).await.unwrap();
+    ops::delete_user(&s, ann.id, &[audited(2, &deleted)], now).await.unwrap();
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
     assert_eq!(trail(&s, ann.id).await, vec![deleted]);
 
     // Deleting it again changes and writes nothing.
     let again = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
-    assert!(s.users.delete(ann.id, &[audited(3, &again)], now).await.unwrap().is_empty());
+    assert!(ops::delete_user(&s, ann.id, &[audited(3, &again)], now).await.unwrap().is_empty());
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
     assert_eq!(trail(&s, ann.id).await.len(), 1);
 }
@@ -2196,7 +2194,7 @@ async fn delete_writes_its_outbox_only_when_the_user_existed(s: Stores) {
 async fn audit_rows_survive_the_users_deletion(s: Stores) {
     let ann = user(1, "ann@example.com");
     let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
-    s.users.create(&ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
+    ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
     let failed = AuditRecord {
         outcome: AuditOutcome::Failure,
         ..audit_record(2, "login.failed", t0() + TimeDelta::minutes(1), None, Some(ann.id))
@@ -2205,7 +2203,7 @@ async fn audit_rows_survive_the_users_deletion(s: Stores) {
 
     let now = t0() + TimeDelta::hours(1);
     let deleted = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
-    s.users.delete(ann.id, &[audited(3, &deleted)], now).await.unwrap();
+    ops::delete_user(&s, ann.id, &[audited(3, &deleted)], now).await.unwrap();
     assert_eq!(s.users.get(ann.id).await.unwrap(), None);
     assert_eq!(trail(&s, ann.id).await, vec![deleted, failed, signed_up]);
     // A new account with the same address does not inherit the trail.
@@ -2228,9 +2226,9 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
     let s = t.stores();
     let ann = user(1, "ann@example.com");
-    s.users.create(&ann, &first_verification(&ann), &[message(1, t0())]).await.unwrap();
+    ops::create_user(&s, &ann, &first_verification(&ann), &[message(1, t0())]).await.unwrap();
     let bob = user(2, "ann@example.com");
-    let err = s.users.create(&bob, &first_verification(&bob), &[message(2, t0())]).await.unwrap_err();
+    let err = ops::create_user(&s, &bob, &first_verification(&bob), &[message(2, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(ref m) if m.contains("email")), "{err:?}");
     assert_eq!(t.count("users").await, 1);
     assert_eq!(t.count("user_emails").await, 1);
@@ -2242,8 +2240,9 @@ async fn session_for_an_unknown_user_is_refused(t: TestDb) {
     let s = t.stores();
     let ghost = user(9, "ghost@example.com");
     let first = token(1, t0(), TimeDelta::days(30));
-    let err =
-        s.sessions.create(&session(1, &ghost, t0(), first.expires_at), &first, &[message(1, t0())]).await.unwrap_err();
+    let err = ops::create_session(&s, &session(1, &ghost, t0(), first.expires_at), &first, &[message(1, t0())])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
     assert_eq!(t.count("sessions").await, 0);
     assert_eq!(t.count("refresh_tokens").await, 0);
@@ -2258,11 +2257,11 @@ async fn prune_deletes_the_refresh_tokens_of_pruned_sessions(t: TestDb) {
         .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
         .await
         .unwrap();
-    s.sessions.revoke(sess.id, RevokeReason::Logout, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
     let expired = session(2, &ann, t0(), t0() + TimeDelta::days(1));
-    s.sessions.create(&expired, &token(3, t0(), TimeDelta::days(1)), &[]).await.unwrap();
+    ops::create_session(&s, &expired, &token(3, t0(), TimeDelta::days(1)), &[]).await.unwrap();
     let live = session(3, &ann, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&live, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &live, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     assert_eq!(t.count("refresh_tokens").await, 4);
 
     assert_eq!(s.sessions.prune(t0() + TimeDelta::days(5)).await.unwrap(), 2);
@@ -2306,7 +2305,7 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(2, &bob, t0(), t0() + TimeDelta::days(30));
-    s.sessions.create(&bobs, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
+    ops::create_session(&s, &bobs, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     t.execute("DELETE FROM users WHERE id IN (SELECT user_id FROM user_emails WHERE email = 'ann@example.com')").await;
 
@@ -2326,7 +2325,7 @@ async fn deleting_a_user_cascades_to_factors_codes_challenges_and_backup_codes(t
         let email = active_factor(&s, n, user, FactorKind::Email, &backups(10 * n..=10 * n + 1)).await;
         let login = challenge(n, user, t0());
         s.mfa.create_challenge(&login).await.unwrap();
-        s.mfa.add_code(&factor_code(n, &email, Some(login.id), t0()), &[]).await.unwrap();
+        ops::add_code(&s, &factor_code(n, &email, Some(login.id), t0()), &[]).await.unwrap();
     }
     t.execute("DELETE FROM users WHERE id IN (SELECT user_id FROM user_emails WHERE email = 'ann@example.com')").await;
 
@@ -2341,10 +2340,10 @@ async fn removing_a_factor_deletes_its_codes(t: TestDb) {
     let s = t.stores();
     let (ann, _) = ann_and_bob(&s).await;
     let email = factor(1, ann, FactorKind::Email, t0());
-    s.mfa.add_factor(&email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
-    s.mfa.add_code(&factor_code(2, &email, None, t0() + TimeDelta::seconds(1)), &[]).await.unwrap();
+    ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
+    ops::add_code(&s, &factor_code(2, &email, None, t0() + TimeDelta::seconds(1)), &[]).await.unwrap();
     assert_eq!(t.count("mfa_codes").await, 2);
-    assert!(s.mfa.remove_factor(ann, email.id, &[]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, email.id, &[]).await.unwrap());
     assert_eq!(t.count("mfa_codes").await, 0);
 }
 
@@ -2352,9 +2351,9 @@ async fn mfa_changes_for_an_unknown_user_store_nothing(t: TestDb) {
     let s = t.stores();
     let ghost = UserId::from_uuid(Uuid::from_u128(9));
     let f = factor(1, ghost, FactorKind::Email, t0());
-    let err = s.mfa.add_factor(&f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await.unwrap_err();
+    let err = ops::add_factor(&s, &f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
-    let err = s.mfa.replace_backup_codes(ghost, &backups(1..=2), &[message(2, t0())], t0()).await.unwrap_err();
+    let err = ops::replace_backup_codes(&s, ghost, &backups(1..=2), &[message(2, t0())], t0()).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
     let err = s.mfa.create_challenge(&challenge(1, ghost, t0())).await.unwrap_err();
     assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
@@ -2412,16 +2411,16 @@ async fn a_refused_change_writes_no_audit_row(t: TestDb) {
     let s = t.stores();
     let ann = user(1, "ann@example.com");
     let fact = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
-    s.users.create(&ann, &first_verification(&ann), &[audited(1, &fact)]).await.unwrap();
+    ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &fact)]).await.unwrap();
     let bob = user(2, "ann@example.com");
     let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
-    s.users.create(&bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
     assert_eq!(t.count("audit_events").await, 1);
     assert_eq!(t.count("outbox").await, 1);
 
     // A duplicate audit id fails the whole change: the session is not stored either.
     let sess = session(1, &ann, t0(), t0() + TimeDelta::days(30));
-    let result = s.sessions.create(&sess, &token(1, t0(), TimeDelta::days(30)), &[audited(3, &fact)]).await;
+    let result = ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[audited(3, &fact)]).await;
     assert!(result.is_err(), "{result:?}");
     assert_eq!(t.count("sessions").await, 0);
     assert_eq!(t.count("audit_events").await, 1);
@@ -2545,15 +2544,15 @@ async fn recent_activity_counts_issues_and_failures_per_user_and_purpose(s: Stor
     let early = t0() + TimeDelta::minutes(1);
     let late = t0() + TimeDelta::minutes(30);
     let first = verification(30, ann.id, "ann@example.com", Purpose::ResetPassword, early);
-    s.verifications.replace(&first, &[]).await.unwrap();
+    ops::replace(&s, &first, &[]).await.unwrap();
     s.verifications.record_failed_attempt(first.id).await.unwrap();
     let second = verification(31, ann.id, "ann@example.com", Purpose::ResetPassword, late);
-    s.verifications.replace(&second, &[]).await.unwrap();
+    ops::replace(&s, &second, &[]).await.unwrap();
     for _ in 0..2 {
         s.verifications.record_failed_attempt(second.id).await.unwrap();
     }
     let bobs = verification(32, bob.id, "bob@example.com", Purpose::ResetPassword, late);
-    s.verifications.replace(&bobs, &[]).await.unwrap();
+    ops::replace(&s, &bobs, &[]).await.unwrap();
     s.verifications.record_failed_attempt(bobs.id).await.unwrap();
 
     let all = s.verifications.recent_activity(ann.id, Purpose::ResetPassword, t0()).await.unwrap();
@@ -2571,19 +2570,18 @@ async fn a_new_or_completed_reset_retires_every_other_reset_of_the_account(s: St
     sign_up(&s, &ann).await;
     let at = t0() + TimeDelta::minutes(1);
     let v = verification(40, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    s.users.add_email(ann.id, &v.email, &v, &[], at).await.unwrap();
+    ops::add_email(&s, ann.id, &v.email, &v, &[], at).await.unwrap();
     let first = verification(41, ann.id, "ann@example.com", Purpose::ResetPassword, at);
-    s.verifications.replace(&first, &[]).await.unwrap();
+    ops::replace(&s, &first, &[]).await.unwrap();
     let second = verification(42, ann.id, "ann@work.example", Purpose::ResetPassword, at + TimeDelta::seconds(1));
-    s.verifications.replace(&second, &[]).await.unwrap();
+    ops::replace(&s, &second, &[]).await.unwrap();
     let stored = s.verifications.find_by_token(Purpose::ResetPassword, &first.token_hash).await.unwrap().unwrap();
     assert!(stored.consumed_at.is_some(), "a reset to another address retires the older one");
     // Email verifications stay per address.
     assert!(s.verifications.find_latest(Purpose::VerifyEmail, &email("ann@work.example")).await.unwrap().is_some());
 
     let hash = gatehouse_domain::PasswordHash::from_phc("$argon2id$new".into());
-    let done =
-        s.verifications.consume(second.id, &Effect::ResetPassword { hash }, &[], at + TimeDelta::seconds(2)).await;
+    let done = ops::consume(&s, &second, &Effect::ResetPassword { hash }, &[], at + TimeDelta::seconds(2)).await;
     assert!(matches!(done.unwrap(), Consumed::Applied { .. }));
     assert!(s.verifications.find_latest(Purpose::ResetPassword, &email("ann@example.com")).await.unwrap().is_none());
 }
@@ -2597,11 +2595,14 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     let mut f = factor(51, ann.id, FactorKind::Email, at);
     f.destination = Some("ann@work.example".into());
     let v = verification(52, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    s.users.add_email(ann.id, &v.email, &v, &[], at).await.unwrap();
-    s.mfa.add_factor(&f, None, &[]).await.unwrap();
+    ops::add_email(&s, ann.id, &v.email, &v, &[], at).await.unwrap();
+    ops::add_factor(&s, &f, None, &[]).await.unwrap();
     let totp = factor(53, ann.id, FactorKind::Totp, at);
-    s.mfa.add_factor(&totp, None, &[]).await.unwrap();
-    assert_eq!(s.users.remove_email(ann.id, &email("ann@work.example"), &[], at).await.unwrap(), EmailRemoval::Removed);
+    ops::add_factor(&s, &totp, None, &[]).await.unwrap();
+    assert_eq!(
+        ops::remove_email(&s, ann.id, &email("ann@work.example"), &[], at).await.unwrap(),
+        EmailRemoval::Removed
+    );
     let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id).collect();
     assert_eq!(left, [totp.id]);
 }

@@ -1,44 +1,62 @@
 //! ChangePassword: the current password, then a new one. The caller's other
 //! sessions end (OWASP ASVS 5.0 V7.4.3) and the owner is notified.
 
-use gatehouse_domain::{AccessClaims, Event, Password};
+use std::sync::Arc;
 
-use super::AccountDeps;
+use gatehouse_domain::{AccessClaims, Event, Password, RevokeReason};
+
+use super::PasswordProof;
+use crate::auth::SessionRevoker;
 use crate::error::AppError;
-use crate::events::Audit;
+use crate::events::{Audit, EventFactory};
+use crate::ports::clock::Clock;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Changes the caller's password.
 #[derive(Clone, Debug)]
-pub struct ChangePassword(AccountDeps);
+pub struct ChangePassword {
+    proof: PasswordProof,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    revoker: SessionRevoker,
+    events: EventFactory,
+    clock: Arc<dyn Clock>,
+}
 
 impl ChangePassword {
     #[must_use]
-    pub const fn new(deps: AccountDeps) -> Self {
-        Self(deps)
+    pub fn new(
+        proof: PasswordProof,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        revoker: SessionRevoker,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { proof, uow, revoker, events, clock }
     }
 
     /// # Errors
     /// [`AppError::WrongPassword`] (`current_password`) when the current password is wrong.
     pub async fn execute(&self, caller: &AccessClaims, current: &Password, new: &Password) -> Result<(), AppError> {
-        let d = &self.0;
-        d.check_password(caller.user_id, current, "current_password").await?;
-        let hash = d.hasher.hash(new).await?;
-        let account = d.users.get(caller.user_id).await?.ok_or(AppError::NotFound("user"))?;
-        let now = d.clock.now();
-        let notices: Vec<_> = account
+        let user = caller.user_id;
+        self.proof.check(user, current, "current_password").await?;
+        let hash = self.proof.hasher().hash(new).await?;
+        let now = self.clock.now();
+        let mut uow = self.uow.begin().await?;
+        let account = uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        uow.accounts().set_password_hash(user, &hash, now).await?;
+        let revoked =
+            SessionRevoker::revoke_all(uow.as_ref(), user, Some(caller.session_id), RevokeReason::PasswordChanged, now)
+                .await?;
+        let mut messages: Vec<_> = account
             .primary_email()
-            .map(|e| {
-                d.issuer
-                    .events()
-                    .message(now, Event::PasswordChanged { user_id: caller.user_id, email: e.email.clone() })
-            })
+            .map(|e| self.events.message(now, Event::PasswordChanged { user_id: user, email: e.email.clone() }))
             .into_iter()
             .collect();
-        let mut outbox = notices;
-        outbox.push(d.issuer.events().audit(now, Audit::by("password.changed", caller.user_id)));
-        let revoked = d.users.change_password(caller.user_id, &hash, Some(caller.session_id), &outbox, now).await?;
-        d.revoker.deny_revoked(&revoked, now).await?;
-        tracing::info!(user_id = %caller.user_id, revoked = revoked.len(), "password changed");
+        messages.push(self.events.audit(now, Audit::by("password.changed", user)));
+        uow.add_messages(messages);
+        uow.commit().await?;
+        self.revoker.deny_revoked(&revoked, now).await?;
+        tracing::info!(user_id = %user, revoked = revoked.len(), "password changed");
         Ok(())
     }
 }

@@ -1,30 +1,55 @@
 //! DeleteMe: with the password as a fresh proof, the account and all it
 //! owns are deleted, and its sessions' tokens stop validating at once.
 
+use std::sync::Arc;
+
 use gatehouse_domain::{Password, UserId};
 
-use super::AccountDeps;
+use super::PasswordProof;
+use crate::auth::SessionRevoker;
 use crate::error::AppError;
-use crate::events::Audit;
+use crate::events::{Audit, EventFactory};
+use crate::ports::clock::Clock;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Deletes the caller's account.
 #[derive(Clone, Debug)]
-pub struct DeleteMe(AccountDeps);
+pub struct DeleteMe {
+    proof: PasswordProof,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    revoker: SessionRevoker,
+    events: EventFactory,
+    clock: Arc<dyn Clock>,
+}
 
 impl DeleteMe {
     #[must_use]
-    pub const fn new(deps: AccountDeps) -> Self {
-        Self(deps)
+    pub fn new(
+        proof: PasswordProof,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        revoker: SessionRevoker,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { proof, uow, revoker, events, clock }
     }
 
     /// # Errors
     /// [`AppError::WrongPassword`] (`password`) when the password is wrong.
     pub async fn execute(&self, user: UserId, password: &Password) -> Result<(), AppError> {
-        self.0.check_password(user, password, "password").await?;
-        let now = self.0.clock.now();
-        let audit = self.0.issuer.events().audit(now, Audit::by("account.deleted", user));
-        let sessions = self.0.users.delete(user, &[audit], now).await?;
-        self.0.revoker.deny_revoked(&sessions, now).await?;
+        self.proof.check(user, password, "password").await?;
+        let now = self.clock.now();
+        let mut uow = self.uow.begin().await?;
+        if uow.accounts().lock(user).await?.is_none() {
+            return Ok(());
+        }
+        // Read under the lock: no login can add a session between this list
+        // and the delete, so none escapes the denylist.
+        let sessions = uow.sessions().unrevoked(user).await?;
+        uow.accounts().delete(user).await?;
+        uow.add_messages(vec![self.events.audit(now, Audit::by("account.deleted", user))]);
+        uow.commit().await?;
+        self.revoker.deny_revoked(&sessions, now).await?;
         tracing::info!(user_id = %user, sessions = sessions.len(), "account deleted");
         Ok(())
     }

@@ -12,6 +12,7 @@ use gatehouse_domain::{
 };
 
 use super::*;
+use crate::auth::login::SessionOpener;
 use crate::auth::{
     Login, LoginCommand, Proof, Redeemer, RequestVerification, ResetPassword, SessionRevoker, SignUp, SignUpCommand,
     TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
@@ -21,6 +22,15 @@ use crate::events::EventFactory;
 use crate::mfa::MfaGate;
 use crate::settings::{TokenSettings, VerificationSettings};
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
+
+/// What the account use cases are built from in these tests.
+struct Parts {
+    store: Arc<InMemoryStore>,
+    hasher: Arc<FakeHasher>,
+    revoker: SessionRevoker,
+    issuer: VerificationIssuer,
+    clock: Arc<FixedClock>,
+}
 
 struct Harness {
     clock: Arc<FixedClock>,
@@ -32,7 +42,7 @@ struct Harness {
     verify: VerifyEmail,
     request: RequestVerification,
     reset: ResetPassword,
-    deps: AccountDeps,
+    parts: Parts,
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -65,26 +75,85 @@ impl Harness {
         let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), verification.clone());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
+        let opener = SessionOpener {
+            sessions: store.clone(),
+            uow: store.clone(),
+            users: store.clone(),
+            events: factory.clone(),
+        };
         let redeemer = Redeemer::new(store.clone(), verification.clone());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
             login: Login::new(
                 store.clone(),
-                store.clone(),
                 hasher.clone(),
                 minter,
                 true,
                 MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default())),
+                opener,
             ),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
-            verify: VerifyEmail::new(redeemer.clone(), factory, clock.clone()),
-            request: RequestVerification::new(store.clone(), store.clone(), issuer.clone(), clock.clone()),
-            reset: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
-            deps: AccountDeps { users: store.clone(), hasher, revoker, issuer, clock: clock.clone() },
+            verify: VerifyEmail::new(redeemer.clone(), store.clone(), factory, clock.clone()),
+            request: RequestVerification::new(
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                issuer.clone(),
+                clock.clone(),
+            ),
+            reset: ResetPassword::new(
+                redeemer,
+                store.clone(),
+                hasher.clone(),
+                issuer.clone(),
+                revoker.clone(),
+                clock.clone(),
+            ),
+            parts: Parts { store: store.clone(), hasher, revoker, issuer, clock: clock.clone() },
             clock,
             store,
             events,
         }
+    }
+
+    fn proof(&self) -> PasswordProof {
+        PasswordProof::new(self.parts.store.clone(), self.parts.hasher.clone())
+    }
+
+    fn change_password(&self) -> ChangePassword {
+        let p = &self.parts;
+        ChangePassword::new(
+            self.proof(),
+            p.store.clone(),
+            p.revoker.clone(),
+            p.issuer.events().clone(),
+            p.clock.clone(),
+        )
+    }
+
+    fn delete_me(&self) -> DeleteMe {
+        let p = &self.parts;
+        DeleteMe::new(self.proof(), p.store.clone(), p.revoker.clone(), p.issuer.events().clone(), p.clock.clone())
+    }
+
+    fn add_login_email(&self) -> AddLoginEmail {
+        AddLoginEmail::new(self.parts.store.clone(), self.parts.issuer.clone(), self.parts.clock.clone())
+    }
+
+    fn set_primary_email(&self) -> SetPrimaryEmail {
+        SetPrimaryEmail::new(self.parts.store.clone(), self.parts.issuer.events().clone(), self.parts.clock.clone())
+    }
+
+    fn remove_login_email(&self) -> RemoveLoginEmail {
+        RemoveLoginEmail::new(self.parts.store.clone(), self.parts.issuer.events().clone(), self.parts.clock.clone())
+    }
+
+    fn get_me(&self) -> GetMe {
+        GetMe::new(self.parts.store.clone())
+    }
+
+    fn update_me(&self) -> UpdateMe {
+        UpdateMe::new(self.parts.store.clone(), self.parts.clock.clone())
     }
 
     fn sign_up(&self, address: &str) -> UserId {
@@ -345,7 +414,7 @@ fn change_password_needs_the_current_one_and_ends_the_other_sessions() {
     let here = h.login("ann@example.com", PASSWORD).unwrap();
     let elsewhere = h.login("ann@example.com", PASSWORD).unwrap();
     let caller = h.claims(&here).unwrap();
-    let change = ChangePassword::new(h.deps.clone());
+    let change = h.change_password();
     let new = Password::new("the new password".into()).unwrap();
     let r = block_on(change.execute(&caller, &pw("not my password"), &new));
     assert!(matches!(r, Err(AppError::WrongPassword { field: "current_password" })), "{r:?}");
@@ -360,12 +429,12 @@ fn change_password_needs_the_current_one_and_ends_the_other_sessions() {
 fn login_emails_are_added_verified_made_primary_and_removed() {
     let h = Harness::new();
     let user = h.signed_up_and_verified("ann@example.com");
-    block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example"))).unwrap();
+    block_on(h.add_login_email().execute(user, &email("ann@work.example"))).unwrap();
     assert!(matches!(
-        block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@example.com"))),
+        block_on(h.add_login_email().execute(user, &email("ann@example.com"))),
         Err(AppError::EmailTaken)
     ));
-    let set_primary = SetPrimaryEmail::new(h.deps.clone());
+    let set_primary = h.set_primary_email();
     let r = block_on(set_primary.execute(user, &email("ann@work.example")));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_NOT_VERIFIED", .. })), "{r:?}");
     assert!(matches!(h.login("ann@work.example", PASSWORD), Err(AppError::EmailNotVerified)));
@@ -378,11 +447,11 @@ fn login_emails_are_added_verified_made_primary_and_removed() {
     let changed = h.committed("email.changed");
     assert!(matches!(&changed[..], [Event::EmailChanged { email, new_email, .. }]
         if email.as_str() == "ann@example.com" && new_email.as_str() == "ann@work.example"));
-    let account = block_on(GetMe::new(h.deps.clone()).execute(user)).unwrap();
-    assert_eq!(account.emails[0].email.as_str(), "ann@work.example");
-    assert!(account.emails[0].primary);
+    let account = block_on(h.get_me().execute(user)).unwrap();
+    assert_eq!(account.emails()[0].email.as_str(), "ann@work.example");
+    assert!(account.emails()[0].primary);
 
-    let remove = RemoveLoginEmail::new(h.deps.clone());
+    let remove = h.remove_login_email();
     let r = block_on(remove.execute(user, &email("ann@work.example")));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_IS_PRIMARY", .. })), "{r:?}");
     assert!(matches!(block_on(remove.execute(user, &email("zed@example.com"))), Err(AppError::NotFound(_))));
@@ -394,10 +463,10 @@ fn login_emails_are_added_verified_made_primary_and_removed() {
 fn the_last_verified_email_cannot_be_removed() {
     let h = Harness::new();
     let user = h.sign_up("ann@example.com");
-    block_on(AddLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example"))).unwrap();
+    block_on(h.add_login_email().execute(user, &email("ann@work.example"))).unwrap();
     let (token, _, _) = h.secrets("email.verification_requested", "ann@work.example");
     h.verify_token(&token).unwrap();
-    let r = block_on(RemoveLoginEmail::new(h.deps.clone()).execute(user, &email("ann@work.example")));
+    let r = block_on(h.remove_login_email().execute(user, &email("ann@work.example")));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "LAST_VERIFIED_EMAIL", .. })), "{r:?}");
 }
 
@@ -406,10 +475,9 @@ fn update_me_changes_the_display_name() {
     let h = Harness::new();
     let user = h.signed_up_and_verified("ann@example.com");
     h.clock.advance(TimeDelta::minutes(1));
-    let account =
-        block_on(UpdateMe::new(h.deps.clone()).execute(user, Some(DisplayName::parse("Ann Lee").unwrap()))).unwrap();
-    assert_eq!(account.display_name.as_str(), "Ann Lee");
-    assert!(account.updated_at > account.created_at);
+    let account = block_on(h.update_me().execute(user, Some(DisplayName::parse("Ann Lee").unwrap()))).unwrap();
+    assert_eq!(account.display_name().as_str(), "Ann Lee");
+    assert!(account.updated_at() > account.created_at());
 }
 
 #[test]
@@ -417,7 +485,7 @@ fn delete_me_needs_the_password_and_ends_every_session() {
     let h = Harness::new();
     let user = h.signed_up_and_verified("ann@example.com");
     let pair = h.login("ann@example.com", PASSWORD).unwrap();
-    let delete = DeleteMe::new(h.deps.clone());
+    let delete = h.delete_me();
     assert!(matches!(
         block_on(delete.execute(user, &pw("nope nope"))),
         Err(AppError::WrongPassword { field: "password" })
@@ -425,7 +493,7 @@ fn delete_me_needs_the_password_and_ends_every_session() {
     block_on(delete.execute(user, &pw(PASSWORD))).unwrap();
     assert!(matches!(h.claims(&pair), Err(AppError::TokenRevoked)));
     assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
-    assert!(matches!(block_on(GetMe::new(h.deps.clone()).execute(user)), Err(AppError::NotFound(_))));
+    assert!(matches!(block_on(h.get_me().execute(user)), Err(AppError::NotFound(_))));
 }
 
 /// OWASP ASVS 5.0 V6.3.1: asking for new codes buys no extra guesses. After
@@ -470,7 +538,7 @@ fn account_changes_and_logins_leave_audit_rows() {
     let pair = h.login("ann@example.com", PASSWORD).unwrap();
     let caller = h.claims(&pair).unwrap();
     let new = Password::new("the new password".into()).unwrap();
-    block_on(ChangePassword::new(h.deps.clone()).execute(&caller, &pw(PASSWORD), &new)).unwrap();
+    block_on(h.change_password().execute(&caller, &pw(PASSWORD), &new)).unwrap();
     assert_eq!(
         h.audit_kinds(),
         ["user.signed_up", "login.failed", "login.failed", "email.verified", "login.succeeded", "password.changed"]

@@ -18,6 +18,7 @@ use crate::ids::new_uuid_v7;
 use crate::mfa::{ChallengeView, MfaGate};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::{SessionRepository, UserRepository};
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// What a successful password check leads to.
 #[derive(Debug, Clone)]
@@ -28,17 +29,14 @@ pub enum LoginOutcome {
     MfaRequired(ChallengeView),
 }
 
-/// What opening a session needs to tell the user about a new device.
-#[derive(Clone)]
-pub struct LoginNotices {
+/// What opening a session needs: where to store it, and how to tell the
+/// user about a new device.
+#[derive(Clone, Debug)]
+pub struct SessionOpener {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub uow: Arc<dyn UnitOfWorkFactory>,
     pub users: Arc<dyn UserRepository>,
     pub events: EventFactory,
-}
-
-impl std::fmt::Debug for LoginNotices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginNotices").finish_non_exhaustive()
-    }
 }
 
 /// Opens a session for `user` and mints its first token pair: the end of a
@@ -46,9 +44,8 @@ impl std::fmt::Debug for LoginNotices {
 /// and user agent) the account has not used before sends `email.login_notice`
 /// to the primary address, in the same transaction as the new session.
 pub(crate) async fn open_session(
-    sessions: &dyn SessionRepository,
+    opener: &SessionOpener,
     minter: &TokenMinter,
-    notices: &LoginNotices,
     user: UserId,
     client: ClientInfo,
     second_factor: Option<&str>,
@@ -59,13 +56,13 @@ pub(crate) async fn open_session(
     record.expires_at = record.expires_at.min(absolute_expires_at);
     let login = Audit::by("login.succeeded", user).client(&client);
     let login = if let Some(factor) = second_factor { login.detail("second_factor", factor) } else { login };
-    let mut outbox = vec![notices.events.audit(now, login)];
-    if !sessions.seen_device(user, &client).await? {
-        let primary = notices.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone()));
+    let mut outbox = vec![opener.events.audit(now, login)];
+    if !opener.sessions.seen_device(user, &client).await? {
+        let primary = opener.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone()));
         primary
             .map(|email| {
                 let device = describe_device(client.user_agent.as_deref());
-                notices
+                opener
                     .events
                     .message(now, Event::LoginNotice { user_id: user, email, ip: client.ip.clone(), device, at: now })
             })
@@ -82,7 +79,10 @@ pub(crate) async fn open_session(
         revoked_at: None,
         client,
     };
-    sessions.create(&session, &record, &outbox).await?;
+    let mut uow = opener.uow.begin().await?;
+    uow.sessions().insert(&session, &record).await?;
+    uow.add_messages(outbox);
+    uow.commit().await?;
     tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
     minter.token_pair(&session, refresh, record.expires_at, now)
 }
@@ -96,35 +96,27 @@ pub struct LoginCommand {
 }
 
 /// Signs users in.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Login {
     users: Arc<dyn UserRepository>,
-    sessions: Arc<dyn SessionRepository>,
     hasher: Arc<dyn PasswordHasher>,
     minter: TokenMinter,
     require_verified_email: bool,
     mfa: MfaGate,
-    notices: LoginNotices,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").finish_non_exhaustive()
-    }
+    opener: SessionOpener,
 }
 
 impl Login {
     #[must_use]
     pub fn new(
         users: Arc<dyn UserRepository>,
-        sessions: Arc<dyn SessionRepository>,
         hasher: Arc<dyn PasswordHasher>,
         minter: TokenMinter,
         require_verified_email: bool,
         mfa: MfaGate,
+        opener: SessionOpener,
     ) -> Self {
-        let notices = LoginNotices { users: users.clone(), events: mfa.events().clone() };
-        Self { users, sessions, hasher, minter, require_verified_email, mfa, notices }
+        Self { users, hasher, minter, require_verified_email, mfa, opener }
     }
 
     /// Checks the credentials and opens a session.
@@ -145,13 +137,13 @@ impl Login {
             if let Some(c) = credentials {
                 audit = audit.subject(c.user_id);
             }
-            self.notices.events.record(self.minter.now(), audit).await?;
+            self.opener.events.record(self.minter.now(), audit).await?;
             return Err(AppError::InvalidCredentials);
         };
         if self.require_verified_email && !credentials.email_verified {
             tracing::info!(user_id = %credentials.user_id, "login refused: email not verified");
             let audit = Audit::of("login.failed").failure().subject(credentials.user_id).client(&cmd.client);
-            self.notices.events.record(self.minter.now(), audit.detail("reason", "email_not_verified")).await?;
+            self.opener.events.record(self.minter.now(), audit.detail("reason", "email_not_verified")).await?;
             return Err(AppError::EmailNotVerified);
         }
         if needs_rehash {
@@ -163,9 +155,7 @@ impl Login {
             tracing::info!(user_id = %credentials.user_id, "password accepted; second factor required");
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        let pair =
-            open_session(self.sessions.as_ref(), &self.minter, &self.notices, credentials.user_id, cmd.client, None)
-                .await?;
+        let pair = open_session(&self.opener, &self.minter, credentials.user_id, cmd.client, None).await?;
         Ok(LoginOutcome::Tokens(pair))
     }
 
@@ -173,13 +163,11 @@ impl Login {
     /// fail the login that triggered it; the next login tries again.
     async fn upgrade_hash(&self, password: &Password, user: gatehouse_domain::UserId) {
         let result = match self.hasher.hash(password).await {
-            Ok(hash) => {
-                self.users.update_password_hash(user, &hash, self.minter.now()).await.map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
+            Ok(hash) => self.users.update_password_hash(user, &hash, self.minter.now()).await.map_err(AppError::from),
+            Err(e) => Err(e.into()),
         };
         if let Err(error) = result {
-            tracing::warn!(user_id = %user, %error, "password rehash failed");
+            tracing::warn!(user_id = %user, error = %crate::error_chain(&error), "password rehash failed");
         }
     }
 }

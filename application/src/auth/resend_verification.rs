@@ -10,21 +10,17 @@ use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
 use crate::ports::clock::Clock;
 use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 use crate::ports::verifications::VerificationRepository;
 
 /// Sends verifications on request.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RequestVerification {
     users: Arc<dyn UserRepository>,
     verifications: Arc<dyn VerificationRepository>,
+    uow: Arc<dyn UnitOfWorkFactory>,
     issuer: VerificationIssuer,
     clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for RequestVerification {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RequestVerification").finish_non_exhaustive()
-    }
 }
 
 impl RequestVerification {
@@ -32,10 +28,11 @@ impl RequestVerification {
     pub fn new(
         users: Arc<dyn UserRepository>,
         verifications: Arc<dyn VerificationRepository>,
+        uow: Arc<dyn UnitOfWorkFactory>,
         issuer: VerificationIssuer,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { users, verifications, issuer, clock }
+        Self { users, verifications, uow, issuer, clock }
     }
 
     /// `ResendVerification`: a new email verification, if `email` is an
@@ -77,7 +74,12 @@ impl RequestVerification {
             return Ok(());
         }
         let issued = self.issuer.issue(user, email, purpose, now);
-        self.verifications.replace(&issued.verification, &[issued.message]).await?;
+        let v = &issued.verification;
+        let mut uow = self.uow.begin().await?;
+        uow.verifications().retire(user, purpose, v.retires_for(), now).await?;
+        uow.verifications().insert(v).await?;
+        uow.add_messages(vec![issued.message]);
+        uow.commit().await?;
         tracing::info!(user_id = %user, purpose = purpose.as_str(), "verification sent");
         Ok(())
     }

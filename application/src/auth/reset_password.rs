@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{Event, Password, Purpose};
+use gatehouse_domain::{Event, Password, Purpose, RevokeReason};
 
 use crate::auth::revoker::SessionRevoker;
 use crate::auth::verification::{Proof, Redeemer, VerificationIssuer};
@@ -13,34 +13,30 @@ use crate::error::AppError;
 use crate::events::Audit;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
-use crate::ports::verifications::Effect;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Resets passwords.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ResetPassword {
     redeemer: Redeemer,
+    uow: Arc<dyn UnitOfWorkFactory>,
     hasher: Arc<dyn PasswordHasher>,
     issuer: VerificationIssuer,
     revoker: SessionRevoker,
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for ResetPassword {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResetPassword").finish_non_exhaustive()
-    }
-}
-
 impl ResetPassword {
     #[must_use]
     pub fn new(
         redeemer: Redeemer,
+        uow: Arc<dyn UnitOfWorkFactory>,
         hasher: Arc<dyn PasswordHasher>,
         issuer: VerificationIssuer,
         revoker: SessionRevoker,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { redeemer, hasher, issuer, revoker, clock }
+        Self { redeemer, uow, hasher, issuer, revoker, clock }
     }
 
     /// Redeems the reset `proof` names and sets `new_password`.
@@ -56,8 +52,16 @@ impl ResetPassword {
             .events()
             .message(now, Event::PasswordChanged { user_id: verification.user_id, email: verification.email.clone() });
         let audit = self.issuer.events().audit(now, Audit::by("password.reset", verification.user_id));
-        let revoked =
-            self.redeemer.consume(&verification, &Effect::ResetPassword { hash }, &[notice, audit], now).await?;
+        let user = verification.user_id;
+        let mut uow = self.uow.begin().await?;
+        Redeemer::consume(uow.as_ref(), &verification, now).await?;
+        uow.accounts().set_password_hash(user, &hash, now).await?;
+        // The reset proved control of the address.
+        uow.accounts().mark_email_verified(user, &verification.email, now).await?;
+        uow.verifications().retire(user, Purpose::ResetPassword, verification.retires_for(), now).await?;
+        let revoked = SessionRevoker::revoke_all(uow.as_ref(), user, None, RevokeReason::PasswordReset, now).await?;
+        uow.add_messages(vec![notice, audit]);
+        uow.commit().await?;
         self.revoker.deny_revoked(&revoked, now).await?;
         tracing::info!(user_id = %verification.user_id, revoked = revoked.len(), "password reset");
         Ok(())

@@ -5,38 +5,32 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenId, UserId};
+use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenId, UserId, revoke_all};
 
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
 use crate::ports::denylist::{DenyEntry, DenyKey, Denylist};
-use crate::ports::store::SessionRepository;
+use crate::ports::unit_of_work::{UnitOfWork, UnitOfWorkFactory};
 use crate::settings::TokenSettings;
 
 /// Revokes sessions and propagates the revocation to the denylist.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SessionRevoker {
-    sessions: Arc<dyn SessionRepository>,
+    uow: Arc<dyn UnitOfWorkFactory>,
     denylist: Arc<dyn Denylist>,
     events: EventFactory,
     settings: TokenSettings,
 }
 
-impl std::fmt::Debug for SessionRevoker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionRevoker").finish_non_exhaustive()
-    }
-}
-
 impl SessionRevoker {
     #[must_use]
     pub fn new(
-        sessions: Arc<dyn SessionRepository>,
+        uow: Arc<dyn UnitOfWorkFactory>,
         denylist: Arc<dyn Denylist>,
         events: EventFactory,
         settings: TokenSettings,
     ) -> Self {
-        Self { sessions, denylist, events, settings }
+        Self { uow, denylist, events, settings }
     }
 
     /// Revokes session `id` and denies its access tokens (and `token`, the
@@ -56,18 +50,21 @@ impl SessionRevoker {
         token: Option<(TokenId, DateTime<Utc>)>,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        let Some(owner) = self.sessions.get(id).await?.map(|s| s.user_id) else { return Ok(()) };
+        let mut uow = self.uow.begin().await?;
+        let Some(mut session) = uow.sessions().get(id).await? else { return Ok(()) };
         let mut audit = Audit::of(reason.audit_kind())
-            .subject(owner)
+            .subject(session.user_id)
             .client(client)
             .detail("session_id", id)
             .detail("reason", reason.as_str());
         if let Some(actor) = actor {
             audit = audit.actor(actor);
         }
-        let Some(session) = self.sessions.revoke(id, reason, &[self.events.audit(now, audit)], now).await? else {
-            return Ok(());
-        };
+        if session.revoke(now) {
+            uow.sessions().save_revocations(std::slice::from_ref(&session), reason).await?;
+        }
+        uow.add_messages(vec![self.events.audit(now, audit)]);
+        uow.commit().await?;
         let mut entries = Vec::with_capacity(2);
         entries.extend(self.session_entry(&session, now));
         if let Some((jti, exp)) = token.filter(|(_, exp)| *exp > now) {
@@ -84,6 +81,24 @@ impl SessionRevoker {
     #[must_use]
     pub const fn events(&self) -> &EventFactory {
         &self.events
+    }
+
+    /// Ends every unrevoked session of `user` but `keep` inside `uow` (a
+    /// password change or reset, "sign out everywhere else"); returns the
+    /// sessions it ended, for [`Self::deny_revoked`] once `uow` is committed.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn revoke_all(
+        uow: &dyn UnitOfWork,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, AppError> {
+        let ended = revoke_all(uow.sessions().unrevoked(user).await?, keep, now);
+        uow.sessions().save_revocations(&ended, reason).await?;
+        Ok(ended)
     }
 
     /// Denies the access tokens of sessions that storage has already

@@ -11,7 +11,8 @@ use crate::ids::new_uuid_v7;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
-use crate::ports::store::{StoreError, UserRepository};
+use crate::ports::store::StoreError;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Input of [`SignUp`], already parsed into valid domain values.
 #[derive(Debug, Clone)]
@@ -22,31 +23,25 @@ pub struct SignUpCommand {
 }
 
 /// Creates accounts.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SignUp {
-    users: Arc<dyn UserRepository>,
+    uow: Arc<dyn UnitOfWorkFactory>,
     hasher: Arc<dyn PasswordHasher>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     issuer: VerificationIssuer,
 }
 
-impl std::fmt::Debug for SignUp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SignUp").finish_non_exhaustive()
-    }
-}
-
 impl SignUp {
     #[must_use]
     pub fn new(
-        users: Arc<dyn UserRepository>,
+        uow: Arc<dyn UnitOfWorkFactory>,
         hasher: Arc<dyn PasswordHasher>,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn RandomSource>,
         issuer: VerificationIssuer,
     ) -> Self {
-        Self { users, hasher, clock, rng, issuer }
+        Self { uow, hasher, clock, rng, issuer }
     }
 
     /// Hashes the password and stores the account, with a verification of
@@ -66,10 +61,15 @@ impl SignUp {
         };
         let issued = self.issuer.issue(user.id, &user.email, Purpose::VerifyEmail, now);
         let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id));
-        self.users.create(&user, &issued.verification, &[issued.message, audit]).await.map_err(|e| match e {
+        let taken = |e: StoreError| match e {
             StoreError::Conflict(_) => AppError::EmailTaken,
             other => other.into(),
-        })?;
+        };
+        let mut uow = self.uow.begin().await?;
+        uow.accounts().insert(&user).await.map_err(taken)?;
+        uow.verifications().insert(&issued.verification).await?;
+        uow.add_messages(vec![issued.message, audit]);
+        uow.commit().await.map_err(taken)?;
         tracing::info!(user_id = %user.id, "user signed up");
         Ok(user.id)
     }

@@ -10,6 +10,7 @@ use futures_executor::block_on;
 use gatehouse_domain::{ClientInfo, DisplayName, EmailAddress, Password, PasswordHash, RefreshToken, TokenPair};
 
 use super::*;
+use crate::auth::login::SessionOpener;
 use crate::error::{AppError, TokenRejection};
 use crate::events::EventFactory;
 use crate::mfa::MfaGate;
@@ -45,13 +46,12 @@ impl Harness {
         let settings = TokenSettings::default();
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
         let factory = EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone(), store.clone());
-        let revoker = SessionRevoker::new(sessions.clone(), denylist.clone(), factory.clone(), settings);
-        let issuer = VerificationIssuer::new(rng.clone(), factory, crate::VerificationSettings::default());
+        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
+        let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), crate::VerificationSettings::default());
         Self {
-            sign_up: SignUp::new(users.clone(), hasher.clone(), clock.clone(), rng, issuer),
+            sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer),
             login: Login::new(
                 users.clone(),
-                sessions.clone(),
                 hasher.clone(),
                 minter.clone(),
                 false,
@@ -61,6 +61,12 @@ impl Harness {
                     &Arc::new(RecordingEncoder::default()),
                     crate::MfaSettings::default(),
                 )),
+                SessionOpener {
+                    sessions: sessions.clone(),
+                    uow: store.clone(),
+                    users: users.clone(),
+                    events: factory.clone(),
+                },
             ),
             refresh: RefreshTokens::new(sessions.clone(), minter, revoker.clone()),
             logout: Logout::new(sessions.clone(), revoker.clone(), tokens.clone(), clock.clone()),

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, Event, OneTimeCode, Purpose, Secret, Session, UserId, Verification};
+use gatehouse_domain::{EmailAddress, Event, OneTimeCode, Purpose, Secret, UserId, Verification};
 
 use crate::error::AppError;
 use crate::events::EventFactory;
 use crate::ids::new_uuid_v7;
 use crate::ports::events::OutboxMessage;
 use crate::ports::random::RandomSource;
-use crate::ports::verifications::{Consumed, Effect, VerificationRepository};
+use crate::ports::unit_of_work::UnitOfWork;
+use crate::ports::verifications::VerificationRepository;
 use crate::secrets::{has_token_shape, hash_code, hash_secret, hashes_equal, new_code, new_token};
 use crate::settings::VerificationSettings;
 
@@ -36,17 +37,11 @@ pub struct Issued {
 }
 
 /// Issues verifications.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VerificationIssuer {
     rng: Arc<dyn RandomSource>,
     events: EventFactory,
     settings: VerificationSettings,
-}
-
-impl std::fmt::Debug for VerificationIssuer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerificationIssuer").field("settings", &self.settings).finish_non_exhaustive()
-    }
 }
 
 impl VerificationIssuer {
@@ -102,16 +97,10 @@ impl VerificationIssuer {
 }
 
 /// Checks proofs and consumes verifications.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Redeemer {
     verifications: Arc<dyn VerificationRepository>,
     settings: VerificationSettings,
-}
-
-impl std::fmt::Debug for Redeemer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redeemer").finish_non_exhaustive()
-    }
 }
 
 impl Redeemer {
@@ -173,21 +162,18 @@ impl Redeemer {
         Ok(verification)
     }
 
-    /// Consumes `verification` with its effect; returns sessions the effect revoked.
+    /// Consumes `verification` inside `uow` (one guarded statement: of two
+    /// parallel redemptions exactly one gets here); the caller applies the
+    /// effect in the same unit of work.
     ///
     /// # Errors
     /// `VerificationUsed` when a parallel request consumed it first (or the
     /// last attempt was used meanwhile).
     pub async fn consume(
-        &self,
+        uow: &dyn UnitOfWork,
         verification: &Verification,
-        effect: &Effect,
-        outbox: &[OutboxMessage],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, AppError> {
-        match self.verifications.consume(verification.id, effect, outbox, now).await? {
-            Consumed::Applied { revoked } => Ok(revoked),
-            Consumed::Unavailable => Err(AppError::VerificationUsed),
-        }
+    ) -> Result<(), AppError> {
+        if uow.verifications().consume(verification.id, now).await? { Ok(()) } else { Err(AppError::VerificationUsed) }
     }
 }

@@ -8,26 +8,26 @@ use crate::auth::verification::{Proof, Redeemer};
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
 use crate::ports::clock::Clock;
-use crate::ports::verifications::Effect;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Verifies email addresses.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VerifyEmail {
     redeemer: Redeemer,
+    uow: Arc<dyn UnitOfWorkFactory>,
     events: EventFactory,
     clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for VerifyEmail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyEmail").finish_non_exhaustive()
-    }
-}
-
 impl VerifyEmail {
     #[must_use]
-    pub fn new(redeemer: Redeemer, events: EventFactory, clock: Arc<dyn Clock>) -> Self {
-        Self { redeemer, events, clock }
+    pub fn new(
+        redeemer: Redeemer,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { redeemer, uow, events, clock }
     }
 
     /// Redeems the verification `proof` names.
@@ -38,7 +38,11 @@ impl VerifyEmail {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::VerifyEmail, &proof, now).await?;
         let audit = Audit::by("email.verified", verification.user_id).detail("email", &verification.email);
-        self.redeemer.consume(&verification, &Effect::VerifyEmail, &[self.events.audit(now, audit)], now).await?;
+        let mut uow = self.uow.begin().await?;
+        Redeemer::consume(uow.as_ref(), &verification, now).await?;
+        uow.accounts().mark_email_verified(verification.user_id, &verification.email, now).await?;
+        uow.add_messages(vec![self.events.audit(now, audit)]);
+        uow.commit().await?;
         tracing::info!(user_id = %verification.user_id, "email verified");
         Ok(())
     }

@@ -110,6 +110,7 @@ mod tests {
     use super::*;
     use crate::testing::{FakeSecretBox, user_id};
 
+    #[derive(Debug)]
     struct Plain;
     impl EventEncoder for Plain {
         fn encode(&self, e: &EventEnvelope) -> OutboxMessage {
@@ -124,7 +125,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     struct Sink(Mutex<Vec<Vec<u8>>>);
     #[async_trait]
     impl EventPublisher for Sink {

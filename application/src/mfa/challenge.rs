@@ -11,11 +11,10 @@ use uuid::Uuid;
 
 use super::{MfaDeps, backup_code_hash, factor_code_hash, normalize_backup_code};
 use crate::auth::TokenMinter;
-use crate::auth::login::{LoginNotices, open_session};
+use crate::auth::login::{SessionOpener, open_session};
 use crate::error::{AppError, FieldViolation};
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
-use crate::ports::store::SessionRepository;
 
 /// One factor offered by a challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,7 +137,10 @@ impl SendMfaCode {
             code: Secret::new(code.expose().to_owned()),
             expires_at: stored.expires_at,
         };
-        d.mfa.add_code(&stored, &[d.events.message(now, event)]).await?;
+        let mut uow = d.uow.begin().await?;
+        uow.factors().insert_code(&stored).await?;
+        uow.add_messages(vec![d.events.message(now, event)]);
+        uow.commit().await?;
         Ok(())
     }
 }
@@ -161,23 +163,17 @@ pub struct MfaPassed {
 }
 
 /// Passes challenges.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct VerifyMfa {
     deps: MfaDeps,
-    sessions: std::sync::Arc<dyn SessionRepository>,
+    opener: SessionOpener,
     minter: TokenMinter,
-}
-
-impl std::fmt::Debug for VerifyMfa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifyMfa").finish_non_exhaustive()
-    }
 }
 
 impl VerifyMfa {
     #[must_use]
-    pub fn new(deps: MfaDeps, sessions: std::sync::Arc<dyn SessionRepository>, minter: TokenMinter) -> Self {
-        Self { deps, sessions, minter }
+    pub const fn new(deps: MfaDeps, opener: SessionOpener, minter: TokenMinter) -> Self {
+        Self { deps, opener, minter }
     }
 
     /// Checks the proof; on success the challenge is consumed (exactly once,
@@ -214,17 +210,19 @@ impl VerifyMfa {
                         "a backup code is 12 letters and digits (xxxx-xxxx-xxxx)",
                     )]));
                 }
-                let email = d.primary_email(c.user_id).await?;
-                let (events, user) = (&d.events, c.user_id);
-                let notice = move |remaining: u32| {
-                    let audit = Audit::by("mfa.backup_code_used", user).detail("remaining", remaining);
-                    vec![
-                        events.message(now, Event::BackupCodeUsed { user_id: user, email: email.clone(), remaining }),
-                        events.audit(now, audit),
-                    ]
-                };
+                let user = c.user_id;
+                let email = d.primary_email(user).await?;
+                let mut uow = d.uow.begin().await?;
                 let remaining =
-                    d.mfa.use_backup_code(c.user_id, &backup_code_hash(c.user_id, code.expose()), &notice, now).await?;
+                    uow.factors().use_backup_code(user, &backup_code_hash(user, code.expose()), now).await?;
+                if let Some(remaining) = remaining {
+                    let audit = Audit::by("mfa.backup_code_used", user).detail("remaining", remaining);
+                    uow.add_messages(vec![
+                        d.events.message(now, Event::BackupCodeUsed { user_id: user, email, remaining }),
+                        d.events.audit(now, audit),
+                    ]);
+                    uow.commit().await?;
+                }
                 (remaining.is_some(), remaining)
             }
         };
@@ -240,9 +238,7 @@ impl VerifyMfa {
             return Err(AppError::ChallengeUsed);
         }
         tracing::info!(user_id = %c.user_id, challenge_id = %c.id, "second factor passed");
-        let notices = LoginNotices { users: d.users.clone(), events: d.events.clone() };
-        let tokens =
-            open_session(self.sessions.as_ref(), &self.minter, &notices, c.user_id, c.client, Some(used)).await?;
+        let tokens = open_session(&self.opener, &self.minter, c.user_id, c.client, Some(used)).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

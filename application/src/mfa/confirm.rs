@@ -1,6 +1,7 @@
 //! ConfirmFactor: a correct code activates a pending factor; the first
 //! active factor also yields backup codes, shown once.
 
+use gatehouse_domain::mfa::activate;
 use gatehouse_domain::{Event, FactorKind, OneTimeCode, UserId};
 use uuid::Uuid;
 
@@ -47,21 +48,27 @@ impl ConfirmFactor {
         if !accepted {
             return Err(AppError::CodeInvalid { field: "code" });
         }
-        let first = !d.mfa.factors(user).await?.iter().any(|f| f.active);
-        let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
-        let notice = Event::MfaFactorAdded {
-            user_id: user,
-            email: d.primary_email(user).await?,
-            factor_id: factor.id,
-            kind: factor.kind,
-        };
-        let audit = d.events.audit(now, Audit::by("mfa.factor_added", user).detail("factor", factor.kind.as_str()));
-        if !d.mfa.activate_factor(user, factor.id, &hashes, &[d.events.message(now, notice), audit], now).await? {
+        let email = d.primary_email(user).await?;
+        let mut uow = d.uow.begin().await?;
+        uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        // Decided under the account's lock: of two factors confirmed at once,
+        // exactly one is the first and issues backup codes.
+        let Some(activation) = activate(&uow.factors().list(user).await?, factor.id) else {
             return Err(AppError::FailedPrecondition {
                 reason: "FACTOR_ACTIVE",
                 message: "the factor is already active",
             });
+        };
+        let first = activation.first;
+        let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
+        uow.factors().activate(factor.id, now).await?;
+        if first {
+            uow.factors().replace_backup_codes(user, &hashes, now).await?;
         }
+        let notice = Event::MfaFactorAdded { user_id: user, email, factor_id: factor.id, kind: factor.kind };
+        let audit = d.events.audit(now, Audit::by("mfa.factor_added", user).detail("factor", factor.kind.as_str()));
+        uow.add_messages(vec![d.events.message(now, notice), audit]);
+        uow.commit().await?;
         tracing::info!(user_id = %user, factor_id = %factor.id, kind = factor.kind.as_str(), "second factor added");
         Ok(first.then_some(codes))
     }

@@ -61,7 +61,7 @@ impl EnrollTotp {
             confirmed_at: None,
             last_totp_step: None,
         };
-        d.mfa.add_factor(&factor, None, &[]).await?;
+        d.store_factor(&factor, None, Vec::new()).await?;
         Ok(TotpEnrollment { factor_id: factor.id, secret: base32(&secret), uri, qr_png })
     }
 }
@@ -83,7 +83,7 @@ impl EnrollEmailFactor {
     pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<Uuid, AppError> {
         self.0.require_enabled(FactorKind::Email)?;
         let account = self.0.users.get(user).await?.ok_or(AppError::NotFound("user"))?;
-        if !account.emails.iter().any(|e| &e.email == email && e.verified_at.is_some()) {
+        if !account.emails().iter().any(|e| &e.email == email && e.verified_at.is_some()) {
             return Err(AppError::InvalidArgument(vec![FieldViolation::new(
                 "email",
                 "must be one of your verified login emails",
@@ -135,6 +135,6 @@ async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destinati
         code: gatehouse_domain::Secret::new(code.expose().to_owned()),
         expires_at: stored.expires_at,
     };
-    d.mfa.add_factor(&factor, Some(&stored), &[d.events.message(now, event)]).await?;
+    d.store_factor(&factor, Some(&stored), vec![d.events.message(now, event)]).await?;
     Ok(factor.id)
 }

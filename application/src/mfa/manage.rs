@@ -1,6 +1,7 @@
 //! ListFactors, RemoveFactor and RegenerateBackupCodes: each needs a fresh
 //! proof of presence (the current password or a current TOTP code).
 
+use gatehouse_domain::mfa::remove;
 use gatehouse_domain::{Event, Factor, UserId};
 use uuid::Uuid;
 
@@ -54,9 +55,15 @@ impl RemoveFactor {
             kind: factor.kind,
         };
         let audit = d.events.audit(now, Audit::by("mfa.factor_removed", user).detail("factor", factor.kind.as_str()));
-        if !d.mfa.remove_factor(user, factor_id, &[d.events.message(now, notice), audit]).await? {
-            return Err(unknown_factor());
+        let mut uow = d.uow.begin().await?;
+        uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        let removal = remove(&uow.factors().list(user).await?, factor_id).ok_or_else(unknown_factor)?;
+        uow.factors().delete(&[factor_id]).await?;
+        if removal.backup_codes {
+            uow.factors().replace_backup_codes(user, &[], now).await?;
         }
+        uow.add_messages(vec![d.events.message(now, notice), audit]);
+        uow.commit().await?;
         tracing::info!(user_id = %user, %factor_id, "second factor removed");
         Ok(())
     }
@@ -89,7 +96,10 @@ impl RegenerateBackupCodes {
         let (codes, hashes) = d.new_backup_codes(user);
         let notice = Event::BackupCodesRegenerated { user_id: user, email: d.primary_email(user).await? };
         let audit = d.events.audit(now, Audit::by("mfa.backup_codes_regenerated", user));
-        d.mfa.replace_backup_codes(user, &hashes, &[d.events.message(now, notice), audit], now).await?;
+        let mut uow = d.uow.begin().await?;
+        uow.factors().replace_backup_codes(user, &hashes, now).await?;
+        uow.add_messages(vec![d.events.message(now, notice), audit]);
+        uow.commit().await?;
         tracing::info!(user_id = %user, "backup codes regenerated");
         Ok(codes)
     }

@@ -17,7 +17,7 @@ pub use confirm::ConfirmFactor;
 pub use enroll::{EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, TotpEnrollment};
 pub use manage::{ListFactors, RegenerateBackupCodes, RemoveFactor};
 
-use crate::account::check_password;
+use crate::account::PasswordProof;
 use crate::error::{AppError, FieldViolation};
 use crate::events::EventFactory;
 use crate::ids::new_uuid_v7;
@@ -26,16 +26,19 @@ use crate::ports::mfa::{FactorCode, MfaRepository, SecretBox, Totp};
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
 use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 use crate::secrets::{hash_secret, new_code};
 use crate::settings::MfaSettings;
 
 /// Bytes in a TOTP secret: 160 bits, what RFC 4226 recommends for SHA-1.
 const TOTP_SECRET_BYTES: usize = 20;
 
-/// What the MFA use cases are built from.
-#[derive(Clone)]
+/// What the MFA use cases share: the factor rules' ports and the checks
+/// every one of them makes (factor enabled, TOTP step, account limit).
+#[derive(Clone, Debug)]
 pub struct MfaDeps {
     pub mfa: Arc<dyn MfaRepository>,
+    pub uow: Arc<dyn UnitOfWorkFactory>,
     pub users: Arc<dyn UserRepository>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub totp: Arc<dyn Totp>,
@@ -44,12 +47,6 @@ pub struct MfaDeps {
     pub rng: Arc<dyn RandomSource>,
     pub clock: Arc<dyn Clock>,
     pub settings: MfaSettings,
-}
-
-impl std::fmt::Debug for MfaDeps {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MfaDeps").field("settings", &self.settings).finish_non_exhaustive()
-    }
 }
 
 /// A fresh proof of the user's presence before a sensitive change: the
@@ -89,6 +86,27 @@ impl MfaDeps {
 
     async fn primary_email(&self, user: UserId) -> Result<Option<EmailAddress>, AppError> {
         Ok(self.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone())))
+    }
+
+    /// Stores a new pending factor (with its first code, for email and SMS),
+    /// replacing the user's pending factors of its kind, and `messages`.
+    async fn store_factor(
+        &self,
+        factor: &Factor,
+        code: Option<&FactorCode>,
+        messages: Vec<crate::ports::events::OutboxMessage>,
+    ) -> Result<(), AppError> {
+        let mut uow = self.uow.begin().await?;
+        uow.accounts().lock(factor.user_id).await?.ok_or(AppError::NotFound("user"))?;
+        let replaced = factor.replaces(&uow.factors().list(factor.user_id).await?);
+        uow.factors().delete(&replaced).await?;
+        uow.factors().insert(factor).await?;
+        if let Some(code) = code {
+            uow.factors().insert_code(code).await?;
+        }
+        uow.add_messages(messages);
+        uow.commit().await?;
+        Ok(())
     }
 
     /// A fresh code for an email or SMS factor, and its stored form.
@@ -164,7 +182,7 @@ impl MfaDeps {
     async fn fresh_proof_matches(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
         match proof {
             FreshProof::Password(password) => {
-                check_password(self.users.as_ref(), self.hasher.as_ref(), user, password, "password").await
+                PasswordProof::new(self.users.clone(), self.hasher.clone()).check(user, password, "password").await
             }
             FreshProof::TotpCode { factor_id, code } => {
                 let factor = self.factor(user, *factor_id).await?;

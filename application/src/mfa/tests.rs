@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::auth::TokenMinter;
-use crate::ports::verifications::{Effect, VerificationRepository as _};
+use crate::auth::login::SessionOpener;
 use crate::settings::{EnabledFactors, TokenSettings};
 use crate::testing::{FakeSecretBox, FakeTokens, FakeTotp, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
@@ -58,12 +58,21 @@ impl H {
             password_hash: PasswordHash::from_phc(format!("fake2${PASSWORD}")),
             created_at: now,
         };
-        let v = crate::testing::verification(user, &email, now);
-        block_on(store.create(&ann, &v, &[])).unwrap();
-        block_on(store.consume(v.id, &Effect::VerifyEmail, &[], now)).unwrap();
+        block_on(async {
+            let uow = store.begin().await.unwrap();
+            uow.accounts().insert(&ann).await.unwrap();
+            uow.accounts().mark_email_verified(user, &email, now).await.unwrap();
+            uow.commit().await.unwrap();
+        });
+        let opener = SessionOpener {
+            sessions: store.clone(),
+            uow: store.clone(),
+            users: store.clone(),
+            events: deps.events.clone(),
+        };
         Self {
             gate: MfaGate::new(deps.clone()),
-            verify: VerifyMfa::new(deps.clone(), store.clone(), minter),
+            verify: VerifyMfa::new(deps.clone(), opener, minter),
             send: SendMfaCode::new(deps.clone()),
             deps,
             clock,

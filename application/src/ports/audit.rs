@@ -20,7 +20,7 @@ pub struct AuditCursor {
 
 /// The audit table.
 #[async_trait]
-pub trait AuditLog: Send + Sync {
+pub trait AuditLog: std::fmt::Debug + Send + Sync {
     /// Records facts that have no state change to ride on: writes these
     /// outbox messages, and the audit rows they carry, in one transaction
     /// (so the facts are also published on the audit stream).

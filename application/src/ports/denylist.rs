@@ -33,7 +33,7 @@ pub struct DenylistError(#[source] pub BoxError);
 
 /// The shared denylist.
 #[async_trait]
-pub trait Denylist: Send + Sync {
+pub trait Denylist: std::fmt::Debug + Send + Sync {
     /// Adds entries; each expires at its `until`.
     async fn deny(&self, entries: &[DenyEntry], now: DateTime<Utc>) -> Result<(), DenylistError>;
 

@@ -40,7 +40,7 @@ impl std::fmt::Debug for OutboxMessage {
 }
 
 /// Encodes events into their wire format.
-pub trait EventEncoder: Send + Sync {
+pub trait EventEncoder: std::fmt::Debug + Send + Sync {
     fn encode(&self, envelope: &EventEnvelope) -> OutboxMessage;
 }
 
@@ -52,7 +52,7 @@ pub struct PublishError(#[source] pub BoxError);
 /// Delivers one message to its destination (RabbitMQ, or the log in the
 /// embedded mode). `Ok` means the destination confirmed it.
 #[async_trait]
-pub trait EventPublisher: Send + Sync {
+pub trait EventPublisher: std::fmt::Debug + Send + Sync {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError>;
 }
 
@@ -66,7 +66,7 @@ pub struct ClaimedMessage {
 
 /// The outbox table, as the relay sees it.
 #[async_trait]
-pub trait OutboxStore: Send + Sync {
+pub trait OutboxStore: std::fmt::Debug + Send + Sync {
     /// Claims up to `limit` unsent messages that are due at `now`, oldest
     /// first, and hides them from other relays until `lease_until`. Two
     /// relays never claim the same row while its lease runs (PostgreSQL:

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 /// One dependency whose reachability decides whether this replica can serve.
 #[async_trait]
-pub trait Probe: Send + Sync {
+pub trait Probe: std::fmt::Debug + Send + Sync {
     /// A short name for logs (`database`, `denylist`).
     fn name(&self) -> &'static str;
 

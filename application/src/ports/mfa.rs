@@ -13,11 +13,10 @@ use gatehouse_domain::{Factor, MfaChallenge, SealedSecret, TokenHash, UserId};
 use uuid::Uuid;
 
 use crate::ports::BoxError;
-use crate::ports::events::OutboxMessage;
 use crate::ports::store::StoreError;
 
 /// RFC 6238 TOTP: SHA-1, 6 digits, 30-second steps (what authenticator apps accept).
-pub trait Totp: Send + Sync {
+pub trait Totp: std::fmt::Debug + Send + Sync {
     /// The time step whose code equals `code`, searching from `skew` steps
     /// before the current one to `skew` after, newest first; `None` when no
     /// step matches. The comparison is constant-time.
@@ -45,7 +44,7 @@ pub struct QrError(#[source] pub BoxError);
 
 /// Authenticated encryption of secrets at rest (TOTP secrets), with a key
 /// id on every sealed value so keys can be rotated.
-pub trait SecretBox: Send + Sync {
+pub trait SecretBox: std::fmt::Debug + Send + Sync {
     /// Seals with the current key.
     ///
     /// # Errors
@@ -73,67 +72,21 @@ pub struct FactorCode {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Factors, codes, backup codes and challenges. Methods that change state
-/// write their `outbox` messages in the same transaction.
+/// Factors, codes and challenges outside a unit of work: reads, and the
+/// guarded single statements (a TOTP step, a code, a challenge's count).
+/// Enrolling, confirming and removing factors and backup codes goes through
+/// [`FactorWrites`].
+///
+/// [`FactorWrites`]: crate::ports::unit_of_work::FactorWrites
 #[async_trait]
-pub trait MfaRepository: Send + Sync {
-    /// Stores a new pending factor, first deleting the user's other pending
-    /// factors of the same kind; for email and SMS factors also its first code.
-    async fn add_factor(
-        &self,
-        factor: &Factor,
-        code: Option<&FactorCode>,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError>;
-
+pub trait MfaRepository: std::fmt::Debug + Send + Sync {
     /// The user's factors, pending and active, oldest first.
     async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError>;
-
-    /// Makes a pending factor of `user` active. When `backup_codes` is not
-    /// empty they replace the user's backup codes (the first active factor).
-    /// `false` when there is no such pending factor.
-    async fn activate_factor(
-        &self,
-        user: UserId,
-        factor: Uuid,
-        backup_codes: &[TokenHash],
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
-
-    /// Deletes a factor of `user` with its codes; when no active factor is
-    /// left, the backup codes go too. `false` when there is no such factor.
-    async fn remove_factor(&self, user: UserId, factor: Uuid, outbox: &[OutboxMessage]) -> Result<bool, StoreError>;
 
     /// Records `step` as the factor's newest accepted TOTP step, only if it is
     /// newer than the stored one (compare-and-set). `false` means the step,
     /// or a newer one, was already used.
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError>;
-
-    /// Replaces the user's backup codes.
-    async fn replace_backup_codes(
-        &self,
-        user: UserId,
-        hashes: &[TokenHash],
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Consumes the unused backup code with `hash`, atomically, and writes
-    /// the messages `notice` builds from the number of unused codes left (the
-    /// owner is told how many remain) in the same transaction. Returns that
-    /// number, or `None` (nothing written) when there was no such unused code.
-    async fn use_backup_code(
-        &self,
-        user: UserId,
-        hash: &TokenHash,
-        notice: &(dyn Fn(u32) -> Vec<OutboxMessage> + Send + Sync),
-        now: DateTime<Utc>,
-    ) -> Result<Option<u32>, StoreError>;
-
-    /// Stores a new code, retiring the unused codes of the same factor and
-    /// challenge, and writes `outbox` (the event that delivers it).
-    async fn add_code(&self, code: &FactorCode, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
 
     /// Consumes the newest unused, unexpired code of `factor` (and
     /// `challenge`) if its hash is `hash` and its attempts are below the

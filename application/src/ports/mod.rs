@@ -12,6 +12,7 @@ pub mod password;
 pub mod random;
 pub mod store;
 pub mod tokens;
+pub mod unit_of_work;
 pub mod verifications;
 
 /// The failure behind a port error, kept whole (with its own sources) so the

@@ -24,7 +24,7 @@ pub enum PasswordCheck {
 /// A slow, salted password hash (argon2id in production). Implementations
 /// run the work off the async runtime with bounded concurrency.
 #[async_trait]
-pub trait PasswordHasher: Send + Sync {
+pub trait PasswordHasher: std::fmt::Debug + Send + Sync {
     /// Hashes a new password into a PHC string.
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
 

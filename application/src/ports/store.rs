@@ -3,12 +3,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{
-    Account, ClientInfo, DisplayName, EmailAddress, PasswordHash, RevokeReason, Session, SessionId, TokenHash, User,
-    UserId, Verification,
+    Account, ClientInfo, DisplayName, EmailAddress, PasswordHash, Session, SessionId, TokenHash, UserId,
 };
 
 use crate::ports::BoxError;
-use crate::ports::events::OutboxMessage;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -33,49 +31,20 @@ pub struct UserCredentials {
     pub email_verified: bool,
 }
 
-/// Why a login email could not be removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmailRemoval {
-    Removed,
-    /// The account has no such login email.
-    NotFound,
-    /// The primary address must be replaced first (`SetPrimaryEmail`).
-    IsPrimary,
-    /// It is the account's last verified address.
-    LastVerified,
-}
-
-/// The outcome of making a login email the primary one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrimaryChange {
-    Changed,
-    NotFound,
-    NotVerified,
-}
-
-/// User accounts and their login emails. Every method that changes state
-/// also writes the given outbox messages, in the same transaction.
+/// User accounts and their login emails, read outside a unit of work (the
+/// writes that go with other changes are in [`AccountWrites`]).
+///
+/// [`AccountWrites`]: crate::ports::unit_of_work::AccountWrites
 #[async_trait]
-pub trait UserRepository: Send + Sync {
-    /// Stores a new user with `user.email` as its primary, unverified login
-    /// email, and its first email verification.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the email is a login email of any account.
-    async fn create(
-        &self,
-        user: &User,
-        verification: &Verification,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError>;
-
+pub trait UserRepository: std::fmt::Debug + Send + Sync {
     /// The credentials of the account that logs in with `email`, if any.
     async fn find_credentials(&self, email: &EmailAddress) -> Result<Option<UserCredentials>, StoreError>;
 
     /// The stored password hash of a user.
     async fn password_hash(&self, user: UserId) -> Result<Option<PasswordHash>, StoreError>;
 
-    /// Replaces the stored password hash (used to upgrade hash parameters).
+    /// Replaces the stored password hash (used to upgrade hash parameters):
+    /// one statement, no unit of work needed.
     async fn update_password_hash(
         &self,
         user: UserId,
@@ -93,61 +62,6 @@ pub trait UserRepository: Send + Sync {
         name: &DisplayName,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-
-    /// Replaces the password and revokes every session of the user except
-    /// `keep`, returning the sessions it revoked (for the denylist).
-    async fn change_password(
-        &self,
-        user: UserId,
-        hash: &PasswordHash,
-        keep: Option<SessionId>,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError>;
-
-    /// Adds an unverified login email with its verification.
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the address is a login email of any account.
-    async fn add_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        verification: &Verification,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
-
-    /// Removes a login email unless it is the primary or the last verified
-    /// one, and retires its live verifications (a late link must not report
-    /// an address verified that is gone) and deletes an email second factor
-    /// that sends codes to it (the address may be someone else's tomorrow).
-    async fn remove_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<EmailRemoval, StoreError>;
-
-    /// Makes a verified login email the primary one.
-    async fn set_primary_email(
-        &self,
-        user: UserId,
-        email: &EmailAddress,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<PrimaryChange, StoreError>;
-
-    /// Deletes the account and everything it owns (its audit rows stay);
-    /// returns the sessions that were still live (for the denylist). Empty,
-    /// and nothing written, when there is no such user.
-    async fn delete(
-        &self,
-        user: UserId,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError>;
 }
 
 /// A refresh token to store: only its hash.
@@ -175,18 +89,10 @@ pub enum Rotation {
     Unknown,
 }
 
-/// Sessions and their refresh-token chains.
+/// Sessions and their refresh-token chains, outside a unit of work: reads,
+/// and the guarded single statements (rotation, pruning).
 #[async_trait]
-pub trait SessionRepository: Send + Sync {
-    /// Stores a new session with its first refresh token, and `outbox`
-    /// (a new-login notice) in the same transaction.
-    async fn create(
-        &self,
-        session: &Session,
-        refresh: &NewRefreshToken,
-        outbox: &[OutboxMessage],
-    ) -> Result<(), StoreError>;
-
+pub trait SessionRepository: std::fmt::Debug + Send + Sync {
     /// Atomically retires `presented` and stores `next` in its place: a
     /// compare-and-swap, so two concurrent rotations of one token never both
     /// succeed (the loser sees [`Rotation::Reused`]). `next` expires no later
@@ -212,28 +118,6 @@ pub trait SessionRepository: Send + Sync {
     /// Whether any session of the user, in any state, came from this IP
     /// address with this user agent: a device the user has used before.
     async fn seen_device(&self, user: UserId, client: &ClientInfo) -> Result<bool, StoreError>;
-
-    /// Marks a session revoked (keeping an earlier revocation's time), writes
-    /// `outbox` in the same transaction, and returns it; `None` (nothing
-    /// written) when no such session exists.
-    async fn revoke(
-        &self,
-        id: SessionId,
-        reason: RevokeReason,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Option<Session>, StoreError>;
-
-    /// Revokes every unrevoked session of `user` except `keep` and writes
-    /// `outbox`, in one transaction; returns the sessions it revoked.
-    async fn revoke_all(
-        &self,
-        user: UserId,
-        keep: Option<SessionId>,
-        reason: RevokeReason,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Session>, StoreError>;
 
     /// Sessions revoked at or after `since`: the ones whose access tokens
     /// may still be alive, used to rebuild a denylist that lost its data.

@@ -13,7 +13,7 @@ pub struct SigningError(#[source] pub BoxError);
 
 /// Signs access tokens with the current key. Signing is CPU-only and takes
 /// microseconds, so the port is synchronous.
-pub trait AccessTokenSigner: Send + Sync {
+pub trait AccessTokenSigner: std::fmt::Debug + Send + Sync {
     /// Encodes and signs `claims`, adding issuer, audience and key id.
     fn sign(&self, claims: &AccessClaims) -> Result<String, SigningError>;
 }
@@ -31,7 +31,7 @@ pub struct PublicJwk {
 
 /// Verifies access tokens. This is the hot path of every gateway request:
 /// implementations must not touch storage.
-pub trait AccessTokenVerifier: Send + Sync {
+pub trait AccessTokenVerifier: std::fmt::Debug + Send + Sync {
     /// Checks type, key, algorithm, signature, issuer, audience and expiry
     /// (against `now`) and returns the claims. Does not consult the denylist.
     ///

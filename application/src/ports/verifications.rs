@@ -8,31 +8,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, PasswordHash, Purpose, Session, TokenHash, UserId, Verification};
+use gatehouse_domain::{EmailAddress, Purpose, TokenHash, UserId, Verification};
 use uuid::Uuid;
 
-use crate::ports::events::OutboxMessage;
 use crate::ports::store::StoreError;
-
-/// What consuming a verification does, in the same transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// Mark the verification's address verified.
-    VerifyEmail,
-    /// Replace the password, mark the address verified (the reset proved
-    /// control of it), and revoke every session of the user.
-    ResetPassword { hash: PasswordHash },
-}
-
-/// The outcome of [`VerificationRepository::consume`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Consumed {
-    /// Consumed now; the effect is applied. `revoked` lists sessions the
-    /// effect revoked (for the denylist).
-    Applied { revoked: Vec<Session> },
-    /// Already consumed, expired, or out of attempts: nothing changed.
-    Unavailable,
-}
 
 /// What a user's verifications of one purpose saw lately.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,15 +22,13 @@ pub struct RecentActivity {
     pub failures: u32,
 }
 
-/// One-time verifications.
+/// One-time verifications, outside a unit of work: reads, and counting a
+/// wrong code (one guarded statement). Issuing and consuming them goes
+/// through [`VerificationWrites`].
+///
+/// [`VerificationWrites`]: crate::ports::unit_of_work::VerificationWrites
 #[async_trait]
-pub trait VerificationRepository: Send + Sync {
-    /// Stores `verification`, retiring (consuming) every live one of the same
-    /// user and purpose (for email verification, of the same address only),
-    /// and writes `outbox`. A completed password reset likewise retires the
-    /// user's other live resets.
-    async fn replace(&self, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError>;
-
+pub trait VerificationRepository: std::fmt::Debug + Send + Sync {
     /// The verification whose link token hashes to `token_hash`, if any.
     async fn find_by_token(&self, purpose: Purpose, token_hash: &TokenHash)
     -> Result<Option<Verification>, StoreError>;
@@ -72,14 +49,4 @@ pub trait VerificationRepository: Send + Sync {
     /// verification is unconsumed. Returns the new count, or `None` when
     /// nothing was counted (limit reached or consumed).
     async fn record_failed_attempt(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
-
-    /// Consumes the verification if it is unconsumed, unexpired at `now` and
-    /// within its attempts, applies `effect` and writes `outbox`, atomically.
-    async fn consume(
-        &self,
-        id: Uuid,
-        effect: &Effect,
-        outbox: &[OutboxMessage],
-        now: DateTime<Utc>,
-    ) -> Result<Consumed, StoreError>;
 }

@@ -10,12 +10,18 @@ use futures_executor::block_on;
 use gatehouse_domain::{AccessClaims, ClientInfo, DisplayName, EmailAddress, Password, TokenPair};
 
 use super::*;
+use crate::auth::SessionRevoker;
+use crate::auth::login::SessionOpener;
 use crate::auth::{
     Login, LoginCommand, LoginOutcome, RefreshTokens, SignUp, SignUpCommand, TokenMinter, ValidateToken,
     VerificationIssuer,
 };
+use crate::error::AppError;
 use crate::events::EventFactory;
 use crate::mfa::MfaGate;
+use crate::ports::clock::Clock;
+use crate::ports::store::SessionRepository;
+use crate::settings::TokenSettings;
 use crate::settings::VerificationSettings;
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
@@ -25,7 +31,7 @@ struct H {
     login: Login,
     refresh: RefreshTokens,
     validate: ValidateToken,
-    deps: SessionDeps,
+    revoker: SessionRevoker,
     settings: TokenSettings,
 }
 
@@ -46,7 +52,9 @@ impl H {
         let factory = EventFactory::new(events.clone(), rng.clone(), store.clone());
         let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), VerificationSettings::default());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
-        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory, settings);
+        let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
+        let opener =
+            SessionOpener { sessions: store.clone(), uow: store.clone(), users: store.clone(), events: factory };
         let signup = SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer);
         for email in ["ann@example.com", "bob@example.com"] {
             block_on(signup.execute(SignUpCommand {
@@ -58,10 +66,10 @@ impl H {
         }
         let mfa = MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default()));
         Self {
-            login: Login::new(store.clone(), store.clone(), hasher, minter.clone(), false, mfa),
+            login: Login::new(store.clone(), hasher, minter.clone(), false, mfa, opener),
             refresh: RefreshTokens::new(store.clone(), minter, revoker.clone()),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
-            deps: SessionDeps { sessions: store.clone(), revoker, clock: clock.clone(), settings },
+            revoker,
             clock,
             store,
             settings,
@@ -102,7 +110,7 @@ fn sessions_are_listed_newest_first_with_the_current_one_marked() {
     let second = h.login_from("ann@example.com", "192.0.2.2", "Safari (iPhone)");
     h.login_from("bob@example.com", "192.0.2.3", "curl/8");
     let caller = h.claims(&first).unwrap();
-    let listed = block_on(ListSessions::new(h.deps.clone()).execute(&caller)).unwrap();
+    let listed = block_on(ListSessions::new(h.store.clone(), h.clock.clone()).execute(&caller)).unwrap();
     let ids: Vec<_> = listed.iter().map(|v| (v.session.id, v.current)).collect();
     assert_eq!(ids, [(second.session_id, false), (first.session_id, true)]);
     assert_eq!(listed[1].session.client.ip.as_deref(), Some("192.0.2.1"));
@@ -115,7 +123,11 @@ fn revoking_another_users_session_is_not_found() {
     let ann = h.login_from("ann@example.com", "192.0.2.1", "a");
     let bob = h.login_from("bob@example.com", "192.0.2.2", "b");
     let caller = h.claims(&ann).unwrap();
-    let r = block_on(RevokeSession::new(h.deps.clone()).execute(&caller, bob.session_id, &ClientInfo::default()));
+    let r = block_on(RevokeSession::new(h.store.clone(), h.revoker.clone(), h.clock.clone()).execute(
+        &caller,
+        bob.session_id,
+        &ClientInfo::default(),
+    ));
     assert!(matches!(r, Err(AppError::NotFound("session"))), "{r:?}");
     assert!(h.claims(&bob).is_ok());
 }
@@ -127,10 +139,22 @@ fn revoking_a_session_and_the_others_ends_their_tokens() {
     let phone = h.login_from("ann@example.com", "192.0.2.2", "b");
     let laptop = h.login_from("ann@example.com", "192.0.2.3", "c");
     let caller = h.claims(&here).unwrap();
-    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, phone.session_id, &ClientInfo::default())).unwrap();
+    block_on(RevokeSession::new(h.store.clone(), h.revoker.clone(), h.clock.clone()).execute(
+        &caller,
+        phone.session_id,
+        &ClientInfo::default(),
+    ))
+    .unwrap();
     assert!(matches!(h.claims(&phone), Err(AppError::TokenRevoked)));
     assert!(matches!(h.refresh(&phone, "192.0.2.2"), Err(AppError::TokenRevoked)));
-    assert_eq!(block_on(RevokeOtherSessions::new(h.deps.clone()).execute(&caller, &ClientInfo::default())).unwrap(), 1);
+    assert_eq!(
+        block_on(
+            RevokeOtherSessions::new(h.store.clone(), h.revoker.clone(), h.clock.clone())
+                .execute(&caller, &ClientInfo::default())
+        )
+        .unwrap(),
+        1
+    );
     assert!(matches!(h.claims(&laptop), Err(AppError::TokenRevoked)));
     assert!(h.claims(&here).is_ok());
 }
@@ -180,8 +204,13 @@ fn pruning_keeps_revoked_sessions_while_their_tokens_could_live() {
     let pair = h.login_from("ann@example.com", "192.0.2.1", "a");
     let caller = h.claims(&pair).unwrap();
     let other = h.login_from("ann@example.com", "192.0.2.2", "b");
-    block_on(RevokeSession::new(h.deps.clone()).execute(&caller, other.session_id, &ClientInfo::default())).unwrap();
-    let prune = PruneSessions::new(h.deps.clone());
+    block_on(RevokeSession::new(h.store.clone(), h.revoker.clone(), h.clock.clone()).execute(
+        &caller,
+        other.session_id,
+        &ClientInfo::default(),
+    ))
+    .unwrap();
+    let prune = PruneSessions::new(h.store.clone(), h.clock.clone(), h.settings);
     assert_eq!(block_on(prune.execute()).unwrap(), 0);
     h.clock.advance(h.settings.access_ttl + TimeDelta::minutes(2));
     assert_eq!(block_on(prune.execute()).unwrap(), 1);

@@ -10,11 +10,12 @@ use gatehouse_application::ports::audit::AuditLog;
 use gatehouse_application::ports::events::OutboxStore;
 use gatehouse_application::ports::mfa::MfaRepository;
 use gatehouse_application::ports::store::{SessionRepository, UserRepository};
+use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::ports::verifications::VerificationRepository;
 use gatehouse_application::testing::InMemoryStore;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUserRepository,
-    SqlVerificationRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
+    SqlUserRepository, SqlVerificationRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
@@ -26,6 +27,7 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres"
 /// The storage ports, as the use cases and the relay see them.
 #[derive(Clone)]
 pub struct Stores {
+    pub uow: Arc<dyn UnitOfWorkFactory>,
     pub users: Arc<dyn UserRepository>,
     pub sessions: Arc<dyn SessionRepository>,
     pub verifications: Arc<dyn VerificationRepository>,
@@ -44,6 +46,7 @@ where
     // One store in every role, as the fakes' docs ask: effects span tables.
     let store = Arc::new(InMemoryStore::default());
     test(Stores {
+        uow: store.clone(),
         users: store.clone(),
         sessions: store.clone(),
         verifications: store.clone(),
@@ -67,6 +70,7 @@ impl TestDb {
     /// The SQL repositories over this database.
     pub fn stores(&self) -> Stores {
         Stores {
+            uow: Arc::new(SqlUnitOfWorkFactory::new(&self.db)),
             users: Arc::new(SqlUserRepository::new(&self.db)),
             sessions: Arc::new(SqlSessionRepository::new(&self.db)),
             verifications: Arc::new(SqlVerificationRepository::new(&self.db)),

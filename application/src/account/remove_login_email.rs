@@ -1,0 +1,49 @@
+//! RemoveLoginEmail: the rule is the account's ([`Account::remove_email`]);
+//! this stores what it decided, in one unit of work.
+//!
+//! [`Account::remove_email`]: gatehouse_domain::Account::remove_email
+
+use std::sync::Arc;
+
+use gatehouse_domain::{EmailAddress, Purpose, UserId};
+
+use crate::error::AppError;
+use crate::events::{Audit, EventFactory};
+use crate::ports::clock::Clock;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
+
+/// Removes login emails.
+#[derive(Clone, Debug)]
+pub struct RemoveLoginEmail {
+    uow: Arc<dyn UnitOfWorkFactory>,
+    events: EventFactory,
+    clock: Arc<dyn Clock>,
+}
+
+impl RemoveLoginEmail {
+    #[must_use]
+    pub fn new(uow: Arc<dyn UnitOfWorkFactory>, events: EventFactory, clock: Arc<dyn Clock>) -> Self {
+        Self { uow, events, clock }
+    }
+
+    /// Removes the address, retires its live verifications (a late link must
+    /// not report an address verified that is gone) and drops the email
+    /// factors that send codes to it.
+    ///
+    /// # Errors
+    /// `NotFound`, or `FailedPrecondition` with `EMAIL_IS_PRIMARY` / `LAST_VERIFIED_EMAIL`.
+    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
+        let now = self.clock.now();
+        let mut uow = self.uow.begin().await?;
+        let mut account = uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        let factors = uow.factors().list(user).await?;
+        let removal = account.remove_email(email, &factors).map_err(AppError::from)?;
+        uow.accounts().remove_email(user, email).await?;
+        uow.verifications().retire(user, Purpose::VerifyEmail, Some(email), now).await?;
+        uow.verifications().retire(user, Purpose::ResetPassword, Some(email), now).await?;
+        uow.factors().delete(&removal.factors).await?;
+        uow.add_messages(vec![self.events.audit(now, Audit::by("email.removed", user).detail("email", email))]);
+        uow.commit().await?;
+        Ok(())
+    }
+}

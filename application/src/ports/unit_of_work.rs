@@ -1,0 +1,194 @@
+//! The unit of work: one transaction across the repositories, so that a
+//! change, the events it causes and the audit facts it leaves are stored
+//! together or not at all.
+//!
+//! A use case opens one with [`UnitOfWorkFactory::begin`], reads and writes
+//! through the repositories it hands out, adds its outbox and audit messages
+//! with [`UnitOfWork::add_messages`], and calls [`UnitOfWork::commit`].
+//! Dropping it without a commit rolls everything back, so a use case that
+//! refuses (a rule in the domain said no) simply returns its error.
+//!
+//! Units of work on one account run one after the other: the SQL adapter
+//! takes the database's write lock at `begin` (SQLite) or the account's row
+//! lock in [`AccountWrites::lock`] (PostgreSQL), so a use case that reads,
+//! lets the domain decide and writes never decides on a stale read. The
+//! operations whose guarantee is one guarded statement (rotating a refresh
+//! token, counting a wrong guess, advancing a TOTP step) stay single methods
+//! of the repositories outside, where they need no transaction of the
+//! caller's.
+//!
+//! The repositories here only store what the domain decided: none of them
+//! holds a business rule.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use gatehouse_domain::{
+    Account, EmailAddress, Factor, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, User, UserId,
+    Verification,
+};
+use uuid::Uuid;
+
+use crate::ports::events::OutboxMessage;
+use crate::ports::mfa::FactorCode;
+use crate::ports::store::{NewRefreshToken, StoreError};
+
+/// Opens units of work.
+#[async_trait]
+pub trait UnitOfWorkFactory: fmt::Debug + Send + Sync {
+    /// Begins a transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the database cannot be reached.
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>, StoreError>;
+}
+
+/// One open transaction and the repositories that write through it.
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Accounts and their login emails.
+    fn accounts(&self) -> &dyn AccountWrites;
+    /// Sessions and their refresh tokens.
+    fn sessions(&self) -> &dyn SessionWrites;
+    /// Email verifications and password resets.
+    fn verifications(&self) -> &dyn VerificationWrites;
+    /// Second factors, their codes and the backup codes.
+    fn factors(&self) -> &dyn FactorWrites;
+
+    /// Messages (events, and the audit facts they carry) to store with the
+    /// change; written at commit, in the same transaction.
+    fn add_messages(&mut self, messages: Vec<OutboxMessage>);
+
+    /// Stores everything this unit of work did, atomically.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when a uniqueness rule refused a write (also
+    /// reported by the write itself where the database checks at once).
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Accounts inside a unit of work.
+#[async_trait]
+pub trait AccountWrites: Send + Sync {
+    /// Stores a new user with `user.email` as its primary, unverified login email.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the email is a login email of any account.
+    async fn insert(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The account, locked against concurrent changes until this unit of
+    /// work ends; `None` when there is no such user.
+    async fn lock(&self, user: UserId) -> Result<Option<Account>, StoreError>;
+
+    /// Adds an unverified login email.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the address is a login email of any account.
+    async fn add_email(&self, user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes a login email.
+    async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<(), StoreError>;
+
+    /// Makes `email` the primary login email and every other one not primary.
+    async fn set_primary_email(&self, user: UserId, email: &EmailAddress, now: DateTime<Utc>)
+    -> Result<(), StoreError>;
+
+    /// Marks a login email verified, keeping an earlier verification time.
+    async fn mark_email_verified(
+        &self,
+        user: UserId,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Replaces the password hash; `false` when there is no such user.
+    async fn set_password_hash(
+        &self,
+        user: UserId,
+        hash: &PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes the account and everything it owns; its audit rows stay.
+    async fn delete(&self, user: UserId) -> Result<(), StoreError>;
+}
+
+/// Sessions inside a unit of work.
+#[async_trait]
+pub trait SessionWrites: Send + Sync {
+    /// Stores a new session with its first refresh token.
+    async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError>;
+
+    /// One session by id, in any state, locked until this unit of work ends.
+    async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// The user's unrevoked sessions (expired ones too), oldest first, locked
+    /// until this unit of work ends; no new session of the user can appear
+    /// meanwhile.
+    async fn unrevoked(&self, user: UserId) -> Result<Vec<Session>, StoreError>;
+
+    /// Stores the revocation of these sessions (time and reason as the
+    /// domain set them on each).
+    async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError>;
+}
+
+/// Verifications inside a unit of work.
+#[async_trait]
+pub trait VerificationWrites: Send + Sync {
+    /// Stores a new verification.
+    async fn insert(&self, verification: &Verification) -> Result<(), StoreError>;
+
+    /// Retires (consumes at `now`) every live verification of `user` for
+    /// `purpose`, only those for `email` when it is given; returns how many.
+    async fn retire(
+        &self,
+        user: UserId,
+        purpose: Purpose,
+        email: Option<&EmailAddress>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
+    /// Consumes the verification if it is unconsumed, unexpired at `now` and
+    /// within its attempts: one guarded statement, so of two parallel
+    /// redemptions exactly one sees `true`.
+    async fn consume(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
+}
+
+/// Second factors inside a unit of work.
+#[async_trait]
+pub trait FactorWrites: Send + Sync {
+    /// The user's factors, pending and active, oldest first.
+    async fn list(&self, user: UserId) -> Result<Vec<Factor>, StoreError>;
+
+    /// Stores a new factor.
+    async fn insert(&self, factor: &Factor) -> Result<(), StoreError>;
+
+    /// Makes a factor active.
+    async fn activate(&self, factor: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes factors (with their codes).
+    async fn delete(&self, factors: &[Uuid]) -> Result<(), StoreError>;
+
+    /// Stores a new code for a factor, retiring that factor's unused codes for
+    /// the same challenge (or for enrolment, when `challenge_id` is `None`).
+    async fn insert_code(&self, code: &FactorCode) -> Result<(), StoreError>;
+
+    /// Replaces the user's backup codes (none: deletes them).
+    async fn replace_backup_codes(
+        &self,
+        user: UserId,
+        hashes: &[TokenHash],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Consumes the user's unused backup code with `hash` (one guarded
+    /// statement) and returns how many unused ones are left, or `None` when
+    /// there was no such unused code.
+    async fn use_backup_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, StoreError>;
+}

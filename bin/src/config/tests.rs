@@ -371,3 +371,51 @@ fn serve_help_lists_every_setting_with_its_variable_and_default() {
         assert!(block.contains("[default: "), "{block}");
     }
 }
+
+/// One row of README's configuration table.
+#[derive(Debug)]
+struct Row {
+    variable: String,
+    flag: String,
+    default: String,
+}
+
+fn readme_rows() -> Vec<Row> {
+    const README: &str = include_str!("../../../README.md");
+    let section = README.split("\n## Running in production\n").nth(1).expect("README has the section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            let quoted: Vec<&str> = cells[0].split('`').skip(1).step_by(2).collect();
+            assert_eq!(quoted.len(), 2, "one variable and one flag per row: {line}");
+            Row { variable: quoted[0].to_owned(), flag: quoted[1].to_owned(), default: cells[1].to_owned() }
+        })
+        .collect()
+}
+
+/// README's table is the operator's reference: it names every variable clap
+/// reads and no other, each with its flag and default.
+#[test]
+fn readme_table_and_clap_agree() {
+    let rows = readme_rows();
+    let documented: BTreeMap<&str, &Row> = rows.iter().map(|r| (r.variable.as_str(), r)).collect();
+    assert_eq!(documented.len(), rows.len(), "a variable is listed twice");
+    let known: BTreeMap<String, clap::Arg> = settings().into_iter().map(|a| (variable(&a), a)).collect();
+    let undocumented: Vec<&String> = known.keys().filter(|v| !documented.contains_key(v.as_str())).collect();
+    let unknown: Vec<&&str> = documented.keys().filter(|v| !known.contains_key(**v)).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "not in README: {undocumented:?}; unknown to clap: {unknown:?}"
+    );
+    for (variable, arg) in &known {
+        let row = documented[variable.as_str()];
+        assert_eq!(row.flag, format!("--{}", arg.get_long().unwrap()), "{variable}");
+        if !arg.is_hide_default_value_set() {
+            let default = arg.get_default_values()[0].to_string_lossy();
+            assert_eq!(row.default, format!("`{default}`"), "{variable}'s default");
+        }
+    }
+}

@@ -103,7 +103,7 @@ pub enum LogFormat {
 // "unset", as deployment files expect, rather than a value to refuse.
 
 /// Everything the server can be told.
-#[derive(Clone, Args)]
+#[derive(Clone, PartialEq, Eq, Args)]
 pub struct Config {
     /// gRPC listen address
     #[arg(long, env = "GATEHOUSE_GRPC_ADDR", default_value = "127.0.0.1:50051")]

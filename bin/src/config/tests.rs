@@ -93,11 +93,8 @@ fn defaults_serve_the_embedded_mode_on_localhost() {
 /// the command line's defaults, and pass the checks.
 #[test]
 fn the_default_config_is_the_command_lines() {
-    let d = Config::default();
-    let c = serve(&[]);
-    assert_eq!(format!("{d:?}"), format!("{c:?}"));
-    assert_eq!((d.db_statement_timeout, d.session_lifetime), (c.db_statement_timeout, c.session_lifetime));
-    d.check().unwrap();
+    assert_eq!(Config::default(), serve(&[]));
+    Config::default().check().unwrap();
 }
 
 #[test]
@@ -114,14 +111,12 @@ fn the_statement_timeout_is_read_from_its_variable_and_its_flag() {
 fn flags_override_the_environment() {
     let vars = [("GATEHOUSE_GRPC_ADDR", "127.0.0.1:7000"), ("REDIS_URL", "redis://r:6379")];
     with_env(&vars, || {
-        for args in
-            [&["--grpc-addr", "0.0.0.0:6000", "--access-token-ttl=5m"][..], &["serve", "--grpc-addr=0.0.0.0:6000"]]
-        {
-            let command = load_env(args).unwrap();
-            let c = command.config();
-            assert_eq!(c.grpc_addr.to_string(), "0.0.0.0:6000", "{args:?}");
-            assert_eq!(c.redis_url.as_deref(), Some("redis://r:6379"), "{args:?}");
-        }
+        let c = load_env(&["--grpc-addr", "0.0.0.0:6000", "--access-token-ttl=5m"]).unwrap();
+        assert_eq!(c.config().grpc_addr.to_string(), "0.0.0.0:6000");
+        assert_eq!(c.config().access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.config().redis_url.as_deref(), Some("redis://r:6379"));
+        let c = load_env(&["serve", "--grpc-addr=0.0.0.0:6000"]).unwrap();
+        assert_eq!(c.config().grpc_addr.to_string(), "0.0.0.0:6000");
         let Command::Migrate(c) = load_env(&["migrate"]).unwrap() else { panic!("expected migrate") };
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:7000");
     });

@@ -3,41 +3,26 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use gatehouse::config::{Config, LogFormat};
+use gatehouse::config::{Command, Config, ConfigError, LogFormat};
 use gatehouse::wiring;
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: gatehouse [serve|migrate|help] [--flag value]...
-
-  serve    apply migrations, then serve gRPC (the default)
-  migrate  apply migrations and exit
-
-Every flag can also be set by its environment variable:
-";
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let command = if args.first().is_some_and(|a| !a.starts_with('-')) { args.remove(0) } else { "serve".to_owned() };
-    if matches!(command.as_str(), "help" | "-h" | "--help") || args.iter().any(|a| a == "--help" || a == "-h") {
-        eprintln!("{USAGE}{}", Config::help());
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::load(&args, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
+    let command = match Command::load(std::env::args_os()) {
+        Ok(command) => command,
+        // Help and version go to stdout with success, usage errors to
+        // stderr with clap's exit code.
+        Err(ConfigError::Usage(e)) => e.exit(),
         Err(e) => {
             eprintln!("gatehouse: {e}");
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
-    let result = match command.as_str() {
-        "serve" => serve(config).await,
-        "migrate" => wiring::open_database(&config).await.map(|_| tracing::info!("migrations applied")),
-        other => {
-            eprintln!("gatehouse: unknown command {other:?}\n\n{USAGE}{}", Config::help());
-            return ExitCode::from(2);
-        }
+    init_logging(command.config());
+    let result = match command {
+        Command::Serve(config) => serve(config).await,
+        Command::Migrate(config) => wiring::open_database(&config).await.map(|_| tracing::info!("migrations applied")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,13 +71,13 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; draining in-flight calls");
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+fn init_logging(config: &Config) {
+    // The filter was checked when the configuration was read.
+    let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    match format {
+    match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

@@ -140,8 +140,9 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         config
             .trusted_proxies
             .iter()
-            .map(|p| p.parse::<IpNet>().with_context(|| format!("GATEHOUSE_TRUSTED_PROXIES: {p:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?,
+            .map(|net| IpNet::new(net.addr(), net.prefix_len()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("GATEHOUSE_TRUSTED_PROXIES")?,
     );
     let verification_settings = VerificationSettings {
         public_url: config.public_url.clone(),

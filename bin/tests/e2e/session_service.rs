@@ -121,12 +121,15 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies(mode: Mode) {
     assert_eq!(ip, "127.0.0.1", "x-forwarded-for from an untrusted peer must be ignored");
 
     // Behind a trusted proxy (here: the test itself, on loopback) it is believed.
-    let app = TestApp::spawn_with(mode, |c| c.trusted_proxies = vec!["127.0.0.0/8".into()]).await;
+    let app = TestApp::spawn_with(mode, |c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     app.verified_user("di@example.com").await;
     let pair = login_as(&app, "di@example.com", "curl/8", Some("203.0.113.5, 10.9.9.9")).await;
     let ip = list(&app, &pair.access_token).await[0].client_ip.clone();
     assert_eq!(ip, "10.9.9.9", "the rightmost untrusted hop is the client");
-    let app = TestApp::spawn_with(mode, |c| c.trusted_proxies = vec!["127.0.0.1".into(), "10.0.0.0/8".into()]).await;
+    let app = TestApp::spawn_with(mode, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()]
+    })
+    .await;
     app.verified_user("di@example.com").await;
     let pair = login_as(&app, "di@example.com", "curl/8", Some("203.0.113.5, 10.9.9.9")).await;
     assert_eq!(list(&app, &pair.access_token).await[0].client_ip, "203.0.113.5");

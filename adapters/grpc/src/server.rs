@@ -8,6 +8,7 @@ use std::time::Duration;
 use gatehouse_application::ports::health::Probe;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -32,15 +33,15 @@ pub enum ServeError {
 }
 
 /// Names under which `grpc.health.v1` reports status: the whole server
-/// (empty name) and each service.
+/// (empty name) and each service, by the name it is routed under.
 const HEALTH_NAMES: [&str; 7] = [
     "",
-    "gatehouse.v1.AuthService",
-    "gatehouse.v1.TokenService",
-    "gatehouse.v1.UserService",
-    "gatehouse.v1.MfaService",
-    "gatehouse.v1.SessionService",
-    "gatehouse.v1.AuditService",
+    <AuthServiceServer<AuthApi> as NamedService>::NAME,
+    <TokenServiceServer<TokenApi> as NamedService>::NAME,
+    <UserServiceServer<UserApi> as NamedService>::NAME,
+    <MfaServiceServer<MfaApi> as NamedService>::NAME,
+    <SessionServiceServer<SessionApi> as NamedService>::NAME,
+    <AuditServiceServer<AuditApi> as NamedService>::NAME,
 ];
 
 /// Everything the gRPC side needs to serve.

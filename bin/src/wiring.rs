@@ -188,12 +188,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         verify_email: VerifyEmail::new(redeemer.clone(), events.clone(), clock.clone()),
         request_verification: RequestVerification::new(users.clone(), verifications, issuer.clone(), clock.clone()),
         reset_password: ResetPassword::new(redeemer, hasher.clone(), issuer.clone(), revoker.clone(), clock.clone()),
-        client_ip: client_ip.clone(),
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
         verify_mfa: VerifyMfa::new(mfa_deps.clone(), sessions.clone(), minter),
     };
     let mfa = MfaApi {
-        validate: validate.clone(),
         enroll_totp: EnrollTotp::new(mfa_deps.clone()),
         enroll_email_factor: EnrollEmailFactor::new(mfa_deps.clone()),
         enroll_phone_factor: EnrollPhoneFactor::new(mfa_deps.clone()),
@@ -204,7 +202,6 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     };
     let deps = AccountDeps { users, hasher, revoker: revoker.clone(), issuer, clock: clock.clone() };
     let user = UserApi {
-        validate: validate.clone(),
         get_me: GetMe::new(deps.clone()),
         update_me: UpdateMe::new(deps.clone()),
         change_password: ChangePassword::new(deps.clone()),
@@ -216,13 +213,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let session_deps =
         SessionDeps { sessions: sessions.clone(), revoker: revoker.clone(), clock: clock.clone(), settings };
     let session_api = SessionApi {
-        validate: validate.clone(),
         list: ListSessions::new(session_deps.clone()),
         revoke: RevokeSession::new(session_deps.clone()),
         revoke_others: RevokeOtherSessions::new(session_deps.clone()),
-        client_ip: ClientIpPolicy::default(),
     };
-    let audit = AuditApi { validate: validate.clone(), list: ListAuditEvents::new(audit_log) };
+    let audit = AuditApi { list: ListAuditEvents::new(audit_log) };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,

@@ -209,12 +209,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             revoker.clone(),
             clock.clone(),
         ),
-        client_ip: client_ip.clone(),
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
         verify_mfa: VerifyMfa::new(mfa_deps.clone(), opener, minter),
     };
     let mfa = MfaApi {
-        validate: validate.clone(),
         enroll_totp: EnrollTotp::new(mfa_deps.clone()),
         enroll_email_factor: EnrollEmailFactor::new(mfa_deps.clone()),
         enroll_phone_factor: EnrollPhoneFactor::new(mfa_deps.clone()),
@@ -224,7 +222,6 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         regenerate_backup_codes: RegenerateBackupCodes::new(mfa_deps),
     };
     let user = UserApi {
-        validate: validate.clone(),
         get_me: GetMe::new(users.clone()),
         update_me: UpdateMe::new(users, clock.clone()),
         change_password: ChangePassword::new(
@@ -240,13 +237,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         delete_me: DeleteMe::new(proof, uow.clone(), revoker.clone(), events, clock.clone()),
     };
     let session_api = SessionApi {
-        validate: validate.clone(),
         list: ListSessions::new(sessions.clone(), clock.clone()),
         revoke: RevokeSession::new(sessions.clone(), revoker.clone(), clock.clone()),
         revoke_others: RevokeOtherSessions::new(uow, revoker.clone(), clock.clone()),
-        client_ip: ClientIpPolicy::default(),
     };
-    let audit = AuditApi { validate: validate.clone(), list: ListAuditEvents::new(audit_log) };
+    let audit = AuditApi { list: ListAuditEvents::new(audit_log) };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,

@@ -1,19 +1,18 @@
 //! `gatehouse.v1.AuditService`: the caller's audit trail, newest first,
-//! paged with an opaque token. Every RPC first authenticates the caller from
-//! the Bearer access token.
+//! paged with an opaque token. Served to signed-in callers only (their Bearer
+//! token is checked before any RPC runs, see `crate::caller`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use gatehouse_application::AppError;
 use gatehouse_application::audit::ListAuditEvents;
-use gatehouse_application::auth::ValidateToken;
 use gatehouse_application::ports::audit::AuditCursor;
 use gatehouse_domain::AuditRecord;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::caller::authenticate;
+use crate::caller::signed_in;
 use crate::error::status;
 use crate::fields::Fields;
 use crate::pb;
@@ -26,10 +25,9 @@ const MAX_PAGE_SIZE: i32 = 100;
 /// Longest page token accepted before decoding; real ones are about 90 bytes.
 const MAX_PAGE_TOKEN_BYTES: usize = 256;
 
-/// The use case behind `AuditService`, and the token check that names the caller.
+/// The use case behind `AuditService`.
 #[derive(Clone, Debug)]
 pub struct AuditApi {
-    pub validate: ValidateToken,
     pub list: ListAuditEvents,
 }
 
@@ -96,9 +94,9 @@ fn paging(req: &pb::ListAuditEventsRequest) -> Result<(u32, Option<AuditCursor>)
 impl AuditApi {
     async fn list_audit_events(
         &self,
-        request: Request<pb::ListAuditEventsRequest>,
+        mut request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<pb::ListAuditEventsResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let (page_size, start) = paging(request.get_ref())?;
         let page = self.list.execute(&caller, page_size, start).await?;
         Ok(pb::ListAuditEventsResponse {

@@ -10,8 +10,7 @@ use gatehouse_application::mfa::{SendMfaCode, VerifyMfa};
 use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
 use tonic::{Request, Response, Status};
 
-use crate::caller::{bearer_token, short_enough};
-use crate::client_ip::ClientIpPolicy;
+use crate::caller::{Caller, bearer_token, short_enough};
 use crate::error::status;
 use crate::factors::{challenge, mfa_proof};
 use crate::fields::{Fields, parsed};
@@ -35,8 +34,6 @@ pub struct AuthApi {
     /// Serves both `ResendVerification` and `RequestPasswordReset`.
     pub request_verification: RequestVerification,
     pub reset_password: ResetPassword,
-    /// Finds the client's address (login, refresh) behind trusted proxies.
-    pub client_ip: ClientIpPolicy,
 }
 
 fn token_pair(pair: TokenPair) -> pb::TokenPair {
@@ -63,8 +60,8 @@ impl AuthApi {
         Ok(pb::SignUpResponse { user_id: user_id.to_string() })
     }
 
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<pb::LoginResponse, AppError> {
-        let client = self.client_ip.client_info(&request);
+    async fn login(&self, mut request: Request<pb::LoginRequest>) -> Result<pb::LoginResponse, AppError> {
+        let client = Caller::take(&mut request)?.client;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
@@ -103,8 +100,11 @@ impl AuthApi {
         })
     }
 
-    async fn refresh(&self, request: Request<pb::RefreshTokenRequest>) -> Result<pb::RefreshTokenResponse, AppError> {
-        let client = self.client_ip.client_info(&request);
+    async fn refresh(
+        &self,
+        mut request: Request<pb::RefreshTokenRequest>,
+    ) -> Result<pb::RefreshTokenResponse, AppError> {
+        let client = Caller::take(&mut request)?.client;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let token = fields.required("refresh_token", &req.refresh_token, MAX_REFRESH_TOKEN_BYTES);
@@ -113,9 +113,11 @@ impl AuthApi {
         Ok(pb::RefreshTokenResponse { tokens: Some(token_pair(pair)) })
     }
 
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<pb::LogoutResponse, AppError> {
-        let client = self.client_ip.client_info(&request);
-        let target = if let Some(access_token) = bearer_token(request.metadata()) {
+    async fn logout(&self, mut request: Request<pb::LogoutRequest>) -> Result<pb::LogoutResponse, AppError> {
+        let client = Caller::take(&mut request)?.client;
+        // The Bearer token names the session to end, not a signed-in caller:
+        // it is not validated first, since a revoked one may log out again.
+        let target = if let Some(access_token) = bearer_token(request.metadata().as_ref()) {
             LogoutTarget::AccessToken(Secret::new(short_enough(access_token)?.to_owned()))
         } else {
             let req = request.into_inner();

@@ -14,8 +14,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use gatehouse_domain::ClientInfo;
-use tonic::Request;
-use tonic::metadata::MetadataMap;
+use tonic::codegen::http::HeaderMap;
 
 /// A network in CIDR notation: `10.0.0.0/8`, `2001:db8::/32`; a bare
 /// address is a single host (`/32` for IPv4, `/128` for IPv6). Host bits
@@ -210,17 +209,17 @@ impl ClientIpPolicy {
         leftmost_trusted.or_else(|| real_ip.and_then(|v| parse_hop(v.trim()))).or(Some(peer))
     }
 
-    /// The client's user agent and address for `request`.
-    pub(crate) fn client_info<T>(&self, request: &Request<T>) -> ClientInfo {
-        let metadata = request.metadata();
-        let user_agent = metadata.get("user-agent").and_then(|v| v.to_str().ok());
-        let ip = self.client_ip(request.remote_addr().map(|a| a.ip()), metadata);
+    /// The client's user agent and address, for a request from the TCP
+    /// `peer` with `headers`.
+    pub(crate) fn client_info(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> ClientInfo {
+        let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok());
+        let ip = self.client_ip(peer, headers);
         ClientInfo::new(user_agent, ip.map(|ip| ip.to_string()))
     }
 
-    fn client_ip(&self, peer: Option<IpAddr>, metadata: &MetadataMap) -> Option<IpAddr> {
-        let forwarded_for = metadata.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        let real_ip = metadata.get("x-real-ip").and_then(|v| v.to_str().ok());
+    fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let forwarded_for = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let real_ip = headers.get("x-real-ip").and_then(|v| v.to_str().ok());
         self.resolve(peer, forwarded_for, real_ip)
     }
 }
@@ -250,20 +249,16 @@ mod tests {
         ClientIpPolicy::new(trusted.iter().map(|s| net(s)).collect())
     }
 
-    fn request(peer: &str, headers: &[(&'static str, &str)]) -> Request<()> {
-        let mut request = Request::new(());
+    fn client_info(policy: &ClientIpPolicy, peer: &str, headers: &[(&'static str, &str)]) -> ClientInfo {
+        let mut map = HeaderMap::new();
         for (name, value) in headers {
-            request.metadata_mut().append(*name, value.parse().unwrap());
+            map.append(*name, value.parse().unwrap());
         }
-        request.extensions_mut().insert(tonic::transport::server::TcpConnectInfo {
-            local_addr: None,
-            remote_addr: Some(SocketAddr::new(ip(peer), 50_000)),
-        });
-        request
+        policy.client_info(Some(ip(peer)), &map)
     }
 
     fn client_ip(policy: &ClientIpPolicy, peer: &str, headers: &[(&'static str, &str)]) -> Option<String> {
-        policy.client_info(&request(peer, headers)).ip
+        client_info(policy, peer, headers).ip
     }
 
     #[test]
@@ -390,7 +385,7 @@ mod tests {
 
     #[test]
     fn user_agent_is_kept() {
-        let info = ClientIpPolicy::default().client_info(&request("203.0.113.9", &[("user-agent", "grpcurl/1.9")]));
+        let info = client_info(&ClientIpPolicy::default(), "203.0.113.9", &[("user-agent", "grpcurl/1.9")]);
         assert_eq!(info.user_agent.as_deref(), Some("grpcurl/1.9"));
     }
 }

@@ -4,6 +4,10 @@
 //! ([`error::status`]). Also serves `grpc.health.v1` (fed by real dependency
 //! probes) and server reflection, so grpcurl works with no proto files.
 //!
+//! Who calls is found once per request, before any handler runs: the
+//! client's address (behind trusted proxies) and, on the services for
+//! signed-in users, the claims of the Bearer token (`caller.rs`).
+//!
 //! Tonic and prost types stop here: nothing this crate exports to the rest of
 //! the server, except the generated client stubs in [`pb`], carries them.
 

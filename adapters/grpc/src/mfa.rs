@@ -1,16 +1,15 @@
-//! `gatehouse.v1.MfaService`: the caller's second factors. Every RPC first
-//! authenticates the caller from the Bearer access token and acts on that
-//! user only.
+//! `gatehouse.v1.MfaService`: the caller's second factors. Served to signed-in
+//! callers only (their Bearer token is checked before any RPC runs, see
+//! `crate::caller`); every RPC acts on that user only.
 
 use gatehouse_application::AppError;
-use gatehouse_application::auth::ValidateToken;
 use gatehouse_application::mfa::{
     ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, ListFactors, RegenerateBackupCodes, RemoveFactor,
 };
 use gatehouse_domain::{EmailAddress, OneTimeCode, PhoneNumber};
 use tonic::{Request, Response, Status};
 
-use crate::caller::authenticate;
+use crate::caller::signed_in;
 use crate::error::status;
 use crate::factors::{factor, fresh_proof};
 use crate::fields::{Fields, parsed};
@@ -19,10 +18,9 @@ use crate::pb;
 /// `ConfirmFactor`'s code field.
 const CODE: &str = "code";
 
-/// The use cases behind `MfaService`, and the token check that names the caller.
+/// The use cases behind `MfaService`.
 #[derive(Clone, Debug)]
 pub struct MfaApi {
-    pub validate: ValidateToken,
     pub enroll_totp: EnrollTotp,
     pub enroll_email_factor: EnrollEmailFactor,
     pub enroll_phone_factor: EnrollPhoneFactor,
@@ -33,8 +31,11 @@ pub struct MfaApi {
 }
 
 impl MfaApi {
-    async fn enroll_totp(&self, request: Request<pb::EnrollTotpRequest>) -> Result<pb::EnrollTotpResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+    async fn enroll_totp(
+        &self,
+        mut request: Request<pb::EnrollTotpRequest>,
+    ) -> Result<pb::EnrollTotpResponse, AppError> {
+        let caller = signed_in(&mut request)?;
         let enrollment = self.enroll_totp.execute(caller.user_id).await?;
         Ok(pb::EnrollTotpResponse {
             factor_id: enrollment.factor_id.to_string(),
@@ -46,9 +47,9 @@ impl MfaApi {
 
     async fn enroll_email_factor(
         &self,
-        request: Request<pb::EnrollEmailFactorRequest>,
+        mut request: Request<pb::EnrollEmailFactorRequest>,
     ) -> Result<pb::EnrollEmailFactorResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&request.get_ref().email));
         let (email,) = parsed!(fields, email);
@@ -58,9 +59,9 @@ impl MfaApi {
 
     async fn enroll_phone_factor(
         &self,
-        request: Request<pb::EnrollPhoneFactorRequest>,
+        mut request: Request<pb::EnrollPhoneFactorRequest>,
     ) -> Result<pb::EnrollPhoneFactorResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let mut fields = Fields::default();
         let phone = fields.check("phone_number", PhoneNumber::parse(&request.get_ref().phone_number));
         let (phone,) = parsed!(fields, phone);
@@ -70,9 +71,9 @@ impl MfaApi {
 
     async fn confirm_factor(
         &self,
-        request: Request<pb::ConfirmFactorRequest>,
+        mut request: Request<pb::ConfirmFactorRequest>,
     ) -> Result<pb::ConfirmFactorResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let factor_id = fields.uuid("factor_id", &req.factor_id);
@@ -84,9 +85,9 @@ impl MfaApi {
 
     async fn list_factors(
         &self,
-        request: Request<pb::ListFactorsRequest>,
+        mut request: Request<pb::ListFactorsRequest>,
     ) -> Result<pb::ListFactorsResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let mut fields = Fields::default();
         let proof = fresh_proof(&mut fields, request.into_inner().proof.map(Into::into));
         let (proof,) = parsed!(fields, proof);
@@ -96,9 +97,9 @@ impl MfaApi {
 
     async fn remove_factor(
         &self,
-        request: Request<pb::RemoveFactorRequest>,
+        mut request: Request<pb::RemoveFactorRequest>,
     ) -> Result<pb::RemoveFactorResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let factor_id = fields.uuid("factor_id", &req.factor_id);
@@ -110,9 +111,9 @@ impl MfaApi {
 
     async fn regenerate_backup_codes(
         &self,
-        request: Request<pb::RegenerateBackupCodesRequest>,
+        mut request: Request<pb::RegenerateBackupCodesRequest>,
     ) -> Result<pb::RegenerateBackupCodesResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let proof = fresh_proof(&mut fields, req.proof.map(Into::into));

@@ -8,10 +8,12 @@ use std::time::Duration;
 use gatehouse_application::ports::health::Probe;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::caller::Identify;
 use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::mfa_service_server::MfaServiceServer;
@@ -32,15 +34,15 @@ pub enum ServeError {
 }
 
 /// Names under which `grpc.health.v1` reports status: the whole server
-/// (empty name) and each service.
+/// (empty name) and each service, by the name it is routed under.
 const HEALTH_NAMES: [&str; 7] = [
     "",
-    "gatehouse.v1.AuthService",
-    "gatehouse.v1.TokenService",
-    "gatehouse.v1.UserService",
-    "gatehouse.v1.MfaService",
-    "gatehouse.v1.SessionService",
-    "gatehouse.v1.AuditService",
+    <AuthServiceServer<AuthApi> as NamedService>::NAME,
+    <TokenServiceServer<TokenApi> as NamedService>::NAME,
+    <UserServiceServer<UserApi> as NamedService>::NAME,
+    <MfaServiceServer<MfaApi> as NamedService>::NAME,
+    <SessionServiceServer<SessionApi> as NamedService>::NAME,
+    <AuditServiceServer<AuditApi> as NamedService>::NAME,
 ];
 
 /// Everything the gRPC side needs to serve.
@@ -52,6 +54,7 @@ pub struct GrpcServer {
     mfa: MfaApi,
     sessions: SessionApi,
     audit: AuditApi,
+    identify: Identify,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
 }
@@ -64,25 +67,25 @@ impl std::fmt::Debug for GrpcServer {
 
 impl GrpcServer {
     /// `client_ip` is the one policy for finding a client's address behind
-    /// trusted proxies: it replaces `auth.client_ip`, so every service sees
-    /// the same. `probes` decide the health status: SERVING only while every
-    /// one answers.
+    /// trusted proxies, for every service. Callers' Bearer tokens are checked
+    /// by `token.validate`, the check `ValidateToken` answers gateways with,
+    /// so a token is good for all of Gatehouse or for none of it. `probes`
+    /// decide the health status: SERVING only while every one answers.
     #[must_use]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        mut auth: AuthApi,
+        auth: AuthApi,
         token: TokenApi,
         user: UserApi,
         mfa: MfaApi,
-        mut sessions: SessionApi,
+        sessions: SessionApi,
         audit: AuditApi,
         client_ip: ClientIpPolicy,
         probes: Vec<Arc<dyn Probe>>,
         health_interval: Duration,
     ) -> Self {
-        auth.client_ip = client_ip.clone();
-        sessions.client_ip = client_ip;
-        Self { auth, token, user, mfa, sessions, audit, probes, health_interval }
+        let identify = Identify::new(client_ip, token.validate.clone());
+        Self { auth, token, user, mfa, sessions, audit, identify, probes, health_interval }
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
@@ -101,16 +104,22 @@ impl GrpcServer {
         let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
         let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+        // Each service says what it needs of its callers. TokenService needs
+        // nothing: ValidateToken takes its token in the body, and the hot
+        // path must not pay for a second validation or a client look-up.
+        let id = &self.identify;
         let result = Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(id.anonymous(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES)))
             .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(SessionServiceServer::new(self.sessions).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(AuditServiceServer::new(self.audit).max_decoding_message_size(MAX_REQUEST_BYTES))
+            .add_service(id.signed_in(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(id.signed_in(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES)))
+            .add_service(
+                id.signed_in(SessionServiceServer::new(self.sessions).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            )
+            .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(MAX_REQUEST_BYTES)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServeError::Transport(e.to_string()));

@@ -1,15 +1,14 @@
-//! `gatehouse.v1.SessionService`: the caller's sessions. Every RPC first
-//! authenticates the caller from the Bearer access token and acts on that
-//! user's sessions only (another user's session is `NOT_FOUND`).
+//! `gatehouse.v1.SessionService`: the caller's sessions. Served to signed-in
+//! callers only (their Bearer token is checked before any RPC runs, see
+//! `crate::caller`); every RPC acts on that user's sessions only (another
+//! user's session is `NOT_FOUND`).
 
 use gatehouse_application::AppError;
-use gatehouse_application::auth::ValidateToken;
 use gatehouse_application::sessions::{ListSessions, RevokeOtherSessions, RevokeSession, SessionView};
 use gatehouse_domain::{SessionId, describe_device};
 use tonic::{Request, Response, Status};
 
-use crate::caller::authenticate;
-use crate::client_ip::ClientIpPolicy;
+use crate::caller::{Caller, signed_in};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
@@ -18,16 +17,12 @@ use crate::timestamp;
 /// Largest `page_size` accepted by `ListSessions`.
 const MAX_PAGE_SIZE: i32 = 100;
 
-/// The use cases behind `SessionService`, and the token check that names the caller.
+/// The use cases behind `SessionService`.
 #[derive(Clone, Debug)]
 pub struct SessionApi {
-    pub validate: ValidateToken,
     pub list: ListSessions,
     pub revoke: RevokeSession,
     pub revoke_others: RevokeOtherSessions,
-    /// Where a caller's address is read from; `GrpcServer::new` sets the
-    /// server-wide policy.
-    pub client_ip: ClientIpPolicy,
 }
 
 fn session(view: SessionView) -> pb::Session {
@@ -61,9 +56,9 @@ fn check_paging(req: &pb::ListSessionsRequest) -> Result<(), AppError> {
 impl SessionApi {
     async fn list_sessions(
         &self,
-        request: Request<pb::ListSessionsRequest>,
+        mut request: Request<pb::ListSessionsRequest>,
     ) -> Result<pb::ListSessionsResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         check_paging(request.get_ref())?;
         let sessions = self.list.execute(&caller).await?;
         Ok(pb::ListSessionsResponse {
@@ -74,23 +69,21 @@ impl SessionApi {
 
     async fn revoke_session(
         &self,
-        request: Request<pb::RevokeSessionRequest>,
+        mut request: Request<pb::RevokeSessionRequest>,
     ) -> Result<pb::RevokeSessionResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let (caller, client) = Caller::take(&mut request)?.signed_in()?;
         let mut fields = Fields::default();
         let id = fields.uuid("session_id", &request.get_ref().session_id);
         let (id,) = parsed!(fields, id);
-        let client = self.client_ip.client_info(&request);
         self.revoke.execute(&caller, SessionId::from_uuid(id), &client).await?;
         Ok(pb::RevokeSessionResponse {})
     }
 
     async fn revoke_other_sessions(
         &self,
-        request: Request<pb::RevokeOtherSessionsRequest>,
+        mut request: Request<pb::RevokeOtherSessionsRequest>,
     ) -> Result<pb::RevokeOtherSessionsResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
-        let client = self.client_ip.client_info(&request);
+        let (caller, client) = Caller::take(&mut request)?.signed_in()?;
         let revoked = self.revoke_others.execute(&caller, &client).await?;
         Ok(pb::RevokeOtherSessionsResponse { revoked_count: i32::try_from(revoked).unwrap_or(i32::MAX) })
     }

@@ -1,25 +1,23 @@
-//! `gatehouse.v1.UserService`: the caller's own account. Every RPC first
-//! authenticates the caller from the Bearer access token and acts on that
-//! user only.
+//! `gatehouse.v1.UserService`: the caller's own account. Served to signed-in
+//! callers only (their Bearer token is checked before any RPC runs, see
+//! `crate::caller`); every RPC acts on that user only.
 
 use gatehouse_application::AppError;
 use gatehouse_application::account::{
     AddLoginEmail, ChangePassword, DeleteMe, GetMe, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
 };
-use gatehouse_application::auth::ValidateToken;
 use gatehouse_domain::{EmailAddress, Password};
 use tonic::{Request, Response, Status};
 
-use crate::caller::authenticate;
+use crate::caller::signed_in;
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::profile::{display_name_change, login_email, user};
 
-/// The use cases behind `UserService`, and the token check that names the caller.
+/// The use cases behind `UserService`.
 #[derive(Clone, Debug)]
 pub struct UserApi {
-    pub validate: ValidateToken,
     /// Serves both `GetMe` and `ListLoginEmails`.
     pub get_me: GetMe,
     pub update_me: UpdateMe,
@@ -39,14 +37,14 @@ fn email(address: &str) -> Result<EmailAddress, AppError> {
 }
 
 impl UserApi {
-    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<pb::GetMeResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+    async fn get_me(&self, mut request: Request<pb::GetMeRequest>) -> Result<pb::GetMeResponse, AppError> {
+        let caller = signed_in(&mut request)?;
         let account = self.get_me.execute(caller.user_id).await?;
         Ok(pb::GetMeResponse { user: Some(user(account)) })
     }
 
-    async fn update_me(&self, request: Request<pb::UpdateMeRequest>) -> Result<pb::UpdateMeResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+    async fn update_me(&self, mut request: Request<pb::UpdateMeRequest>) -> Result<pb::UpdateMeResponse, AppError> {
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let display_name = display_name_change(&mut fields, req.user, req.update_mask);
@@ -57,9 +55,9 @@ impl UserApi {
 
     async fn change_password(
         &self,
-        request: Request<pb::ChangePasswordRequest>,
+        mut request: Request<pb::ChangePasswordRequest>,
     ) -> Result<pb::ChangePasswordResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let current = fields.check("current_password", Password::candidate(req.current_password));
@@ -71,18 +69,18 @@ impl UserApi {
 
     async fn list_login_emails(
         &self,
-        request: Request<pb::ListLoginEmailsRequest>,
+        mut request: Request<pb::ListLoginEmailsRequest>,
     ) -> Result<pb::ListLoginEmailsResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let account = self.get_me.execute(caller.user_id).await?;
         Ok(pb::ListLoginEmailsResponse { emails: account.emails().iter().cloned().map(login_email).collect() })
     }
 
     async fn add_login_email(
         &self,
-        request: Request<pb::AddLoginEmailRequest>,
+        mut request: Request<pb::AddLoginEmailRequest>,
     ) -> Result<pb::AddLoginEmailResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let email = email(&request.get_ref().email)?;
         self.add_login_email.execute(caller.user_id, &email).await?;
         Ok(pb::AddLoginEmailResponse {})
@@ -90,9 +88,9 @@ impl UserApi {
 
     async fn remove_login_email(
         &self,
-        request: Request<pb::RemoveLoginEmailRequest>,
+        mut request: Request<pb::RemoveLoginEmailRequest>,
     ) -> Result<pb::RemoveLoginEmailResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let email = email(&request.get_ref().email)?;
         self.remove_login_email.execute(caller.user_id, &email).await?;
         Ok(pb::RemoveLoginEmailResponse {})
@@ -100,16 +98,16 @@ impl UserApi {
 
     async fn set_primary_email(
         &self,
-        request: Request<pb::SetPrimaryEmailRequest>,
+        mut request: Request<pb::SetPrimaryEmailRequest>,
     ) -> Result<pb::SetPrimaryEmailResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+        let caller = signed_in(&mut request)?;
         let email = email(&request.get_ref().email)?;
         self.set_primary_email.execute(caller.user_id, &email).await?;
         Ok(pb::SetPrimaryEmailResponse {})
     }
 
-    async fn delete_me(&self, request: Request<pb::DeleteMeRequest>) -> Result<pb::DeleteMeResponse, AppError> {
-        let caller = authenticate(&self.validate, &request).await?;
+    async fn delete_me(&self, mut request: Request<pb::DeleteMeRequest>) -> Result<pb::DeleteMeResponse, AppError> {
+        let caller = signed_in(&mut request)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let password = fields.check("password", Password::candidate(req.password));

@@ -3,7 +3,8 @@
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::harness::{Mode, TestApp, assert_error};
+use crate::harness::{Mode, TestApp, assert_error, authed};
+use gatehouse_grpc::pb;
 
 crate::in_both_modes!(
     sign_up_login_validate_and_logout,
@@ -13,6 +14,7 @@ crate::in_both_modes!(
     reused_refresh_token_revokes_the_session,
     concurrent_refreshes_with_one_token_mint_one_pair,
     logout_by_refresh_token_ends_that_session_only,
+    a_stray_bearer_token_is_ignored_where_no_sign_in_is_needed,
     revocation_survives_a_restart_and_reaches_every_replica,
     health_reports_serving,
     jwks_verifies_access_tokens_locally,
@@ -144,6 +146,27 @@ async fn logout_by_refresh_token_ends_that_session_only(mode: Mode) {
     app.validate(&b.access_token).await.unwrap();
     let forged = format!("ghr_{}", "B".repeat(43));
     assert_error(app.logout_refresh(&forged).await, Code::Unauthenticated, "REFRESH_TOKEN_INVALID");
+}
+
+/// Only the services for signed-in users look at `authorization`: a stale
+/// or broken Bearer token does not stop a login, and ValidateToken judges
+/// the token in its body alone, whatever the header says.
+async fn a_stray_bearer_token_is_ignored_where_no_sign_in_is_needed(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let stale = app.user_session("eve@example.com").await;
+    app.logout_bearer(&stale.access_token).await.unwrap();
+
+    let login = pb::LoginRequest { email: "eve@example.com".into(), password: "correct horse battery".into() };
+    let fresh = match app.auth.clone().login(authed(login, "garbage")).await.unwrap().into_inner().result {
+        Some(pb::login_response::Result::Tokens(pair)) => pair,
+        other => panic!("login returned no tokens: {other:?}"),
+    };
+
+    let body = |token: &str| pb::ValidateTokenRequest { access_token: token.into() };
+    let claims = app.token.clone().validate_token(authed(body(&fresh.access_token), &stale.access_token)).await;
+    assert_eq!(claims.unwrap().into_inner().session_id, fresh.session_id);
+    let stale_in_body = app.token.clone().validate_token(authed(body(&stale.access_token), &fresh.access_token)).await;
+    assert_error(stale_in_body, Code::Unauthenticated, "TOKEN_REVOKED");
 }
 
 /// The session row is the truth: a restarted server (empty in-process

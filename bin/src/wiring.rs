@@ -15,8 +15,9 @@ use gatehouse_application::account::{
 use gatehouse_application::audit::ListAuditEvents;
 use gatehouse_application::auth::login::SessionOpener;
 use gatehouse_application::auth::{
-    GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshTokens, RequestVerification, ResetPassword,
-    SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
+    GetJwks, Login, Logout, RebuildDenylist, Redeemer, RefreshToken, RequestPasswordReset, ResendVerification,
+    ResetPassword, SessionRevoker, SignUp, TokenMinter, ValidateToken, VerificationIssuer, VerificationSender,
+    VerifyEmail,
 };
 use gatehouse_application::events::{EventFactory, OpeningPublisher, RelayOutbox, RelaySettings, SealingEncoder};
 use gatehouse_application::mfa::{
@@ -162,6 +163,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let opener =
         SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
     let proof = PasswordProof::new(users.clone(), hasher.clone());
+    let sender = VerificationSender::new(verifications, uow.clone(), issuer.clone(), clock.clone());
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
@@ -191,16 +193,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             MfaGate::new(mfa_deps.clone()),
             opener.clone(),
         ),
-        refresh: RefreshTokens::new(sessions.clone(), minter.clone(), revoker.clone()),
+        refresh_token: RefreshToken::new(sessions.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
         verify_email: VerifyEmail::new(redeemer.clone(), uow.clone(), events.clone(), clock.clone()),
-        request_verification: RequestVerification::new(
-            users.clone(),
-            verifications,
-            uow.clone(),
-            issuer.clone(),
-            clock.clone(),
-        ),
+        resend_verification: ResendVerification::new(users.clone(), sender.clone()),
+        request_password_reset: RequestPasswordReset::new(users.clone(), sender),
         reset_password: ResetPassword::new(
             redeemer,
             uow.clone(),

@@ -3,8 +3,8 @@
 
 use gatehouse_application::AppError;
 use gatehouse_application::auth::{
-    Login, LoginCommand, LoginOutcome, Logout, LogoutTarget, RefreshTokens, RequestVerification, ResetPassword, SignUp,
-    SignUpCommand, VerifyEmail,
+    self, Login, LoginCommand, LoginOutcome, Logout, LogoutTarget, RequestPasswordReset, ResendVerification,
+    ResetPassword, SignUp, SignUpCommand, VerifyEmail,
 };
 use gatehouse_application::mfa::{SendMfaCode, VerifyMfa};
 use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
@@ -28,11 +28,11 @@ pub struct AuthApi {
     pub login: Login,
     pub send_mfa_code: SendMfaCode,
     pub verify_mfa: VerifyMfa,
-    pub refresh: RefreshTokens,
+    pub refresh_token: auth::RefreshToken,
     pub logout: Logout,
     pub verify_email: VerifyEmail,
-    /// Serves both `ResendVerification` and `RequestPasswordReset`.
-    pub request_verification: RequestVerification,
+    pub resend_verification: ResendVerification,
+    pub request_password_reset: RequestPasswordReset,
     pub reset_password: ResetPassword,
 }
 
@@ -109,7 +109,7 @@ impl AuthApi {
         let mut fields = Fields::default();
         let token = fields.required("refresh_token", &req.refresh_token, MAX_REFRESH_TOKEN_BYTES);
         let (token,) = parsed!(fields, token);
-        let pair = self.refresh.execute(&RefreshToken::new(token.to_owned()), &client).await?;
+        let pair = self.refresh_token.execute(&RefreshToken::new(token.to_owned()), &client).await?;
         Ok(pb::RefreshTokenResponse { tokens: Some(token_pair(pair)) })
     }
 
@@ -150,7 +150,7 @@ impl AuthApi {
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
         let (email,) = parsed!(fields, email);
-        self.request_verification.resend_verification(&email).await?;
+        self.resend_verification.execute(&email).await?;
         Ok(pb::ResendVerificationResponse {})
     }
 
@@ -162,7 +162,7 @@ impl AuthApi {
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
         let (email,) = parsed!(fields, email);
-        self.request_verification.request_password_reset(&email).await?;
+        self.request_password_reset.execute(&email).await?;
         Ok(pb::RequestPasswordResetResponse {})
     }
 

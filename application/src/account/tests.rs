@@ -14,8 +14,8 @@ use gatehouse_domain::{
 use super::*;
 use crate::auth::login::SessionOpener;
 use crate::auth::{
-    Login, LoginCommand, Proof, Redeemer, RequestVerification, ResetPassword, SessionRevoker, SignUp, SignUpCommand,
-    TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
+    Login, LoginCommand, Proof, Redeemer, RequestPasswordReset, ResendVerification, ResetPassword, SessionRevoker,
+    SignUp, SignUpCommand, TokenMinter, ValidateToken, VerificationIssuer, VerifyEmail,
 };
 use crate::error::AppError;
 use crate::events::EventFactory;
@@ -40,7 +40,8 @@ struct Harness {
     login: Login,
     validate: ValidateToken,
     verify: VerifyEmail,
-    request: RequestVerification,
+    resend: ResendVerification,
+    request_reset: RequestPasswordReset,
     reset: ResetPassword,
     parts: Parts,
 }
@@ -82,6 +83,7 @@ impl Harness {
             events: factory.clone(),
         };
         let redeemer = Redeemer::new(store.clone(), verification.clone());
+        let sender = crate::auth::VerificationSender::new(store.clone(), store.clone(), issuer.clone(), clock.clone());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
             login: Login::new(
@@ -94,13 +96,8 @@ impl Harness {
             ),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
             verify: VerifyEmail::new(redeemer.clone(), store.clone(), factory, clock.clone()),
-            request: RequestVerification::new(
-                store.clone(),
-                store.clone(),
-                store.clone(),
-                issuer.clone(),
-                clock.clone(),
-            ),
+            resend: ResendVerification::new(store.clone(), sender.clone()),
+            request_reset: RequestPasswordReset::new(store.clone(), sender),
             reset: ResetPassword::new(
                 redeemer,
                 store.clone(),
@@ -327,14 +324,14 @@ fn resending_replaces_the_previous_verification_and_says_nothing_about_unknown_a
     let h = Harness::new();
     h.sign_up("ann@example.com");
     let (old, _, _) = h.secrets("email.verification_requested", "ann@example.com");
-    block_on(h.request.resend_verification(&email("ann@example.com"))).unwrap();
+    block_on(h.resend.execute(&email("ann@example.com"))).unwrap();
     let (new, _, _) = h.secrets("email.verification_requested", "ann@example.com");
     assert_ne!(old, new);
     assert!(matches!(h.verify_token(&old), Err(AppError::VerificationUsed)));
     h.verify_token(&new).unwrap();
     let before = h.outbox_types().len();
-    block_on(h.request.resend_verification(&email("nobody@example.com"))).unwrap();
-    block_on(h.request.resend_verification(&email("ann@example.com"))).unwrap(); // already verified
+    block_on(h.resend.execute(&email("nobody@example.com"))).unwrap();
+    block_on(h.resend.execute(&email("ann@example.com"))).unwrap(); // already verified
     assert_eq!(h.outbox_types().len(), before, "no event for unknown or verified addresses");
 }
 
@@ -342,7 +339,7 @@ fn resending_replaces_the_previous_verification_and_says_nothing_about_unknown_a
 fn a_token_of_the_other_kind_is_refused() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (reset_token, _, link) = h.secrets("email.password_reset_requested", "ann@example.com");
     assert!(link.starts_with("https://id.example.com/reset-password?token=ghp_"));
     assert!(matches!(h.verify_token(&reset_token), Err(AppError::VerificationInvalid)));
@@ -356,7 +353,7 @@ fn password_reset_replaces_the_password_revokes_sessions_and_notifies() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
     let session = h.login("ann@example.com", PASSWORD).unwrap();
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     let new = Password::new("a brand new secret".into()).unwrap();
     block_on(h.reset.execute(Proof::Token(Secret::new(token.clone())), new.clone())).unwrap();
@@ -374,9 +371,9 @@ fn password_reset_replaces_the_password_revokes_sessions_and_notifies() {
 fn password_reset_by_code_and_a_newer_request_retires_the_older() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (first, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     let new = Password::new("another new secret".into()).unwrap();
     let r = block_on(h.reset.execute(Proof::Token(Secret::new(first)), new.clone()));
@@ -391,7 +388,7 @@ fn password_reset_by_code_and_a_newer_request_retires_the_older() {
 #[test]
 fn reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
     let h = Harness::new();
-    block_on(h.request.request_password_reset(&email("nobody@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("nobody@example.com"))).unwrap();
     assert!(h.outbox_types().is_empty());
 }
 
@@ -399,7 +396,7 @@ fn reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
 fn reset_expires_after_two_hours() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     h.clock.advance(TimeDelta::hours(2));
     let r = block_on(h.reset.execute(Proof::Token(Secret::new(token)), Password::new("x".repeat(8)).unwrap()));
@@ -504,7 +501,7 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
     for _ in 0..2 {
-        block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+        block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
         let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
         for _ in 0..5 {
             let proof =
@@ -513,14 +510,14 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
         }
     }
     let before = h.outbox_types().len();
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     assert_eq!(h.outbox_types().len(), before, "throttled: nothing sent");
     let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     let proof = Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() };
     let r = block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()));
     assert!(matches!(r, Err(AppError::AttemptsExhausted | AppError::VerificationUsed)), "{r:?}");
     h.clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
-    block_on(h.request.request_password_reset(&email("ann@example.com"))).unwrap();
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     assert_eq!(h.outbox_types().len(), before + 1, "the budget returns after the window");
 }
 

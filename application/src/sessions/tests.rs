@@ -13,7 +13,7 @@ use super::*;
 use crate::auth::SessionRevoker;
 use crate::auth::login::SessionOpener;
 use crate::auth::{
-    Login, LoginCommand, LoginOutcome, RefreshTokens, SignUp, SignUpCommand, TokenMinter, ValidateToken,
+    Login, LoginCommand, LoginOutcome, RefreshToken, SignUp, SignUpCommand, TokenMinter, ValidateToken,
     VerificationIssuer,
 };
 use crate::error::AppError;
@@ -29,7 +29,7 @@ struct H {
     clock: Arc<FixedClock>,
     store: Arc<InMemoryStore>,
     login: Login,
-    refresh: RefreshTokens,
+    refresh: RefreshToken,
     validate: ValidateToken,
     revoker: SessionRevoker,
     settings: TokenSettings,
@@ -67,7 +67,7 @@ impl H {
         let mfa = MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default()));
         Self {
             login: Login::new(store.clone(), hasher, minter.clone(), false, mfa, opener),
-            refresh: RefreshTokens::new(store.clone(), minter, revoker.clone()),
+            refresh: RefreshToken::new(store.clone(), minter, revoker.clone()),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
             revoker,
             clock,

@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{ClientInfo, RefreshToken, RevokeReason, TokenPair};
+// The domain's refresh token is the secret presented; this module's
+// `RefreshToken` is the use case named after the RPC.
+use gatehouse_domain::{ClientInfo, RefreshToken as Presented, RevokeReason, TokenPair};
 
 use crate::auth::minter::{TokenMinter, hash_refresh_token, looks_like_refresh_token};
 use crate::auth::revoker::SessionRevoker;
@@ -19,20 +21,14 @@ use crate::error::AppError;
 use crate::ports::store::{Rotation, SessionRepository};
 
 /// Rotates refresh tokens.
-#[derive(Clone)]
-pub struct RefreshTokens {
+#[derive(Clone, Debug)]
+pub struct RefreshToken {
     sessions: Arc<dyn SessionRepository>,
     minter: TokenMinter,
     revoker: SessionRevoker,
 }
 
-impl std::fmt::Debug for RefreshTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshTokens").finish_non_exhaustive()
-    }
-}
-
-impl RefreshTokens {
+impl RefreshToken {
     #[must_use]
     pub fn new(sessions: Arc<dyn SessionRepository>, minter: TokenMinter, revoker: SessionRevoker) -> Self {
         Self { sessions, minter, revoker }
@@ -47,7 +43,7 @@ impl RefreshTokens {
     /// - [`AppError::TokenExpired`]: past its expiry;
     /// - [`AppError::TokenRevoked`]: its session has ended, or it was already
     ///   used (the session is revoked now).
-    pub async fn execute(&self, presented: &RefreshToken, client: &ClientInfo) -> Result<TokenPair, AppError> {
+    pub async fn execute(&self, presented: &Presented, client: &ClientInfo) -> Result<TokenPair, AppError> {
         if !looks_like_refresh_token(presented) {
             return Err(AppError::InvalidRefreshToken);
         }

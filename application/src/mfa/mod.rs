@@ -1,10 +1,16 @@
 //! Second factors: enrolment and management (`MfaService`), and the login
-//! challenge (`Login` → `SendMfaCode` → `VerifyMfa`).
+//! challenge (`Login` → `SendMfaCode` → `VerifyMfa`); one file per use case.
 
-mod challenge;
-mod confirm;
-mod enroll;
-mod manage;
+mod confirm_factor;
+mod enroll_email_factor;
+mod enroll_phone_factor;
+mod enroll_totp;
+mod list_factors;
+mod mfa_gate;
+mod regenerate_backup_codes;
+mod remove_factor;
+mod send_mfa_code;
+mod verify_mfa;
 
 use std::sync::Arc;
 
@@ -12,10 +18,16 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::{EmailAddress, Factor, FactorKind, OneTimeCode, Password, TokenHash, UserId};
 use uuid::Uuid;
 
-pub use challenge::{ChallengeView, FactorView, MfaGate, MfaPassed, MfaProof, SendMfaCode, VerifyMfa};
-pub use confirm::ConfirmFactor;
-pub use enroll::{EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, TotpEnrollment};
-pub use manage::{ListFactors, RegenerateBackupCodes, RemoveFactor};
+pub use confirm_factor::ConfirmFactor;
+pub use enroll_email_factor::EnrollEmailFactor;
+pub use enroll_phone_factor::EnrollPhoneFactor;
+pub use enroll_totp::{EnrollTotp, TotpEnrollment};
+pub use list_factors::ListFactors;
+pub use mfa_gate::{ChallengeView, FactorView, MfaGate};
+pub use regenerate_backup_codes::RegenerateBackupCodes;
+pub use remove_factor::RemoveFactor;
+pub use send_mfa_code::SendMfaCode;
+pub use verify_mfa::{MfaPassed, MfaProof, VerifyMfa};
 
 use crate::account::PasswordProof;
 use crate::error::{AppError, FieldViolation};
@@ -265,6 +277,46 @@ pub fn base32(bytes: &[u8]) -> String {
         out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
     }
     out
+}
+
+/// The challenge `id`, if a code may still be tried on it.
+async fn live_challenge(d: &MfaDeps, id: Uuid, now: DateTime<Utc>) -> Result<gatehouse_domain::MfaChallenge, AppError> {
+    let c = d.mfa.challenge(id).await?.ok_or(AppError::ChallengeInvalid)?;
+    if c.consumed_at.is_some() {
+        Err(AppError::ChallengeUsed)
+    } else if now >= c.expires_at {
+        Err(AppError::ChallengeExpired)
+    } else if c.attempts >= c.max_attempts {
+        Err(AppError::AttemptsExhausted)
+    } else {
+        Ok(c)
+    }
+}
+
+/// Stores a pending email or SMS factor and sends its first code.
+async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destination: &str) -> Result<Uuid, AppError> {
+    let now = d.clock.now();
+    let factor = Factor {
+        id: new_uuid_v7(now, d.rng.as_ref()),
+        user_id: user,
+        kind,
+        destination: Some(destination.to_owned()),
+        secret: None,
+        active: false,
+        created_at: now,
+        confirmed_at: None,
+        last_totp_step: None,
+    };
+    let (code, stored) = d.new_code(factor.id, None, now);
+    let event = gatehouse_domain::Event::MfaCode {
+        user_id: user,
+        kind,
+        destination: destination.to_owned(),
+        code: gatehouse_domain::Secret::new(code.expose().to_owned()),
+        expires_at: stored.expires_at,
+    };
+    d.store_factor(&factor, Some(&stored), vec![d.events.message(now, event)]).await?;
+    Ok(factor.id)
 }
 
 #[cfg(test)]

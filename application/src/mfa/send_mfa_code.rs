@@ -1,0 +1,54 @@
+//! SendMfaCode: an email or SMS code for a factor of an open challenge.
+
+use gatehouse_domain::{Event, FactorKind, Secret};
+use uuid::Uuid;
+
+use super::MfaDeps;
+use super::live_challenge;
+use crate::error::AppError;
+
+/// Sends a code for an email or SMS factor of a challenge.
+#[derive(Clone, Debug)]
+pub struct SendMfaCode(MfaDeps);
+
+impl SendMfaCode {
+    #[must_use]
+    pub const fn new(deps: MfaDeps) -> Self {
+        Self(deps)
+    }
+
+    /// A new code replaces the previous one for this factor and challenge;
+    /// the challenge's failure count is not reset.
+    ///
+    /// # Errors
+    /// Challenge errors; `INVALID_ARGUMENT` (`factor_id`) for a factor the
+    /// challenge does not offer; `FailedPrecondition` for a TOTP factor.
+    pub async fn execute(&self, challenge_id: Uuid, factor_id: Uuid) -> Result<(), AppError> {
+        let d = &self.0;
+        let now = d.clock.now();
+        let c = live_challenge(d, challenge_id, now).await?;
+        let factor = d.factor(c.user_id, factor_id).await?;
+        if !factor.active || !d.enabled(factor.kind) {
+            return Err(super::unknown_factor());
+        }
+        let Some(destination) = factor.destination.clone().filter(|_| factor.kind != FactorKind::Totp) else {
+            return Err(AppError::FailedPrecondition {
+                reason: "CODE_NOT_NEEDED",
+                message: "an authenticator app makes its own codes",
+            });
+        };
+        let (code, stored) = d.new_code(factor.id, Some(c.id), now);
+        let event = Event::MfaCode {
+            user_id: c.user_id,
+            kind: factor.kind,
+            destination,
+            code: Secret::new(code.expose().to_owned()),
+            expires_at: stored.expires_at,
+        };
+        let mut uow = d.uow.begin().await?;
+        uow.factors().insert_code(&stored).await?;
+        uow.add_messages(vec![d.events.message(now, event)]);
+        uow.commit().await?;
+        Ok(())
+    }
+}

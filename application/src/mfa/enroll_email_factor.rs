@@ -4,8 +4,7 @@
 use gatehouse_domain::{EmailAddress, FactorKind, UserId};
 use uuid::Uuid;
 
-use super::MfaDeps;
-use super::enroll_with_code;
+use super::{MfaDeps, enroll_with_code};
 use crate::error::{AppError, FieldViolation};
 
 /// Starts enrolling one of the user's verified email addresses.

@@ -4,8 +4,7 @@
 use gatehouse_domain::{FactorKind, PhoneNumber, UserId};
 use uuid::Uuid;
 
-use super::MfaDeps;
-use super::enroll_with_code;
+use super::{MfaDeps, enroll_with_code};
 use crate::error::AppError;
 
 /// Starts enrolling a phone number.

@@ -3,8 +3,7 @@
 use gatehouse_domain::{Event, FactorKind, Secret};
 use uuid::Uuid;
 
-use super::MfaDeps;
-use super::live_challenge;
+use super::{MfaDeps, live_challenge};
 use crate::error::AppError;
 
 /// Sends a code for an email or SMS factor of a challenge.

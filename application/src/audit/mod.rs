@@ -23,15 +23,9 @@ pub struct AuditPage {
 }
 
 /// Lists the caller's audit trail.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ListAuditEvents {
     log: Arc<dyn AuditLog>,
-}
-
-impl std::fmt::Debug for ListAuditEvents {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListAuditEvents").finish_non_exhaustive()
-    }
 }
 
 impl ListAuditEvents {

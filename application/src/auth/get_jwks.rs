@@ -5,15 +5,9 @@ use std::sync::Arc;
 use crate::ports::tokens::{AccessTokenVerifier, PublicJwk};
 
 /// Publishes the verification keys.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct GetJwks {
     verifier: Arc<dyn AccessTokenVerifier>,
-}
-
-impl std::fmt::Debug for GetJwks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GetJwks").finish_non_exhaustive()
-    }
 }
 
 impl GetJwks {

@@ -23,18 +23,12 @@ pub enum LogoutTarget {
 }
 
 /// Ends sessions.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Logout {
     sessions: Arc<dyn SessionRepository>,
     revoker: SessionRevoker,
     verifier: Arc<dyn AccessTokenVerifier>,
     clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for Logout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Logout").finish_non_exhaustive()
-    }
 }
 
 impl Logout {

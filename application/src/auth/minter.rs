@@ -15,18 +15,12 @@ use crate::secrets::{has_token_shape, hash_secret, new_token};
 use crate::settings::TokenSettings;
 
 /// Makes refresh tokens and signed access tokens for a session.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenMinter {
     signer: Arc<dyn AccessTokenSigner>,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     settings: TokenSettings,
-}
-
-impl std::fmt::Debug for TokenMinter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenMinter").field("settings", &self.settings).finish_non_exhaustive()
-    }
 }
 
 impl TokenMinter {

@@ -15,19 +15,13 @@ use crate::ports::store::SessionRepository;
 use crate::settings::TokenSettings;
 
 /// Re-denies recently revoked sessions.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RebuildDenylist {
     sessions: Arc<dyn SessionRepository>,
     denylist: Arc<dyn Denylist>,
     revoker: SessionRevoker,
     clock: Arc<dyn Clock>,
     settings: TokenSettings,
-}
-
-impl std::fmt::Debug for RebuildDenylist {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RebuildDenylist").finish_non_exhaustive()
-    }
 }
 
 impl RebuildDenylist {

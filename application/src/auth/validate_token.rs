@@ -14,17 +14,11 @@ use crate::ports::denylist::Denylist;
 use crate::ports::tokens::AccessTokenVerifier;
 
 /// Validates access tokens.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ValidateToken {
     verifier: Arc<dyn AccessTokenVerifier>,
     denylist: Arc<dyn Denylist>,
     clock: Arc<dyn Clock>,
-}
-
-impl std::fmt::Debug for ValidateToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValidateToken").finish_non_exhaustive()
-    }
 }
 
 impl ValidateToken {

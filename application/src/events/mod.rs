@@ -20,17 +20,11 @@ use crate::ports::random::RandomSource;
 /// Wraps events in envelopes (id, time) and encodes them for the outbox, and
 /// writes audit facts: with a state change (as outbox messages carrying
 /// their audit row) or on their own.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EventFactory {
     encoder: Arc<dyn EventEncoder>,
     rng: Arc<dyn RandomSource>,
     audit_log: Arc<dyn AuditLog>,
-}
-
-impl std::fmt::Debug for EventFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventFactory").finish_non_exhaustive()
-    }
 }
 
 /// An audit fact being described: `Audit::of("login.failed").subject(u)…`.

@@ -52,18 +52,12 @@ pub struct RelayReport {
 }
 
 /// Relays the outbox to an [`EventPublisher`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RelayOutbox {
     store: Arc<dyn OutboxStore>,
     publisher: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     settings: RelaySettings,
-}
-
-impl std::fmt::Debug for RelayOutbox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RelayOutbox").field("settings", &self.settings).finish_non_exhaustive()
-    }
 }
 
 impl RelayOutbox {

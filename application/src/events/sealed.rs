@@ -18,16 +18,10 @@ use crate::ports::mfa::SecretBox;
 const MAX_KEY_ID: usize = 255;
 
 /// Encodes with `inner`, then seals the payload: `[key id length][key id][sealed data]`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SealingEncoder {
     inner: Arc<dyn EventEncoder>,
     secrets: Arc<dyn SecretBox>,
-}
-
-impl std::fmt::Debug for SealingEncoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SealingEncoder").finish_non_exhaustive()
-    }
 }
 
 impl SealingEncoder {
@@ -60,16 +54,10 @@ impl EventEncoder for SealingEncoder {
 }
 
 /// Opens sealed payloads, then hands the message to `inner`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct OpeningPublisher {
     inner: Arc<dyn EventPublisher>,
     secrets: Arc<dyn SecretBox>,
-}
-
-impl std::fmt::Debug for OpeningPublisher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpeningPublisher").finish_non_exhaustive()
-    }
 }
 
 impl OpeningPublisher {

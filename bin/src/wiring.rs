@@ -193,7 +193,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             MfaGate::new(mfa_deps.clone()),
             opener.clone(),
         ),
-        refresh_token: RefreshToken::new(sessions.clone(), minter.clone(), revoker.clone()),
+        refresh_token: RefreshToken::new(uow.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
         verify_email: VerifyEmail::new(redeemer.clone(), uow.clone(), events.clone(), clock.clone()),
         resend_verification: ResendVerification::new(users.clone(), sender.clone()),

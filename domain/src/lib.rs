@@ -25,7 +25,7 @@ pub use ids::{SessionId, TokenId, UserId};
 pub use mfa::{Activation, Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, Removal, SealedSecret};
 pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
-pub use session::{ClientInfo, RevokeReason, Session, describe_device, revoke_all};
+pub use session::{ClientInfo, RevokeReason, Session, SessionEnded, describe_device, revoke_all};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
 pub use user::{Account, AccountError, DisplayName, DisplayNameError, EmailRemoval, LoginEmail, PrimaryChange, User};
 pub use verification::{CodeError, OneTimeCode, Purpose, Verification};

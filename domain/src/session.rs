@@ -166,6 +166,42 @@ impl Session {
     }
 }
 
+/// Why a session cannot take a new refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionEnded;
+
+impl Session {
+    /// Moves the session on with a new refresh token at `now` (a refresh):
+    /// it was used now, from `client` (only values the client sent replace
+    /// the stored ones), and it now ends when the new token expires, but
+    /// never past its absolute end. Returns that end, which is also the new
+    /// token's expiry.
+    ///
+    /// # Errors
+    /// [`SessionEnded`] when the session is revoked or past either end;
+    /// nothing changes then.
+    pub fn rotate(
+        &mut self,
+        now: DateTime<Utc>,
+        token_expires_at: DateTime<Utc>,
+        client: &ClientInfo,
+    ) -> Result<DateTime<Utc>, SessionEnded> {
+        if !self.is_active(now) || now >= self.absolute_expires_at {
+            return Err(SessionEnded);
+        }
+        self.last_used_at = now;
+        self.expires_at = token_expires_at.min(self.absolute_expires_at);
+        if client.ip.is_some() {
+            self.client.ip.clone_from(&client.ip);
+        }
+        if client.user_agent.is_some() {
+            self.client.user_agent.clone_from(&client.user_agent);
+        }
+        Ok(self.expires_at)
+    }
+}
+
 /// Ends every unrevoked session in `sessions` but `keep`, at `now`; returns
 /// the ones this ended, oldest first.
 pub fn revoke_all(sessions: Vec<Session>, keep: Option<SessionId>, now: DateTime<Utc>) -> Vec<Session> {
@@ -202,6 +238,36 @@ mod tests {
         assert!(!s.is_active(now + TimeDelta::days(30)));
         s.revoked_at = Some(now);
         assert!(!s.is_active(now));
+    }
+
+    #[test]
+    fn a_rotation_never_outlives_the_absolute_end_and_keeps_unsent_client_data() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut s = session(now);
+        s.client = ClientInfo::new(Some("Firefox/1"), Some("192.0.2.1".into()));
+        let later = now + TimeDelta::days(85);
+        s.expires_at = later + TimeDelta::days(1);
+        let end = s.rotate(later, later + TimeDelta::days(30), &ClientInfo::new(None, Some("198.51.100.7".into())));
+        assert_eq!(end, Ok(now + TimeDelta::days(90)));
+        assert_eq!((s.last_used_at, s.expires_at), (later, now + TimeDelta::days(90)));
+        assert_eq!(s.client.ip.as_deref(), Some("198.51.100.7"));
+        assert_eq!(s.client.user_agent.as_deref(), Some("Firefox/1"));
+    }
+
+    #[test]
+    fn an_ended_session_takes_no_new_token() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut revoked = session(now);
+        revoked.revoked_at = Some(now);
+        assert_eq!(revoked.rotate(now, now + TimeDelta::days(30), &ClientInfo::default()), Err(SessionEnded));
+        assert_eq!(revoked.last_used_at, now, "a refusal changes nothing");
+        let mut idle = session(now);
+        let after = now + TimeDelta::days(30);
+        assert_eq!(idle.rotate(after, after + TimeDelta::days(30), &ClientInfo::default()), Err(SessionEnded));
+        let mut old = session(now);
+        old.expires_at = now + TimeDelta::days(100);
+        let past = now + TimeDelta::days(90);
+        assert_eq!(old.rotate(past, past + TimeDelta::days(30), &ClientInfo::default()), Err(SessionEnded));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::database::Database;
 use crate::entity::audit_event;
 use crate::error::store_error;
 use crate::outbox::insert_outbox;
-use crate::transaction::{Decision, begin, finish};
+use crate::transaction::{begin, finish};
 
 /// The audit trail in SQL.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ impl AuditLog for SqlAuditLog {
             return Ok(());
         }
         let txn = begin(&self.conn).await?;
-        let outcome = insert_outbox(&txn, messages).await.map(Decision::Commit);
+        let outcome = insert_outbox(&txn, messages).await;
         finish(txn, outcome).await
     }
 

@@ -33,7 +33,7 @@ use crate::convert::{to_i32, to_u32};
 use crate::database::Database;
 use crate::entity::{backup_code, mfa_challenge, mfa_code, mfa_factor};
 use crate::error::store_error;
-use crate::transaction::{Decision, begin, finish};
+use crate::transaction::{begin, finish};
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// Second factors, their codes, backup codes and login challenges in SQL.
@@ -182,7 +182,7 @@ impl MfaRepository for SqlMfaRepository {
                 .exec(&txn)
                 .await?;
             if consumed.rows_affected == 1 {
-                return Ok(Decision::Commit(true));
+                return Ok(true);
             }
             // Otherwise a wrong code on a usable one counts; nothing counts
             // once the code is used, expired or out of attempts.
@@ -192,7 +192,7 @@ impl MfaRepository for SqlMfaRepository {
                 .filter(usable_code(now))
                 .exec(&txn)
                 .await?;
-            Ok(Decision::Commit(false))
+            Ok(false)
         }
         .await;
         finish(txn, outcome).await

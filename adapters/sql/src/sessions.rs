@@ -1,28 +1,23 @@
-//! [`SessionRepository`] over the `sessions` and `refresh_tokens` tables.
+//! [`SessionRepository`] and the unit of work's [`SessionWrites`] over the
+//! `sessions` and `refresh_tokens` tables.
 //!
-//! Rotation is a compare-and-swap on the presented token's row, done as the
-//! transaction's first statement: `UPDATE … SET rotated_at = now WHERE
-//! rotated_at IS NULL`. Writing first matters on both backends. PostgreSQL
-//! makes a concurrent rotation wait on the row lock and then re-check the
-//! condition, so it matches nothing and the loser reports reuse. SQLite takes
-//! its write lock at that first statement, where the busy timeout still
-//! applies; a transaction that read first would have to upgrade a stale read
-//! snapshot and fail at once with "database is locked".
-//!
-//! The session then moves with the new token in one guarded `UPDATE …
-//! RETURNING *`: its new `expires_at` is the earlier of the new token's
-//! expiry and `absolute_expires_at` (a `CASE` in SQL, so it works the same
-//! on both backends), its client data is replaced only by values the client
-//! sent, and the row it returns is both the stored truth and the capped
-//! expiry the new token is stored with. Pruning is a single statement; new
-//! sessions and revocations are written in a unit of work ([`SessionWrites`]),
-//! which locks the rows it reads.
+//! A refresh retires the presented token with a compare-and-swap on its row:
+//! `UPDATE … SET rotated_at = now WHERE rotated_at IS NULL`. PostgreSQL makes
+//! a concurrent refresh with the same token wait on the row lock and then
+//! re-check the condition, so it matches nothing and the loser reports
+//! reuse; SQLite's unit of work holds the write lock from its start. The
+//! session row is then read under a lock, the domain decides whether and
+//! until when it goes on ([`Session::rotate`]), and the result is stored with
+//! the next token; a refusal drops the unit of work, which undoes the
+//! retirement. New sessions and revocations are written in a unit of work
+//! too, which locks the rows it reads; pruning is a single statement.
 //!
 //! [`SessionWrites`]: gatehouse_application::ports::unit_of_work::SessionWrites
+//! [`Session::rotate`]: gatehouse_domain::Session::rotate
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError};
+use gatehouse_application::ports::store::{NewRefreshToken, Retirement, SessionRepository, StoreError};
 use gatehouse_application::ports::unit_of_work::SessionWrites;
 use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, LockType, UpdateStatement};
@@ -35,7 +30,6 @@ use uuid::Uuid;
 use crate::database::Database;
 use crate::entity::{refresh_token, session};
 use crate::error::store_error;
-use crate::transaction::{Decision, begin, finish};
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// Sessions and their refresh-token chains in SQL.
@@ -95,6 +89,45 @@ impl SessionWrites for SqlUnitOfWork {
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
+    async fn retire_refresh_token(&self, presented: &TokenHash, now: DateTime<Utc>) -> Result<Retirement, StoreError> {
+        let presented_bytes = presented.as_bytes().to_vec();
+        // The compare-and-swap (see the module docs).
+        let retire = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
+            .filter(refresh_token::Column::TokenHash.eq(presented_bytes.clone()))
+            .filter(refresh_token::Column::RotatedAt.is_null())
+            .filter(refresh_token::Column::ExpiresAt.gt(now))
+            .into_query();
+        let retired = returning::<refresh_token::Model>(&self.txn, retire).await.map_err(store_error)?;
+        if let Some(retired) = retired.first() {
+            return Ok(Retirement::Retired { session_id: SessionId::from_uuid(retired.session_id) });
+        }
+        let row = refresh_token::Entity::find_by_id(presented_bytes).one(&self.txn).await.map_err(store_error)?;
+        Ok(match row {
+            None => Retirement::Unknown,
+            Some(r) if r.rotated_at.is_some() => Retirement::Reused { session_id: SessionId::from_uuid(r.session_id) },
+            Some(r) if r.expires_at <= now => Retirement::Expired,
+            Some(_) => Retirement::Unknown,
+        })
+    }
+
+    async fn save_rotation(&self, session: &Session, next: &NewRefreshToken) -> Result<(), StoreError> {
+        session::Entity::update_many()
+            .col_expr(session::Column::LastUsedAt, Expr::value(session.last_used_at))
+            .col_expr(session::Column::ExpiresAt, Expr::value(session.expires_at))
+            .col_expr(session::Column::ClientIp, Expr::value(session.client.ip.clone()))
+            .col_expr(session::Column::UserAgent, Expr::value(session.client.user_agent.clone()))
+            .filter(session::Column::Id.eq(*session.id.as_uuid()))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        refresh_token::Entity::insert(token_row(session.id, next, next.expires_at))
+            .exec_without_returning(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError> {
         for s in sessions {
             session::Entity::update_many()
@@ -111,23 +144,6 @@ impl SessionWrites for SqlUnitOfWork {
 
 #[async_trait]
 impl SessionRepository for SqlSessionRepository {
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        next: &NewRefreshToken,
-        client: &ClientInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError> {
-        let txn = begin(&self.conn).await?;
-        let outcome = rotate_in(&txn, presented, next, client, now).await.map(|rotation| match rotation {
-            Rotation::Rotated(_) => Decision::Commit(rotation),
-            // Nothing may change when the token is not rotated: undo the
-            // retirement of a token whose session has ended.
-            other => Decision::Rollback(other),
-        });
-        finish(txn, outcome).await
-    }
-
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         session_of_token(&self.conn, hash).await.map(|s| s.map(to_domain)).map_err(store_error)
     }
@@ -194,67 +210,6 @@ impl SessionRepository for SqlSessionRepository {
             .map_err(store_error)?;
         Ok(pruned.rows_affected)
     }
-}
-
-/// The rotation steps, inside `txn`; the caller commits only on `Rotated`.
-async fn rotate_in(
-    txn: &DatabaseTransaction,
-    presented: &TokenHash,
-    next: &NewRefreshToken,
-    client: &ClientInfo,
-    now: DateTime<Utc>,
-) -> Result<Rotation, DbErr> {
-    let presented_bytes = presented.as_bytes().to_vec();
-    // The compare-and-swap, and the transaction's first statement (see the module docs).
-    let retire = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RotatedAt, Expr::value(now))
-        .filter(refresh_token::Column::TokenHash.eq(presented_bytes.clone()))
-        .filter(refresh_token::Column::RotatedAt.is_null())
-        .filter(refresh_token::Column::ExpiresAt.gt(now))
-        .into_query();
-    let Some(retired) = returning::<refresh_token::Model>(txn, retire).await?.pop() else {
-        let row = refresh_token::Entity::find_by_id(presented_bytes).one(txn).await?;
-        return Ok(match row {
-            None => Rotation::Unknown,
-            Some(r) if r.rotated_at.is_some() => Rotation::Reused { session_id: SessionId::from_uuid(r.session_id) },
-            Some(r) if r.expires_at <= now => Rotation::Expired,
-            Some(_) => Rotation::Unknown,
-        });
-    };
-
-    // The session moves with the new token, in one guarded statement: only a
-    // live session (not revoked, before both of its ends) is extended, so a
-    // revocation committed in the meantime still ends it. Its new end is the
-    // earlier of the new token's expiry and its absolute end, and client
-    // data is replaced only by values the client did send.
-    let mut extend = session::Entity::update_many()
-        .col_expr(session::Column::LastUsedAt, Expr::value(now))
-        .col_expr(
-            session::Column::ExpiresAt,
-            Expr::case(
-                Expr::col(session::Column::AbsoluteExpiresAt).lt(next.expires_at),
-                Expr::col(session::Column::AbsoluteExpiresAt),
-            )
-            .finally(Expr::value(next.expires_at))
-            .into(),
-        )
-        .filter(session::Column::Id.eq(retired.session_id))
-        .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now))
-        .filter(session::Column::AbsoluteExpiresAt.gt(now));
-    if let Some(ip) = &client.ip {
-        extend = extend.col_expr(session::Column::ClientIp, Expr::value(ip.as_str()));
-    }
-    if let Some(ua) = &client.user_agent {
-        extend = extend.col_expr(session::Column::UserAgent, Expr::value(ua.as_str()));
-    }
-    let Some(extended) = returning::<session::Model>(txn, extend.into_query()).await?.pop() else {
-        return Ok(Rotation::SessionEnded);
-    };
-    let session = to_domain(extended);
-    // The new token ends with the session: never past its absolute end.
-    refresh_token::Entity::insert(token_row(session.id, next, session.expires_at)).exec_without_returning(txn).await?;
-    Ok(Rotation::Rotated(session))
 }
 
 /// Runs `update` with `RETURNING *` and reads back the rows it changed, as

@@ -17,13 +17,13 @@ use gatehouse_application::ports::audit::AuditCursor;
 use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::FactorCode;
-use gatehouse_application::ports::store::{NewRefreshToken, Rotation, StoreError};
+use gatehouse_application::ports::store::{NewRefreshToken, StoreError};
 use gatehouse_domain::{
     AuditOutcome, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash,
     Purpose, RevokeReason, SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
 };
 use gatehouse_sql::{Database, PoolSettings};
-use ops::{Consumed, Effect, EmailRemoval, PrimaryChange};
+use ops::{Consumed, Effect, EmailRemoval, PrimaryChange, Rotation};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Stores, TestDb};
 use uuid::Uuid;
@@ -304,7 +304,7 @@ async fn rotating_a_current_token_extends_the_session(s: Stores) {
     let now = t0() + TimeDelta::hours(2) + TimeDelta::microseconds(1);
     let next = token(2, now, TimeDelta::days(30));
 
-    let rotation = s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), now).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap();
 
     let expected = Session { last_used_at: now, expires_at: next.expires_at, ..sess.clone() };
     assert_eq!(rotation, Rotation::Rotated(expected.clone()));
@@ -313,29 +313,20 @@ async fn rotating_a_current_token_extends_the_session(s: Stores) {
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), Some(expected));
     // The new token rotates in turn.
     let later = now + TimeDelta::hours(1);
-    let third = s
-        .sessions
-        .rotate_refresh_token(&hash(2), &token(3, later, TimeDelta::days(30)), &ClientInfo::default(), later)
-        .await
-        .unwrap();
+    let third =
+        ops::rotate(&s, &hash(2), &token(3, later, TimeDelta::days(30)), &ClientInfo::default(), later).await.unwrap();
     assert!(matches!(third, Rotation::Rotated(ref s) if s.last_used_at == later), "{third:?}");
 }
 
 async fn presenting_a_rotated_token_again_is_reuse(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    let first = s
-        .sessions
-        .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    let first =
+        ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     assert!(matches!(first, Rotation::Rotated(_)), "{first:?}");
 
-    let again = s
-        .sessions
-        .rotate_refresh_token(&hash(1), &token(3, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    let again =
+        ops::rotate(&s, &hash(1), &token(3, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     assert_eq!(again, Rotation::Reused { session_id: sess.id });
     // Nothing was stored for the refused attempt.
     assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap(), None);
@@ -344,11 +335,8 @@ async fn presenting_a_rotated_token_again_is_reuse(s: Stores) {
 async fn never_issued_token_is_unknown(s: Stores) {
     user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    let rotation = s
-        .sessions
-        .rotate_refresh_token(&hash(99), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    let rotation =
+        ops::rotate(&s, &hash(99), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     assert_eq!(rotation, Rotation::Unknown);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
 }
@@ -362,19 +350,13 @@ async fn token_at_its_expiry_is_expired(s: Stores) {
 
     let at_expiry = short.expires_at;
     let next = token(2, at_expiry, TimeDelta::days(30));
-    assert_eq!(
-        s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), at_expiry).await.unwrap(),
-        Rotation::Expired
-    );
+    assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), at_expiry).await.unwrap(), Rotation::Expired);
     let later = at_expiry + TimeDelta::days(2);
-    assert_eq!(
-        s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), later).await.unwrap(),
-        Rotation::Expired
-    );
+    assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), later).await.unwrap(), Rotation::Expired);
 
     // One microsecond earlier it was still good.
     let just_before = at_expiry - TimeDelta::microseconds(1);
-    let rotation = s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), just_before).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), just_before).await.unwrap();
     assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
 }
 
@@ -384,16 +366,10 @@ async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
     ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
 
     let next = token(2, now, TimeDelta::days(30));
-    assert_eq!(
-        s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), now).await.unwrap(),
-        Rotation::SessionEnded
-    );
+    assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap(), Rotation::SessionEnded);
     // Nothing changed: the token was not retired (so it is not "reused") and
     // no new token was stored.
-    assert_eq!(
-        s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), now).await.unwrap(),
-        Rotation::SessionEnded
-    );
+    assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap(), Rotation::SessionEnded);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
     let stored = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, sess.last_used_at);
@@ -407,11 +383,8 @@ async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
     ops::create_session(&s, &session(1, &ann, t0(), t0() + TimeDelta::hours(1)), &long, &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let rotation = s
-        .sessions
-        .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    let rotation =
+        ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     assert_eq!(rotation, Rotation::SessionEnded);
 }
 
@@ -457,10 +430,7 @@ async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
 async fn find_by_refresh_token_finds_the_session_of_a_rotated_token(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(1);
-    s.sessions
-        .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     ops::revoke(&s, sess.id, RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
 
     let found = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
@@ -503,14 +473,14 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(s: Stores) {
     // Early on, the new token's own expiry comes first and is kept.
     let early = t0() + TimeDelta::days(1);
     let next = token(2, early, TimeDelta::days(30));
-    let rotation = s.sessions.rotate_refresh_token(&hash(1), &next, &ClientInfo::default(), early).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), early).await.unwrap();
     let expected = Session { last_used_at: early, expires_at: next.expires_at, ..sess.clone() };
     assert_eq!(rotation, Rotation::Rotated(expected));
 
     // Later the asked-for expiry (day 50) is cut to the absolute end (day 40).
     let now = t0() + TimeDelta::days(20);
     let next = token(3, now, TimeDelta::days(30));
-    let rotation = s.sessions.rotate_refresh_token(&hash(2), &next, &ClientInfo::default(), now).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(2), &next, &ClientInfo::default(), now).await.unwrap();
     let expected = Session { last_used_at: now, expires_at: end, ..sess.clone() };
     assert_eq!(rotation, Rotation::Rotated(expected.clone()));
     assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(expected));
@@ -518,10 +488,10 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(s: Stores) {
     // The new token was capped as well: it works until the end and not at it.
     let before_end = end - TimeDelta::microseconds(1);
     let last = token(4, before_end, TimeDelta::days(30));
-    let rotation = s.sessions.rotate_refresh_token(&hash(3), &last, &ClientInfo::default(), before_end).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(3), &last, &ClientInfo::default(), before_end).await.unwrap();
     assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at == end), "{rotation:?}");
     let at_end = token(5, end, TimeDelta::days(30));
-    let rotation = s.sessions.rotate_refresh_token(&hash(4), &at_end, &ClientInfo::default(), end).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(4), &at_end, &ClientInfo::default(), end).await.unwrap();
     assert_eq!(rotation, Rotation::Expired);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(5)).await.unwrap(), None);
 }
@@ -529,10 +499,10 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(s: Stores) {
 async fn rotation_records_the_last_use_and_the_clients_address_and_agent(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let rotate = |n: u8, at: DateTime<Utc>, client: ClientInfo| {
-        let sessions = Arc::clone(&s.sessions);
+        let s = s.clone();
         async move {
             let next = token(n + 1, at, TimeDelta::days(30));
-            match sessions.rotate_refresh_token(&hash(n), &next, &client, at).await.unwrap() {
+            match ops::rotate(&s, &hash(n), &next, &client, at).await.unwrap() {
                 Rotation::Rotated(session) => session,
                 other => panic!("rotation {n}: {other:?}"),
             }
@@ -707,7 +677,7 @@ async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
     // Session 3 (pruned) has a retired token too.
     let rotated_at = t0() + TimeDelta::hours(1);
     let next = token(11, rotated_at, TimeDelta::days(30));
-    let rotation = s.sessions.rotate_refresh_token(&hash(3), &next, &ClientInfo::default(), rotated_at).await.unwrap();
+    let rotation = ops::rotate(&s, &hash(3), &next, &ClientInfo::default(), rotated_at).await.unwrap();
     assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
     for (sess, revoked_at, _) in &sessions {
         if let Some(at) = revoked_at {
@@ -734,18 +704,11 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(s: Stores) {
     let start = Arc::new(tokio::sync::Barrier::new(usize::from(RACERS)));
     let racers: Vec<_> = (0..RACERS)
         .map(|i| {
-            let sessions = Arc::clone(&s.sessions);
+            let s = s.clone();
             let start = Arc::clone(&start);
             tokio::spawn(async move {
                 start.wait().await;
-                sessions
-                    .rotate_refresh_token(
-                        &hash(1),
-                        &token(100 + i, now, TimeDelta::days(30)),
-                        &ClientInfo::default(),
-                        now,
-                    )
-                    .await
+                ops::rotate(&s, &hash(1), &token(100 + i, now, TimeDelta::days(30)), &ClientInfo::default(), now).await
             })
         })
         .collect();
@@ -2253,10 +2216,7 @@ async fn prune_deletes_the_refresh_tokens_of_pruned_sessions(t: TestDb) {
     let s = t.stores();
     let (ann, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::hours(1);
-    s.sessions
-        .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
     ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
     let expired = session(2, &ann, t0(), t0() + TimeDelta::days(1));
     ops::create_session(&s, &expired, &token(3, t0(), TimeDelta::days(1)), &[]).await.unwrap();
@@ -2291,11 +2251,8 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
     assert_eq!(migrated, Some(Session { absolute_expires_at: sess.expires_at, ..sess.clone() }));
     // And such a session still rotates, up to that end.
     let now = t0() + TimeDelta::days(1);
-    let rotation = s
-        .sessions
-        .rotate_refresh_token(&hash(1), &token(2, now, TimeDelta::days(60)), &ClientInfo::default(), now)
-        .await
-        .unwrap();
+    let rotation =
+        ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(60)), &ClientInfo::default(), now).await.unwrap();
     assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at == sess.expires_at), "{rotation:?}");
 }
 

@@ -1,7 +1,11 @@
 //! RefreshToken: trade a refresh token for a new pair, retiring the old one.
 //!
-//! Rotation is a compare-and-swap in storage, so two concurrent refreshes with
-//! one token never both mint a pair. Presenting a token that was already
+//! The session decides whether it may go on and until when
+//! ([`Session::rotate`]); retiring the presented token is a compare-and-swap
+//! in the same unit of work, so two concurrent refreshes with one token never
+//! both mint a pair.
+//!
+//! [`Session::rotate`]: gatehouse_domain::Session::rotate Presenting a token that was already
 //! rotated means a copy exists (stolen, or replayed): the whole session is
 //! revoked and its access tokens stop validating (RFC 9700 §4.14.2, OWASP
 //! ASVS 5.0 V10.4.5). There is no grace window for a client that lost the
@@ -18,20 +22,21 @@ use gatehouse_domain::{ClientInfo, RefreshToken as Presented, RevokeReason, Toke
 use crate::auth::minter::{TokenMinter, hash_refresh_token, looks_like_refresh_token};
 use crate::auth::revoker::SessionRevoker;
 use crate::error::AppError;
-use crate::ports::store::{Rotation, SessionRepository};
+use crate::ports::store::Retirement;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Rotates refresh tokens.
 #[derive(Clone, Debug)]
 pub struct RefreshToken {
-    sessions: Arc<dyn SessionRepository>,
+    uow: Arc<dyn UnitOfWorkFactory>,
     minter: TokenMinter,
     revoker: SessionRevoker,
 }
 
 impl RefreshToken {
     #[must_use]
-    pub fn new(sessions: Arc<dyn SessionRepository>, minter: TokenMinter, revoker: SessionRevoker) -> Self {
-        Self { sessions, minter, revoker }
+    pub fn new(uow: Arc<dyn UnitOfWorkFactory>, minter: TokenMinter, revoker: SessionRevoker) -> Self {
+        Self { uow, minter, revoker }
     }
 
     /// Retires `presented` and returns a new pair for its session. `client`
@@ -48,18 +53,24 @@ impl RefreshToken {
             return Err(AppError::InvalidRefreshToken);
         }
         let now = self.minter.now();
-        let (next, record) = self.minter.new_refresh_token(now);
-        match self.sessions.rotate_refresh_token(&hash_refresh_token(presented), &record, client, now).await? {
-            // The store capped the expiry at the session's absolute end.
-            Rotation::Rotated(session) => self.minter.token_pair(&session, next, session.expires_at, now),
-            Rotation::Reused { session_id } => {
+        let uow = self.uow.begin().await?;
+        let session_id = match uow.sessions().retire_refresh_token(&hash_refresh_token(presented), now).await? {
+            Retirement::Retired { session_id } => session_id,
+            Retirement::Reused { session_id } => {
+                drop(uow);
                 tracing::warn!(%session_id, "refresh token reuse detected; revoking the session");
                 self.revoker.revoke(session_id, RevokeReason::RefreshTokenReuse, None, client, None, now).await?;
-                Err(AppError::TokenRevoked)
+                return Err(AppError::TokenRevoked);
             }
-            Rotation::Expired => Err(AppError::TokenExpired),
-            Rotation::SessionEnded => Err(AppError::TokenRevoked),
-            Rotation::Unknown => Err(AppError::InvalidRefreshToken),
-        }
+            Retirement::Expired => return Err(AppError::TokenExpired),
+            Retirement::Unknown => return Err(AppError::InvalidRefreshToken),
+        };
+        let mut session = uow.sessions().get(session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let (next, mut record) = self.minter.new_refresh_token(now);
+        // The session decides; dropping the unit of work undoes the retirement.
+        record.expires_at = session.rotate(now, record.expires_at, client).map_err(|_| AppError::TokenRevoked)?;
+        uow.sessions().save_rotation(&session, &record).await?;
+        uow.commit().await?;
+        self.minter.token_pair(&session, next, record.expires_at, now)
     }
 }

@@ -72,40 +72,27 @@ pub struct NewRefreshToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The result of presenting a refresh token for rotation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Rotation {
-    /// The token was current and is now retired; `next` is stored and the
-    /// session (returned with its new `last_used_at`/`expires_at`) goes on.
-    Rotated(Session),
-    /// The token had already been rotated (or lost a race to a concurrent
-    /// rotation): a copy exists somewhere. Nothing was changed.
+/// What retiring a presented refresh token found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// The token was current and is retired now (in the unit of work).
+    Retired { session_id: SessionId },
+    /// The token had already been retired (or lost a race to a concurrent
+    /// refresh): a copy exists somewhere. Nothing was changed.
     Reused { session_id: SessionId },
     /// The token is past its expiry.
     Expired,
-    /// The token's session is revoked or expired.
-    SessionEnded,
     /// No such token was ever issued.
     Unknown,
 }
 
 /// Sessions and their refresh-token chains, outside a unit of work: reads,
-/// and the guarded single statements (rotation, pruning).
+/// and pruning. A refresh retires its token in a unit of work
+/// ([`SessionWrites::retire_refresh_token`]).
+///
+/// [`SessionWrites::retire_refresh_token`]: crate::ports::unit_of_work::SessionWrites::retire_refresh_token
 #[async_trait]
 pub trait SessionRepository: std::fmt::Debug + Send + Sync {
-    /// Atomically retires `presented` and stores `next` in its place: a
-    /// compare-and-swap, so two concurrent rotations of one token never both
-    /// succeed (the loser sees [`Rotation::Reused`]). `next` expires no later
-    /// than the session's absolute end; the session's `expires_at`,
-    /// `last_used_at` and client data (IP, user agent) move with it.
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        next: &NewRefreshToken,
-        client: &ClientInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError>;
-
     /// The session any refresh token (current or retired) belongs to.
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
 

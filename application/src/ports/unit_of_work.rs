@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use crate::ports::events::OutboxMessage;
 use crate::ports::mfa::FactorCode;
-use crate::ports::store::{NewRefreshToken, StoreError};
+use crate::ports::store::{NewRefreshToken, Retirement, StoreError};
 
 /// Opens units of work.
 #[async_trait]
@@ -131,6 +131,16 @@ pub trait SessionWrites: Send + Sync {
     /// Stores the revocation of these sessions (time and reason as the
     /// domain set them on each).
     async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError>;
+
+    /// Retires the presented refresh token if it is current: one guarded
+    /// statement, so of two refreshes with one token exactly one sees
+    /// [`Retirement::Retired`] (the other waits, then sees
+    /// [`Retirement::Reused`]).
+    async fn retire_refresh_token(&self, presented: &TokenHash, now: DateTime<Utc>) -> Result<Retirement, StoreError>;
+
+    /// Stores a session as a refresh left it (last use, end, client data)
+    /// with its next refresh token.
+    async fn save_rotation(&self, session: &Session, next: &NewRefreshToken) -> Result<(), StoreError>;
 }
 
 /// Verifications inside a unit of work.

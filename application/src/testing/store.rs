@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::ports::events::{ClaimedMessage, OutboxMessage, OutboxStore};
 use crate::ports::mfa::{FactorCode, MfaRepository};
-use crate::ports::store::{NewRefreshToken, Rotation, SessionRepository, StoreError, UserCredentials, UserRepository};
+use crate::ports::store::{
+    NewRefreshToken, Retirement, SessionRepository, StoreError, UserCredentials, UserRepository,
+};
 use crate::ports::unit_of_work::{
     AccountWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
 };
@@ -288,43 +290,6 @@ impl OutboxStore for InMemoryStore {
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
-    async fn rotate_refresh_token(
-        &self,
-        presented: &TokenHash,
-        next: &NewRefreshToken,
-        client: &ClientInfo,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError> {
-        let mut state = self.state.lock().await;
-        let Some(row) = state.tokens.get(presented) else { return Ok(Rotation::Unknown) };
-        let session_id = row.session_id;
-        if row.rotated {
-            return Ok(Rotation::Reused { session_id });
-        }
-        if row.expires_at <= now {
-            return Ok(Rotation::Expired);
-        }
-        let Some(session) = state.sessions.get_mut(&session_id) else { return Ok(Rotation::Unknown) };
-        if !session.is_active(now) {
-            return Ok(Rotation::SessionEnded);
-        }
-        let expires_at = next.expires_at.min(session.absolute_expires_at);
-        session.last_used_at = now;
-        session.expires_at = expires_at;
-        if client.ip.is_some() {
-            session.client.ip.clone_from(&client.ip);
-        }
-        if client.user_agent.is_some() {
-            session.client.user_agent.clone_from(&client.user_agent);
-        }
-        let session = session.clone();
-        if let Some(row) = state.tokens.get_mut(presented) {
-            row.rotated = true;
-        }
-        state.tokens.insert(next.hash, RefreshRow { session_id, expires_at, rotated: false });
-        Ok(Rotation::Rotated(session))
-    }
-
     async fn find_by_refresh_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
         let state = self.state.lock().await;
         Ok(state.tokens.get(hash).and_then(|row| state.sessions.get(&row.session_id)).cloned())
@@ -662,6 +627,31 @@ impl SessionWrites for MemoryUnitOfWork {
             found.sort_by_key(|s| (s.created_at, s.id));
             found
         }))
+    }
+
+    async fn retire_refresh_token(&self, presented: &TokenHash, now: DateTime<Utc>) -> Result<Retirement, StoreError> {
+        Ok(self.with(|state| {
+            let Some(row) = state.tokens.get_mut(presented) else { return Retirement::Unknown };
+            let session_id = row.session_id;
+            if row.rotated {
+                Retirement::Reused { session_id }
+            } else if row.expires_at <= now {
+                Retirement::Expired
+            } else {
+                row.rotated = true;
+                Retirement::Retired { session_id }
+            }
+        }))
+    }
+
+    async fn save_rotation(&self, session: &Session, next: &NewRefreshToken) -> Result<(), StoreError> {
+        self.with(|state| {
+            state.sessions.insert(session.id, session.clone());
+            state
+                .tokens
+                .insert(next.hash, RefreshRow { session_id: session.id, expires_at: next.expires_at, rotated: false });
+        });
+        Ok(())
     }
 
     async fn save_revocations(&self, sessions: &[Session], _reason: RevokeReason) -> Result<(), StoreError> {

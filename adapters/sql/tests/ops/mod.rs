@@ -8,11 +8,11 @@
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::mfa::FactorCode;
-use gatehouse_application::ports::store::{NewRefreshToken, StoreError};
+use gatehouse_application::ports::store::{NewRefreshToken, Retirement, StoreError};
 use gatehouse_domain::mfa::{activate, remove};
 use gatehouse_domain::{
-    AccountError, EmailAddress, Factor, PasswordHash, PrimaryChange as Change, Purpose, RevokeReason, Session,
-    SessionId, TokenHash, User, UserId, Verification, revoke_all as end_all,
+    AccountError, ClientInfo, EmailAddress, Factor, PasswordHash, PrimaryChange as Change, Purpose, RevokeReason,
+    Session, SessionId, TokenHash, User, UserId, Verification, revoke_all as end_all,
 };
 use uuid::Uuid;
 
@@ -47,6 +47,39 @@ pub enum Effect {
 pub enum Consumed {
     Applied { revoked: Vec<Session> },
     Unavailable,
+}
+
+/// The result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated(Session),
+    Reused { session_id: SessionId },
+    Expired,
+    SessionEnded,
+    Unknown,
+}
+
+/// RefreshToken: the presented token is retired, the session decides
+/// whether and until when it goes on, and `next` is stored with that end.
+pub async fn rotate(
+    s: &Stores,
+    presented: &TokenHash,
+    next: &NewRefreshToken,
+    client: &ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<Rotation, StoreError> {
+    let uow = s.uow.begin().await?;
+    let session_id = match uow.sessions().retire_refresh_token(presented, now).await? {
+        Retirement::Retired { session_id } => session_id,
+        Retirement::Reused { session_id } => return Ok(Rotation::Reused { session_id }),
+        Retirement::Expired => return Ok(Rotation::Expired),
+        Retirement::Unknown => return Ok(Rotation::Unknown),
+    };
+    let Some(mut session) = uow.sessions().get(session_id).await? else { return Ok(Rotation::Unknown) };
+    let Ok(expires_at) = session.rotate(now, next.expires_at, client) else { return Ok(Rotation::SessionEnded) };
+    uow.sessions().save_rotation(&session, &NewRefreshToken { expires_at, ..*next }).await?;
+    uow.commit().await?;
+    Ok(Rotation::Rotated(session))
 }
 
 /// SignUp: the user, its first verification and `outbox`.

@@ -1,6 +1,7 @@
-//! Waiting for a condition that holds after a while (a background task ran,
-//! a health probe noticed, an event was published) instead of sleeping for a
-//! guessed time that a loaded machine overruns.
+//! Time in tests: waiting for a condition that holds after a while (a
+//! background task ran, a health probe noticed, an event was published)
+//! instead of sleeping for a guessed time that a loaded machine overruns,
+//! and bounding a call that must fail rather than hang.
 
 use std::time::Duration;
 
@@ -29,5 +30,19 @@ pub async fn eventually_some<T>(what: &str, mut check: impl AsyncFnMut() -> Opti
             panic!("waited {PATIENCE:?} for {what}, in vain");
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Runs `call` and fails the test unless it returns an error within
+/// `bound`: for a call that must give up, not hang, when its service is gone.
+pub async fn fails_within<T: std::fmt::Debug, E>(
+    what: &str,
+    bound: Duration,
+    call: impl Future<Output = Result<T, E>>,
+) {
+    match tokio::time::timeout(bound, call).await {
+        Ok(Err(_)) => {}
+        Ok(Ok(value)) => panic!("{what} succeeded during the outage: {value:?}"),
+        Err(_) => panic!("{what} did not fail within {bound:?}"),
     }
 }

@@ -25,7 +25,7 @@ pub mod rabbitmq;
 pub mod redis;
 mod temp;
 
-pub use eventually::{PATIENCE, eventually, eventually_some};
+pub use eventually::{PATIENCE, eventually, eventually_some, fails_within};
 pub use log::init_test_log;
 pub use proxy::FaultProxy;
 pub use temp::TempDir;

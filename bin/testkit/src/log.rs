@@ -19,6 +19,7 @@ pub fn init_test_log() {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
         // Another subscriber may already be set (a test that installs its
         // own); it wins, and that is fine.
-        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        let colours = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colours).with_test_writer().try_init();
     });
 }

@@ -86,30 +86,39 @@ impl RedisPrefix {
             cursor = next;
         }
     }
-
-    /// Deletes every key under the prefix, as the drop does.
-    fn delete_all(&self) -> redis::RedisResult<()> {
-        // The synchronous client needs no runtime, so this works from Drop.
-        let mut connection = self.client.get_connection_with_timeout(std::time::Duration::from_secs(5))?;
-        let mut cursor = 0_u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = scan(cursor, &self.prefix).query(&mut connection)?;
-            if !keys.is_empty() {
-                redis::cmd("DEL").arg(&keys).query::<()>(&mut connection)?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
 }
 
 impl Drop for RedisPrefix {
     fn drop(&mut self) {
-        if let Err(e) = self.delete_all() {
+        if let Err(e) = delete_all(&self.client, &self.prefix) {
             eprintln!("could not delete the test keys {}*: {e}", self.prefix);
         }
+    }
+}
+
+/// Deletes every key under `prefix` on the test Redis, as if Redis had lost
+/// its data, and says how many there were.
+#[must_use = "a test that simulates data loss usually checks there was data to lose"]
+pub fn delete_keys(prefix: &str) -> usize {
+    let client = redis::Client::open(url()).unwrap_or_else(|e| unreachable(&e));
+    delete_all(&client, prefix).unwrap_or_else(|e| unreachable(&e))
+}
+
+/// Deletes every key under `prefix`, counting them. The synchronous client
+/// needs no runtime, so this works from `Drop`.
+fn delete_all(client: &redis::Client, prefix: &str) -> redis::RedisResult<usize> {
+    let mut connection = client.get_connection_with_timeout(std::time::Duration::from_secs(5))?;
+    let (mut cursor, mut deleted) = (0_u64, 0);
+    loop {
+        let (next, keys): (u64, Vec<String>) = scan(cursor, prefix).query(&mut connection)?;
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).query::<()>(&mut connection)?;
+            deleted += keys.len();
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
     }
 }
 

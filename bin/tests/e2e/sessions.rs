@@ -159,7 +159,7 @@ async fn revocation_survives_a_restart_and_reaches_every_replica(mode: Mode) {
         // Revocation is visible on the other replica at once.
         assert_error(replica.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
         // Simulate Redis losing its data.
-        let mut conn = redis::Client::open(crate::harness::redis_url()).unwrap().get_connection().unwrap();
+        let mut conn = redis::Client::open(gatehouse_testkit::redis::url()).unwrap().get_connection().unwrap();
         let keys: Vec<String> =
             redis::cmd("KEYS").arg(format!("{}*", app.config.redis_key_prefix)).query(&mut conn).unwrap();
         assert!(!keys.is_empty(), "logout should have written denylist keys");

@@ -4,7 +4,7 @@
 //! `TEST_LOG=1` shows the server's logs.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -327,6 +327,22 @@ impl Drop for TestApp {
     }
 }
 
+/// How far past an expiry a test waits before it expects a refusal: the
+/// server may keep instants to the second, and on a loaded machine a
+/// few milliseconds of margin are not enough.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
+
+/// Sleeps until `expiry`, an instant the server reported, is past by a
+/// margin. Waiting for the server's own expiry, not for a lifetime counted
+/// from when the test happened to look, keeps a slow step from eating
+/// into the wait.
+pub async fn sleep_past(expiry: Option<&prost_types::Timestamp>) {
+    let expiry = expiry.expect("the server reports the expiry");
+    let at = UNIX_EPOCH + Duration::new(u64::try_from(expiry.seconds).unwrap(), u32::try_from(expiry.nanos).unwrap());
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(left + EXPIRY_MARGIN).await;
+}
+
 /// `message` with `authorization: Bearer <access_token>`.
 pub fn authed<T>(message: T, access_token: &str) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);
@@ -353,6 +369,8 @@ pub struct Mail {
     pub code: String,
     pub link: String,
     pub new_email: String,
+    /// When the link or code stops working, for the events that carry one.
+    pub expires_at: Option<prost_types::Timestamp>,
 }
 
 impl Mail {
@@ -367,6 +385,7 @@ impl Mail {
                 token: e.token,
                 code: e.code,
                 link: e.link,
+                expires_at: e.expires_at,
                 ..Self::default()
             },
             E::PasswordResetRequested(e) => Self {
@@ -376,6 +395,7 @@ impl Mail {
                 token: e.token,
                 code: e.code,
                 link: e.link,
+                expires_at: e.expires_at,
                 ..Self::default()
             },
             E::PasswordChanged(e) => {

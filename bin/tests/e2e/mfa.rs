@@ -9,7 +9,7 @@ use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::login_response::Result as LoginResult;
 use tonic::Code;
 
-use crate::harness::{Mode, TestApp, assert_error, authed, violated_fields};
+use crate::harness::{Mode, TestApp, assert_error, authed, sleep_past, violated_fields};
 
 crate::in_both_modes!(
     totp_enrol_confirm_and_log_in_with_a_challenge,
@@ -196,7 +196,7 @@ async fn an_expired_challenge_is_refused(mode: Mode) {
     let app = TestApp::spawn_with(mode, |c| c.mfa_challenge_ttl = Duration::from_secs(1)).await;
     let (_, factor, secret, _) = user_with_totp(&app, "ed@example.com").await;
     let c = challenge(&app, "ed@example.com").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sleep_past(c.expires_at.as_ref()).await;
     let r = verify(&app, &c.challenge_id, &factor, &authenticator(&secret, now())).await;
     assert_error(r, Code::FailedPrecondition, "CHALLENGE_EXPIRED");
 }

@@ -8,7 +8,7 @@ use gatehouse_grpc::pb;
 use sea_orm::ConnectionTrait;
 use tonic::Code;
 
-use crate::harness::{Mode, TestApp, assert_error};
+use crate::harness::{Mode, TestApp, assert_error, sleep_past};
 
 crate::in_both_modes!(
     expired_verification_is_refused,
@@ -31,7 +31,7 @@ async fn expired_verification_is_refused(mode: Mode) {
     let app = TestApp::spawn_with(mode, |c| c.verify_email_ttl = Duration::from_secs(1)).await;
     app.sign_up("ann@example.com", PASSWORD).await.unwrap();
     let mail = app.last_event("email.verification_requested", "ann@example.com").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sleep_past(mail.expires_at.as_ref()).await;
     assert_error(app.verify_token(&mail.token).await, Code::FailedPrecondition, "VERIFICATION_EXPIRED");
     assert_error(
         app.verify_code("ann@example.com", &mail.code).await,

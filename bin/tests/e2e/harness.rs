@@ -454,6 +454,13 @@ pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, r
     status
 }
 
+/// The status's code and `ErrorInfo.reason` (empty when it has none): what
+/// a caller acts on, so what a test of a refusal compares.
+pub fn code_and_reason(status: &Status) -> (Code, String) {
+    let reason = status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default();
+    (status.code(), reason)
+}
+
 /// The fields named by the status's `BadRequest` violations.
 pub fn violated_fields(status: &Status) -> Vec<String> {
     status

@@ -8,7 +8,7 @@ use gatehouse_grpc::pb;
 use sea_orm::ConnectionTrait;
 use tonic::Code;
 
-use crate::harness::{Mode, TestApp, assert_error, sleep_past};
+use crate::harness::{Mode, TestApp, assert_error, code_and_reason, sleep_past};
 
 crate::in_both_modes!(
     expired_verification_is_refused,
@@ -121,7 +121,7 @@ async fn parallel_redemptions_of_one_token_succeed_once(mode: Mode) {
     for v in verifications {
         match v.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}"),
+            Err(s) => assert_eq!(code_and_reason(&s), (Code::FailedPrecondition, "VERIFICATION_USED".into()), "{s:?}"),
         }
     }
     assert_eq!(ok, 1, "one verification token, one success");
@@ -146,7 +146,7 @@ async fn parallel_redemptions_of_one_token_succeed_once(mode: Mode) {
     for r in resets {
         match r.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(s) => assert_eq!(s.code(), Code::FailedPrecondition, "{s:?}"),
+            Err(s) => assert_eq!(code_and_reason(&s), (Code::FailedPrecondition, "VERIFICATION_USED".into()), "{s:?}"),
         }
     }
     assert_eq!(ok, 1, "one reset token, one success");
@@ -170,9 +170,9 @@ async fn twenty_parallel_wrong_codes_stop_at_the_limit(mode: Mode) {
     let mut invalid = 0;
     for g in guesses {
         let status = g.await.unwrap().unwrap_err();
-        match status.code() {
-            Code::InvalidArgument => invalid += 1,
-            Code::ResourceExhausted => {}
+        match code_and_reason(&status) {
+            (Code::InvalidArgument, reason) if reason == "CODE_INVALID" => invalid += 1,
+            (Code::ResourceExhausted, reason) if reason == "ATTEMPTS_EXHAUSTED" => {}
             other => panic!("unexpected {other:?}: {status:?}"),
         }
     }

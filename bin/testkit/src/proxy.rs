@@ -110,28 +110,31 @@ async fn relay(client: TcpStream, upstream: String, mut state: watch::Receiver<S
     }
 }
 
-/// Copies bytes one way, holding them while blackholed.
+/// Copies bytes one way, holding them while blackholed. The state is
+/// checked before each read and again before each write, and a change wins
+/// over a ready read: bytes a client sends after [`FaultProxy::cut`]
+/// returned never reach the service, however late this task runs.
 async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin, mut state: watch::Receiver<State>) {
     let mut buf = vec![0_u8; 16 * 1024];
     loop {
         if !may_flow(&mut state).await {
             return;
         }
-        tokio::select! {
-            read = from.read(&mut buf) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            // Re-check the state before reading on.
+        let n = tokio::select! {
+            biased;
             changed = state.changed() => {
                 if changed.is_err() {
                     return;
                 }
+                continue;
             }
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+        };
+        if !may_flow(&mut state).await || to.write_all(&buf[..n]).await.is_err() {
+            return;
         }
     }
 }

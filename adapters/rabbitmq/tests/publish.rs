@@ -10,8 +10,9 @@ use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_events::{DecodedEvent, decode};
 use gatehouse_rabbitmq::RabbitPublisher;
+use gatehouse_testkit::rabbitmq::url as amqp_url;
 use lapin::types::AMQPValue;
-use support::{TIMEOUT, TestConsumer, amqp_url, with_exchange};
+use support::{TIMEOUT, TestConsumer, with_exchange};
 
 fn header(delivery: &lapin::message::Delivery, name: &str) -> String {
     let headers = delivery.properties.headers().as_ref().expect("message has headers");

@@ -5,8 +5,9 @@
 
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::audit_service_client::AuditServiceClient;
+use tonic::Code;
 
-use crate::harness::{Mode, TestApp, authed};
+use crate::harness::{Mode, TestApp, assert_error, authed};
 
 crate::in_both_modes!(a_session_life_leaves_its_audit_trail_in_order);
 
@@ -30,7 +31,7 @@ async fn all_pages(app: &TestApp, access: &str, size: i32) -> (Vec<pb::AuditEven
 async fn a_session_life_leaves_its_audit_trail_in_order(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let user_id = app.verified_user("ann@example.com").await;
-    assert!(app.login("ann@example.com", "not the password").await.is_err());
+    assert_error(app.login("ann@example.com", "not the password").await, Code::Unauthenticated, "INVALID_CREDENTIALS");
     let here = app.login("ann@example.com", "correct horse battery").await.unwrap();
     let there = app.login("ann@example.com", "correct horse battery").await.unwrap();
     let revoke = pb::RevokeSessionRequest { session_id: there.session_id.clone() };

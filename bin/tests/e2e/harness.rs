@@ -1,10 +1,10 @@
-//! Spawning the server for a test and cleaning up after it.
+//! Spawning the server for a test and cleaning up after it. The spawner
+//! lives here, not in the testkit, because it builds `gatehouse`'s own
+//! `Config` and wiring; what it owns on the services are testkit guards.
+//! `TEST_LOG=1` shows the server's logs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -15,14 +15,16 @@ use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
 use gatehouse_grpc::pb::session_service_client::SessionServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
+use gatehouse_testkit::postgres::TestDatabase;
+use gatehouse_testkit::rabbitmq::TestExchange;
+use gatehouse_testkit::redis::RedisPrefix;
+use gatehouse_testkit::{TempDir, postgres, rabbitmq, redis};
 use sea_orm::ConnectionTrait;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
-use uuid::Uuid;
 
 /// Which deployment a test runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,70 +58,14 @@ macro_rules! in_both_modes {
     };
 }
 
-pub fn postgres_admin_url() -> String {
-    std::env::var("GATEHOUSE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn amqp_url() -> String {
-    std::env::var("GATEHOUSE_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// What a test owns outside the process: removed on drop, pass or fail.
+/// What a test owns outside the process, each removed when dropped, pass
+/// or fail: the testkit's guards.
+#[expect(dead_code, reason = "held only to be dropped with the test")]
 struct Resources {
-    data_dir: PathBuf,
-    database: Option<String>,
-    redis_prefix: Option<String>,
-    exchange: Option<String>,
-}
-
-impl Drop for Resources {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-        let database = self.database.take();
-        let prefix = self.redis_prefix.take();
-        let exchange = self.exchange.take();
-        // Drop runs inside the test's runtime; clean up on a thread of our own.
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            if let Some(db) = database {
-                rt.block_on(async {
-                    if let Ok(admin) = sea_orm::Database::connect(postgres_admin_url()).await {
-                        let _ =
-                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)")).await;
-                    }
-                });
-            }
-            if let Some(exchange) = exchange {
-                rt.block_on(async {
-                    let cleanup = async {
-                        let conn =
-                            lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await?;
-                        let channel = conn.create_channel().await?;
-                        channel
-                            .exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
-                            .await?;
-                        conn.close(200, "OK".into()).await
-                    };
-                    let _ = tokio::time::timeout(Duration::from_secs(5), cleanup).await;
-                });
-            }
-            if let Some(prefix) = prefix
-                && let Ok(mut conn) = redis::Client::open(redis_url()).and_then(|c| c.get_connection())
-            {
-                let keys: Vec<String> =
-                    redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap_or_default();
-                if !keys.is_empty() {
-                    let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
-                }
-            }
-        });
-        let _ = cleanup.join();
-    }
+    data_dir: TempDir,
+    database: Option<TestDatabase>,
+    redis_prefix: Option<RedisPrefix>,
+    exchange: Option<TestExchange>,
 }
 
 /// A running server and clients for it.
@@ -148,11 +94,9 @@ impl TestApp {
 
     /// Like [`spawn`](Self::spawn), with the configuration adjusted first.
     pub async fn spawn_with(mode: Mode, adjust: impl FnOnce(&mut Config)) -> Self {
-        let id = Uuid::new_v4().simple().to_string();
-        let data_dir = std::env::temp_dir().join(format!("gatehouse-e2e-{id}"));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let mut resources =
-            Resources { data_dir: data_dir.clone(), database: None, redis_prefix: None, exchange: None };
+        let dir = TempDir::new("gatehouse-e2e");
+        let data_dir = dir.path().to_path_buf();
+        let mut resources = Resources { data_dir: dir, database: None, redis_prefix: None, exchange: None };
 
         let signing_key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
         let signing_key_pem = signing_key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
@@ -175,20 +119,17 @@ impl TestApp {
             ..Config::default()
         };
         if mode == Mode::Production {
-            let database = format!("gh_e2e_{id}");
-            create_database(&database).await;
-            resources.database = Some(database.clone());
-            let base = postgres_admin_url();
-            let base = base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b).to_owned();
-            config.database_url = Some(format!("{base}/{database}"));
-            let prefix = format!("gh-e2e-{id}:");
-            resources.redis_prefix = Some(prefix.clone());
-            config.redis_url = Some(redis_url());
-            config.redis_key_prefix = prefix;
-            let exchange = format!("gh-e2e-{id}");
-            resources.exchange = Some(exchange.clone());
-            config.amqp_url = Some(amqp_url());
-            config.amqp_exchange = exchange;
+            let database = TestDatabase::create("gh_e2e").await;
+            config.database_url = Some(database.url().to_owned());
+            resources.database = Some(database);
+            let prefix = RedisPrefix::new("gh-e2e");
+            config.redis_url = Some(redis::url());
+            config.redis_key_prefix = prefix.prefix().to_owned();
+            resources.redis_prefix = Some(prefix);
+            let exchange = TestExchange::new("gh-e2e");
+            config.amqp_url = Some(rabbitmq::url());
+            config.amqp_exchange = exchange.name().to_owned();
+            resources.exchange = Some(exchange);
             config.amqp_timeout = Duration::from_secs(2);
         }
         adjust(&mut config);
@@ -196,12 +137,13 @@ impl TestApp {
     }
 
     async fn start(mode: Mode, config: Config, signing_key_pem: String, resources: Option<Resources>) -> Self {
+        gatehouse_testkit::init_test_log();
         let app = match gatehouse::wiring::build(&config).await {
             Ok(app) => app,
             Err(e) if mode == Mode::Production => panic!(
                 "cannot start the production-mode server ({e:#}). PostgreSQL ({}) and Redis ({}) must be running: run `make services`",
-                postgres_admin_url(),
-                redis_url()
+                postgres::admin_url(),
+                redis::url()
             ),
             Err(e) => panic!("cannot start the embedded server: {e:#}"),
         };
@@ -385,59 +327,20 @@ impl Drop for TestApp {
     }
 }
 
-/// A TCP forwarder to a service (Redis, RabbitMQ) that a test can cut and
-/// restore, to simulate an outage without touching the shared service.
-pub struct Cable {
-    pub addr: SocketAddr,
-    cut: Arc<AtomicBool>,
-    kill: watch::Sender<u64>,
-}
+/// How far past an expiry a test waits before it expects a refusal: the
+/// server may keep instants to the second, and on a loaded machine a
+/// few milliseconds of margin are not enough.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(1);
 
-impl Cable {
-    pub async fn to(target: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let (kill, _) = watch::channel(0_u64);
-        let (cut2, kill2) = (cut.clone(), kill.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if cut2.load(Ordering::SeqCst) {
-                    continue; // dropped: connection refused in effect
-                }
-                let target = target.clone();
-                let mut killed = kill2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = killed.changed() => {}
-                    }
-                });
-            }
-        });
-        Self { addr, cut, kill }
-    }
-
-    pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
-        self.kill.send_modify(|n| *n += 1);
-    }
-
-    pub fn restore(&self) {
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
-/// Polls `check` every 100 ms for up to 10 s.
-pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+/// Sleeps until `expiry`, an instant the server reported, is past by a
+/// margin. Waiting for the server's own expiry, not for a lifetime counted
+/// from when the test happened to look, keeps a slow step from eating
+/// into the wait.
+pub async fn sleep_past(expiry: Option<&prost_types::Timestamp>) {
+    let expiry = expiry.expect("the server reports the expiry");
+    let at = UNIX_EPOCH + Duration::new(u64::try_from(expiry.seconds).unwrap(), u32::try_from(expiry.nanos).unwrap());
+    let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+    tokio::time::sleep(left + EXPIRY_MARGIN).await;
 }
 
 /// `message` with `authorization: Bearer <access_token>`.
@@ -466,6 +369,8 @@ pub struct Mail {
     pub code: String,
     pub link: String,
     pub new_email: String,
+    /// When the link or code stops working, for the events that carry one.
+    pub expires_at: Option<prost_types::Timestamp>,
 }
 
 impl Mail {
@@ -480,6 +385,7 @@ impl Mail {
                 token: e.token,
                 code: e.code,
                 link: e.link,
+                expires_at: e.expires_at,
                 ..Self::default()
             },
             E::PasswordResetRequested(e) => Self {
@@ -489,6 +395,7 @@ impl Mail {
                 token: e.token,
                 code: e.code,
                 link: e.link,
+                expires_at: e.expires_at,
                 ..Self::default()
             },
             E::PasswordChanged(e) => {
@@ -537,14 +444,6 @@ impl Mail {
     }
 }
 
-async fn create_database(name: &str) {
-    let url = postgres_admin_url();
-    let admin = sea_orm::Database::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is not reachable ({e}); start it with `make services`"));
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-}
-
 /// Asserts `result` failed with `code` and `ErrorInfo.reason` = `reason`.
 #[track_caller]
 pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, reason: &str) -> Status {
@@ -553,6 +452,13 @@ pub fn assert_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, r
     let info = status.get_error_details().error_info().cloned();
     assert_eq!(info.map(|i| i.reason), Some(reason.to_owned()), "{status:?}");
     status
+}
+
+/// The status's code and `ErrorInfo.reason` (empty when it has none): what
+/// a caller acts on, so what a test of a refusal compares.
+pub fn code_and_reason(status: &Status) -> (Code, String) {
+    let reason = status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default();
+    (status.code(), reason)
 }
 
 /// The fields named by the status's `BadRequest` violations.

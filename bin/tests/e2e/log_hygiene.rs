@@ -12,9 +12,11 @@ use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
 use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
 use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
+use gatehouse_testkit::eventually;
+use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::harness::{Mode, TestApp, authed};
+use crate::harness::{Mode, TestApp, assert_error, authed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_log() {
@@ -82,13 +84,21 @@ async fn secrets_never_reach_the_log() {
     let wrong_code = format!("{:06}", (verify.code.parse::<u32>().unwrap() + 1) % 1_000_000);
     let bad =
         pb::verify_email_request::Proof::EmailCode(pb::EmailCode { email: email.into(), code: wrong_code.clone() });
-    assert!(auth.verify_email(pb::VerifyEmailRequest { proof: Some(bad) }).await.is_err());
+    assert_error(
+        auth.verify_email(pb::VerifyEmailRequest { proof: Some(bad) }).await,
+        Code::InvalidArgument,
+        "CODE_INVALID",
+    );
     auth.verify_email(pb::VerifyEmailRequest {
         proof: Some(pb::verify_email_request::Proof::Token(verify.token.clone())),
     })
     .await
     .unwrap();
-    assert!(auth.login(pb::LoginRequest { email: email.into(), password: wrong.into() }).await.is_err());
+    assert_error(
+        auth.login(pb::LoginRequest { email: email.into(), password: wrong.into() }).await,
+        Code::Unauthenticated,
+        "INVALID_CREDENTIALS",
+    );
     let login = auth.login(pb::LoginRequest { email: email.into(), password: p1.into() }).await.unwrap().into_inner();
     let Some(pb::login_response::Result::Tokens(pair)) = login.result else { panic!("no tokens") };
     secrets.extend([pair.access_token.clone(), pair.refresh_token.clone()]);
@@ -141,8 +151,8 @@ async fn secrets_never_reach_the_log() {
     // timestamp; they are searched for as whole JSON values below.
     let codes = [verify.code.clone(), wrong_code, reset.code.clone(), totp, mfa_mail.code];
 
-    // Let the relay publish, then stop the server.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the relay publish (its log lines are searched too), then stop the server.
+    eventually("the relay to publish every event", async || app.outbox().await.iter().all(|r| r.sent)).await;
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
     let mut log = reader.join().unwrap();

@@ -9,7 +9,7 @@ use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::login_response::Result as LoginResult;
 use tonic::Code;
 
-use crate::harness::{Mode, TestApp, assert_error, authed, violated_fields};
+use crate::harness::{Mode, TestApp, assert_error, authed, code_and_reason, sleep_past, violated_fields};
 
 crate::in_both_modes!(
     totp_enrol_confirm_and_log_in_with_a_challenge,
@@ -196,7 +196,7 @@ async fn an_expired_challenge_is_refused(mode: Mode) {
     let app = TestApp::spawn_with(mode, |c| c.mfa_challenge_ttl = Duration::from_secs(1)).await;
     let (_, factor, secret, _) = user_with_totp(&app, "ed@example.com").await;
     let c = challenge(&app, "ed@example.com").await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sleep_past(c.expires_at.as_ref()).await;
     let r = verify(&app, &c.challenge_id, &factor, &authenticator(&secret, now())).await;
     assert_error(r, Code::FailedPrecondition, "CHALLENGE_EXPIRED");
 }
@@ -273,8 +273,20 @@ async fn parallel_verifications_with_one_code_succeed_once(mode: Mode) {
         .collect();
     let mut passed = 0;
     for a in attempts {
-        if a.await.unwrap().is_ok() {
-            passed += 1;
+        match a.await.unwrap() {
+            Ok(_) => passed += 1,
+            // A loser finds the challenge answered or the code's time step
+            // used (a wrong guess, which counts, so the later ones find the
+            // guesses spent); any other refusal would be a bug.
+            Err(status) => assert!(
+                [
+                    (Code::FailedPrecondition, "CHALLENGE_USED".to_owned()),
+                    (Code::InvalidArgument, "CODE_INVALID".to_owned()),
+                    (Code::ResourceExhausted, "ATTEMPTS_EXHAUSTED".to_owned()),
+                ]
+                .contains(&code_and_reason(&status)),
+                "{status:?}"
+            ),
         }
     }
     assert_eq!(passed, 1, "one code, one challenge: exactly one session");

@@ -6,7 +6,9 @@ use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::harness::{Cable, Mode, TestApp, assert_error, eventually, redis_url};
+use gatehouse_testkit::{FaultProxy, eventually, redis};
+
+use crate::harness::{Mode, TestApp, assert_error};
 
 async fn health_status(app: &TestApp) -> i32 {
     let mut health = HealthClient::new(app.channel.clone());
@@ -15,22 +17,21 @@ async fn health_status(app: &TestApp) -> i32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_fails_closed_while_redis_is_unreachable() {
-    let target = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
-    let cable = Cable::to(target).await;
-    let app = TestApp::spawn_with(Mode::Production, |c| c.redis_url = Some(format!("redis://{}", cable.addr))).await;
+    let proxy = FaultProxy::start(redis::upstream()).await;
+    let app = TestApp::spawn_with(Mode::Production, |c| c.redis_url = Some(redis::url_via(proxy.addr()))).await;
     let pair = app.user_session("outage@example.com").await;
     app.validate(&pair.access_token).await.unwrap();
 
-    cable.cut();
+    proxy.cut();
     for _ in 0..3 {
         assert_error(app.validate(&pair.access_token).await, Code::Unavailable, "UNAVAILABLE");
     }
-    assert!(eventually(async || health_status(&app).await == 2).await, "health should report NOT_SERVING");
+    eventually("health to report NOT_SERVING", async || health_status(&app).await == 2).await;
 
-    cable.restore();
-    assert!(
-        eventually(async || app.validate(&pair.access_token).await.is_ok()).await,
-        "validation should recover once Redis is reachable"
-    );
-    assert!(eventually(async || health_status(&app).await == 1).await, "health should report SERVING again");
+    proxy.restore();
+    eventually("validation to recover once Redis is reachable", async || {
+        app.validate(&pair.access_token).await.is_ok()
+    })
+    .await;
+    eventually("health to report SERVING again", async || health_status(&app).await == 1).await;
 }

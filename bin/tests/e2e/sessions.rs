@@ -3,7 +3,7 @@
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::harness::{Mode, TestApp, assert_error, authed};
+use crate::harness::{Mode, TestApp, assert_error, authed, code_and_reason};
 use gatehouse_grpc::pb;
 
 crate::in_both_modes!(
@@ -131,7 +131,10 @@ async fn concurrent_refreshes_with_one_token_mint_one_pair(mode: Mode) {
     for handle in attempts.collect::<Vec<_>>() {
         match handle.await.unwrap() {
             Ok(_) => minted += 1,
-            Err(status) => assert_eq!(status.code(), Code::Unauthenticated, "{status:?}"),
+            // A loser presented a rotated token: reuse, which ends the session.
+            Err(status) => {
+                assert_eq!(code_and_reason(&status), (Code::Unauthenticated, "TOKEN_REVOKED".into()), "{status:?}");
+            }
         }
     }
     assert_eq!(minted, 1, "exactly one concurrent refresh may mint a pair");
@@ -170,10 +173,12 @@ async fn a_stray_bearer_token_is_ignored_where_no_sign_in_is_needed(mode: Mode) 
 }
 
 /// The session row is the truth: a restarted server (empty in-process
-/// denylist, or Redis that lost its keys) still refuses a revoked token, and
-/// a second replica refuses it the moment the first one revoked it.
+/// denylist, or Redis that lost its keys) still refuses a revoked token, a
+/// second replica refuses it the moment the first one revoked it, and the
+/// periodic resync makes a Redis that lost its keys whole again while the
+/// servers keep running.
 async fn revocation_survives_a_restart_and_reaches_every_replica(mode: Mode) {
-    let app = TestApp::spawn(mode).await;
+    let mut app = TestApp::spawn(mode).await;
     let replica = app.replica().await;
     let pair = app.user_session("hal@example.com").await;
     replica.validate(&pair.access_token).await.unwrap();
@@ -181,17 +186,36 @@ async fn revocation_survives_a_restart_and_reaches_every_replica(mode: Mode) {
     if mode == Mode::Production {
         // Revocation is visible on the other replica at once.
         assert_error(replica.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
-        // Simulate Redis losing its data.
-        let mut conn = redis::Client::open(crate::harness::redis_url()).unwrap().get_connection().unwrap();
-        let keys: Vec<String> =
-            redis::cmd("KEYS").arg(format!("{}*", app.config.redis_key_prefix)).query(&mut conn).unwrap();
-        assert!(!keys.is_empty(), "logout should have written denylist keys");
-        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
-        replica.validate(&pair.access_token).await.unwrap();
+        // Redis loses its data; only the resync from SQL can bring the
+        // revocation back, since nobody revokes anything again.
+        let lost = gatehouse_testkit::redis::delete_keys(&app.config.redis_key_prefix);
+        assert!(lost > 0, "logout should have written denylist keys");
+        eventually_revoked(&replica, &pair.access_token).await;
     }
     drop(replica);
+    app.stop().await;
+    if mode == Mode::Production {
+        // Lost again while no server runs: the start-up refill must restore it.
+        let lost = gatehouse_testkit::redis::delete_keys(&app.config.redis_key_prefix);
+        assert!(lost > 0, "the resync should have written the denylist keys again");
+    }
     let app = app.restart().await;
     assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+}
+
+/// Waits until `app` refuses `access_token` as revoked; any other answer
+/// than "valid" or TOKEN_REVOKED fails at once.
+async fn eventually_revoked(app: &TestApp, access_token: &str) {
+    gatehouse_testkit::eventually("the periodic resync to restore the lost revocation", async || {
+        match app.validate(access_token).await {
+            Ok(_) => false,
+            Err(status) => {
+                assert_error::<()>(Err(status), Code::Unauthenticated, "TOKEN_REVOKED");
+                true
+            }
+        }
+    })
+    .await;
 }
 
 async fn health_reports_serving(mode: Mode) {

@@ -1,8 +1,8 @@
-//! Test databases: a fresh SQLite file or a fresh PostgreSQL database per
-//! test, migrated, and removed afterwards even when the test fails.
+//! Test databases for the storage contract: a fresh SQLite file or a fresh
+//! PostgreSQL database (the testkit's guards) per test, migrated, and
+//! removed afterwards even when the test fails.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +17,9 @@ use gatehouse_sql::{
     Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
     SqlUserRepository, SqlVerificationRepository,
 };
+use gatehouse_testkit::TempDir;
+use gatehouse_testkit::postgres::TestDatabase;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
-use uuid::Uuid;
-
-/// The admin connection used to create and drop per-test databases.
-pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
-const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// The storage ports, as the use cases and the relay see them.
 #[derive(Clone)]
@@ -128,23 +125,20 @@ fn pool() -> PoolSettings {
     }
 }
 
-fn unique_name() -> String {
-    format!("gh_test_{}", Uuid::now_v7().simple())
-}
-
 /// Runs `test` against a migrated SQLite database in a new temporary file.
 pub async fn on_sqlite<F, Fut>(test: F)
 where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let guard = SqliteFile(std::env::temp_dir().join(format!("{}.sqlite3", unique_name())));
-    let url = format!("sqlite://{}", guard.0.display());
+    // The directory takes the WAL side files with it.
+    let dir = TempDir::new("gh_test_sqlite");
+    let url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
     let db = Database::connect(&url, pool()).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
     db.migrate().await.unwrap();
     test(TestDb { db: db.clone(), url }).await;
     db.close().await.unwrap();
-    drop(guard);
+    drop(dir);
 }
 
 /// Runs `test` against a migrated database created for it on the test
@@ -154,78 +148,14 @@ where
     F: FnOnce(TestDb) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-    let mut options = sea_orm::ConnectOptions::new(admin_url.clone());
-    options.max_connections(1).connect_timeout(Duration::from_secs(5)).acquire_timeout(Duration::from_secs(5));
-    let admin_conn = match sea_orm::Database::connect(options).await {
-        Ok(conn) => conn,
-        Err(e) => panic!(
-            "PostgreSQL at {admin_url} is not reachable ({e}). Start it with `make services`, \
-             or point {POSTGRES_URL_VAR} at a server where the user may CREATE DATABASE."
-        ),
-    };
-    let name = unique_name();
-    admin_conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-    admin_conn.close().await.unwrap();
-    let guard = PostgresDatabase { admin_url: admin_url.clone(), name: name.clone() };
-
-    let url = with_database(&admin_url, &name);
-    let db = Database::connect(&url, pool()).await.unwrap_or_else(|e| panic!("open test database {name}: {e}"));
+    let database = TestDatabase::create("gh_test").await;
+    let url = database.url().to_owned();
+    let db =
+        Database::connect(&url, pool()).await.unwrap_or_else(|e| panic!("open test database {}: {e}", database.name()));
     db.migrate().await.unwrap();
     test(TestDb { db: db.clone(), url }).await;
     db.close().await.unwrap();
-    drop(guard);
-}
-
-/// `url` with its database name replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, ""), |(b, q)| (b, q));
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let server = base[authority..].find('/').map_or(base, |slash| &base[..authority + slash]);
-    if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") }
-}
-
-/// Deletes the SQLite file and its WAL side files when dropped.
-struct SqliteFile(PathBuf);
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.0.clone().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Drops the per-test PostgreSQL database when dropped, also while a failed
-/// test unwinds. The drop runs on its own thread and runtime because `Drop`
-/// cannot await and may run inside the test's runtime.
-struct PostgresDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PostgresDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            runtime.block_on(async {
-                let conn = sea_orm::Database::connect(&admin_url).await.map_err(|e| e.to_string())?;
-                conn.execute_unprepared(&sql).await.map_err(|e| e.to_string())?;
-                conn.close().await.map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("dropping test database {} panicked", self.name),
-        }
-    }
+    drop(database);
 }
 
 /// Declares the contract tests: each `ports` test (taking [`Stores`]) once per
@@ -281,16 +211,4 @@ macro_rules! contract_tests {
             )*
         }
     };
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_name_is_replaced_in_the_url() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u@h/postgres?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
-    }
 }

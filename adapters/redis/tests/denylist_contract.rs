@@ -1,5 +1,6 @@
 //! The denylist contract, run against both adapters ([`MemoryDenylist`] for
-//! the embedded mode, [`RedisDenylist`] for production) so they cannot drift,
+//! the embedded mode, [`RedisDenylist`] for production) and the use-case
+//! tests' fake, so they cannot drift,
 //! plus the Redis adapter's own key layout, TTLs and probe. How it fails when
 //! Redis is gone is in `redis_outage.rs`.
 //!
@@ -225,6 +226,36 @@ mod memory {
     }
 
     contract_suite!(MemoryHarness);
+}
+
+/// The fake the use-case tests run on is held to the same contract.
+mod fake {
+    use gatehouse_application::testing::FakeDenylist;
+
+    use super::*;
+    use crate::contract::Harness;
+
+    pub(crate) struct FakeHarness(FakeDenylist);
+
+    impl Harness for FakeHarness {
+        async fn start() -> Self {
+            Self(FakeDenylist::default())
+        }
+
+        fn denylist(&self) -> &dyn Denylist {
+            &self.0
+        }
+
+        async fn elapse(&self, now: DateTime<Utc>, by: TimeDelta) -> DateTime<Utc> {
+            now + by
+        }
+
+        async fn stored(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    contract_suite!(FakeHarness);
 }
 
 mod redis_server {

@@ -166,6 +166,18 @@ impl FakeDenylist {
         self.entries.lock().unwrap().clear();
     }
 
+    /// How many entries it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap().len()
+    }
+
+    /// Whether it holds no entry.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The expiry of one entry.
     #[must_use]
     pub fn until(&self, key: DenyKey) -> Option<DateTime<Utc>> {
@@ -179,10 +191,12 @@ impl FakeDenylist {
 
 #[async_trait]
 impl Denylist for FakeDenylist {
-    async fn deny(&self, entries: &[DenyEntry], _now: DateTime<Utc>) -> Result<(), DenylistError> {
+    async fn deny(&self, entries: &[DenyEntry], now: DateTime<Utc>) -> Result<(), DenylistError> {
         self.check_up()?;
         let mut map = self.entries.lock().unwrap();
-        for e in entries {
+        // As the adapters do: an entry already past its end denies nothing
+        // and is not kept.
+        for e in entries.iter().filter(|e| e.until > now) {
             map.insert(e.key, e.until);
         }
         Ok(())

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gatehouse_application::error_chain;
 use gatehouse_application::ports::health::Probe;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -155,7 +156,7 @@ async fn report_health(reporter: &HealthReporter, probes: &[Arc<dyn Probe>]) {
     for probe in probes {
         let error = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
             Ok(Ok(())) => continue,
-            Ok(Err(error)) => error,
+            Ok(Err(error)) => error_chain(error.as_ref()),
             Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
         };
         tracing::warn!(dependency = probe.name(), %error, "health check failed");

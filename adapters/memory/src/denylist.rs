@@ -10,6 +10,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_domain::{SessionId, TokenId};
@@ -118,7 +119,7 @@ impl Probe for MemoryDenylist {
         "denylist"
     }
 
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), BoxError> {
         Ok(())
     }
 }
@@ -182,6 +183,6 @@ mod tests {
     async fn probe_is_always_healthy() {
         let denylist = MemoryDenylist::new();
         assert_eq!(denylist.name(), "denylist");
-        assert_eq!(denylist.check().await, Ok(()));
+        denylist.check().await.unwrap();
     }
 }

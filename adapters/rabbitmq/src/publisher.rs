@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use gatehouse_application::error_chain;
+use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::events::{EventPublisher, OutboxMessage, PublishError};
 use gatehouse_application::ports::health::Probe;
 use tokio::sync::Mutex;
@@ -123,8 +123,8 @@ impl Probe for RabbitPublisher {
     }
 
     /// Succeeds when a connection is open or can be opened within the timeout.
-    async fn check(&self) -> Result<(), String> {
-        self.ensure_link().await.map_err(|e| error_chain(&e))
+    async fn check(&self) -> Result<(), BoxError> {
+        self.ensure_link().await.map_err(|e| Box::new(e).into())
     }
 }
 

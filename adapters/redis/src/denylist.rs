@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
+use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::denylist::{DenyEntry, Denylist, DenylistError};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_domain::{SessionId, TokenId};
@@ -119,9 +120,9 @@ impl Probe for RedisDenylist {
         "denylist"
     }
 
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), BoxError> {
         let mut connection = self.connection.clone();
-        self.within_timeout(redis::cmd("PING").exec_async(&mut connection)).await.map_err(|e| e.to_string())
+        self.within_timeout(redis::cmd("PING").exec_async(&mut connection)).await.map_err(|e| Box::new(e).into())
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_migration::{Migrator, MigratorTrait};
@@ -127,8 +128,8 @@ impl Probe for Database {
         "database"
     }
 
-    async fn check(&self) -> Result<(), String> {
+    async fn check(&self) -> Result<(), BoxError> {
         let ping = Statement::from_string(self.conn.get_database_backend(), "SELECT 1");
-        self.conn.query_one(ping).await.map(|_| ()).map_err(|e| store_error(e).to_string())
+        self.conn.query_one(ping).await.map(|_| ()).map_err(|e| Box::new(store_error(e)).into())
     }
 }

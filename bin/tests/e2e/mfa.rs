@@ -19,6 +19,7 @@ crate::in_both_modes!(
     an_expired_challenge_is_refused,
     the_sixth_wrong_code_kills_the_challenge,
     removing_a_factor_needs_a_fresh_proof,
+    a_wrong_authenticator_code_names_the_field_it_came_in,
     parallel_verifications_with_one_code_succeed_once,
     a_password_reset_does_not_skip_the_second_factor,
     bad_mfa_input_names_the_field,
@@ -253,6 +254,25 @@ async fn removing_a_factor_needs_a_fresh_proof(mode: Mode) {
     mfa.remove_factor(authed(right, &access)).await.unwrap();
     // Without factors the login gives tokens directly.
     assert!(matches!(app.login_outcome("gu@example.com", PASSWORD).await.unwrap(), LoginResult::Tokens(_)));
+}
+
+/// A wrong code in a fresh proof is reported against the field the request
+/// carried it in (`totp_code.code`), for every RPC that takes the proof:
+/// ListFactors used to name `email_code.code`, a field it does not have.
+async fn a_wrong_authenticator_code_names_the_field_it_came_in(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let (access, factor, secret, _) = user_with_totp(&app, "hu@example.com").await;
+    let mut mfa = app.mfa.clone();
+    let proof = || pb::ProofCode { factor_id: factor.clone(), code: wrong(&authenticator(&secret, now())) };
+    let list = pb::ListFactorsRequest { proof: Some(pb::list_factors_request::Proof::TotpCode(proof())) };
+    let status = assert_error(mfa.list_factors(authed(list, &access)).await, Code::InvalidArgument, "CODE_INVALID");
+    assert_eq!(violated_fields(&status), ["totp_code.code"]);
+    let remove = pb::RemoveFactorRequest {
+        factor_id: factor.clone(),
+        proof: Some(pb::remove_factor_request::Proof::TotpCode(proof())),
+    };
+    let status = assert_error(mfa.remove_factor(authed(remove, &access)).await, Code::InvalidArgument, "CODE_INVALID");
+    assert_eq!(violated_fields(&status), ["totp_code.code"]);
 }
 
 async fn parallel_verifications_with_one_code_succeed_once(mode: Mode) {

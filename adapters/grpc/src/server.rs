@@ -28,10 +28,10 @@ use crate::{
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("reflection service: {0}")]
-    Reflection(String),
-    #[error("transport: {0}")]
-    Transport(String),
+    #[error("reflection service")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    #[error("transport")]
+    Transport(#[source] tonic::transport::Error),
 }
 
 /// Names under which `grpc.health.v1` reports status: the whole server
@@ -102,8 +102,8 @@ impl GrpcServer {
         report_health(&reporter, &self.probes).await;
         let health_task = tokio::spawn(watch_health(reporter, self.probes, self.health_interval));
 
-        let reflection_v1 = reflection().build_v1().map_err(|e| ServeError::Reflection(e.to_string()))?;
-        let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| ServeError::Reflection(e.to_string()))?;
+        let reflection_v1 = reflection().build_v1().map_err(ServeError::Reflection)?;
+        let reflection_v1alpha = reflection().build_v1alpha().map_err(ServeError::Reflection)?;
 
         // Each service says what it needs of its callers. TokenService needs
         // nothing: ValidateToken takes its token in the body, and the hot
@@ -123,7 +123,7 @@ impl GrpcServer {
             .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(MAX_REQUEST_BYTES)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
-            .map_err(|e| ServeError::Transport(e.to_string()));
+            .map_err(ServeError::Transport);
         health_task.abort();
         result
     }

@@ -493,32 +493,74 @@ fn delete_me_needs_the_password_and_ends_every_session() {
     assert!(matches!(block_on(h.get_me().execute(user)), Err(AppError::NotFound(_))));
 }
 
-/// OWASP ASVS 5.0 V6.3.1: asking for new codes buys no extra guesses. After
-/// ten wrong codes within the hour, even a fresh reset's right code is refused,
-/// and further requests send nothing.
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2 (rate limiting): asking
+/// for new codes buys no extra guesses. The wrong codes are spread over four
+/// resets so that none reaches its own limit of five: only the per-user
+/// budget of ten per hour can refuse the fourth reset's right code.
 #[test]
 fn new_reset_requests_do_not_reset_the_guess_budget() {
     let h = Harness::new();
     h.signed_up_and_verified("ann@example.com");
-    for _ in 0..2 {
+    let reset = |digits: &str| {
+        let proof = Proof::Code { email: email("ann@example.com"), code: code(digits) };
+        block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()))
+    };
+    // 4 + 4 + 1 wrong codes, then a fourth reset is still sent (nine failures).
+    for wrong_codes in [4, 4, 1, 0] {
+        let before = h.committed("email.password_reset_requested").len();
         block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
+        assert_eq!(h.committed("email.password_reset_requested").len(), before + 1, "under the budget: sent");
         let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
-        for _ in 0..5 {
-            let proof =
-                Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&wrong(&code)).unwrap() };
-            let _ = block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()));
+        for _ in 0..wrong_codes {
+            assert!(matches!(reset(&wrong(&code)), Err(AppError::CodeInvalid { field: "email_code.code" })));
         }
     }
+    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    // The tenth wrong code, on a reset with four attempts left.
+    assert!(matches!(reset(&wrong(&code)), Err(AppError::CodeInvalid { field: "email_code.code" })));
+    assert!(h.store.verifications().iter().all(|v| v.attempts < v.max_attempts), "no reset reached its own limit");
+    let r = reset(&code);
+    assert!(matches!(r, Err(AppError::AttemptsExhausted)), "{r:?}");
+    h.login("ann@example.com", PASSWORD).unwrap();
+
     let before = h.outbox_types().len();
     block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     assert_eq!(h.outbox_types().len(), before, "throttled: nothing sent");
-    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
-    let proof = Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() };
-    let r = block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()));
-    assert!(matches!(r, Err(AppError::AttemptsExhausted | AppError::VerificationUsed)), "{r:?}");
     h.clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
     block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     assert_eq!(h.outbox_types().len(), before + 1, "the budget returns after the window");
+    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    reset(&code).unwrap();
+}
+
+/// OWASP ASVS 5.0 V6.3.1: at most five codes are sent per user and purpose
+/// per hour, so asking over and over cannot flood a mailbox or collect
+/// codes; a throttled request is answered the same (nothing tells an
+/// attacker it was throttled) and leaves the last code sent usable.
+#[test]
+fn at_most_five_resets_are_sent_per_hour_and_the_answer_stays_the_same() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    for _ in 0..8 {
+        block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
+    }
+    assert_eq!(h.committed("email.password_reset_requested").len(), 5);
+    let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    let proof = Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() };
+    block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap())).unwrap();
+
+    // The same throttle guards resending a verification; the sign-up's own
+    // verification is the first of the five.
+    h.sign_up("bob@example.com");
+    for _ in 0..8 {
+        block_on(h.resend.execute(&email("bob@example.com"))).unwrap();
+    }
+    let to_bob =
+        |e: &&Event| matches!(e, Event::VerificationRequested { email, .. } if email.as_str() == "bob@example.com");
+    assert_eq!(h.committed("email.verification_requested").iter().filter(to_bob).count(), 5);
+    h.clock.advance(TimeDelta::hours(1) + TimeDelta::seconds(1));
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
+    assert_eq!(h.committed("email.password_reset_requested").len(), 6, "the window moved on");
 }
 
 /// OWASP ASVS 5.0 V16.3.1: sign-up, failed and successful logins, email

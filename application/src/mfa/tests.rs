@@ -244,12 +244,11 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
     let first = h.last_code("email.mfa_code");
     block_on(h.send.execute(challenge.id, factor)).unwrap();
     let second = h.last_code("email.mfa_code");
-    if first != second {
-        assert!(
-            matches!(h.pass(challenge.id, factor, &first), Err(AppError::CodeInvalid { field: "code" })),
-            "a resent code retires the old one"
-        );
-    }
+    assert_ne!(first, second, "the fake random source never repeats a code");
+    assert!(
+        matches!(h.pass(challenge.id, factor, &first), Err(AppError::CodeInvalid { field: "code" })),
+        "a resent code retires the old one"
+    );
     h.pass(challenge.id, factor, &second).unwrap();
 }
 
@@ -293,14 +292,46 @@ fn the_sixth_wrong_code_kills_the_challenge_and_the_account_limit_holds_across_c
     assert!(matches!(h.pass(challenge.id, factor, &wrong(right.expose())), Err(AppError::AttemptsExhausted)));
     assert!(matches!(h.pass(challenge.id, factor, right.expose()), Err(AppError::AttemptsExhausted)));
     let second = h.challenge();
-    for _ in 0..5 {
-        let _ = h.pass(second.id, factor, &wrong(right.expose()));
+    for _ in 0..4 {
+        assert!(matches!(
+            h.pass(second.id, factor, &wrong(right.expose())),
+            Err(AppError::CodeInvalid { field: "code" })
+        ));
     }
+    // The tenth wrong code of the window: the limit, not the challenge, refuses next.
+    assert!(matches!(h.pass(second.id, factor, &wrong(right.expose())), Err(AppError::CodeInvalid { field: "code" })));
     // Ten wrong codes within the window: no new challenge for a while.
     let r = block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now()));
     assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
     h.clock.advance(TimeDelta::minutes(16));
     assert!(block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now())).unwrap().is_some());
+}
+
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2 (rate limiting): the
+/// account's limit of ten wrong second-factor codes per window holds on a
+/// challenge that was opened before the limit was reached and still has
+/// attempts of its own, so opening challenges in advance buys no guesses.
+#[test]
+fn the_account_limit_stops_an_open_challenge_with_attempts_left() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let challenges = [h.challenge(), h.challenge(), h.challenge()];
+    let right = h.totp_now(factor);
+    for (challenge, wrong_codes) in challenges.iter().zip([4, 4, 2]) {
+        for _ in 0..wrong_codes {
+            assert!(matches!(
+                h.pass(challenge.id, factor, &wrong(right.expose())),
+                Err(AppError::CodeInvalid { field: "code" })
+            ));
+        }
+    }
+    let last = block_on(h.store.challenge(challenges[2].id)).unwrap().unwrap();
+    assert!(last.attempts < last.max_attempts, "the challenge itself would allow more: {last:?}");
+    let r = h.pass(challenges[2].id, factor, right.expose());
+    assert!(matches!(r, Err(AppError::RateLimited { retry_after_secs: 900 })), "{r:?}");
+    h.clock.advance(TimeDelta::minutes(1));
+    let r = h.pass(challenges[2].id, factor, h.totp_now(factor).expose());
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "still within the window: {r:?}");
 }
 
 #[test]
@@ -369,7 +400,8 @@ fn disabled_factor_kinds_cannot_be_enrolled() {
     let r = block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", .. })), "{r:?}");
     let phone = PhoneNumber::parse("+15555550100").unwrap();
-    assert!(block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone)).is_err());
+    let r = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", .. })), "{r:?}");
 }
 
 #[test]

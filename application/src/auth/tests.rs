@@ -15,7 +15,7 @@ use crate::error::{AppError, TokenRejection};
 use crate::events::EventFactory;
 use crate::mfa::MfaGate;
 use crate::ports::denylist::DenyKey;
-use crate::ports::password::PasswordHasher;
+use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::UserRepository;
 use crate::settings::TokenSettings;
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
@@ -110,15 +110,23 @@ impl Harness {
     }
 }
 
+/// What is stored is the hasher's output for the password: that the hash is
+/// a salted Argon2id one, never the plain text, is the hasher's own test
+/// (`adapters/crypto/src/password.rs`).
 #[test]
-fn sign_up_stores_a_hashed_password_never_the_plain_one() {
+fn sign_up_stores_the_hashers_hash_of_the_password() {
     let h = Harness::new();
     let id = h.sign_up("Ann@Example.com", "correct horse").unwrap();
     let users = h.store.users();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].id, id);
     assert_eq!(users[0].email.as_str(), "ann@example.com");
-    assert_ne!(users[0].password_hash.as_str(), "correct horse");
+    let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
+    assert_eq!(users[0].password_hash, expected);
+    let check =
+        |p: &str| block_on(h.hasher.verify(&Password::candidate(p.into()).unwrap(), Some(&users[0].password_hash)));
+    assert_eq!(check("correct horse").unwrap(), PasswordCheck::Match { needs_rehash: false });
+    assert_eq!(check("correct horsE").unwrap(), PasswordCheck::Mismatch);
 }
 
 #[test]

@@ -144,6 +144,14 @@ impl NowForTests for FixedClock {
     }
 }
 
+/// The fields an `INVALID_ARGUMENT` names; empty for any other outcome.
+fn violated<T>(r: &Result<T, AppError>) -> Vec<&'static str> {
+    match r {
+        Err(AppError::InvalidArgument(violations)) => violations.iter().map(|v| v.field).collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn wrong(digits: &str) -> String {
     format!("{:06}", (digits.parse::<u32>().unwrap() + 1) % 1_000_000)
 }
@@ -225,7 +233,8 @@ fn a_backup_code_works_once_and_tells_how_many_remain() {
         block_on(h.verify.execute(again.id, proof(&codes[0]))),
         Err(AppError::CodeInvalid { field: "code" })
     ));
-    assert!(matches!(block_on(h.verify.execute(again.id, proof("not-a-code"))), Err(AppError::InvalidArgument(_))));
+    let r = block_on(h.verify.execute(again.id, proof("not-a-code")));
+    assert_eq!(violated(&r), ["code"], "{r:?}");
 }
 
 #[test]
@@ -233,7 +242,8 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
     let h = H::new();
     let enroll = EnrollEmailFactor::new(h.deps.clone());
     let other = EmailAddress::parse("bob@example.com").unwrap();
-    assert!(matches!(block_on(enroll.execute(h.user, &other)), Err(AppError::InvalidArgument(_))));
+    let r = block_on(enroll.execute(h.user, &other));
+    assert_eq!(violated(&r), ["email"], "{r:?}");
     let factor = block_on(enroll.execute(h.user, &EmailAddress::parse("ann@example.com").unwrap())).unwrap();
     let sent = h.last_code("email.mfa_code");
     block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, factor, &code(&sent))).unwrap();
@@ -261,7 +271,8 @@ fn an_sms_factor_goes_to_the_number_and_totp_needs_no_sending() {
     let (totp, _) = h.totp_factor();
     let challenge = h.challenge();
     assert!(challenge.factors.iter().any(|f| f.hint == "+44 **** **12"));
-    assert!(matches!(block_on(h.send.execute(challenge.id, totp)), Err(AppError::FailedPrecondition { .. })));
+    let r = block_on(h.send.execute(challenge.id, totp));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "CODE_NOT_NEEDED", .. })), "{r:?}");
     block_on(h.send.execute(challenge.id, factor)).unwrap();
     h.pass(challenge.id, factor, &h.last_code("sms.mfa_code")).unwrap();
 }
@@ -302,7 +313,7 @@ fn the_sixth_wrong_code_kills_the_challenge_and_the_account_limit_holds_across_c
     assert!(matches!(h.pass(second.id, factor, &wrong(right.expose())), Err(AppError::CodeInvalid { field: "code" })));
     // Ten wrong codes within the window: no new challenge for a while.
     let r = block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now()));
-    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    assert!(matches!(r, Err(AppError::RateLimited { retry_after_secs: 900 })), "{r:?}");
     h.clock.advance(TimeDelta::minutes(16));
     assert!(block_on(h.gate.challenge(h.user, ClientInfo::default(), h.now())).unwrap().is_some());
 }
@@ -346,10 +357,8 @@ fn removing_a_factor_needs_a_fresh_proof_and_takes_the_backup_codes_with_the_las
         block_on(remove.execute(h.user, factor, &stale)),
         Err(AppError::CodeInvalid { field: "totp_code.code" })
     ));
-    assert!(matches!(
-        block_on(remove.execute(h.user, Uuid::nil(), &wrong_password)),
-        Err(AppError::InvalidArgument(_))
-    ));
+    let r = block_on(remove.execute(h.user, Uuid::nil(), &wrong_password));
+    assert_eq!(violated(&r), ["factor_id"], "{r:?}");
     let proof = FreshProof::TotpCode { factor_id: factor, code: h.totp_now(factor) };
     block_on(remove.execute(h.user, factor, &proof)).unwrap();
     assert!(block_on(h.store.factors(h.user)).unwrap().is_empty());
@@ -373,7 +382,8 @@ fn regenerated_backup_codes_replace_the_old_ones() {
     let h = H::new();
     let regenerate = RegenerateBackupCodes::new(h.deps.clone());
     let proof = FreshProof::Password(Password::candidate(PASSWORD.into()).unwrap());
-    assert!(matches!(block_on(regenerate.execute(h.user, &proof)), Err(AppError::FailedPrecondition { .. })));
+    let r = block_on(regenerate.execute(h.user, &proof));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "NO_ACTIVE_FACTOR", .. })), "{r:?}");
     let (_, old) = h.totp_factor();
     let new = block_on(regenerate.execute(h.user, &proof)).unwrap();
     assert_eq!(new.len(), 10);
@@ -428,5 +438,5 @@ fn wrong_fresh_proofs_are_limited_per_account() {
     }
     let proof = FreshProof::TotpCode { factor_id: factor, code: right };
     let r = block_on(remove.execute(h.user, factor, &proof));
-    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    assert!(matches!(r, Err(AppError::RateLimited { retry_after_secs: 900 })), "{r:?}");
 }

@@ -457,7 +457,7 @@ async fn create_session_writes_its_outbox_atomically(s: Stores) {
     let ghost = user(9, "ghost@example.com");
     let refused = session(2, &ghost, t0(), t0() + TimeDelta::days(30));
     let result = ops::create_session(&s, &refused, &token(2, t0(), TimeDelta::days(30)), &[message(2, t0())]).await;
-    assert!(result.is_err(), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
     assert_eq!(s.sessions.get(refused.id).await.unwrap(), None);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
@@ -1952,7 +1952,7 @@ async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id), Some(ghost.id));
     let result =
         ops::create_session(&s, &ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
-    assert!(result.is_err(), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
     assert!(trail(&s, ghost.id).await.is_empty());
 
     assert_eq!(trail(&s, ann.id).await, vec![login, signed_up]);
@@ -2378,7 +2378,7 @@ async fn a_refused_change_writes_no_audit_row(t: TestDb) {
     // A duplicate audit id fails the whole change: the session is not stored either.
     let sess = session(1, &ann, t0(), t0() + TimeDelta::days(30));
     let result = ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[audited(3, &fact)]).await;
-    assert!(result.is_err(), "{result:?}");
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "the audit row's key is taken: {result:?}");
     assert_eq!(t.count("sessions").await, 0);
     assert_eq!(t.count("audit_events").await, 1);
     assert_eq!(t.count("outbox").await, 1);
@@ -2394,7 +2394,8 @@ async fn migration_creates_and_drops_the_audit_table(t: TestDb) {
     let raw = t.raw().await;
     Migrator::down(&raw, Some(1)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 4);
-    assert!(s.audit.list(ann, None, 10).await.is_err());
+    let gone = s.audit.list(ann, None, 10).await;
+    assert!(matches!(gone, Err(StoreError::Internal(_))), "no audit table: {gone:?}");
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 5);
@@ -2485,7 +2486,11 @@ async fn a_statement_that_runs_too_long_is_cancelled(t: TestDb) {
     let result = users.update_display_name(ann.id, &name, t0()).await;
     let waited = started.elapsed();
     holder.rollback().await.unwrap();
-    assert!(result.is_err(), "the blocked update should have been cancelled: {result:?}");
+    // Cancelled, and reported as "not now" so the caller may retry.
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "the blocked update should have been cancelled: {result:?}"
+    );
     assert!(waited < std::time::Duration::from_secs(3), "waited {waited:?}");
     // Once the lock is gone the same call works.
     assert!(users.update_display_name(ann.id, &name, t0()).await.unwrap());

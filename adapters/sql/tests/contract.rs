@@ -110,6 +110,12 @@ contract_tests! {
         remove_email_writes_its_outbox_only_when_removed,
         delete_writes_its_outbox_only_when_the_user_existed,
         audit_rows_survive_the_users_deletion,
+        rows_of_an_unknown_user_factor_or_challenge_are_refused,
+        find_latest_breaks_a_tie_by_the_higher_id,
+        list_live_breaks_ties_by_the_higher_id,
+        audit_list_breaks_ties_by_the_higher_id,
+        factors_are_listed_oldest_first_ties_by_the_lower_id,
+        claim_breaks_ties_by_the_lower_id,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -2567,4 +2573,121 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     );
     let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id).collect();
     assert_eq!(left, [totp.id]);
+}
+
+// ------------------------------------------- what the fakes must refuse too
+
+/// The foreign keys of the MFA and verification tables: a row for an
+/// unknown user, factor or challenge is refused (as `Internal`: no caller
+/// can fix it), and the unit of work it was part of writes nothing. The
+/// fakes refuse the same, so a use-case test cannot pass on a row SQL
+/// would never store.
+async fn rows_of_an_unknown_user_factor_or_challenge_are_refused(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let ghost = UserId::from_uuid(Uuid::from_u128(9));
+    let internal = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Internal(_)));
+
+    let f = factor(1, ghost, FactorKind::Email, t0());
+    let r = ops::add_factor(&s, &f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await;
+    assert!(internal(r), "a factor of an unknown user");
+    let r = ops::replace_backup_codes(&s, ghost, &backups(1..=2), &[message(2, t0())], t0()).await;
+    assert!(internal(r), "backup codes of an unknown user");
+    assert!(internal(s.mfa.create_challenge(&challenge(1, ghost, t0())).await), "a challenge of an unknown user");
+    let v = verification(99, ghost, "ghost@example.com", Purpose::ResetPassword, t0());
+    let r = ops::replace(&s, &v, &[message(3, t0())]).await;
+    assert!(matches!(r, Err(StoreError::Internal(_))), "a verification of an unknown user: {r:?}");
+
+    let unknown = factor(2, ann, FactorKind::Email, t0());
+    assert!(internal(ops::add_code(&s, &factor_code(2, &unknown, None, t0()), &[message(4, t0())]).await));
+    let anns = factor(3, ann, FactorKind::Email, t0());
+    ops::add_factor(&s, &anns, None, &[]).await.unwrap();
+    let no_such_challenge = Some(Uuid::from_u128(0xdead));
+    let r = ops::add_code(&s, &factor_code(3, &anns, no_such_challenge, t0()), &[message(5, t0())]).await;
+    assert!(internal(r), "a code for an unknown challenge");
+
+    assert!(s.mfa.factors(ghost).await.unwrap().is_empty());
+    assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id).await.unwrap(), None);
+    assert_eq!(s.mfa.failures_since(ghost, t0()).await.unwrap(), 0);
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &v.token_hash).await.unwrap(), None);
+    assert!(!s.mfa.use_code(anns.id, no_such_challenge, &code_hash(3), t0()).await.unwrap());
+    assert!(pending(&s).await.is_empty());
+}
+
+// ------------------------------------------------------- ties of one instant
+//
+// Rows made in one instant are common (a unit of work stamps all its rows
+// with one `now`), so the fakes must break ties as SQL's ORDER BY does, or a
+// use-case test could pass on an order PostgreSQL never returns. Each test
+// stores the rows in an order that is neither the expected one nor its
+// reverse.
+
+/// `ORDER BY created_at DESC, id DESC`: of two live codes sent in one
+/// instant, the one with the higher id is redeemed.
+async fn find_latest_breaks_a_tie_by_the_higher_id(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let at = t0() + TimeDelta::minutes(1);
+    let [low, high] = [20, 21].map(|n| verification(n, ann, "ann@example.com", Purpose::ResetPassword, at));
+    let uow = s.uow.begin().await.unwrap();
+    uow.verifications().insert(&high).await.unwrap();
+    uow.verifications().insert(&low).await.unwrap();
+    uow.commit().await.unwrap();
+    let latest = s.verifications.find_latest(Purpose::ResetPassword, &email("ann@example.com")).await.unwrap();
+    assert_eq!(latest, Some(high));
+}
+
+/// `ORDER BY created_at DESC, id DESC`.
+async fn list_live_breaks_ties_by_the_higher_id(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let at = t0() + TimeDelta::minutes(1);
+    let [a, b, c] = [2, 4, 3].map(|n| session(n, &ann, at, at + TimeDelta::days(30)));
+    for (n, sess) in (1u8..).zip([&a, &b, &c]) {
+        ops::create_session(&s, sess, &token(n, at, TimeDelta::days(30)), &[]).await.unwrap();
+    }
+    let ids: Vec<_> = s.sessions.list_live(ann.id, at).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![b.id, c.id, a.id]);
+}
+
+/// `ORDER BY occurred_at DESC, id DESC`, also across a page boundary.
+async fn audit_list_breaks_ties_by_the_higher_id(s: Stores) {
+    let ann = UserId::from_uuid(Uuid::from_u128(1));
+    let at = t0() + TimeDelta::minutes(1);
+    let records = [2, 4, 1, 3].map(|n| audit_record(n, "login.failed", at, None, Some(ann)));
+    s.audit.record(&facts(&records)).await.unwrap();
+    let newest_first = [4, 3, 2, 1].map(|n| audit_record(n, "login.failed", at, None, Some(ann)).id);
+    assert_eq!(audit_ids(&trail(&s, ann).await), newest_first);
+    let first = s.audit.list(ann, None, 2).await.unwrap();
+    let last = first.last().unwrap();
+    let cursor = AuditCursor { occurred_at: last.occurred_at, id: last.id };
+    let rest = s.audit.list(ann, Some(cursor), 10).await.unwrap();
+    assert_eq!([audit_ids(&first), audit_ids(&rest)].concat(), newest_first);
+}
+
+/// `ORDER BY created_at, id`: which factor a challenge offers first.
+async fn factors_are_listed_oldest_first_ties_by_the_lower_id(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let at = t0() + TimeDelta::minutes(1);
+    let sms = factor(3, ann, FactorKind::Sms, at);
+    let totp = factor(1, ann, FactorKind::Totp, at);
+    let email = factor(2, ann, FactorKind::Email, at);
+    for f in [&sms, &totp, &email] {
+        ops::add_factor(&s, f, None, &[]).await.unwrap();
+    }
+    let listed: Vec<_> = s.mfa.factors(ann).await.unwrap().into_iter().map(|f| f.id).collect();
+    assert_eq!(listed, vec![totp.id, email.id, sms.id]);
+}
+
+/// `ORDER BY created_at, id`: the relay publishes events of one instant in
+/// id order.
+async fn claim_breaks_ties_by_the_lower_id(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let at = t0() + TimeDelta::milliseconds(1);
+    let m2 = enqueue(&s, 2, at).await;
+    let m3 = enqueue(&s, 3, at).await;
+    let m1 = enqueue(&s, 1, at).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let lease = now + TimeDelta::seconds(30);
+    assert_eq!(s.outbox.claim(2, now, lease).await.unwrap(), claimed(&[&m1, &m2], 0));
+    assert_eq!(s.outbox.claim(10, now, lease).await.unwrap(), claimed(&[&m3], 0));
+    assert_eq!(s.outbox.claim(10, lease, lease).await.unwrap(), claimed(&[&m1, &m2, &m3], 0));
 }

@@ -74,6 +74,26 @@ impl State {
         })
     }
 
+    fn user_exists(&self, id: UserId) -> bool {
+        self.users.iter().any(|u| u.user.id == id)
+    }
+
+    /// What a foreign key to `users` does in SQL: a row of an unknown user is refused.
+    fn require_user(&self, id: UserId, what: &str) -> Result<(), StoreError> {
+        if self.user_exists(id) {
+            Ok(())
+        } else {
+            Err(StoreError::Internal(format!("{what} for an unknown user").into()))
+        }
+    }
+
+    /// A user's factors as SQL lists them: by (created_at, id).
+    fn factors_of(&self, user: UserId) -> Vec<Factor> {
+        let mut found: Vec<Factor> = self.factors.iter().filter(|f| f.user_id == user).cloned().collect();
+        found.sort_by_key(|f| (f.created_at, f.id));
+        found
+    }
+
     fn user_mut(&mut self, id: UserId) -> Option<&mut StoredUser> {
         self.users.iter_mut().find(|u| u.user.id == id)
     }
@@ -211,7 +231,8 @@ impl VerificationRepository for InMemoryStore {
             .verifications
             .iter()
             .filter(|v| v.purpose == purpose && &v.email == email && v.consumed_at.is_none())
-            .max_by_key(|v| v.created_at)
+            // As SQL's ORDER BY created_at DESC, id DESC.
+            .max_by_key(|v| (v.created_at, v.id))
             .cloned())
     }
 
@@ -250,10 +271,12 @@ impl OutboxStore for InMemoryStore {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
         let mut state = self.state.lock().await;
-        Ok(state
-            .outbox
-            .iter_mut()
-            .filter(|r| r.sent_at.is_none() && r.available_at <= now)
+        // As SQL's ORDER BY created_at, id (a row's created_at is its event's occurred_at).
+        let mut due: Vec<&mut OutboxRow> =
+            state.outbox.iter_mut().filter(|r| r.sent_at.is_none() && r.available_at <= now).collect();
+        due.sort_by_key(|r| (r.message.occurred_at, r.message.id));
+        Ok(due
+            .into_iter()
             .take(limit as usize)
             .map(|r| {
                 r.available_at = lease_until;
@@ -317,7 +340,11 @@ impl SessionRepository for InMemoryStore {
 
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
         let state = self.state.lock().await;
-        Ok(state.sessions.values().filter(|s| s.revoked_at.is_some_and(|r| r >= since)).cloned().collect())
+        let mut revoked: Vec<Session> =
+            state.sessions.values().filter(|s| s.revoked_at.is_some_and(|r| r >= since)).cloned().collect();
+        // SQL orders by revoked_at alone; the id only makes the fake's ties repeatable.
+        revoked.sort_by_key(|s| (s.revoked_at, s.id));
+        Ok(revoked)
     }
 
     async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -333,8 +360,7 @@ impl SessionRepository for InMemoryStore {
 #[async_trait]
 impl MfaRepository for InMemoryStore {
     async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
-        let state = self.state.lock().await;
-        Ok(state.factors.iter().filter(|f| f.user_id == user).cloned().collect())
+        Ok(self.state.lock().await.factors_of(user))
     }
 
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
@@ -359,7 +385,7 @@ impl MfaRepository for InMemoryStore {
             .codes
             .iter_mut()
             .filter(|(c, consumed)| c.factor_id == factor && c.challenge_id == challenge && consumed.is_none())
-            .max_by_key(|(c, _)| c.created_at);
+            .max_by_key(|(c, _)| (c.created_at, c.id));
         let Some((code, consumed)) = newest else { return Ok(false) };
         if code.expires_at <= now || code.attempts >= code.max_attempts {
             return Ok(false);
@@ -374,7 +400,9 @@ impl MfaRepository for InMemoryStore {
     }
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
-        self.state.lock().await.challenges.push(challenge.clone());
+        let mut state = self.state.lock().await;
+        state.require_user(challenge.user_id, "challenge")?;
+        state.challenges.push(challenge.clone());
         Ok(())
     }
 
@@ -603,10 +631,7 @@ impl AccountWrites for MemoryUnitOfWork {
 impl SessionWrites for MemoryUnitOfWork {
     async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
         self.with(|state| {
-            // What the foreign key does in SQL.
-            if !state.users.iter().any(|u| u.user.id == session.user_id) {
-                return Err(StoreError::Internal("session for an unknown user".into()));
-            }
+            state.require_user(session.user_id, "session")?;
             state.sessions.insert(session.id, session.clone());
             state.tokens.insert(
                 refresh.hash,
@@ -669,8 +694,15 @@ impl SessionWrites for MemoryUnitOfWork {
 #[async_trait]
 impl VerificationWrites for MemoryUnitOfWork {
     async fn insert(&self, verification: &Verification) -> Result<(), StoreError> {
-        self.with(|state| state.verifications.push(verification.clone()));
-        Ok(())
+        self.with(|state| {
+            state.require_user(verification.user_id, "verification")?;
+            // The primary key and the unique token hash of SQL.
+            if state.verifications.iter().any(|v| v.id == verification.id || v.token_hash == verification.token_hash) {
+                return Err(StoreError::Conflict("verifications.token_hash".into()));
+            }
+            state.verifications.push(verification.clone());
+            Ok(())
+        })
     }
 
     async fn retire(
@@ -710,12 +742,15 @@ impl VerificationWrites for MemoryUnitOfWork {
 #[async_trait]
 impl FactorWrites for MemoryUnitOfWork {
     async fn list(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
-        Ok(self.with(|state| state.factors.iter().filter(|f| f.user_id == user).cloned().collect()))
+        Ok(self.with(|state| state.factors_of(user)))
     }
 
     async fn insert(&self, factor: &Factor) -> Result<(), StoreError> {
-        self.with(|state| state.factors.push(factor.clone()));
-        Ok(())
+        self.with(|state| {
+            state.require_user(factor.user_id, "factor")?;
+            state.factors.push(factor.clone());
+            Ok(())
+        })
     }
 
     async fn activate(&self, factor: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -738,14 +773,21 @@ impl FactorWrites for MemoryUnitOfWork {
 
     async fn insert_code(&self, code: &FactorCode) -> Result<(), StoreError> {
         self.with(|state| {
+            // What the foreign keys to the factor and the challenge do in SQL.
+            if !state.factors.iter().any(|f| f.id == code.factor_id) {
+                return Err(StoreError::Internal("code for an unknown factor".into()));
+            }
+            if code.challenge_id.is_some_and(|id| !state.challenges.iter().any(|c| c.id == id)) {
+                return Err(StoreError::Internal("code for an unknown challenge".into()));
+            }
             for (c, consumed) in &mut state.codes {
                 if c.factor_id == code.factor_id && c.challenge_id == code.challenge_id && consumed.is_none() {
                     *consumed = Some(code.created_at);
                 }
             }
             state.codes.push((code.clone(), None));
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn replace_backup_codes(
@@ -755,10 +797,15 @@ impl FactorWrites for MemoryUnitOfWork {
         _now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.with(|state| {
+            // Deleting an unknown user's codes is a no-op in SQL; inserting
+            // them is refused by the foreign key.
+            if !hashes.is_empty() {
+                state.require_user(user, "backup codes")?;
+            }
             state.backup_codes.retain(|(u, _, _)| *u != user);
             state.backup_codes.extend(hashes.iter().map(|h| (user, *h, None)));
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn use_backup_code(

@@ -18,6 +18,7 @@ use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::FactorCode;
 use gatehouse_application::ports::store::{NewRefreshToken, StoreError};
+use gatehouse_domain::mfa::Activation;
 use gatehouse_domain::{
     AuditOutcome, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash,
     Purpose, RevokeReason, SealedSecret, Session, SessionId, TokenHash, User, UserId, Verification,
@@ -116,6 +117,12 @@ contract_tests! {
         audit_list_breaks_ties_by_the_higher_id,
         factors_are_listed_oldest_first_ties_by_the_lower_id,
         claim_breaks_ties_by_the_lower_id,
+        concurrent_confirmations_issue_backup_codes_once,
+        concurrent_removals_of_the_last_two_verified_addresses_leave_one,
+        concurrent_removal_and_promotion_of_one_address_never_lose_the_primary,
+        concurrent_enrolments_of_one_kind_leave_one_pending_factor,
+        concurrent_sign_ups_with_one_address_succeed_once,
+        concurrent_additions_of_one_address_succeed_once,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -1471,7 +1478,7 @@ async fn active_factor(s: &Stores, n: u128, user: UserId, kind: FactorKind, code
     let at = t0() + TimeDelta::seconds(i64::try_from(n).unwrap());
     let f = factor(n, user, kind, at);
     ops::add_factor(s, &f, None, &[]).await.unwrap();
-    assert!(ops::activate_factor(s, user, f.id, codes, &[], at).await.unwrap());
+    assert!(ops::activate_factor(s, user, f.id, codes, &[], at).await.unwrap().is_some());
     Factor { active: true, confirmed_at: Some(at), ..f }
 }
 
@@ -1517,7 +1524,7 @@ async fn add_factor_stores_it_and_replaces_pending_factors_of_its_kind(s: Stores
 
     // An active factor of the same kind is not replaced.
     let now = t0() + TimeDelta::seconds(3);
-    assert!(ops::activate_factor(&s, ann, totp2.id, &[], &[], now).await.unwrap());
+    assert!(ops::activate_factor(&s, ann, totp2.id, &[], &[], now).await.unwrap().is_some());
     let totp3 = factor(4, ann, FactorKind::Totp, t0() + TimeDelta::seconds(4));
     ops::add_factor(&s, &totp3, None, &[]).await.unwrap();
     let active2 = Factor { active: true, confirmed_at: Some(now), ..totp2 };
@@ -1544,29 +1551,35 @@ async fn activate_factor_activates_only_the_users_pending_factor(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
 
     // Another user's factor, an unknown factor: nothing changes, nothing is written.
-    assert!(!ops::activate_factor(&s, bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap());
-    assert!(!ops::activate_factor(&s, ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap());
+    assert_eq!(ops::activate_factor(&s, bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap(), None);
+    assert_eq!(ops::activate_factor(&s, ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap(), None);
     let unknown = Uuid::from_u128(0xdead);
-    assert!(!ops::activate_factor(&s, ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap());
+    assert_eq!(ops::activate_factor(&s, ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap(), None);
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![anns.clone()]);
     assert_eq!(ops::use_backup_code(&s, bob, &backup(1), &notice(100, now), now).await.unwrap(), None);
 
     // The first activation stores the backup codes.
-    assert!(ops::activate_factor(&s, ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap());
+    let first = ops::activate_factor(&s, ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap();
+    assert_eq!(first, Some(Activation { first: true }));
     let active = Factor { active: true, confirmed_at: Some(now), ..anns.clone() };
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active.clone()]);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
 
     // An active factor is not activated again, and its codes are not replaced.
     let later = now + TimeDelta::minutes(1);
-    assert!(!ops::activate_factor(&s, ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap());
+    assert_eq!(
+        ops::activate_factor(&s, ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap(),
+        None
+    );
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active]);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
 
-    // A second factor activated without backup codes keeps the user's codes.
+    // A second factor is not the first: it stores no backup codes and keeps the user's.
     let email = factor(3, ann, FactorKind::Email, later);
     ops::add_factor(&s, &email, None, &[]).await.unwrap();
-    assert!(ops::activate_factor(&s, ann, email.id, &[], &[message(6, later)], later).await.unwrap());
+    let second = ops::activate_factor(&s, ann, email.id, &backups(7..=9), &[message(6, later)], later).await.unwrap();
+    assert_eq!(second, Some(Activation { first: false }));
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(200, later), later).await.unwrap(), Some(1));
     assert_eq!(
         pending_ids(&s).await,
@@ -2690,4 +2703,173 @@ async fn claim_breaks_ties_by_the_lower_id(s: Stores) {
     assert_eq!(s.outbox.claim(2, now, lease).await.unwrap(), claimed(&[&m1, &m2], 0));
     assert_eq!(s.outbox.claim(10, now, lease).await.unwrap(), claimed(&[&m3], 0));
     assert_eq!(s.outbox.claim(10, lease, lease).await.unwrap(), claimed(&[&m1, &m2, &m3], 0));
+}
+
+// ---------------------------------------------- rules that hold under races
+
+/// ConfirmFactor of two pending factors at once: each alone would be the
+/// first, but the account's lock makes exactly one the first, and only its
+/// backup codes are stored (OWASP ASVS 5.0 V6.6.2: backup codes are issued
+/// once, with the first factor).
+async fn concurrent_confirmations_issue_backup_codes_once(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let totp = factor(1, ann, FactorKind::Totp, t0());
+    let email = factor(2, ann, FactorKind::Email, t0());
+    ops::add_factor(&s, &totp, None, &[]).await.unwrap();
+    ops::add_factor(&s, &email, None, &[]).await.unwrap();
+    let now = t0() + TimeDelta::minutes(1);
+    // Factor 1 brings backup codes 11..=13, factor 2 brings 21..=23.
+    let racers = std::sync::Mutex::new(vec![(totp.id, 1_u128), (email.id, 2)]);
+    let outcomes = race(2, || {
+        let (s, (id, n)) = (s.clone(), racers.lock().unwrap().pop().unwrap());
+        async move {
+            let codes = backups(10 * n + 1..=10 * n + 3);
+            (n, ops::activate_factor(&s, ann, id, &codes, &[message(n, now)], now).await.unwrap())
+        }
+    })
+    .await;
+    let firsts: Vec<u128> = outcomes.iter().filter(|(_, a)| a.is_some_and(|a| a.first)).map(|(n, _)| *n).collect();
+    assert_eq!(firsts.len(), 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|(_, a)| a.is_some()), "both are activated: {outcomes:?}");
+    let (winner, loser) = if firsts[0] == 1 { (1, 2) } else { (2, 1) };
+    assert_eq!(ops::use_backup_code(&s, ann, &backup(10 * loser + 1), &notice(100, now), now).await.unwrap(), None);
+    let left = ops::use_backup_code(&s, ann, &backup(10 * winner + 1), &notice(200, now), now).await.unwrap();
+    assert_eq!(left, Some(2));
+    assert!(s.mfa.factors(ann).await.unwrap().iter().all(|f| f.active));
+}
+
+/// Rounds of a race between two use cases on one account: a race is lost
+/// only when both read before either writes, so one round alone would
+/// pass too often without the lock it checks.
+const ROUNDS: u128 = 5;
+
+/// RemoveLoginEmail of the last two verified addresses at once: each alone
+/// sees the other still verified, but the account's lock makes the second
+/// see it is the last, so one stays (an account never loses its last way
+/// to receive a reset).
+async fn concurrent_removals_of_the_last_two_verified_addresses_leave_one(s: Stores) {
+    let now = t0() + TimeDelta::minutes(1);
+    for round in 1..=ROUNDS {
+        // The primary is not verified; the two other addresses are.
+        let ann = user(round, &format!("ann{round}@example.com"));
+        sign_up(&s, &ann).await;
+        let addresses = [format!("ann{round}@work.example"), format!("ann{round}@home.example")];
+        for (n, address) in (100 * round..).zip(&addresses) {
+            let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
+            ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+            verify(&s, n + 50, ann.id, address, now).await;
+        }
+        let racers = std::sync::Mutex::new(addresses.to_vec());
+        let mut outcomes = race(2, || {
+            let (s, address) = (s.clone(), racers.lock().unwrap().pop().unwrap());
+            async move { ops::remove_email(&s, ann.id, &email(&address), &[], now).await.unwrap() }
+        })
+        .await;
+        outcomes.sort_by_key(|o| *o == EmailRemoval::LastVerified);
+        assert_eq!(outcomes, vec![EmailRemoval::Removed, EmailRemoval::LastVerified], "round {round}");
+        let account = s.users.get(ann.id).await.unwrap().unwrap();
+        assert_eq!(account.emails().iter().filter(|e| e.verified_at.is_some()).count(), 1, "round {round}");
+    }
+}
+
+/// SetPrimaryEmail and RemoveLoginEmail of one address at once: whichever
+/// runs second sees what the first did, so the account ends with exactly
+/// one primary that exists (removed and unchanged, or primary and kept).
+async fn concurrent_removal_and_promotion_of_one_address_never_lose_the_primary(s: Stores) {
+    let now = t0() + TimeDelta::minutes(1);
+    for round in 1..=ROUNDS {
+        let (home, work) = (format!("ann{round}@example.com"), format!("ann{round}@work.example"));
+        let ann = user(round, &home);
+        sign_up(&s, &ann).await;
+        verify(&s, 100 * round, ann.id, &home, t0()).await;
+        let v = verification(100 * round + 1, ann.id, &work, Purpose::VerifyEmail, now);
+        ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+        verify(&s, 100 * round + 2, ann.id, &work, now).await;
+
+        // Racer `true` promotes the address, racer `false` removes it.
+        let roles = std::sync::Mutex::new(vec![true, false]);
+        let mut outcomes = race(2, || {
+            let (s, promote, work) = (s.clone(), roles.lock().unwrap().pop().unwrap(), email(&work));
+            async move {
+                if promote {
+                    Ok(ops::set_primary_email(&s, ann.id, &work, &[], now).await.unwrap())
+                } else {
+                    Err(ops::remove_email(&s, ann.id, &work, &[], now).await.unwrap())
+                }
+            }
+        })
+        .await;
+        outcomes.sort_by_key(Result::is_err);
+        let [Ok(promoted), Err(removed)] = outcomes[..] else { panic!("{outcomes:?}") };
+        let account = s.users.get(ann.id).await.unwrap().unwrap();
+        let primaries: Vec<_> = account.emails().iter().filter(|e| e.primary).map(|e| e.email.to_string()).collect();
+        match (promoted, removed) {
+            // Promoted first: the removal found the primary.
+            (PrimaryChange::Changed, EmailRemoval::IsPrimary) => assert_eq!(primaries, [work]),
+            // Removed first: the promotion found no such address.
+            (PrimaryChange::NotFound, EmailRemoval::Removed) => assert_eq!(primaries, [home]),
+            other => panic!("round {round}: not one after the other: {other:?}, primaries {primaries:?}"),
+        }
+    }
+}
+
+/// EnrollTotp twice at once: a new pending factor replaces the pending ones
+/// of its kind under the account's lock, so one pending factor is left.
+async fn concurrent_enrolments_of_one_kind_leave_one_pending_factor(s: Stores) {
+    const RACERS: u128 = 4;
+    for round in 1..=ROUNDS {
+        let ann = user(round, &format!("ann{round}@example.com"));
+        sign_up(&s, &ann).await;
+        let next = std::sync::atomic::AtomicU32::new(0);
+        let results = race(RACERS as usize, || {
+            let n = RACERS * round + u128::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            let (s, f) = (s.clone(), factor(n, ann.id, FactorKind::Totp, t0() + TimeDelta::seconds(1)));
+            async move { ops::add_factor(&s, &f, None, &[]).await }
+        })
+        .await;
+        assert!(results.iter().all(Result::is_ok), "round {round}: {results:?}");
+        let left = s.mfa.factors(ann.id).await.unwrap();
+        assert_eq!(left.len(), 1, "round {round}: {left:?}");
+    }
+}
+
+/// SignUp twice with one address at once: the unique index lets one in and
+/// refuses the other as a conflict, with nothing of it stored.
+async fn concurrent_sign_ups_with_one_address_succeed_once(s: Stores) {
+    let next = std::sync::atomic::AtomicU32::new(0);
+    let results = race(2, || {
+        let n = u128::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        let (s, u) = (s.clone(), user(n, "ann@example.com"));
+        async move { (u.id, ops::create_user(&s, &u, &first_verification(&u), &[message(n, t0())]).await) }
+    })
+    .await;
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).map(|(id, _)| *id).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(results.iter().any(|(_, r)| matches!(r, Err(StoreError::Conflict(_)))), "{results:?}");
+    let found = s.users.find_credentials(&email("ann@example.com")).await.unwrap().unwrap();
+    assert_eq!(found.user_id, winners[0]);
+    assert_eq!(pending(&s).await.len(), 1);
+}
+
+/// AddLoginEmail of one address by two accounts at once: one gets it, the
+/// other a conflict, and the loser's verification is not stored.
+async fn concurrent_additions_of_one_address_succeed_once(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let users = std::sync::Mutex::new(vec![(ann, 10_u128), (bob, 11)]);
+    let results = race(2, || {
+        let (s, (user, n)) = (s.clone(), users.lock().unwrap().pop().unwrap());
+        async move {
+            let v = verification(n, user, "shared@example.com", Purpose::VerifyEmail, now);
+            (v.clone(), ops::add_email(&s, user, &v.email, &v, &[], now).await)
+        }
+    })
+    .await;
+    let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).map(|(v, _)| v.clone()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    assert!(results.iter().any(|(_, r)| matches!(r, Err(StoreError::Conflict(_)))), "{results:?}");
+    let latest = s.verifications.find_latest(Purpose::VerifyEmail, &email("shared@example.com")).await.unwrap();
+    assert_eq!(latest, Some(winners[0].clone()));
+    let owner = s.users.find_credentials(&email("shared@example.com")).await.unwrap().unwrap();
+    assert_eq!(owner.user_id, winners[0].user_id);
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::mfa::FactorCode;
 use gatehouse_application::ports::store::{NewRefreshToken, Retirement, StoreError};
-use gatehouse_domain::mfa::{activate, remove};
+use gatehouse_domain::mfa::{Activation, activate, remove};
 use gatehouse_domain::{
     AccountError, ClientInfo, EmailAddress, Factor, PasswordHash, PrimaryChange as Change, Purpose, RevokeReason,
     Session, SessionId, TokenHash, User, UserId, Verification, revoke_all as end_all,
@@ -314,8 +314,10 @@ pub async fn add_factor(
     uow.commit().await
 }
 
-/// ConfirmFactor: a pending factor of `user` becomes active; `backup_codes`
-/// replace the user's when not empty. `false` when there is no such pending factor.
+/// ConfirmFactor: a pending factor of `user` becomes active; the account's
+/// first active factor also stores `backup_codes` (decided under the
+/// account's lock, so of two confirmed at once exactly one is the first).
+/// `None` when there is no such pending factor.
 pub async fn activate_factor(
     s: &Stores,
     user: UserId,
@@ -323,21 +325,19 @@ pub async fn activate_factor(
     backup_codes: &[TokenHash],
     outbox: &[OutboxMessage],
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+) -> Result<Option<Activation>, StoreError> {
     let mut uow = s.uow.begin().await?;
     if uow.accounts().lock(user).await?.is_none() {
-        return Ok(false);
+        return Ok(None);
     }
-    if activate(&uow.factors().list(user).await?, factor).is_none() {
-        return Ok(false);
-    }
+    let Some(activation) = activate(&uow.factors().list(user).await?, factor) else { return Ok(None) };
     uow.factors().activate(factor, now).await?;
-    if !backup_codes.is_empty() {
+    if activation.first {
         uow.factors().replace_backup_codes(user, backup_codes, now).await?;
     }
     uow.add_messages(outbox.to_vec());
     uow.commit().await?;
-    Ok(true)
+    Ok(Some(activation))
 }
 
 /// RemoveFactor: the factor and its codes go, and the backup codes with the

@@ -2390,7 +2390,8 @@ async fn a_refused_change_writes_no_audit_row(t: TestDb) {
     ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &fact)]).await.unwrap();
     let bob = user(2, "ann@example.com");
     let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
-    ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    let err = ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "the address is taken: {err:?}");
     assert_eq!(t.count("audit_events").await, 1);
     assert_eq!(t.count("outbox").await, 1);
 

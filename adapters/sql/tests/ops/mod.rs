@@ -199,7 +199,8 @@ pub async fn remove_email(
         Ok(removal) => removal,
         Err(AccountError::EmailIsPrimary) => return Ok(EmailRemoval::IsPrimary),
         Err(AccountError::LastVerifiedEmail) => return Ok(EmailRemoval::LastVerified),
-        Err(_) => return Ok(EmailRemoval::NotFound),
+        Err(AccountError::NoSuchEmail) => return Ok(EmailRemoval::NotFound),
+        Err(other @ AccountError::EmailNotVerified) => panic!("not a refusal of RemoveLoginEmail: {other}"),
     };
     uow.accounts().remove_email(user, email).await?;
     for purpose in [Purpose::VerifyEmail, Purpose::ResetPassword] {
@@ -225,7 +226,10 @@ pub async fn set_primary_email(
         Ok(Change::Changed { .. }) => uow.accounts().set_primary_email(user, email, now).await?,
         Ok(Change::Unchanged) => {}
         Err(AccountError::EmailNotVerified) => return Ok(PrimaryChange::NotVerified),
-        Err(_) => return Ok(PrimaryChange::NotFound),
+        Err(AccountError::NoSuchEmail) => return Ok(PrimaryChange::NotFound),
+        Err(other @ (AccountError::EmailIsPrimary | AccountError::LastVerifiedEmail)) => {
+            panic!("not a refusal of SetPrimaryEmail: {other}")
+        }
     }
     uow.add_messages(outbox.to_vec());
     uow.commit().await?;

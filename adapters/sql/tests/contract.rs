@@ -123,6 +123,7 @@ contract_tests! {
         concurrent_enrolments_of_one_kind_leave_one_pending_factor,
         concurrent_sign_ups_with_one_address_succeed_once,
         concurrent_additions_of_one_address_succeed_once,
+        a_login_racing_the_accounts_deletion_is_refused_or_reported,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -2873,4 +2874,40 @@ async fn concurrent_additions_of_one_address_succeed_once(s: Stores) {
     assert_eq!(latest, Some(winners[0].clone()));
     let owner = s.users.find_credentials(&email("shared@example.com")).await.unwrap().unwrap();
     assert_eq!(owner.user_id, winners[0].user_id);
+}
+
+/// Login and DeleteMe at once: the new session either is refused (the
+/// account is gone) or exists before the deletion reads the live sessions,
+/// so DeleteMe denylists it; never a session that dies with the account
+/// unreported, whose access token would outlive it (OWASP ASVS 5.0 V7.4.1).
+async fn a_login_racing_the_accounts_deletion_is_refused_or_reported(s: Stores) {
+    let now = t0() + TimeDelta::minutes(1);
+    for round in 1..=ROUNDS {
+        let ann = user(round, &format!("ann{round}@example.com"));
+        sign_up(&s, &ann).await;
+        let sess = session(round, &ann, now, now + TimeDelta::days(30));
+        let n = u8::try_from(round).unwrap();
+        let roles = std::sync::Mutex::new(vec![true, false]);
+        let mut outcomes = race(2, || {
+            let (s, login, ann, sess) = (s.clone(), roles.lock().unwrap().pop().unwrap(), ann.id, sess.clone());
+            async move {
+                if login {
+                    Ok(ops::create_session(&s, &sess, &token(n, now, TimeDelta::days(30)), &[]).await)
+                } else {
+                    Err(ops::delete_user(&s, ann, &[], now).await.unwrap())
+                }
+            }
+        })
+        .await;
+        outcomes.sort_by_key(Result::is_err);
+        let [Ok(login), Err(reported)] = &outcomes[..] else { panic!("{outcomes:?}") };
+        match login {
+            Ok(()) => assert_eq!(reported, &vec![sess.clone()], "round {round}: the deletion must report the session"),
+            Err(e) => {
+                assert!(matches!(e, StoreError::Internal(_)), "round {round}: {e:?}");
+                assert!(reported.is_empty(), "round {round}: {reported:?}");
+            }
+        }
+        assert_eq!(s.sessions.get(sess.id).await.unwrap(), None, "round {round}");
+    }
 }

@@ -89,21 +89,22 @@ impl RevokeReason {
     }
 }
 
-/// A login session.
+/// A login session. Its fields change only through its rules ([`Session::rotate`],
+/// [`Session::revoke`]); storage reads it back with [`Session::restore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
-    pub id: SessionId,
-    pub user_id: UserId,
-    pub created_at: DateTime<Utc>,
+    id: SessionId,
+    user_id: UserId,
+    created_at: DateTime<Utc>,
     /// The last time a token pair was issued for this session (login or refresh).
-    pub last_used_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
     /// When the current refresh token, and so the session, expires: the idle
     /// timeout, moved forward by every refresh, never past `absolute_expires_at`.
-    pub expires_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     /// The absolute end of the session, however active: re-login after it.
-    pub absolute_expires_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-    pub client: ClientInfo,
+    absolute_expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    client: ClientInfo,
 }
 
 /// A short description of the device behind a user agent, for a session
@@ -148,6 +149,89 @@ pub fn describe_device(user_agent: Option<&str>) -> String {
 }
 
 impl Session {
+    /// A session a login opens at `now`: it ends when its first refresh token
+    /// does (`token_expires_at`), never past `absolute_expires_at`.
+    #[must_use]
+    pub fn open(
+        id: SessionId,
+        user_id: UserId,
+        client: ClientInfo,
+        now: DateTime<Utc>,
+        token_expires_at: DateTime<Utc>,
+        absolute_expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            created_at: now,
+            last_used_at: now,
+            expires_at: token_expires_at.min(absolute_expires_at),
+            absolute_expires_at,
+            revoked_at: None,
+            client,
+        }
+    }
+
+    /// A session as storage holds it, one argument per stored column.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn restore(
+        id: SessionId,
+        user_id: UserId,
+        created_at: DateTime<Utc>,
+        last_used_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        absolute_expires_at: DateTime<Utc>,
+        revoked_at: Option<DateTime<Utc>>,
+        client: ClientInfo,
+    ) -> Self {
+        Self { id, user_id, created_at, last_used_at, expires_at, absolute_expires_at, revoked_at, client }
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> SessionId {
+        self.id
+    }
+
+    #[must_use]
+    pub const fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// The last time a token pair was issued for this session (login or refresh).
+    #[must_use]
+    pub const fn last_used_at(&self) -> DateTime<Utc> {
+        self.last_used_at
+    }
+
+    /// When the current refresh token, and so the session, expires.
+    #[must_use]
+    pub const fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+
+    /// The absolute end of the session, however active.
+    #[must_use]
+    pub const fn absolute_expires_at(&self) -> DateTime<Utc> {
+        self.absolute_expires_at
+    }
+
+    #[must_use]
+    pub const fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.revoked_at
+    }
+
+    /// Where the session was last used from.
+    #[must_use]
+    pub const fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
     /// Whether the session can still mint tokens at `now`.
     #[must_use]
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {

@@ -28,14 +28,14 @@ pub struct SessionApi {
 fn session(view: SessionView) -> pb::Session {
     let SessionView { session, current } = view;
     pb::Session {
-        session_id: session.id.to_string(),
-        created_at: Some(timestamp(session.created_at)),
-        last_used_at: Some(timestamp(session.last_used_at)),
-        expires_at: Some(timestamp(session.expires_at)),
-        absolute_expires_at: Some(timestamp(session.absolute_expires_at)),
-        device: describe_device(session.client.user_agent.as_deref()),
-        user_agent: session.client.user_agent.unwrap_or_default(),
-        client_ip: session.client.ip.unwrap_or_default(),
+        session_id: session.id().to_string(),
+        created_at: Some(timestamp(session.created_at())),
+        last_used_at: Some(timestamp(session.last_used_at())),
+        expires_at: Some(timestamp(session.expires_at())),
+        absolute_expires_at: Some(timestamp(session.absolute_expires_at())),
+        device: describe_device(session.client().user_agent.as_deref()),
+        user_agent: session.client().user_agent.clone().unwrap_or_default(),
+        client_ip: session.client().ip.clone().unwrap_or_default(),
         current,
     }
 }
@@ -145,16 +145,16 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2025, 3, 14, 15, 9, 26).unwrap();
         let id = Uuid::from_u128(7);
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
-        let s = Session {
-            id: SessionId::from_uuid(id),
-            user_id: UserId::from_uuid(Uuid::from_u128(1)),
-            created_at: at,
-            last_used_at: at + TimeDelta::hours(1),
-            expires_at: at + TimeDelta::days(14),
-            absolute_expires_at: at + TimeDelta::days(90),
-            revoked_at: None,
-            client: ClientInfo::new(Some(firefox), Some("203.0.113.9".into())),
-        };
+        let s = Session::restore(
+            SessionId::from_uuid(id),
+            UserId::from_uuid(Uuid::from_u128(1)),
+            at,
+            at + TimeDelta::hours(1),
+            at + TimeDelta::days(14),
+            at + TimeDelta::days(90),
+            None,
+            ClientInfo::new(Some(firefox), Some("203.0.113.9".into())),
+        );
         let shown = session(SessionView { session: s, current: true });
         assert_eq!(shown.session_id, id.to_string());
         assert_eq!(shown.device, "Firefox on Linux");

@@ -50,18 +50,18 @@ impl SqlSessionRepository {
 impl SessionWrites for SqlUnitOfWork {
     async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
         let row = session::ActiveModel {
-            id: Set(*session.id.as_uuid()),
-            user_id: Set(*session.user_id.as_uuid()),
-            created_at: Set(session.created_at),
-            last_used_at: Set(session.last_used_at),
-            expires_at: Set(session.expires_at),
-            absolute_expires_at: Set(session.absolute_expires_at),
-            revoked_at: Set(session.revoked_at),
+            id: Set(*session.id().as_uuid()),
+            user_id: Set(*session.user_id().as_uuid()),
+            created_at: Set(session.created_at()),
+            last_used_at: Set(session.last_used_at()),
+            expires_at: Set(session.expires_at()),
+            absolute_expires_at: Set(session.absolute_expires_at()),
+            revoked_at: Set(session.revoked_at()),
             revoke_reason: Set(None),
-            user_agent: Set(session.client.user_agent.clone()),
-            client_ip: Set(session.client.ip.clone()),
+            user_agent: Set(session.client().user_agent.clone()),
+            client_ip: Set(session.client().ip.clone()),
         };
-        let token = token_row(session.id, refresh, refresh.expires_at);
+        let token = token_row(session.id(), refresh, refresh.expires_at);
         session::Entity::insert(row).exec_without_returning(&self.txn).await.map_err(store_error)?;
         refresh_token::Entity::insert(token).exec_without_returning(&self.txn).await.map_err(store_error)?;
         Ok(())
@@ -113,15 +113,15 @@ impl SessionWrites for SqlUnitOfWork {
 
     async fn save_rotation(&self, session: &Session, next: &NewRefreshToken) -> Result<(), StoreError> {
         session::Entity::update_many()
-            .col_expr(session::Column::LastUsedAt, Expr::value(session.last_used_at))
-            .col_expr(session::Column::ExpiresAt, Expr::value(session.expires_at))
-            .col_expr(session::Column::ClientIp, Expr::value(session.client.ip.clone()))
-            .col_expr(session::Column::UserAgent, Expr::value(session.client.user_agent.clone()))
-            .filter(session::Column::Id.eq(*session.id.as_uuid()))
+            .col_expr(session::Column::LastUsedAt, Expr::value(session.last_used_at()))
+            .col_expr(session::Column::ExpiresAt, Expr::value(session.expires_at()))
+            .col_expr(session::Column::ClientIp, Expr::value(session.client().ip.clone()))
+            .col_expr(session::Column::UserAgent, Expr::value(session.client().user_agent.clone()))
+            .filter(session::Column::Id.eq(*session.id().as_uuid()))
             .exec(&self.txn)
             .await
             .map_err(store_error)?;
-        refresh_token::Entity::insert(token_row(session.id, next, next.expires_at))
+        refresh_token::Entity::insert(token_row(session.id(), next, next.expires_at))
             .exec_without_returning(&self.txn)
             .await
             .map_err(store_error)?;
@@ -131,9 +131,9 @@ impl SessionWrites for SqlUnitOfWork {
     async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError> {
         for s in sessions {
             session::Entity::update_many()
-                .col_expr(session::Column::RevokedAt, Expr::value(s.revoked_at))
+                .col_expr(session::Column::RevokedAt, Expr::value(s.revoked_at()))
                 .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-                .filter(session::Column::Id.eq(*s.id.as_uuid()))
+                .filter(session::Column::Id.eq(*s.id().as_uuid()))
                 .exec(&self.txn)
                 .await
                 .map_err(store_error)?;
@@ -243,14 +243,14 @@ fn token_row(session: SessionId, token: &NewRefreshToken, expires_at: DateTime<U
 }
 
 pub(crate) fn to_domain(row: session::Model) -> Session {
-    Session {
-        id: SessionId::from_uuid(row.id),
-        user_id: UserId::from_uuid(row.user_id),
-        created_at: row.created_at,
-        last_used_at: row.last_used_at,
-        expires_at: row.expires_at,
-        absolute_expires_at: row.absolute_expires_at,
-        revoked_at: row.revoked_at,
-        client: ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
-    }
+    Session::restore(
+        SessionId::from_uuid(row.id),
+        UserId::from_uuid(row.user_id),
+        row.created_at,
+        row.last_used_at,
+        row.expires_at,
+        row.absolute_expires_at,
+        row.revoked_at,
+        ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
+    )
 }

@@ -176,16 +176,56 @@ fn token(n: u8, issued_at: DateTime<Utc>, ttl: TimeDelta) -> NewRefreshToken {
 }
 
 fn session(n: u128, user: &User, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Session {
-    Session {
-        id: SessionId::from_uuid(Uuid::from_u128(0x5e55_0000 + n)),
-        user_id: user.id,
-        created_at: now,
-        last_used_at: now,
+    Session::restore(
+        SessionId::from_uuid(Uuid::from_u128(0x5e55_0000 + n)),
+        user.id,
+        now,
+        now,
         expires_at,
-        absolute_expires_at: now + TimeDelta::days(90),
-        revoked_at: None,
-        client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("203.0.113.7".into())),
+        now + TimeDelta::days(90),
+        None,
+        ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("203.0.113.7".into())),
+    )
+}
+
+/// A session's stored fields, for spelling out what a test expects storage
+/// to hold (the domain type keeps its own private).
+#[derive(Clone)]
+struct SessionFields {
+    id: SessionId,
+    user_id: UserId,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    absolute_expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    client: ClientInfo,
+}
+
+fn fields(s: &Session) -> SessionFields {
+    SessionFields {
+        id: s.id(),
+        user_id: s.user_id(),
+        created_at: s.created_at(),
+        last_used_at: s.last_used_at(),
+        expires_at: s.expires_at(),
+        absolute_expires_at: s.absolute_expires_at(),
+        revoked_at: s.revoked_at(),
+        client: s.client().clone(),
     }
+}
+
+fn stored(f: SessionFields) -> Session {
+    Session::restore(
+        f.id,
+        f.user_id,
+        f.created_at,
+        f.last_used_at,
+        f.expires_at,
+        f.absolute_expires_at,
+        f.revoked_at,
+        f.client,
+    )
 }
 
 /// A digest tagged by its use, so fixtures of different kinds never collide.
@@ -258,7 +298,7 @@ fn email(s: &str) -> EmailAddress {
 }
 
 fn sorted(mut sessions: Vec<Session>) -> Vec<Session> {
-    sessions.sort_by_key(|s| s.id);
+    sessions.sort_by_key(|s| s.id());
     sessions
 }
 
@@ -320,7 +360,7 @@ async fn rotating_a_current_token_extends_the_session(s: Stores) {
 
     let rotation = ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap();
 
-    let expected = Session { last_used_at: now, expires_at: next.expires_at, ..sess.clone() };
+    let expected = stored(SessionFields { last_used_at: now, expires_at: next.expires_at, ..fields(&sess.clone()) });
     assert_eq!(rotation, Rotation::Rotated(expected.clone()));
     // The stored session changed too, and both tokens lead to it.
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), Some(expected.clone()));
@@ -329,7 +369,7 @@ async fn rotating_a_current_token_extends_the_session(s: Stores) {
     let later = now + TimeDelta::hours(1);
     let third =
         ops::rotate(&s, &hash(2), &token(3, later, TimeDelta::days(30)), &ClientInfo::default(), later).await.unwrap();
-    assert!(matches!(third, Rotation::Rotated(ref s) if s.last_used_at == later), "{third:?}");
+    assert!(matches!(third, Rotation::Rotated(ref s) if s.last_used_at() == later), "{third:?}");
 }
 
 async fn presenting_a_rotated_token_again_is_reuse(s: Stores) {
@@ -341,7 +381,7 @@ async fn presenting_a_rotated_token_again_is_reuse(s: Stores) {
 
     let again =
         ops::rotate(&s, &hash(1), &token(3, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
-    assert_eq!(again, Rotation::Reused { session_id: sess.id });
+    assert_eq!(again, Rotation::Reused { session_id: sess.id() });
     // Nothing was stored for the refused attempt.
     assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap(), None);
 }
@@ -377,7 +417,7 @@ async fn token_at_its_expiry_is_expired(s: Stores) {
 async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id(), RevokeReason::Logout, &[], now).await.unwrap();
 
     let next = token(2, now, TimeDelta::days(30));
     assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap(), Rotation::SessionEnded);
@@ -386,7 +426,7 @@ async fn rotation_on_a_revoked_session_is_session_ended(s: Stores) {
     assert_eq!(ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), now).await.unwrap(), Rotation::SessionEnded);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
     let stored = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
-    assert_eq!(stored.last_used_at, sess.last_used_at);
+    assert_eq!(stored.last_used_at(), sess.last_used_at());
 }
 
 async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
@@ -407,12 +447,12 @@ async fn rotation_on_an_expired_session_is_session_ended(s: Stores) {
 async fn revoke_keeps_the_first_revocation_time(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let first = t0() + TimeDelta::minutes(5);
-    let revoked = ops::revoke(&s, sess.id, RevokeReason::Logout, &[], first).await.unwrap();
-    assert_eq!(revoked, Some(Session { revoked_at: Some(first), ..sess.clone() }));
+    let revoked = ops::revoke(&s, sess.id(), RevokeReason::Logout, &[], first).await.unwrap();
+    assert_eq!(revoked, Some(stored(SessionFields { revoked_at: Some(first), ..fields(&sess.clone()) })));
 
     let second = first + TimeDelta::minutes(5);
-    let again = ops::revoke(&s, sess.id, RevokeReason::RefreshTokenReuse, &[], second).await.unwrap().unwrap();
-    assert_eq!(again.revoked_at, Some(first));
+    let again = ops::revoke(&s, sess.id(), RevokeReason::RefreshTokenReuse, &[], second).await.unwrap().unwrap();
+    assert_eq!(again.revoked_at(), Some(first));
 }
 
 async fn revoke_of_an_unknown_session_is_none(s: Stores) {
@@ -430,14 +470,14 @@ async fn revoked_since_lists_sessions_revoked_at_or_after(s: Stores) {
         ops::create_session(&s, sess, &token(n, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     }
     let cut = t0() + TimeDelta::minutes(10);
-    ops::revoke(&s, sessions[0].id, RevokeReason::Logout, &[], cut - TimeDelta::microseconds(1)).await.unwrap();
-    ops::revoke(&s, sessions[1].id, RevokeReason::Logout, &[], cut).await.unwrap();
-    ops::revoke(&s, sessions[2].id, RevokeReason::RefreshTokenReuse, &[], cut + TimeDelta::hours(1)).await.unwrap();
+    ops::revoke(&s, sessions[0].id(), RevokeReason::Logout, &[], cut - TimeDelta::microseconds(1)).await.unwrap();
+    ops::revoke(&s, sessions[1].id(), RevokeReason::Logout, &[], cut).await.unwrap();
+    ops::revoke(&s, sessions[2].id(), RevokeReason::RefreshTokenReuse, &[], cut + TimeDelta::hours(1)).await.unwrap();
     // sessions[3] is never revoked.
 
-    let mut ids: Vec<SessionId> = s.sessions.revoked_since(cut).await.unwrap().iter().map(|s| s.id).collect();
+    let mut ids: Vec<SessionId> = s.sessions.revoked_since(cut).await.unwrap().iter().map(|s| s.id()).collect();
     ids.sort();
-    assert_eq!(ids, vec![sessions[1].id, sessions[2].id]);
+    assert_eq!(ids, vec![sessions[1].id(), sessions[2].id()]);
     assert!(s.sessions.revoked_since(cut + TimeDelta::days(1)).await.unwrap().is_empty());
 }
 
@@ -445,11 +485,11 @@ async fn find_by_refresh_token_finds_the_session_of_a_rotated_token(s: Stores) {
     let (_, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(1);
     ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
-    ops::revoke(&s, sess.id, RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id(), RevokeReason::RefreshTokenReuse, &[], now).await.unwrap();
 
     let found = s.sessions.find_by_refresh_token(&hash(1)).await.unwrap().unwrap();
-    assert_eq!(found.id, sess.id);
-    assert_eq!(found.revoked_at, Some(now));
+    assert_eq!(found.id(), sess.id());
+    assert_eq!(found.revoked_at(), Some(now));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(77)).await.unwrap(), None);
 }
 
@@ -464,7 +504,7 @@ async fn create_session_writes_its_outbox_atomically(s: Stores) {
     sign_up(&s, &ann).await;
     let sess = session(1, &ann, t0(), t0() + TimeDelta::days(30));
     ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[message(1, t0())]).await.unwrap();
-    assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(sess));
+    assert_eq!(s.sessions.get(sess.id()).await.unwrap(), Some(sess));
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
 
     // A refused session (no such user) writes neither itself nor its event.
@@ -472,7 +512,7 @@ async fn create_session_writes_its_outbox_atomically(s: Stores) {
     let refused = session(2, &ghost, t0(), t0() + TimeDelta::days(30));
     let result = ops::create_session(&s, &refused, &token(2, t0(), TimeDelta::days(30)), &[message(2, t0())]).await;
     assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
-    assert_eq!(s.sessions.get(refused.id).await.unwrap(), None);
+    assert_eq!(s.sessions.get(refused.id()).await.unwrap(), None);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
 }
@@ -481,29 +521,32 @@ async fn rotation_never_extends_a_session_past_its_absolute_end(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let end = t0() + TimeDelta::days(40);
-    let sess = Session { absolute_expires_at: end, ..session(1, &ann, t0(), t0() + TimeDelta::days(30)) };
+    let sess = stored(SessionFields {
+        absolute_expires_at: end,
+        ..fields(&session(1, &ann, t0(), t0() + TimeDelta::days(30)))
+    });
     ops::create_session(&s, &sess, &token(1, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     // Early on, the new token's own expiry comes first and is kept.
     let early = t0() + TimeDelta::days(1);
     let next = token(2, early, TimeDelta::days(30));
     let rotation = ops::rotate(&s, &hash(1), &next, &ClientInfo::default(), early).await.unwrap();
-    let expected = Session { last_used_at: early, expires_at: next.expires_at, ..sess.clone() };
+    let expected = stored(SessionFields { last_used_at: early, expires_at: next.expires_at, ..fields(&sess.clone()) });
     assert_eq!(rotation, Rotation::Rotated(expected));
 
     // Later the asked-for expiry (day 50) is cut to the absolute end (day 40).
     let now = t0() + TimeDelta::days(20);
     let next = token(3, now, TimeDelta::days(30));
     let rotation = ops::rotate(&s, &hash(2), &next, &ClientInfo::default(), now).await.unwrap();
-    let expected = Session { last_used_at: now, expires_at: end, ..sess.clone() };
+    let expected = stored(SessionFields { last_used_at: now, expires_at: end, ..fields(&sess.clone()) });
     assert_eq!(rotation, Rotation::Rotated(expected.clone()));
-    assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(expected));
+    assert_eq!(s.sessions.get(sess.id()).await.unwrap(), Some(expected));
 
     // The new token was capped as well: it works until the end and not at it.
     let before_end = end - TimeDelta::microseconds(1);
     let last = token(4, before_end, TimeDelta::days(30));
     let rotation = ops::rotate(&s, &hash(3), &last, &ClientInfo::default(), before_end).await.unwrap();
-    assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at == end), "{rotation:?}");
+    assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at() == end), "{rotation:?}");
     let at_end = token(5, end, TimeDelta::days(30));
     let rotation = ops::rotate(&s, &hash(4), &at_end, &ClientInfo::default(), end).await.unwrap();
     assert_eq!(rotation, Rotation::Expired);
@@ -526,45 +569,51 @@ async fn rotation_records_the_last_use_and_the_clients_address_and_agent(s: Stor
     // A new address; no user agent sent: the stored one stays.
     let first = t0() + TimeDelta::hours(1);
     let rotated = rotate(1, first, device(Some("198.51.100.4"), None)).await;
-    let expected = Session {
+    let expected = stored(SessionFields {
         last_used_at: first,
         expires_at: first + TimeDelta::days(30),
-        client: device(Some("198.51.100.4"), sess.client.user_agent.as_deref()),
-        ..sess.clone()
-    };
+        client: device(Some("198.51.100.4"), sess.client().user_agent.as_deref()),
+        ..fields(&sess.clone())
+    });
     assert_eq!(rotated, expected);
-    assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(expected.clone()));
+    assert_eq!(s.sessions.get(sess.id()).await.unwrap(), Some(expected.clone()));
 
     // A new user agent; no address: the stored one stays.
     let second = first + TimeDelta::hours(1);
     let rotated = rotate(2, second, device(None, Some("Gatehouse-CLI/2.0"))).await;
-    let expected = Session {
+    let expected = stored(SessionFields {
         last_used_at: second,
         expires_at: second + TimeDelta::days(30),
         client: device(Some("198.51.100.4"), Some("Gatehouse-CLI/2.0")),
-        ..sess.clone()
-    };
+        ..fields(&sess.clone())
+    });
     assert_eq!(rotated, expected);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap(), Some(expected.clone()));
 
     // Nothing sent: only the time moves.
     let third = second + TimeDelta::hours(1);
     let rotated = rotate(3, third, ClientInfo::default()).await;
-    assert_eq!(rotated, Session { last_used_at: third, expires_at: third + TimeDelta::days(30), ..expected });
-    assert_eq!(s.sessions.get(sess.id).await.unwrap(), Some(rotated));
+    assert_eq!(
+        rotated,
+        stored(SessionFields { last_used_at: third, expires_at: third + TimeDelta::days(30), ..fields(&expected) })
+    );
+    assert_eq!(s.sessions.get(sess.id()).await.unwrap(), Some(rotated));
 }
 
 async fn get_returns_a_session_in_any_state(s: Stores) {
     let (ann, live) = user_with_session(&s).await;
-    assert_eq!(s.sessions.get(live.id).await.unwrap(), Some(live.clone()));
+    assert_eq!(s.sessions.get(live.id()).await.unwrap(), Some(live.clone()));
 
     let expired = session(2, &ann, t0(), t0() + TimeDelta::hours(1));
     ops::create_session(&s, &expired, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
-    assert_eq!(s.sessions.get(expired.id).await.unwrap(), Some(expired));
+    assert_eq!(s.sessions.get(expired.id()).await.unwrap(), Some(expired));
 
     let now = t0() + TimeDelta::days(2);
-    ops::revoke(&s, live.id, RevokeReason::RevokedByUser, &[], now).await.unwrap();
-    assert_eq!(s.sessions.get(live.id).await.unwrap(), Some(Session { revoked_at: Some(now), ..live }));
+    ops::revoke(&s, live.id(), RevokeReason::RevokedByUser, &[], now).await.unwrap();
+    assert_eq!(
+        s.sessions.get(live.id()).await.unwrap(),
+        Some(stored(SessionFields { revoked_at: Some(now), ..fields(&live) }))
+    );
 
     assert_eq!(s.sessions.get(SessionId::from_uuid(Uuid::from_u128(0xdead))).await.unwrap(), None);
 }
@@ -581,9 +630,9 @@ async fn list_live_lists_the_users_unrevoked_unexpired_sessions_newest_first(s: 
     let expired = session(5, &ann, t0() + TimeDelta::hours(1), now - TimeDelta::microseconds(1));
     let ending = session(6, &ann, t0() + TimeDelta::hours(1), now);
     for (n, sess) in (2u8..).zip([&newer, &newest, &revoked, &expired, &ending]) {
-        ops::create_session(&s, sess, &token(n, sess.created_at, TimeDelta::days(30)), &[]).await.unwrap();
+        ops::create_session(&s, sess, &token(n, sess.created_at(), TimeDelta::days(30)), &[]).await.unwrap();
     }
-    ops::revoke(&s, revoked.id, RevokeReason::Logout, &[], now - TimeDelta::minutes(1)).await.unwrap();
+    ops::revoke(&s, revoked.id(), RevokeReason::Logout, &[], now - TimeDelta::minutes(1)).await.unwrap();
     // Another user's live session.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
@@ -598,14 +647,14 @@ async fn list_live_lists_the_users_unrevoked_unexpired_sessions_newest_first(s: 
 
 async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
     let (ann, first) = user_with_session(&s).await;
-    let (ip, ua) = (first.client.ip.clone().unwrap(), first.client.user_agent.clone().unwrap());
+    let (ip, ua) = (first.client().ip.clone().unwrap(), first.client().user_agent.clone().unwrap());
     // That session has ended; it still counts.
-    ops::revoke(&s, first.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::revoke(&s, first.id(), RevokeReason::Logout, &[], t0()).await.unwrap();
     // An expired session without an address.
-    let bare = Session {
+    let bare = stored(SessionFields {
         client: device(None, Some("Gatehouse-CLI/2.0")),
-        ..session(2, &ann, t0(), t0() + TimeDelta::hours(1))
-    };
+        ..fields(&session(2, &ann, t0(), t0() + TimeDelta::hours(1)))
+    });
     ops::create_session(&s, &bare, &token(2, t0(), TimeDelta::hours(1)), &[]).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
@@ -626,7 +675,10 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
     assert!(!seen(ann.id, device(None, Some(&ua))).await);
 
     // Bob's first session makes his device known to him alone.
-    let bobs = Session { client: device(Some(&ip), Some(&ua)), ..session(3, &bob, later, later + TimeDelta::days(30)) };
+    let bobs = stored(SessionFields {
+        client: device(Some(&ip), Some(&ua)),
+        ..fields(&session(3, &bob, later, later + TimeDelta::days(30)))
+    });
     ops::create_session(&s, &bobs, &token(3, later, TimeDelta::days(30)), &[]).await.unwrap();
     assert!(seen(bob.id, device(Some(&ip), Some(&ua))).await);
     assert!(!seen(bob.id, device(None, Some("Gatehouse-CLI/2.0"))).await);
@@ -642,26 +694,27 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
     let earlier = session(4, &ann, t0(), expires);
     ops::create_session(&s, &earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
+    ops::revoke(&s, earlier.id(), RevokeReason::Logout, &[], logout).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(5, &bob, t0(), expires);
     ops::create_session(&s, &bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let revoked = ops::revoke_all(&s, ann.id, Some(kept.id), RevokeReason::RevokedByUser, &[], now).await.unwrap();
-    let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
+    let revoked = ops::revoke_all(&s, ann.id, Some(kept.id()), RevokeReason::RevokedByUser, &[], now).await.unwrap();
+    let expected: Vec<Session> =
+        others.iter().map(|o| stored(SessionFields { revoked_at: Some(now), ..fields(&o.clone()) })).collect();
     assert_eq!(sorted(revoked), sorted(expected.clone()));
-    assert_eq!(s.sessions.get(kept.id).await.unwrap(), Some(kept.clone()));
-    assert_eq!(s.sessions.get(others[0].id).await.unwrap(), Some(expected[0].clone()));
-    assert_eq!(s.sessions.get(earlier.id).await.unwrap().unwrap().revoked_at, Some(logout));
-    assert_eq!(s.sessions.get(bobs.id).await.unwrap(), Some(bobs));
+    assert_eq!(s.sessions.get(kept.id()).await.unwrap(), Some(kept.clone()));
+    assert_eq!(s.sessions.get(others[0].id()).await.unwrap(), Some(expected[0].clone()));
+    assert_eq!(s.sessions.get(earlier.id()).await.unwrap().unwrap().revoked_at(), Some(logout));
+    assert_eq!(s.sessions.get(bobs.id()).await.unwrap(), Some(bobs));
     assert_eq!(s.sessions.list_live(ann.id, now).await.unwrap(), vec![kept.clone()]);
 
     // Without a session to keep, the last live one goes too; then none is left.
     let later = now + TimeDelta::hours(1);
     let revoked = ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
-    assert_eq!(revoked, vec![Session { revoked_at: Some(later), ..kept }]);
+    assert_eq!(revoked, vec![stored(SessionFields { revoked_at: Some(later), ..fields(&kept) })]);
     assert!(ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     assert!(ops::revoke_all(&s, nobody, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
@@ -695,14 +748,14 @@ async fn prune_deletes_sessions_that_ended_before_the_cut(s: Stores) {
     assert!(matches!(rotation, Rotation::Rotated(_)), "{rotation:?}");
     for (sess, revoked_at, _) in &sessions {
         if let Some(at) = revoked_at {
-            ops::revoke(&s, sess.id, RevokeReason::Logout, &[], *at).await.unwrap();
+            ops::revoke(&s, sess.id(), RevokeReason::Logout, &[], *at).await.unwrap();
         }
     }
 
     assert_eq!(s.sessions.prune(cut).await.unwrap(), 4);
 
     for (n, (sess, _, pruned)) in (1u8..).zip(&sessions) {
-        assert_eq!(s.sessions.get(sess.id).await.unwrap().is_none(), *pruned, "session {n}");
+        assert_eq!(s.sessions.get(sess.id()).await.unwrap().is_none(), *pruned, "session {n}");
         assert_eq!(s.sessions.find_by_refresh_token(&hash(n)).await.unwrap().is_none(), *pruned, "token {n}");
     }
     assert_eq!(s.sessions.find_by_refresh_token(&hash(11)).await.unwrap(), None);
@@ -731,7 +784,7 @@ async fn concurrent_rotations_of_one_token_rotate_exactly_once(s: Stores) {
     for (i, racer) in (0u8..).zip(racers) {
         match racer.await.unwrap() {
             Ok(Rotation::Rotated(_)) => rotated.push(i),
-            Ok(Rotation::Reused { session_id }) => assert_eq!(session_id, sess.id),
+            Ok(Rotation::Reused { session_id }) => assert_eq!(session_id, sess.id()),
             other => panic!("racer {i}: {other:?}"),
         }
     }
@@ -847,7 +900,7 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
     let earlier = session(4, &ann, t0(), expires);
     ops::create_session(&s, &earlier, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let logout = t0() + TimeDelta::minutes(1);
-    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], logout).await.unwrap();
+    ops::revoke(&s, earlier.id(), RevokeReason::Logout, &[], logout).await.unwrap();
     // Another user's session is not touched.
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
@@ -856,13 +909,14 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
 
     let now = t0() + TimeDelta::hours(1);
     let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$new$new".into());
-    let revoked = ops::change_password(&s, ann.id, &new_hash, Some(kept.id), &[message(1, now)], now).await.unwrap();
+    let revoked = ops::change_password(&s, ann.id, &new_hash, Some(kept.id()), &[message(1, now)], now).await.unwrap();
 
-    let expected: Vec<Session> = others.iter().map(|o| Session { revoked_at: Some(now), ..o.clone() }).collect();
+    let expected: Vec<Session> =
+        others.iter().map(|o| stored(SessionFields { revoked_at: Some(now), ..fields(&o.clone()) })).collect();
     assert_eq!(sorted(revoked), sorted(expected));
     assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), Some(kept));
-    assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap().unwrap().revoked_at, Some(logout));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap().unwrap().revoked_at(), Some(logout));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(5)).await.unwrap(), Some(bobs));
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
 
@@ -870,8 +924,8 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
     let later = now + TimeDelta::hours(1);
     let revoked = ops::change_password(&s, ann.id, &ann.password_hash, None, &[], later).await.unwrap();
     assert_eq!(
-        revoked.iter().map(|r| (r.id, r.revoked_at)).collect::<Vec<_>>(),
-        vec![(session(1, &ann, t0(), expires).id, Some(later))]
+        revoked.iter().map(|r| (r.id(), r.revoked_at())).collect::<Vec<_>>(),
+        vec![(session(1, &ann, t0(), expires).id(), Some(later))]
     );
 }
 
@@ -995,7 +1049,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     let (ann, live) = user_with_session(&s).await;
     let revoked = session(2, &ann, t0(), t0() + TimeDelta::days(30));
     ops::create_session(&s, &revoked, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    ops::revoke(&s, revoked.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::revoke(&s, revoked.id(), RevokeReason::Logout, &[], t0()).await.unwrap();
     let expired = session(3, &ann, t0(), t0() + TimeDelta::hours(1));
     ops::create_session(&s, &expired, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let bob = user(2, "bob@example.com");
@@ -1229,7 +1283,7 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
     ops::create_session(&s, &second, &token(2, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     let earlier = session(3, &ann, t0(), t0() + TimeDelta::days(30));
     ops::create_session(&s, &earlier, &token(3, t0(), TimeDelta::days(30)), &[]).await.unwrap();
-    ops::revoke(&s, earlier.id, RevokeReason::Logout, &[], t0()).await.unwrap();
+    ops::revoke(&s, earlier.id(), RevokeReason::Logout, &[], t0()).await.unwrap();
     let bob = user(2, "bob@example.com");
     sign_up(&s, &bob).await;
     let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
@@ -1246,13 +1300,16 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
         panic!("reset refused")
     };
 
-    let expected = vec![Session { revoked_at: Some(now), ..first }, Session { revoked_at: Some(now), ..second }];
+    let expected = vec![
+        stored(SessionFields { revoked_at: Some(now), ..fields(&first) }),
+        stored(SessionFields { revoked_at: Some(now), ..fields(&second) }),
+    ];
     assert_eq!(sorted(revoked), sorted(expected));
     assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
     assert_eq!(s.users.password_hash(bob.id).await.unwrap(), Some(bob.password_hash));
     assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
     assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at(), now);
-    assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap().unwrap().revoked_at, Some(t0()));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap().unwrap().revoked_at(), Some(t0()));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
     assert_eq!(pending(&s).await, vec![message(1, asked).id, message(2, now).id]);
     assert_eq!(ops::consume(&s, &reset, &effect, &[], now).await.unwrap(), Consumed::Unavailable);
@@ -2113,8 +2170,8 @@ async fn revoke_writes_its_outbox_only_when_the_session_exists(s: Stores) {
     assert!(trail(&s, ann.id).await.is_empty());
 
     let revoked = audit_record(2, "session.revoked", now, Some(ann.id), Some(ann.id));
-    let got = ops::revoke(&s, sess.id, RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
-    assert_eq!(got, Some(Session { revoked_at: Some(now), ..sess.clone() }));
+    let got = ops::revoke(&s, sess.id(), RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
+    assert_eq!(got, Some(stored(SessionFields { revoked_at: Some(now), ..fields(&sess.clone()) })));
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
     assert_eq!(trail(&s, ann.id).await, vec![revoked]);
 }
@@ -2125,7 +2182,7 @@ async fn revoke_all_writes_its_outbox_with_the_revocations(s: Stores) {
     let fact = audit_record(1, "session.revoked_all", now, Some(ann.id), Some(ann.id));
     let revoked =
         ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
-    assert_eq!(revoked, vec![Session { revoked_at: Some(now), ..sess }]);
+    assert_eq!(revoked, vec![stored(SessionFields { revoked_at: Some(now), ..fields(&sess) })]);
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
     assert_eq!(trail(&s, ann.id).await, vec![fact]);
 }
@@ -2237,7 +2294,7 @@ async fn prune_deletes_the_refresh_tokens_of_pruned_sessions(t: TestDb) {
     let (ann, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::hours(1);
     ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(30)), &ClientInfo::default(), now).await.unwrap();
-    ops::revoke(&s, sess.id, RevokeReason::Logout, &[], now).await.unwrap();
+    ops::revoke(&s, sess.id(), RevokeReason::Logout, &[], now).await.unwrap();
     let expired = session(2, &ann, t0(), t0() + TimeDelta::days(1));
     ops::create_session(&s, &expired, &token(3, t0(), TimeDelta::days(1)), &[]).await.unwrap();
     let live = session(3, &ann, t0(), t0() + TimeDelta::days(30));
@@ -2258,7 +2315,7 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
 
     let s = t.stores();
     let (_, sess) = user_with_session(&s).await;
-    assert_ne!(sess.absolute_expires_at, sess.expires_at);
+    assert_ne!(sess.absolute_expires_at(), sess.expires_at());
     let raw = t.raw().await;
     // Back to before the session-lifetimes migration (and the audit table after it).
     Migrator::down(&raw, Some(2)).await.unwrap();
@@ -2267,13 +2324,16 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
     raw.close().await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 5);
 
-    let migrated = s.sessions.get(sess.id).await.unwrap();
-    assert_eq!(migrated, Some(Session { absolute_expires_at: sess.expires_at, ..sess.clone() }));
+    let migrated = s.sessions.get(sess.id()).await.unwrap();
+    assert_eq!(
+        migrated,
+        Some(stored(SessionFields { absolute_expires_at: sess.expires_at(), ..fields(&sess.clone()) }))
+    );
     // And such a session still rotates, up to that end.
     let now = t0() + TimeDelta::days(1);
     let rotation =
         ops::rotate(&s, &hash(1), &token(2, now, TimeDelta::days(60)), &ClientInfo::default(), now).await.unwrap();
-    assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at == sess.expires_at), "{rotation:?}");
+    assert!(matches!(rotation, Rotation::Rotated(ref r) if r.expires_at() == sess.expires_at()), "{rotation:?}");
 }
 
 async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
@@ -2291,7 +2351,7 @@ async fn deleting_a_user_cascades_to_emails_sessions_and_tokens(t: TestDb) {
     assert_eq!(t.count("sessions").await, 1);
     assert_eq!(t.count("refresh_tokens").await, 1);
     assert_eq!(t.count("verifications").await, 1);
-    assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap().map(|s| s.id), Some(bobs.id));
+    assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap().map(|s| s.id()), Some(bobs.id()));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), None);
 }
 
@@ -2659,8 +2719,8 @@ async fn list_live_breaks_ties_by_the_higher_id(s: Stores) {
     for (n, sess) in (1u8..).zip([&a, &b, &c]) {
         ops::create_session(&s, sess, &token(n, at, TimeDelta::days(30)), &[]).await.unwrap();
     }
-    let ids: Vec<_> = s.sessions.list_live(ann.id, at).await.unwrap().into_iter().map(|s| s.id).collect();
-    assert_eq!(ids, vec![b.id, c.id, a.id]);
+    let ids: Vec<_> = s.sessions.list_live(ann.id, at).await.unwrap().into_iter().map(|s| s.id()).collect();
+    assert_eq!(ids, vec![b.id(), c.id(), a.id()]);
 }
 
 /// `ORDER BY occurred_at DESC, id DESC`, also across a page boundary.
@@ -2908,6 +2968,6 @@ async fn a_login_racing_the_accounts_deletion_is_refused_or_reported(s: Stores) 
                 assert!(reported.is_empty(), "round {round}: {reported:?}");
             }
         }
-        assert_eq!(s.sessions.get(sess.id).await.unwrap(), None, "round {round}");
+        assert_eq!(s.sessions.get(sess.id()).await.unwrap(), None, "round {round}");
     }
 }

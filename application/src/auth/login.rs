@@ -53,7 +53,6 @@ pub(crate) async fn open_session(
     let now = minter.now();
     let (refresh, mut record) = minter.new_refresh_token(now);
     let absolute_expires_at = now + minter.settings().session_lifetime;
-    record.expires_at = record.expires_at.min(absolute_expires_at);
     let login = Audit::by("login.succeeded", user).client(&client);
     let login = if let Some(factor) = second_factor { login.detail("second_factor", factor) } else { login };
     let mut outbox = vec![opener.events.audit(now, login)];
@@ -69,21 +68,15 @@ pub(crate) async fn open_session(
             .into_iter()
             .for_each(|m| outbox.push(m));
     }
-    let session = Session {
-        id: SessionId::from_uuid(new_uuid_v7(now, minter.rng())),
-        user_id: user,
-        created_at: now,
-        last_used_at: now,
-        expires_at: record.expires_at,
-        absolute_expires_at,
-        revoked_at: None,
-        client,
-    };
+    let id = SessionId::from_uuid(new_uuid_v7(now, minter.rng()));
+    let session = Session::open(id, user, client, now, record.expires_at, absolute_expires_at);
+    // The first refresh token ends with the session.
+    record.expires_at = session.expires_at();
     let mut uow = opener.uow.begin().await?;
     uow.sessions().insert(&session, &record).await?;
     uow.add_messages(outbox);
     uow.commit().await?;
-    tracing::info!(user_id = %session.user_id, session_id = %session.id, "login succeeded");
+    tracing::info!(user_id = %session.user_id(), session_id = %session.id(), "login succeeded");
     minter.token_pair(&session, refresh, record.expires_at, now)
 }
 

@@ -71,7 +71,9 @@ impl Logout {
                     .find_by_refresh_token(&hash_refresh_token(&token))
                     .await?
                     .ok_or(AppError::InvalidRefreshToken)?;
-                self.revoker.revoke(session.id, RevokeReason::Logout, Some(session.user_id), client, None, now).await
+                self.revoker
+                    .revoke(session.id(), RevokeReason::Logout, Some(session.user_id()), client, None, now)
+                    .await
             }
         }
     }

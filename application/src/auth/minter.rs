@@ -76,8 +76,8 @@ impl TokenMinter {
         now: DateTime<Utc>,
     ) -> Result<TokenPair, AppError> {
         let claims = AccessClaims {
-            user_id: session.user_id,
-            session_id: session.id,
+            user_id: session.user_id(),
+            session_id: session.id(),
             token_id: TokenId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),
             issued_at: now,
             expires_at: now + self.settings.access_ttl,
@@ -90,8 +90,8 @@ impl TokenMinter {
             access_token_expires_at: claims.expires_at,
             refresh_token: refresh,
             refresh_token_expires_at: refresh_expires_at,
-            session_id: session.id,
-            user_id: session.user_id,
+            session_id: session.id(),
+            user_id: session.user_id(),
         })
     }
 }

@@ -53,7 +53,7 @@ impl SessionRevoker {
         let mut uow = self.uow.begin().await?;
         let Some(mut session) = uow.sessions().get(id).await? else { return Ok(()) };
         let mut audit = Audit::of(reason.audit_kind())
-            .subject(session.user_id)
+            .subject(session.user_id())
             .client(client)
             .detail("session_id", id)
             .detail("reason", reason.as_str());
@@ -73,7 +73,7 @@ impl SessionRevoker {
         if !entries.is_empty() {
             self.denylist.deny(&entries, now).await?;
         }
-        tracing::info!(session_id = %id, user_id = %session.user_id, reason = reason.as_str(), "session revoked");
+        tracing::info!(session_id = %id, user_id = %session.user_id(), reason = reason.as_str(), "session revoked");
         Ok(())
     }
 
@@ -120,7 +120,7 @@ impl SessionRevoker {
     /// is when the last token was minted). `None` when all have expired.
     #[must_use]
     pub fn session_entry(&self, session: &Session, now: DateTime<Utc>) -> Option<DenyEntry> {
-        let until = session.last_used_at + self.settings.access_ttl;
-        (until > now).then_some(DenyEntry { key: DenyKey::Session(session.id), until })
+        let until = session.last_used_at() + self.settings.access_ttl;
+        (until > now).then_some(DenyEntry { key: DenyKey::Session(session.id()), until })
     }
 }

@@ -143,8 +143,8 @@ fn login_opens_a_session_with_the_client_data_and_returns_a_pair() {
     let h = Harness::new();
     let pair = h.signed_up_and_logged_in();
     let session = h.store.get_session(pair.session_id).unwrap();
-    assert_eq!(session.client.user_agent.as_deref(), Some("test-agent/1.0"));
-    assert_eq!(session.client.ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(session.client().user_agent.as_deref(), Some("test-agent/1.0"));
+    assert_eq!(session.client().ip.as_deref(), Some("192.0.2.7"));
     let now = h.clock.now_for_tests();
     assert_eq!(pair.access_token_expires_at, now + TimeDelta::minutes(15));
     assert_eq!(pair.refresh_token_expires_at, now + TimeDelta::days(30));
@@ -194,7 +194,7 @@ fn refresh_returns_a_new_pair_and_kills_the_old_refresh_token() {
     assert_ne!(second.access_token, first.access_token);
     assert!(h.validate(&second).is_ok());
     let session = h.store.get_session(first.session_id).unwrap();
-    assert_eq!(session.last_used_at, h.clock.now_for_tests());
+    assert_eq!(session.last_used_at(), h.clock.now_for_tests());
 }
 
 /// RFC 9700 §4.14.2, OWASP ASVS 5.0 V10.4.5: a rotated refresh token
@@ -206,7 +206,7 @@ fn refresh_with_rotated_token_revokes_session() {
     let second = block_on(h.refresh.execute(&first.refresh_token, &ClientInfo::default())).unwrap();
     let reuse = block_on(h.refresh.execute(&first.refresh_token, &ClientInfo::default()));
     assert!(matches!(reuse, Err(AppError::TokenRevoked)), "{reuse:?}");
-    assert!(h.store.get_session(first.session_id).unwrap().revoked_at.is_some());
+    assert!(h.store.get_session(first.session_id).unwrap().revoked_at().is_some());
     assert!(matches!(h.validate(&second), Err(AppError::TokenRevoked)));
     assert!(matches!(h.validate(&first), Err(AppError::TokenRevoked)));
     let after = block_on(h.refresh.execute(&second.refresh_token, &ClientInfo::default()));

@@ -34,6 +34,9 @@ impl ListSessions {
     /// Storage failures.
     pub async fn execute(&self, caller: &AccessClaims) -> Result<Vec<SessionView>, AppError> {
         let live = self.sessions.list_live(caller.user_id, self.clock.now()).await?;
-        Ok(live.into_iter().map(|session| SessionView { current: session.id == caller.session_id, session }).collect())
+        Ok(live
+            .into_iter()
+            .map(|session| SessionView { current: session.id() == caller.session_id, session })
+            .collect())
     }
 }

@@ -29,7 +29,7 @@ impl RevokeSession {
     /// `NotFound` for an unknown session or one of another user (no leak).
     pub async fn execute(&self, caller: &AccessClaims, id: SessionId, client: &ClientInfo) -> Result<(), AppError> {
         match self.sessions.get(id).await? {
-            Some(s) if s.user_id == caller.user_id => {}
+            Some(s) if s.user_id() == caller.user_id => {}
             _ => return Err(AppError::NotFound("session")),
         }
         let now = self.clock.now();

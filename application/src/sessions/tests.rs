@@ -111,9 +111,9 @@ fn sessions_are_listed_newest_first_with_the_current_one_marked() {
     h.login_from("bob@example.com", "192.0.2.3", "curl/8");
     let caller = h.claims(&first).unwrap();
     let listed = block_on(ListSessions::new(h.store.clone(), h.clock.clone()).execute(&caller)).unwrap();
-    let ids: Vec<_> = listed.iter().map(|v| (v.session.id, v.current)).collect();
+    let ids: Vec<_> = listed.iter().map(|v| (v.session.id(), v.current)).collect();
     assert_eq!(ids, [(second.session_id, false), (first.session_id, true)]);
-    assert_eq!(listed[1].session.client.ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(listed[1].session.client().ip.as_deref(), Some("192.0.2.1"));
 }
 
 /// A user cannot revoke (or learn about) another user's session.
@@ -181,8 +181,8 @@ fn an_active_session_ends_at_its_absolute_lifetime() {
     // Day 18: the new refresh token may not outlive day 20.
     assert_eq!(pair.refresh_token_expires_at, started + h.settings.session_lifetime);
     let session = block_on(h.store.get(pair.session_id)).unwrap().unwrap();
-    assert_eq!(session.client.ip.as_deref(), Some("198.51.100.7"), "the address follows the refresh");
-    assert_eq!(session.last_used_at, h.clock.now());
+    assert_eq!(session.client().ip.as_deref(), Some("198.51.100.7"), "the address follows the refresh");
+    assert_eq!(session.last_used_at(), h.clock.now());
     // Day 20: the refresh token ends with the session, though its own life
     // of 30 days from day 18 would run on.
     h.clock.advance(TimeDelta::days(2));

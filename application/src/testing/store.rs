@@ -325,8 +325,8 @@ impl SessionRepository for InMemoryStore {
     async fn list_live(&self, user: UserId, now: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
         let state = self.state.lock().await;
         let mut live: Vec<Session> =
-            state.sessions.values().filter(|s| s.user_id == user && s.is_active(now)).cloned().collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+            state.sessions.values().filter(|s| s.user_id() == user && s.is_active(now)).cloned().collect();
+        live.sort_by(|a, b| b.created_at().cmp(&a.created_at()).then(b.id().cmp(&a.id())));
         Ok(live)
     }
 
@@ -335,22 +335,24 @@ impl SessionRepository for InMemoryStore {
         Ok(state
             .sessions
             .values()
-            .any(|s| s.user_id == user && s.client.ip == client.ip && s.client.user_agent == client.user_agent))
+            .any(|s| s.user_id() == user && s.client().ip == client.ip && s.client().user_agent == client.user_agent))
     }
 
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError> {
         let state = self.state.lock().await;
         let mut revoked: Vec<Session> =
-            state.sessions.values().filter(|s| s.revoked_at.is_some_and(|r| r >= since)).cloned().collect();
+            state.sessions.values().filter(|s| s.revoked_at().is_some_and(|r| r >= since)).cloned().collect();
         // SQL orders by revoked_at alone; the id only makes the fake's ties repeatable.
-        revoked.sort_by_key(|s| (s.revoked_at, s.id));
+        revoked.sort_by_key(|s| (s.revoked_at(), s.id()));
         Ok(revoked)
     }
 
     async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut state = self.state.lock().await;
         let before = state.sessions.len();
-        state.sessions.retain(|_, s| s.expires_at >= ended_before && s.revoked_at.is_none_or(|r| r >= ended_before));
+        state
+            .sessions
+            .retain(|_, s| s.expires_at() >= ended_before && s.revoked_at().is_none_or(|r| r >= ended_before));
         let kept: Vec<SessionId> = state.sessions.keys().copied().collect();
         state.tokens.retain(|_, t| kept.contains(&t.session_id));
         Ok((before - state.sessions.len()) as u64)
@@ -613,8 +615,9 @@ impl AccountWrites for MemoryUnitOfWork {
         // What ON DELETE CASCADE does in SQL; audit rows stay.
         self.with(|state| {
             state.users.retain(|u| u.user.id != user);
-            let gone: Vec<SessionId> = state.sessions.values().filter(|s| s.user_id == user).map(|s| s.id).collect();
-            state.sessions.retain(|_, s| s.user_id != user);
+            let gone: Vec<SessionId> =
+                state.sessions.values().filter(|s| s.user_id() == user).map(|s| s.id()).collect();
+            state.sessions.retain(|_, s| s.user_id() != user);
             state.tokens.retain(|_, t| !gone.contains(&t.session_id));
             state.verifications.retain(|v| v.user_id != user);
             let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id == user).map(|f| f.id).collect();
@@ -631,11 +634,11 @@ impl AccountWrites for MemoryUnitOfWork {
 impl SessionWrites for MemoryUnitOfWork {
     async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError> {
         self.with(|state| {
-            state.require_user(session.user_id, "session")?;
-            state.sessions.insert(session.id, session.clone());
+            state.require_user(session.user_id(), "session")?;
+            state.sessions.insert(session.id(), session.clone());
             state.tokens.insert(
                 refresh.hash,
-                RefreshRow { session_id: session.id, expires_at: refresh.expires_at, rotated: false },
+                RefreshRow { session_id: session.id(), expires_at: refresh.expires_at, rotated: false },
             );
             Ok(())
         })
@@ -648,8 +651,8 @@ impl SessionWrites for MemoryUnitOfWork {
     async fn unrevoked(&self, user: UserId) -> Result<Vec<Session>, StoreError> {
         Ok(self.with(|state| {
             let mut found: Vec<Session> =
-                state.sessions.values().filter(|s| s.user_id == user && s.revoked_at.is_none()).cloned().collect();
-            found.sort_by_key(|s| (s.created_at, s.id));
+                state.sessions.values().filter(|s| s.user_id() == user && s.revoked_at().is_none()).cloned().collect();
+            found.sort_by_key(|s| (s.created_at(), s.id()));
             found
         }))
     }
@@ -671,10 +674,11 @@ impl SessionWrites for MemoryUnitOfWork {
 
     async fn save_rotation(&self, session: &Session, next: &NewRefreshToken) -> Result<(), StoreError> {
         self.with(|state| {
-            state.sessions.insert(session.id, session.clone());
-            state
-                .tokens
-                .insert(next.hash, RefreshRow { session_id: session.id, expires_at: next.expires_at, rotated: false });
+            state.sessions.insert(session.id(), session.clone());
+            state.tokens.insert(
+                next.hash,
+                RefreshRow { session_id: session.id(), expires_at: next.expires_at, rotated: false },
+            );
         });
         Ok(())
     }
@@ -682,8 +686,8 @@ impl SessionWrites for MemoryUnitOfWork {
     async fn save_revocations(&self, sessions: &[Session], _reason: RevokeReason) -> Result<(), StoreError> {
         self.with(|state| {
             for s in sessions {
-                if let Some(stored) = state.sessions.get_mut(&s.id) {
-                    stored.revoked_at = s.revoked_at;
+                if let (Some(stored), Some(at)) = (state.sessions.get_mut(&s.id()), s.revoked_at()) {
+                    stored.revoke(at);
                 }
             }
         });

@@ -91,21 +91,143 @@ impl std::fmt::Debug for SealedSecret {
 /// One second factor of a user. It is pending until confirmed with a code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Factor {
-    pub id: Uuid,
-    pub user_id: UserId,
-    pub kind: FactorKind,
+    id: Uuid,
+    user_id: UserId,
+    kind: FactorKind,
     /// The address or number codes go to (email and SMS factors).
-    pub destination: Option<String>,
+    destination: Option<String>,
     /// The sealed TOTP secret (TOTP factors).
-    pub secret: Option<SealedSecret>,
-    pub active: bool,
-    pub created_at: DateTime<Utc>,
-    pub confirmed_at: Option<DateTime<Utc>>,
+    secret: Option<SealedSecret>,
+    active: bool,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
     /// The newest TOTP time step accepted; older and equal steps are refused.
-    pub last_totp_step: Option<i64>,
+    last_totp_step: Option<i64>,
 }
 
 impl Factor {
+    /// A new authenticator-app factor, pending until confirmed.
+    #[must_use]
+    pub const fn pending_totp(id: Uuid, user_id: UserId, secret: SealedSecret, now: DateTime<Utc>) -> Self {
+        Self::pending(id, user_id, FactorKind::Totp, None, Some(secret), now)
+    }
+
+    /// A new email or SMS factor sending to `destination`, pending until confirmed.
+    #[must_use]
+    pub const fn pending_code(
+        id: Uuid,
+        user_id: UserId,
+        kind: FactorKind,
+        destination: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self::pending(id, user_id, kind, Some(destination), None, now)
+    }
+
+    const fn pending(
+        id: Uuid,
+        user_id: UserId,
+        kind: FactorKind,
+        destination: Option<String>,
+        secret: Option<SealedSecret>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            kind,
+            destination,
+            secret,
+            active: false,
+            created_at: now,
+            confirmed_at: None,
+            last_totp_step: None,
+        }
+    }
+
+    /// A factor as storage holds it, one argument per stored column.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn restore(
+        id: Uuid,
+        user_id: UserId,
+        kind: FactorKind,
+        destination: Option<String>,
+        secret: Option<SealedSecret>,
+        active: bool,
+        created_at: DateTime<Utc>,
+        confirmed_at: Option<DateTime<Utc>>,
+        last_totp_step: Option<i64>,
+    ) -> Self {
+        Self { id, user_id, kind, destination, secret, active, created_at, confirmed_at, last_totp_step }
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> Uuid {
+        self.id
+    }
+
+    #[must_use]
+    pub const fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    #[must_use]
+    pub const fn kind(&self) -> FactorKind {
+        self.kind
+    }
+
+    /// The address or number codes go to (email and SMS factors).
+    #[must_use]
+    pub fn destination(&self) -> Option<&str> {
+        self.destination.as_deref()
+    }
+
+    /// The sealed TOTP secret (TOTP factors).
+    #[must_use]
+    pub const fn secret(&self) -> Option<&SealedSecret> {
+        self.secret.as_ref()
+    }
+
+    /// Confirmed, so it counts as a second factor.
+    #[must_use]
+    pub const fn active(&self) -> bool {
+        self.active
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    #[must_use]
+    pub const fn confirmed_at(&self) -> Option<DateTime<Utc>> {
+        self.confirmed_at
+    }
+
+    /// The newest TOTP time step accepted.
+    #[must_use]
+    pub const fn last_totp_step(&self) -> Option<i64> {
+        self.last_totp_step
+    }
+
+    /// Confirms a pending factor at `now`.
+    pub const fn confirm(&mut self, now: DateTime<Utc>) {
+        self.active = true;
+        self.confirmed_at = Some(now);
+    }
+
+    /// Accepts TOTP time step `step` if it is newer than every step accepted
+    /// before: a code, or any older one, is never accepted twice. `false`
+    /// (nothing changes) for a step already used or older.
+    pub fn accept_totp_step(&mut self, step: i64) -> bool {
+        if self.last_totp_step.is_some_and(|last| step <= last) {
+            return false;
+        }
+        self.last_totp_step = Some(step);
+        true
+    }
+
     /// Whether this factor sends its codes to `email`.
     #[must_use]
     pub fn sends_to(&self, email: &EmailAddress) -> bool {

@@ -175,7 +175,7 @@ impl Account {
             return Err(AccountError::LastVerifiedEmail);
         }
         self.emails.remove(index);
-        let factors = factors.iter().filter(|f| f.sends_to(email)).map(|f| f.id).collect();
+        let factors = factors.iter().filter(|f| f.sends_to(email)).map(|f| f.id()).collect();
         Ok(EmailRemoval { factors })
     }
 
@@ -233,17 +233,10 @@ mod tests {
     }
 
     fn email_factor(id: u128, to: &str) -> Factor {
-        Factor {
-            id: uuid::Uuid::from_u128(id),
-            user_id: UserId::from_uuid(uuid::Uuid::nil()),
-            kind: FactorKind::Email,
-            destination: Some(to.to_owned()),
-            secret: None,
-            active: true,
-            created_at: t(0),
-            confirmed_at: Some(t(0)),
-            last_totp_step: None,
-        }
+        let user = UserId::from_uuid(uuid::Uuid::nil());
+        let mut factor = Factor::pending_code(uuid::Uuid::from_u128(id), user, FactorKind::Email, to.to_owned(), t(0));
+        factor.confirm(t(0));
+        factor
     }
 
     #[test]

@@ -40,12 +40,12 @@ fn challenge_factor(factor: FactorView) -> pb::MfaFactor {
 /// A factor as its owner sees it (`ListFactors`).
 pub(crate) fn factor(factor: &Factor) -> pb::Factor {
     pb::Factor {
-        factor_id: factor.id.to_string(),
-        r#type: factor_type(factor.kind),
+        factor_id: factor.id().to_string(),
+        r#type: factor_type(factor.kind()),
         hint: factor.hint(),
-        active: factor.active,
-        created_at: Some(timestamp(factor.created_at)),
-        confirmed_at: factor.confirmed_at.map(timestamp),
+        active: factor.active(),
+        created_at: Some(timestamp(factor.created_at())),
+        confirmed_at: factor.confirmed_at().map(timestamp),
     }
 }
 
@@ -200,24 +200,15 @@ mod tests {
     #[test]
     fn a_pending_factor_has_no_confirmation_time() {
         let created_at = Utc.with_ymd_and_hms(2025, 1, 2, 3, 4, 5).unwrap();
-        let mut f = Factor {
-            id: Uuid::try_parse(FACTOR).unwrap(),
-            user_id: UserId::from_uuid(Uuid::nil()),
-            kind: FactorKind::Email,
-            destination: Some("ann@example.com".into()),
-            secret: None,
-            active: false,
-            created_at,
-            confirmed_at: None,
-            last_totp_step: None,
-        };
+        let id = Uuid::try_parse(FACTOR).unwrap();
+        let user = UserId::from_uuid(Uuid::nil());
+        let mut f = Factor::pending_code(id, user, FactorKind::Email, "ann@example.com".into(), created_at);
         let pending = factor(&f);
         assert_eq!(pending.r#type(), pb::MfaFactorType::Email);
         assert_eq!(pending.hint, "a***@example.com");
         assert!(!pending.active && pending.confirmed_at.is_none());
 
-        f.active = true;
-        f.confirmed_at = Some(created_at);
+        f.confirm(created_at);
         let active = factor(&f);
         assert!(active.active && active.confirmed_at.is_some());
     }

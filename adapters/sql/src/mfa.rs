@@ -335,16 +335,16 @@ fn usable_code(now: DateTime<Utc>) -> Condition {
 
 fn factor_row(f: &Factor) -> mfa_factor::ActiveModel {
     mfa_factor::ActiveModel {
-        id: Set(f.id),
-        user_id: Set(*f.user_id.as_uuid()),
-        kind: Set(f.kind.as_str().to_owned()),
-        destination: Set(f.destination.clone()),
-        secret_key_id: Set(f.secret.as_ref().map(|s| s.key_id.clone())),
-        secret_data: Set(f.secret.as_ref().map(|s| s.data.clone())),
-        active: Set(f.active),
-        created_at: Set(f.created_at),
-        confirmed_at: Set(f.confirmed_at),
-        last_totp_step: Set(f.last_totp_step),
+        id: Set(f.id()),
+        user_id: Set(*f.user_id().as_uuid()),
+        kind: Set(f.kind().as_str().to_owned()),
+        destination: Set(f.destination().map(str::to_owned)),
+        secret_key_id: Set(f.secret().map(|s| s.key_id.clone())),
+        secret_data: Set(f.secret().map(|s| s.data.clone())),
+        active: Set(f.active()),
+        created_at: Set(f.created_at()),
+        confirmed_at: Set(f.confirmed_at()),
+        last_totp_step: Set(f.last_totp_step()),
     }
 }
 
@@ -370,17 +370,17 @@ fn factor_to_domain(row: mfa_factor::Model) -> Result<Factor, DbErr> {
         (None, None) => None,
         _ => return Err(DbErr::Custom(format!("factor {} has half a sealed secret", row.id))),
     };
-    Ok(Factor {
-        id: row.id,
-        user_id: UserId::from_uuid(row.user_id),
+    Ok(Factor::restore(
+        row.id,
+        UserId::from_uuid(row.user_id),
         kind,
-        destination: row.destination,
+        row.destination,
         secret,
-        active: row.active,
-        created_at: row.created_at,
-        confirmed_at: row.confirmed_at,
-        last_totp_step: row.last_totp_step,
-    })
+        row.active,
+        row.created_at,
+        row.confirmed_at,
+        row.last_totp_step,
+    ))
 }
 
 fn challenge_to_domain(row: mfa_challenge::Model) -> Result<MfaChallenge, DbErr> {

@@ -1446,21 +1446,14 @@ async fn two_relays_claim_every_row_exactly_once(s: Stores) {
 /// secret, email and SMS factors a destination.
 fn factor(n: u128, user: UserId, kind: FactorKind, created_at: DateTime<Utc>) -> Factor {
     let tag = u8::try_from(n % 256).unwrap();
-    Factor {
-        id: Uuid::from_u128(0xfac0_0000 + n),
-        user_id: user,
-        kind,
-        destination: match kind {
-            FactorKind::Totp => None,
-            FactorKind::Email => Some(format!("ann+{n}@example.com")),
-            FactorKind::Sms => Some("+447700900123".into()),
-        },
-        secret: (kind == FactorKind::Totp)
-            .then(|| SealedSecret { key_id: "key-2026".into(), data: (0..44).map(|b: u8| b ^ tag).collect() }),
-        active: false,
-        created_at,
-        confirmed_at: None,
-        last_totp_step: None,
+    let id = Uuid::from_u128(0xfac0_0000 + n);
+    match kind {
+        FactorKind::Totp => {
+            let secret = SealedSecret { key_id: "key-2026".into(), data: (0..44).map(|b: u8| b ^ tag).collect() };
+            Factor::pending_totp(id, user, secret, created_at)
+        }
+        FactorKind::Email => Factor::pending_code(id, user, kind, format!("ann+{n}@example.com"), created_at),
+        FactorKind::Sms => Factor::pending_code(id, user, kind, "+447700900123".into(), created_at),
     }
 }
 
@@ -1474,7 +1467,7 @@ fn code_hash(n: u128) -> TokenHash {
 fn factor_code(n: u128, factor: &Factor, challenge: Option<Uuid>, created_at: DateTime<Utc>) -> FactorCode {
     FactorCode {
         id: Uuid::from_u128(0xc0de_0000 + n),
-        factor_id: factor.id,
+        factor_id: factor.id(),
         challenge_id: challenge,
         code_hash: code_hash(n),
         attempts: 0,
@@ -1536,8 +1529,10 @@ async fn active_factor(s: &Stores, n: u128, user: UserId, kind: FactorKind, code
     let at = t0() + TimeDelta::seconds(i64::try_from(n).unwrap());
     let f = factor(n, user, kind, at);
     ops::add_factor(s, &f, None, &[]).await.unwrap();
-    assert!(ops::activate_factor(s, user, f.id, codes, &[], at).await.unwrap().is_some());
-    Factor { active: true, confirmed_at: Some(at), ..f }
+    assert!(ops::activate_factor(s, user, f.id(), codes, &[], at).await.unwrap().is_some());
+    let mut active = f;
+    active.confirm(at);
+    active
 }
 
 /// Runs `racers` copies of what `start` makes at once and collects their results.
@@ -1569,34 +1564,35 @@ async fn add_factor_stores_it_and_replaces_pending_factors_of_its_kind(s: Stores
     let totp = factor(1, ann, FactorKind::Totp, t0());
     ops::add_factor(&s, &totp, None, &[message(1, t0())]).await.unwrap();
     let email = factor(2, ann, FactorKind::Email, t0() + TimeDelta::seconds(1));
-    let code = factor_code(1, &email, None, email.created_at);
-    ops::add_factor(&s, &email, Some(&code), &[message(2, email.created_at)]).await.unwrap();
+    let code = factor_code(1, &email, None, email.created_at());
+    ops::add_factor(&s, &email, Some(&code), &[message(2, email.created_at())]).await.unwrap();
     // The sealed secret, the destination and every other field round-trip.
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![totp.clone(), email.clone()]);
     assert!(s.mfa.factors(bob).await.unwrap().is_empty());
 
     // A new pending TOTP factor replaces the pending one; the email factor stays.
     let totp2 = factor(3, ann, FactorKind::Totp, t0() + TimeDelta::seconds(2));
-    ops::add_factor(&s, &totp2, None, &[message(3, totp2.created_at)]).await.unwrap();
+    ops::add_factor(&s, &totp2, None, &[message(3, totp2.created_at())]).await.unwrap();
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), totp2.clone()]);
 
     // An active factor of the same kind is not replaced.
     let now = t0() + TimeDelta::seconds(3);
-    assert!(ops::activate_factor(&s, ann, totp2.id, &[], &[], now).await.unwrap().is_some());
+    assert!(ops::activate_factor(&s, ann, totp2.id(), &[], &[], now).await.unwrap().is_some());
     let totp3 = factor(4, ann, FactorKind::Totp, t0() + TimeDelta::seconds(4));
     ops::add_factor(&s, &totp3, None, &[]).await.unwrap();
-    let active2 = Factor { active: true, confirmed_at: Some(now), ..totp2 };
+    let mut active2 = totp2.clone();
+    active2.confirm(now);
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone(), active2.clone(), totp3.clone()]);
 
     // A replaced factor's codes go with it.
     let email2 = factor(5, ann, FactorKind::Email, t0() + TimeDelta::seconds(5));
-    ops::add_factor(&s, &email2, Some(&factor_code(2, &email2, None, email2.created_at)), &[]).await.unwrap();
+    ops::add_factor(&s, &email2, Some(&factor_code(2, &email2, None, email2.created_at())), &[]).await.unwrap();
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active2, totp3, email2.clone()]);
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), email2.created_at).await.unwrap());
-    assert!(s.mfa.use_code(email2.id, None, &code_hash(2), email2.created_at).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(1), email2.created_at()).await.unwrap());
+    assert!(s.mfa.use_code(email2.id(), None, &code_hash(2), email2.created_at()).await.unwrap());
     assert_eq!(
         pending_ids(&s).await,
-        ids([message(1, t0()), message(2, email.created_at), message(3, totp2.created_at)])
+        ids([message(1, t0()), message(2, email.created_at()), message(3, totp2.created_at())])
     );
 }
 
@@ -1609,24 +1605,25 @@ async fn activate_factor_activates_only_the_users_pending_factor(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
 
     // Another user's factor, an unknown factor: nothing changes, nothing is written.
-    assert_eq!(ops::activate_factor(&s, bob, anns.id, &backups(1..=3), &[message(1, now)], now).await.unwrap(), None);
-    assert_eq!(ops::activate_factor(&s, ann, bobs.id, &backups(1..=3), &[message(2, now)], now).await.unwrap(), None);
+    assert_eq!(ops::activate_factor(&s, bob, anns.id(), &backups(1..=3), &[message(1, now)], now).await.unwrap(), None);
+    assert_eq!(ops::activate_factor(&s, ann, bobs.id(), &backups(1..=3), &[message(2, now)], now).await.unwrap(), None);
     let unknown = Uuid::from_u128(0xdead);
     assert_eq!(ops::activate_factor(&s, ann, unknown, &backups(1..=3), &[message(3, now)], now).await.unwrap(), None);
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![anns.clone()]);
     assert_eq!(ops::use_backup_code(&s, bob, &backup(1), &notice(100, now), now).await.unwrap(), None);
 
     // The first activation stores the backup codes.
-    let first = ops::activate_factor(&s, ann, anns.id, &backups(1..=3), &[message(4, now)], now).await.unwrap();
+    let first = ops::activate_factor(&s, ann, anns.id(), &backups(1..=3), &[message(4, now)], now).await.unwrap();
     assert_eq!(first, Some(Activation { first: true }));
-    let active = Factor { active: true, confirmed_at: Some(now), ..anns.clone() };
+    let mut active = anns.clone();
+    active.confirm(now);
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active.clone()]);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(2));
 
     // An active factor is not activated again, and its codes are not replaced.
     let later = now + TimeDelta::minutes(1);
     assert_eq!(
-        ops::activate_factor(&s, ann, anns.id, &backups(7..=9), &[message(5, later)], later).await.unwrap(),
+        ops::activate_factor(&s, ann, anns.id(), &backups(7..=9), &[message(5, later)], later).await.unwrap(),
         None
     );
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![active]);
@@ -1635,7 +1632,7 @@ async fn activate_factor_activates_only_the_users_pending_factor(s: Stores) {
     // A second factor is not the first: it stores no backup codes and keeps the user's.
     let email = factor(3, ann, FactorKind::Email, later);
     ops::add_factor(&s, &email, None, &[]).await.unwrap();
-    let second = ops::activate_factor(&s, ann, email.id, &backups(7..=9), &[message(6, later)], later).await.unwrap();
+    let second = ops::activate_factor(&s, ann, email.id(), &backups(7..=9), &[message(6, later)], later).await.unwrap();
     assert_eq!(second, Some(Activation { first: false }));
     assert_eq!(ops::use_backup_code(&s, ann, &backup(7), &notice(200, later), later).await.unwrap(), None);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(200, later), later).await.unwrap(), Some(1));
@@ -1650,26 +1647,26 @@ async fn remove_factor_takes_the_backup_codes_with_the_last_active_factor(s: Sto
     let totp = active_factor(&s, 1, ann, FactorKind::Totp, &backups(1..=4)).await;
     let email = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
     let sms = factor(3, ann, FactorKind::Sms, t0() + TimeDelta::seconds(3));
-    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, sms.created_at)), &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, sms.created_at())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
     // Not Bob's to remove, and an unknown factor: nothing changes, nothing is written.
-    assert!(!ops::remove_factor(&s, bob, totp.id, &[message(1, now)]).await.unwrap());
+    assert!(!ops::remove_factor(&s, bob, totp.id(), &[message(1, now)]).await.unwrap());
     assert!(!ops::remove_factor(&s, ann, Uuid::from_u128(0xdead), &[message(2, now)]).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap().len(), 3);
 
     // A pending factor, then one of two active ones: the backup codes stay.
-    assert!(ops::remove_factor(&s, ann, sms.id, &[message(3, now)]).await.unwrap());
-    assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap());
-    assert!(ops::remove_factor(&s, ann, totp.id, &[message(4, now)]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, sms.id(), &[message(3, now)]).await.unwrap());
+    assert!(!s.mfa.use_code(sms.id(), None, &code_hash(1), now).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, totp.id(), &[message(4, now)]).await.unwrap());
     assert_eq!(s.mfa.factors(ann).await.unwrap(), vec![email.clone()]);
     assert_eq!(ops::use_backup_code(&s, ann, &backup(1), &notice(100, now), now).await.unwrap(), Some(3));
 
     // The last active factor takes them with it.
-    assert!(ops::remove_factor(&s, ann, email.id, &[message(5, now)]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, email.id(), &[message(5, now)]).await.unwrap());
     assert!(s.mfa.factors(ann).await.unwrap().is_empty());
     assert_eq!(ops::use_backup_code(&s, ann, &backup(2), &notice(200, now), now).await.unwrap(), None);
-    assert!(!ops::remove_factor(&s, ann, email.id, &[message(6, now)]).await.unwrap());
+    assert!(!ops::remove_factor(&s, ann, email.id(), &[message(6, now)]).await.unwrap());
     assert_eq!(pending_ids(&s).await, ids([message(3, now), message(4, now), message(5, now), message(103, now)]));
 }
 
@@ -1679,7 +1676,7 @@ async fn concurrent_removals_of_the_last_active_factors_take_the_backup_codes(s:
     let second = active_factor(&s, 2, ann, FactorKind::Email, &[]).await;
     // Each removal alone still sees the other active factor: only when the
     // second waits for the first does it see that none is left.
-    let ids = std::sync::Mutex::new(vec![first.id, second.id]);
+    let ids = std::sync::Mutex::new(vec![first.id(), second.id()]);
     let removed = race(2, || {
         let (s, id) = (s.clone(), ids.lock().unwrap().pop().unwrap());
         async move { ops::remove_factor(&s, ann, id, &[]).await.unwrap() }
@@ -1693,26 +1690,26 @@ async fn concurrent_removals_of_the_last_active_factors_take_the_backup_codes(s:
 async fn advance_totp_step_only_moves_forward(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let totp = active_factor(&s, 1, ann, FactorKind::Totp, &[]).await;
-    assert!(s.mfa.advance_totp_step(totp.id, 100).await.unwrap());
-    assert!(!s.mfa.advance_totp_step(totp.id, 100).await.unwrap(), "the same step twice");
-    assert!(!s.mfa.advance_totp_step(totp.id, 99).await.unwrap(), "an older step");
-    assert!(s.mfa.advance_totp_step(totp.id, 101).await.unwrap());
-    assert!(s.mfa.advance_totp_step(totp.id, 1_000_000_000_000).await.unwrap(), "far beyond 32 bits");
+    assert!(s.mfa.advance_totp_step(totp.id(), 100).await.unwrap());
+    assert!(!s.mfa.advance_totp_step(totp.id(), 100).await.unwrap(), "the same step twice");
+    assert!(!s.mfa.advance_totp_step(totp.id(), 99).await.unwrap(), "an older step");
+    assert!(s.mfa.advance_totp_step(totp.id(), 101).await.unwrap());
+    assert!(s.mfa.advance_totp_step(totp.id(), 1_000_000_000_000).await.unwrap(), "far beyond 32 bits");
     assert!(!s.mfa.advance_totp_step(Uuid::from_u128(0xdead), 5).await.unwrap());
-    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step, Some(1_000_000_000_000));
+    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step(), Some(1_000_000_000_000));
 }
 
 async fn concurrent_totp_steps_are_accepted_once(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let totp = active_factor(&s, 1, ann, FactorKind::Totp, &[]).await;
-    let mfa = Arc::clone(&s.mfa);
+    let (mfa, totp) = (Arc::clone(&s.mfa), totp.id());
     let results = race(20, || {
         let mfa = Arc::clone(&mfa);
-        async move { mfa.advance_totp_step(totp.id, 55_000_000).await.unwrap() }
+        async move { mfa.advance_totp_step(totp, 55_000_000).await.unwrap() }
     })
     .await;
     assert_eq!(results.iter().filter(|&&won| won).count(), 1, "{results:?}");
-    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step, Some(55_000_000));
+    assert_eq!(s.mfa.factors(ann).await.unwrap()[0].last_totp_step(), Some(55_000_000));
 }
 
 async fn backup_codes_are_used_once_and_count_down(s: Stores) {
@@ -1767,14 +1764,14 @@ async fn a_code_is_used_once(s: Stores) {
     let email = factor(1, ann, FactorKind::Email, t0());
     ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "wrong code");
-    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap(), "used");
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(2), now).await.unwrap(), "wrong code");
+    assert!(s.mfa.use_code(email.id(), None, &code_hash(1), now).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(1), now).await.unwrap(), "used");
     // Another factor's code of the same value does not count for this one.
     let sms = factor(2, ann, FactorKind::Sms, t0());
     ops::add_factor(&s, &sms, Some(&factor_code(3, &sms, None, t0())), &[]).await.unwrap();
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(3), now).await.unwrap());
-    assert!(s.mfa.use_code(sms.id, None, &code_hash(3), now).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(3), now).await.unwrap());
+    assert!(s.mfa.use_code(sms.id(), None, &code_hash(3), now).await.unwrap());
 }
 
 async fn wrong_codes_count_until_the_limit(s: Stores) {
@@ -1784,16 +1781,16 @@ async fn wrong_codes_count_until_the_limit(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     // Two wrong codes leave one attempt of three.
     for wrong in [8, 9] {
-        assert!(!s.mfa.use_code(email.id, None, &code_hash(wrong), now).await.unwrap());
+        assert!(!s.mfa.use_code(email.id(), None, &code_hash(wrong), now).await.unwrap());
     }
-    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
+    assert!(s.mfa.use_code(email.id(), None, &code_hash(1), now).await.unwrap());
 
     // A third wrong code uses it up: then even the right code fails.
     ops::add_code(&s, &factor_code(2, &email, None, now), &[message(1, now)]).await.unwrap();
     for wrong in [7, 8, 9] {
-        assert!(!s.mfa.use_code(email.id, None, &code_hash(wrong), now).await.unwrap());
+        assert!(!s.mfa.use_code(email.id(), None, &code_hash(wrong), now).await.unwrap());
     }
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(2), now).await.unwrap());
     assert_eq!(pending_ids(&s).await, ids([message(1, now)]));
 }
 
@@ -1802,13 +1799,13 @@ async fn an_expired_code_fails(s: Stores) {
     let email = factor(1, ann, FactorKind::Email, t0());
     let code = factor_code(1, &email, None, t0());
     ops::add_factor(&s, &email, Some(&code), &[]).await.unwrap();
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(1), code.expires_at).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(1), code.expires_at).await.unwrap());
     // Wrong codes after expiry count nothing: the code still works just before it.
     for _ in 0..3 {
-        assert!(!s.mfa.use_code(email.id, None, &code_hash(9), code.expires_at).await.unwrap());
+        assert!(!s.mfa.use_code(email.id(), None, &code_hash(9), code.expires_at).await.unwrap());
     }
     let just_before = code.expires_at - TimeDelta::microseconds(1);
-    assert!(s.mfa.use_code(email.id, None, &code_hash(1), just_before).await.unwrap());
+    assert!(s.mfa.use_code(email.id(), None, &code_hash(1), just_before).await.unwrap());
 }
 
 async fn a_newer_code_retires_the_older(s: Stores) {
@@ -1818,8 +1815,8 @@ async fn a_newer_code_retires_the_older(s: Stores) {
     let resent = t0() + TimeDelta::minutes(1);
     ops::add_code(&s, &factor_code(2, &sms, None, resent), &[message(1, resent)]).await.unwrap();
     let now = resent + TimeDelta::seconds(10);
-    assert!(!s.mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap(), "the retired code");
-    assert!(s.mfa.use_code(sms.id, None, &code_hash(2), now).await.unwrap());
+    assert!(!s.mfa.use_code(sms.id(), None, &code_hash(1), now).await.unwrap(), "the retired code");
+    assert!(s.mfa.use_code(sms.id(), None, &code_hash(2), now).await.unwrap());
     assert_eq!(pending_ids(&s).await, ids([message(1, resent)]));
 }
 
@@ -1835,11 +1832,11 @@ async fn challenge_codes_and_enrolment_codes_are_kept_apart(s: Stores) {
     ops::add_code(&s, &factor_code(2, &email, Some(login.id), sent), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
-    assert!(!s.mfa.use_code(email.id, None, &code_hash(2), now).await.unwrap(), "login code for enrolment");
-    assert!(!s.mfa.use_code(email.id, Some(login.id), &code_hash(1), now).await.unwrap(), "enrolment code for login");
-    assert!(!s.mfa.use_code(email.id, Some(other.id), &code_hash(2), now).await.unwrap(), "another challenge");
-    assert!(s.mfa.use_code(email.id, Some(login.id), &code_hash(2), now).await.unwrap());
-    assert!(s.mfa.use_code(email.id, None, &code_hash(1), now).await.unwrap());
+    assert!(!s.mfa.use_code(email.id(), None, &code_hash(2), now).await.unwrap(), "login code for enrolment");
+    assert!(!s.mfa.use_code(email.id(), Some(login.id), &code_hash(1), now).await.unwrap(), "enrolment code for login");
+    assert!(!s.mfa.use_code(email.id(), Some(other.id), &code_hash(2), now).await.unwrap(), "another challenge");
+    assert!(s.mfa.use_code(email.id(), Some(login.id), &code_hash(2), now).await.unwrap());
+    assert!(s.mfa.use_code(email.id(), None, &code_hash(1), now).await.unwrap());
 }
 
 async fn challenges_are_stored_and_read_back(s: Stores) {
@@ -1932,10 +1929,10 @@ async fn concurrent_uses_of_one_code_succeed_once(s: Stores) {
     let sms = factor(1, ann, FactorKind::Sms, t0());
     ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, None, t0())), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    let mfa = Arc::clone(&s.mfa);
+    let (mfa, sms) = (Arc::clone(&s.mfa), sms.id());
     let results = race(20, || {
         let mfa = Arc::clone(&mfa);
-        async move { mfa.use_code(sms.id, None, &code_hash(1), now).await.unwrap() }
+        async move { mfa.use_code(sms, None, &code_hash(1), now).await.unwrap() }
     })
     .await;
     assert_eq!(results.iter().filter(|&&used| used).count(), 1, "{results:?}");
@@ -2380,7 +2377,7 @@ async fn removing_a_factor_deletes_its_codes(t: TestDb) {
     ops::add_factor(&s, &email, Some(&factor_code(1, &email, None, t0())), &[]).await.unwrap();
     ops::add_code(&s, &factor_code(2, &email, None, t0() + TimeDelta::seconds(1)), &[]).await.unwrap();
     assert_eq!(t.count("mfa_codes").await, 2);
-    assert!(ops::remove_factor(&s, ann, email.id, &[]).await.unwrap());
+    assert!(ops::remove_factor(&s, ann, email.id(), &[]).await.unwrap());
     assert_eq!(t.count("mfa_codes").await, 0);
 }
 
@@ -2635,8 +2632,8 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     sign_up(&s, &ann).await;
     let at = t0() + TimeDelta::minutes(1);
     verify(&s, 50, ann.id, "ann@example.com", at).await;
-    let mut f = factor(51, ann.id, FactorKind::Email, at);
-    f.destination = Some("ann@work.example".into());
+    let f =
+        Factor::pending_code(Uuid::from_u128(0xfac0_0051), ann.id, FactorKind::Email, "ann@work.example".into(), at);
     let v = verification(52, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
     ops::add_email(&s, ann.id, &v.email, &v, &[], at).await.unwrap();
     ops::add_factor(&s, &f, None, &[]).await.unwrap();
@@ -2646,8 +2643,8 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
         ops::remove_email(&s, ann.id, &email("ann@work.example"), &[], at).await.unwrap(),
         EmailRemoval::Removed
     );
-    let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id).collect();
-    assert_eq!(left, [totp.id]);
+    let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id()).collect();
+    assert_eq!(left, [totp.id()]);
 }
 
 // ------------------------------------------- what the fakes must refuse too
@@ -2684,7 +2681,7 @@ async fn rows_of_an_unknown_user_factor_or_challenge_are_refused(s: Stores) {
     assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id).await.unwrap(), None);
     assert_eq!(s.mfa.failures_since(ghost, t0()).await.unwrap(), 0);
     assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &v.token_hash).await.unwrap(), None);
-    assert!(!s.mfa.use_code(anns.id, no_such_challenge, &code_hash(3), t0()).await.unwrap());
+    assert!(!s.mfa.use_code(anns.id(), no_such_challenge, &code_hash(3), t0()).await.unwrap());
     assert!(pending(&s).await.is_empty());
 }
 
@@ -2748,8 +2745,8 @@ async fn factors_are_listed_oldest_first_ties_by_the_lower_id(s: Stores) {
     for f in [&sms, &totp, &email] {
         ops::add_factor(&s, f, None, &[]).await.unwrap();
     }
-    let listed: Vec<_> = s.mfa.factors(ann).await.unwrap().into_iter().map(|f| f.id).collect();
-    assert_eq!(listed, vec![totp.id, email.id, sms.id]);
+    let listed: Vec<_> = s.mfa.factors(ann).await.unwrap().into_iter().map(|f| f.id()).collect();
+    assert_eq!(listed, vec![totp.id(), email.id(), sms.id()]);
 }
 
 /// `ORDER BY created_at, id`: the relay publishes events of one instant in
@@ -2781,7 +2778,7 @@ async fn concurrent_confirmations_issue_backup_codes_once(s: Stores) {
     ops::add_factor(&s, &email, None, &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
     // Factor 1 brings backup codes 11..=13, factor 2 brings 21..=23.
-    let racers = std::sync::Mutex::new(vec![(totp.id, 1_u128), (email.id, 2)]);
+    let racers = std::sync::Mutex::new(vec![(totp.id(), 1_u128), (email.id(), 2)]);
     let outcomes = race(2, || {
         let (s, (id, n)) = (s.clone(), racers.lock().unwrap().pop().unwrap());
         async move {
@@ -2797,7 +2794,7 @@ async fn concurrent_confirmations_issue_backup_codes_once(s: Stores) {
     assert_eq!(ops::use_backup_code(&s, ann, &backup(10 * loser + 1), &notice(100, now), now).await.unwrap(), None);
     let left = ops::use_backup_code(&s, ann, &backup(10 * winner + 1), &notice(200, now), now).await.unwrap();
     assert_eq!(left, Some(2));
-    assert!(s.mfa.factors(ann).await.unwrap().iter().all(|f| f.active));
+    assert!(s.mfa.factors(ann).await.unwrap().iter().all(|f| f.active()));
 }
 
 /// Rounds of a race between two use cases on one account: a race is lost

@@ -32,17 +32,17 @@ impl ConfirmFactor {
     ) -> Result<Option<Vec<String>>, AppError> {
         let d = &self.0;
         let factor = d.factor(user, factor_id).await?;
-        if factor.active {
+        if factor.active() {
             return Err(AppError::FailedPrecondition {
                 reason: "FACTOR_ACTIVE",
                 message: "the factor is already active",
             });
         }
         let now = d.clock.now();
-        let accepted = match factor.kind {
+        let accepted = match factor.kind() {
             FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
             FactorKind::Email | FactorKind::Sms => {
-                d.mfa.use_code(factor.id, None, &factor_code_hash(factor.id, code), now).await?
+                d.mfa.use_code(factor.id(), None, &factor_code_hash(factor.id(), code), now).await?
             }
         };
         if !accepted {
@@ -53,7 +53,7 @@ impl ConfirmFactor {
         uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
         // Decided under the account's lock: of two factors confirmed at once,
         // exactly one is the first and issues backup codes.
-        let Some(activation) = activate(&uow.factors().list(user).await?, factor.id) else {
+        let Some(activation) = activate(&uow.factors().list(user).await?, factor.id()) else {
             return Err(AppError::FailedPrecondition {
                 reason: "FACTOR_ACTIVE",
                 message: "the factor is already active",
@@ -61,15 +61,15 @@ impl ConfirmFactor {
         };
         let first = activation.first;
         let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
-        uow.factors().activate(factor.id, now).await?;
+        uow.factors().activate(factor.id(), now).await?;
         if first {
             uow.factors().replace_backup_codes(user, &hashes, now).await?;
         }
-        let notice = Event::MfaFactorAdded { user_id: user, email, factor_id: factor.id, kind: factor.kind };
-        let audit = d.events.audit(now, Audit::by("mfa.factor_added", user).detail("factor", factor.kind.as_str()));
+        let notice = Event::MfaFactorAdded { user_id: user, email, factor_id: factor.id(), kind: factor.kind() };
+        let audit = d.events.audit(now, Audit::by("mfa.factor_added", user).detail("factor", factor.kind().as_str()));
         uow.add_messages(vec![d.events.message(now, notice), audit]);
         uow.commit().await?;
-        tracing::info!(user_id = %user, factor_id = %factor.id, kind = factor.kind.as_str(), "second factor added");
+        tracing::info!(user_id = %user, factor_id = %factor.id(), kind = factor.kind().as_str(), "second factor added");
         Ok(first.then_some(codes))
     }
 }

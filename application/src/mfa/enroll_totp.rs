@@ -50,18 +50,8 @@ impl EnrollTotp {
         let uri = d.totp.provisioning_uri(&secret, &d.settings.issuer, &account);
         let qr_png = d.totp.qr_png(&uri)?;
         let sealed = d.secrets.seal(&secret)?;
-        let factor = Factor {
-            id: new_uuid_v7(now, d.rng.as_ref()),
-            user_id: user,
-            kind: FactorKind::Totp,
-            destination: None,
-            secret: Some(sealed),
-            active: false,
-            created_at: now,
-            confirmed_at: None,
-            last_totp_step: None,
-        };
+        let factor = Factor::pending_totp(new_uuid_v7(now, d.rng.as_ref()), user, sealed, now);
         d.store_factor(&factor, None, Vec::new()).await?;
-        Ok(TotpEnrollment { factor_id: factor.id, secret: base32(&secret), uri, qr_png })
+        Ok(TotpEnrollment { factor_id: factor.id(), secret: base32(&secret), uri, qr_png })
     }
 }

@@ -56,7 +56,7 @@ impl MfaGate {
         now: DateTime<Utc>,
     ) -> Result<Option<ChallengeView>, AppError> {
         let d = &self.0;
-        let active: Vec<_> = d.mfa.factors(user).await?.into_iter().filter(|f| f.active).collect();
+        let active: Vec<_> = d.mfa.factors(user).await?.into_iter().filter(|f| f.active()).collect();
         if active.is_empty() {
             return Ok(None);
         }
@@ -74,8 +74,8 @@ impl MfaGate {
         d.mfa.create_challenge(&challenge).await?;
         let factors = active
             .iter()
-            .filter(|f| d.enabled(f.kind))
-            .map(|f| FactorView { id: f.id, kind: f.kind, hint: f.hint() })
+            .filter(|f| d.enabled(f.kind()))
+            .map(|f| FactorView { id: f.id(), kind: f.kind(), hint: f.hint() })
             .collect();
         Ok(Some(ChallengeView { id: challenge.id, factors, expires_at: challenge.expires_at }))
     }

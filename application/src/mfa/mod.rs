@@ -93,7 +93,7 @@ impl MfaDeps {
 
     /// The user's factor `id`, or `INVALID_ARGUMENT` naming `factor_id`.
     async fn factor(&self, user: UserId, id: Uuid) -> Result<Factor, AppError> {
-        self.mfa.factors(user).await?.into_iter().find(|f| f.id == id).ok_or_else(unknown_factor)
+        self.mfa.factors(user).await?.into_iter().find(|f| f.id() == id).ok_or_else(unknown_factor)
     }
 
     async fn primary_email(&self, user: UserId) -> Result<Option<EmailAddress>, AppError> {
@@ -109,8 +109,8 @@ impl MfaDeps {
         messages: Vec<crate::ports::events::OutboxMessage>,
     ) -> Result<(), AppError> {
         let mut uow = self.uow.begin().await?;
-        uow.accounts().lock(factor.user_id).await?.ok_or(AppError::NotFound("user"))?;
-        let replaced = factor.replaces(&uow.factors().list(factor.user_id).await?);
+        uow.accounts().lock(factor.user_id()).await?.ok_or(AppError::NotFound("user"))?;
+        let replaced = factor.replaces(&uow.factors().list(factor.user_id()).await?);
         uow.factors().delete(&replaced).await?;
         uow.factors().insert(factor).await?;
         if let Some(code) = code {
@@ -141,15 +141,17 @@ impl MfaDeps {
     /// forward with a compare-and-set: a code (or an older one) is accepted
     /// at most once, however many requests race with it.
     async fn accept_totp(&self, factor: &Factor, code: &OneTimeCode, now: DateTime<Utc>) -> Result<bool, AppError> {
-        let Some(sealed) = &factor.secret else { return Ok(false) };
+        let Some(sealed) = factor.secret() else { return Ok(false) };
         let secret = self.secrets.open(sealed)?;
         let Some(step) = self.totp.matching_step(&secret, code.expose(), now, self.settings.totp_skew) else {
             return Ok(false);
         };
-        if factor.last_totp_step.is_some_and(|last| step <= last) {
+        // The factor's rule on what it read; the store's compare-and-set
+        // holds it against parallel requests.
+        if !factor.clone().accept_totp_step(step) {
             return Ok(false);
         }
-        Ok(self.mfa.advance_totp_step(factor.id, step).await?)
+        Ok(self.mfa.advance_totp_step(factor.id(), step).await?)
     }
 
     /// Refuses when the account had too many wrong second-factor codes or
@@ -198,8 +200,8 @@ impl MfaDeps {
             }
             FreshProof::TotpCode { factor_id, code } => {
                 let factor = self.factor(user, *factor_id).await?;
-                if factor.kind == FactorKind::Totp
-                    && factor.active
+                if factor.kind() == FactorKind::Totp
+                    && factor.active()
                     && self.accept_totp(&factor, code, self.clock.now()).await?
                 {
                     Ok(())
@@ -296,18 +298,8 @@ async fn live_challenge(d: &MfaDeps, id: Uuid, now: DateTime<Utc>) -> Result<gat
 /// Stores a pending email or SMS factor and sends its first code.
 async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destination: &str) -> Result<Uuid, AppError> {
     let now = d.clock.now();
-    let factor = Factor {
-        id: new_uuid_v7(now, d.rng.as_ref()),
-        user_id: user,
-        kind,
-        destination: Some(destination.to_owned()),
-        secret: None,
-        active: false,
-        created_at: now,
-        confirmed_at: None,
-        last_totp_step: None,
-    };
-    let (code, stored) = d.new_code(factor.id, None, now);
+    let factor = Factor::pending_code(new_uuid_v7(now, d.rng.as_ref()), user, kind, destination.to_owned(), now);
+    let (code, stored) = d.new_code(factor.id(), None, now);
     let event = gatehouse_domain::Event::MfaCode {
         user_id: user,
         kind,
@@ -316,7 +308,7 @@ async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destinati
         expires_at: stored.expires_at,
     };
     d.store_factor(&factor, Some(&stored), vec![d.events.message(now, event)]).await?;
-    Ok(factor.id)
+    Ok(factor.id())
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ impl RegenerateBackupCodes {
     /// `FailedPrecondition` without an active factor; a failed fresh proof.
     pub async fn execute(&self, user: UserId, proof: &FreshProof) -> Result<Vec<String>, AppError> {
         let d = &self.0;
-        if !d.mfa.factors(user).await?.iter().any(|f| f.active) {
+        if !d.mfa.factors(user).await?.iter().any(|f| f.active()) {
             return Err(AppError::FailedPrecondition {
                 reason: "NO_ACTIVE_FACTOR",
                 message: "backup codes need an active second factor",

@@ -31,9 +31,9 @@ impl RemoveFactor {
             user_id: user,
             email: d.primary_email(user).await?,
             factor_id,
-            kind: factor.kind,
+            kind: factor.kind(),
         };
-        let audit = d.events.audit(now, Audit::by("mfa.factor_removed", user).detail("factor", factor.kind.as_str()));
+        let audit = d.events.audit(now, Audit::by("mfa.factor_removed", user).detail("factor", factor.kind().as_str()));
         let mut uow = d.uow.begin().await?;
         uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
         let removal = remove(&uow.factors().list(user).await?, factor_id).ok_or_else(unknown_factor)?;

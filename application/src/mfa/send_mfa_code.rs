@@ -27,19 +27,20 @@ impl SendMfaCode {
         let now = d.clock.now();
         let c = live_challenge(d, challenge_id, now).await?;
         let factor = d.factor(c.user_id, factor_id).await?;
-        if !factor.active || !d.enabled(factor.kind) {
+        if !factor.active() || !d.enabled(factor.kind()) {
             return Err(super::unknown_factor());
         }
-        let Some(destination) = factor.destination.clone().filter(|_| factor.kind != FactorKind::Totp) else {
+        let Some(destination) = factor.destination().map(str::to_owned).filter(|_| factor.kind() != FactorKind::Totp)
+        else {
             return Err(AppError::FailedPrecondition {
                 reason: "CODE_NOT_NEEDED",
                 message: "an authenticator app makes its own codes",
             });
         };
-        let (code, stored) = d.new_code(factor.id, Some(c.id), now);
+        let (code, stored) = d.new_code(factor.id(), Some(c.id), now);
         let event = Event::MfaCode {
             user_id: c.user_id,
-            kind: factor.kind,
+            kind: factor.kind(),
             destination,
             code: Secret::new(code.expose().to_owned()),
             expires_at: stored.expires_at,

@@ -91,8 +91,8 @@ impl H {
     }
 
     fn secret(&self, factor: Uuid) -> Vec<u8> {
-        let f = block_on(self.store.factors(self.user)).unwrap().into_iter().find(|f| f.id == factor).unwrap();
-        FakeSecretBox.open(f.secret.as_ref().unwrap()).unwrap()
+        let f = block_on(self.store.factors(self.user)).unwrap().into_iter().find(|f| f.id() == factor).unwrap();
+        FakeSecretBox.open(f.secret().as_ref().unwrap()).unwrap()
     }
 
     fn totp_now(&self, factor: Uuid) -> OneTimeCode {
@@ -164,8 +164,8 @@ fn totp_enrolment_gives_an_otpauth_uri_and_the_first_confirmation_ten_backup_cod
     assert!(enrolment.uri.starts_with("otpauth://totp/Gatehouse:ann@example.com?secret="));
     assert!(enrolment.uri.contains(&enrolment.secret));
     let stored = block_on(h.store.factors(h.user)).unwrap();
-    assert!(!stored[0].active);
-    assert_ne!(stored[0].secret.as_ref().unwrap().data, h.secret(enrolment.factor_id), "sealed at rest");
+    assert!(!stored[0].active());
+    assert_ne!(stored[0].secret().as_ref().unwrap().data, h.secret(enrolment.factor_id), "sealed at rest");
 
     let confirm = ConfirmFactor::new(h.deps.clone());
     let wrong_code = code(&wrong(h.totp_now(enrolment.factor_id).expose()));

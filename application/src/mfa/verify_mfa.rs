@@ -56,14 +56,14 @@ impl VerifyMfa {
         let (accepted, remaining) = match &proof {
             MfaProof::Factor { factor_id, code } => {
                 let factor = d.factor(c.user_id, *factor_id).await?;
-                if !factor.active || !d.enabled(factor.kind) {
+                if !factor.active() || !d.enabled(factor.kind()) {
                     return Err(super::unknown_factor());
                 }
-                used = factor.kind.as_str();
-                let ok = match factor.kind {
+                used = factor.kind().as_str();
+                let ok = match factor.kind() {
                     FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
                     FactorKind::Email | FactorKind::Sms => {
-                        d.mfa.use_code(factor.id, Some(c.id), &factor_code_hash(factor.id, code), now).await?
+                        d.mfa.use_code(factor.id(), Some(c.id), &factor_code_hash(factor.id(), code), now).await?
                     }
                 };
                 (ok, None)

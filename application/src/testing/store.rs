@@ -89,8 +89,8 @@ impl State {
 
     /// A user's factors as SQL lists them: by (created_at, id).
     fn factors_of(&self, user: UserId) -> Vec<Factor> {
-        let mut found: Vec<Factor> = self.factors.iter().filter(|f| f.user_id == user).cloned().collect();
-        found.sort_by_key(|f| (f.created_at, f.id));
+        let mut found: Vec<Factor> = self.factors.iter().filter(|f| f.user_id() == user).cloned().collect();
+        found.sort_by_key(|f| (f.created_at(), f.id()));
         found
     }
 
@@ -367,12 +367,7 @@ impl MfaRepository for InMemoryStore {
 
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
         let mut state = self.state.lock().await;
-        Ok(state
-            .factors
-            .iter_mut()
-            .find(|f| f.id == factor && f.last_totp_step.is_none_or(|last| last < step))
-            .map(|f| f.last_totp_step = Some(step))
-            .is_some())
+        Ok(state.factors.iter_mut().find(|f| f.id() == factor).is_some_and(|f| f.accept_totp_step(step)))
     }
 
     async fn use_code(
@@ -620,8 +615,8 @@ impl AccountWrites for MemoryUnitOfWork {
             state.sessions.retain(|_, s| s.user_id() != user);
             state.tokens.retain(|_, t| !gone.contains(&t.session_id));
             state.verifications.retain(|v| v.user_id != user);
-            let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id == user).map(|f| f.id).collect();
-            state.factors.retain(|f| f.user_id != user);
+            let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id() == user).map(|f| f.id()).collect();
+            state.factors.retain(|f| f.user_id() != user);
             state.codes.retain(|(c, _)| !factors.contains(&c.factor_id));
             state.challenges.retain(|c| c.user_id != user);
             state.backup_codes.retain(|(u, _, _)| *u != user);
@@ -751,7 +746,7 @@ impl FactorWrites for MemoryUnitOfWork {
 
     async fn insert(&self, factor: &Factor) -> Result<(), StoreError> {
         self.with(|state| {
-            state.require_user(factor.user_id, "factor")?;
+            state.require_user(factor.user_id(), "factor")?;
             state.factors.push(factor.clone());
             Ok(())
         })
@@ -759,9 +754,8 @@ impl FactorWrites for MemoryUnitOfWork {
 
     async fn activate(&self, factor: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.with(|state| {
-            if let Some(f) = state.factors.iter_mut().find(|f| f.id == factor) {
-                f.active = true;
-                f.confirmed_at = Some(now);
+            if let Some(f) = state.factors.iter_mut().find(|f| f.id() == factor) {
+                f.confirm(now);
             }
         });
         Ok(())
@@ -769,7 +763,7 @@ impl FactorWrites for MemoryUnitOfWork {
 
     async fn delete(&self, factors: &[Uuid]) -> Result<(), StoreError> {
         self.with(|state| {
-            state.factors.retain(|f| !factors.contains(&f.id));
+            state.factors.retain(|f| !factors.contains(&f.id()));
             state.codes.retain(|(c, _)| !factors.contains(&c.factor_id));
         });
         Ok(())
@@ -778,7 +772,7 @@ impl FactorWrites for MemoryUnitOfWork {
     async fn insert_code(&self, code: &FactorCode) -> Result<(), StoreError> {
         self.with(|state| {
             // What the foreign keys to the factor and the challenge do in SQL.
-            if !state.factors.iter().any(|f| f.id == code.factor_id) {
+            if !state.factors.iter().any(|f| f.id() == code.factor_id) {
                 return Err(StoreError::Internal("code for an unknown factor".into()));
             }
             if code.challenge_id.is_some_and(|id| !state.challenges.iter().any(|c| c.id == id)) {

@@ -307,8 +307,8 @@ pub async fn add_factor(
     outbox: &[OutboxMessage],
 ) -> Result<(), StoreError> {
     let mut uow = s.uow.begin().await?;
-    uow.accounts().lock(factor.user_id).await?;
-    let replaced = factor.replaces(&uow.factors().list(factor.user_id).await?);
+    uow.accounts().lock(factor.user_id()).await?;
+    let replaced = factor.replaces(&uow.factors().list(factor.user_id()).await?);
     uow.factors().delete(&replaced).await?;
     uow.factors().insert(factor).await?;
     if let Some(code) = code {

@@ -28,4 +28,4 @@ pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session, SessionEnded, describe_device, revoke_all};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
 pub use user::{Account, AccountError, DisplayName, DisplayNameError, EmailRemoval, LoginEmail, PrimaryChange, User};
-pub use verification::{CodeError, OneTimeCode, Purpose, Verification};
+pub use verification::{CodeError, OneTimeCode, Purpose, Unredeemable, Verification};

@@ -55,21 +55,6 @@ impl Purpose {
     }
 }
 
-impl Verification {
-    /// The address whose older live verifications of the same purpose this
-    /// one retires, or `None` for all of the user's: a new email
-    /// verification replaces only those of its own address (each address is
-    /// verified on its own), a new or completed reset every other reset of
-    /// the account (only the newest link may work).
-    #[must_use]
-    pub fn retires_for(&self) -> Option<&EmailAddress> {
-        match self.purpose {
-            Purpose::VerifyEmail => Some(&self.email),
-            Purpose::ResetPassword => None,
-        }
-    }
-}
-
 /// Why a short code is not acceptable input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodeError {
@@ -114,28 +99,205 @@ impl OneTimeCode {
 /// A verification as stored: hashes only.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
-    pub id: Uuid,
-    pub user_id: UserId,
-    pub email: EmailAddress,
-    pub purpose: Purpose,
+    id: Uuid,
+    user_id: UserId,
+    email: EmailAddress,
+    purpose: Purpose,
     /// SHA-256 of the link token.
-    pub token_hash: TokenHash,
+    token_hash: TokenHash,
     /// SHA-256 of `purpose:email:code`, so equal codes of two rows differ.
-    pub code_hash: TokenHash,
+    code_hash: TokenHash,
     /// Wrong codes so far.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    attempts: u32,
+    max_attempts: u32,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     /// When it was redeemed or superseded by a newer one.
-    pub consumed_at: Option<DateTime<Utc>>,
+    consumed_at: Option<DateTime<Utc>>,
+}
+
+/// Why a verification cannot be redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unredeemable {
+    #[error("the verification was already used or replaced")]
+    Used,
+    #[error("the verification has expired")]
+    Expired,
+    #[error("too many wrong codes")]
+    AttemptsExhausted,
 }
 
 impl Verification {
+    /// A new verification issued at `now`: live until `expires_at`, with
+    /// `max_attempts` wrong codes allowed. Only the secrets' hashes are kept.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn issue(
+        id: Uuid,
+        user_id: UserId,
+        email: EmailAddress,
+        purpose: Purpose,
+        token_hash: TokenHash,
+        code_hash: TokenHash,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            email,
+            purpose,
+            token_hash,
+            code_hash,
+            attempts: 0,
+            max_attempts,
+            created_at: now,
+            expires_at,
+            consumed_at: None,
+        }
+    }
+
+    /// A verification as storage holds it, one argument per stored column.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn restore(
+        id: Uuid,
+        user_id: UserId,
+        email: EmailAddress,
+        purpose: Purpose,
+        token_hash: TokenHash,
+        code_hash: TokenHash,
+        attempts: u32,
+        max_attempts: u32,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        consumed_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            email,
+            purpose,
+            token_hash,
+            code_hash,
+            attempts,
+            max_attempts,
+            created_at,
+            expires_at,
+            consumed_at,
+        }
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> Uuid {
+        self.id
+    }
+
+    #[must_use]
+    pub const fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    /// The address it was sent to.
+    #[must_use]
+    pub const fn email(&self) -> &EmailAddress {
+        &self.email
+    }
+
+    #[must_use]
+    pub const fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// SHA-256 of the link token.
+    #[must_use]
+    pub const fn token_hash(&self) -> &TokenHash {
+        &self.token_hash
+    }
+
+    /// SHA-256 of `purpose:email:code`.
+    #[must_use]
+    pub const fn code_hash(&self) -> &TokenHash {
+        &self.code_hash
+    }
+
+    /// Wrong codes so far.
+    #[must_use]
+    pub const fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    #[must_use]
+    pub const fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    #[must_use]
+    pub const fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+
+    /// When it was redeemed or superseded.
+    #[must_use]
+    pub const fn consumed_at(&self) -> Option<DateTime<Utc>> {
+        self.consumed_at
+    }
+
     /// Whether it can still be redeemed at `now`.
     #[must_use]
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.consumed_at.is_none() && now < self.expires_at && self.attempts < self.max_attempts
+        self.redeemable(now).is_ok()
+    }
+
+    /// Whether it can still be redeemed at `now`, and if not why: used (or
+    /// replaced), expired, or out of wrong-code attempts, in that order.
+    ///
+    /// # Errors
+    /// The [`Unredeemable`] reason.
+    pub fn redeemable(&self, now: DateTime<Utc>) -> Result<(), Unredeemable> {
+        if self.consumed_at.is_some() {
+            Err(Unredeemable::Used)
+        } else if now >= self.expires_at {
+            Err(Unredeemable::Expired)
+        } else if self.attempts >= self.max_attempts {
+            Err(Unredeemable::AttemptsExhausted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The address whose older live verifications of the same purpose this
+    /// one retires, or `None` for all of the user's: a new email
+    /// verification replaces only those of its own address (each address is
+    /// verified on its own), a new or completed reset every other reset of
+    /// the account (only the newest link may work).
+    #[must_use]
+    pub fn retires_for(&self) -> Option<&EmailAddress> {
+        match self.purpose {
+            Purpose::VerifyEmail => Some(&self.email),
+            Purpose::ResetPassword => None,
+        }
+    }
+
+    /// Marks it consumed at `now` (redeemed, or retired by a newer one).
+    pub const fn consume(&mut self, now: DateTime<Utc>) {
+        self.consumed_at = Some(now);
+    }
+
+    /// Counts one wrong code, only below the limit and while unconsumed;
+    /// `false` when nothing was counted.
+    pub const fn count_failure(&mut self) -> bool {
+        if self.consumed_at.is_some() || self.attempts >= self.max_attempts {
+            return false;
+        }
+        self.attempts += 1;
+        true
     }
 }
 
@@ -150,6 +312,39 @@ mod tests {
         for bad in ["12345", "1234567", "12345a", "", "١٢٣٤٥٦"] {
             assert_eq!(OneTimeCode::parse(bad), Err(CodeError::Format { len: 6 }), "{bad}");
         }
+    }
+
+    fn issued(now: DateTime<Utc>) -> Verification {
+        let email = EmailAddress::parse("ann@example.com").unwrap_or_else(|e| panic!("{e}"));
+        let hash = TokenHash::from_bytes([7; 32]);
+        let user = UserId::from_uuid(Uuid::nil());
+        Verification::issue(
+            Uuid::nil(),
+            user,
+            email,
+            Purpose::VerifyEmail,
+            hash,
+            hash,
+            2,
+            now,
+            now + chrono::TimeDelta::hours(1),
+        )
+    }
+
+    #[test]
+    fn a_verification_is_redeemable_until_used_expired_or_out_of_attempts() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::days(20_000);
+        let v = issued(now);
+        assert_eq!(v.redeemable(now), Ok(()));
+        assert_eq!(v.redeemable(v.expires_at()), Err(Unredeemable::Expired));
+        let mut guessed = issued(now);
+        assert!(guessed.count_failure() && guessed.count_failure());
+        assert!(!guessed.count_failure(), "never past the limit");
+        assert_eq!((guessed.attempts(), guessed.redeemable(now)), (2, Err(Unredeemable::AttemptsExhausted)));
+        let mut used = issued(now);
+        used.consume(now);
+        assert_eq!(used.redeemable(now), Err(Unredeemable::Used));
+        assert!(!used.count_failure(), "a used one counts nothing");
     }
 
     #[test]

@@ -150,17 +150,17 @@ impl VerificationWrites for SqlUnitOfWork {
 /// Stores a new verification, inside the caller's transaction.
 pub(crate) async fn insert_verification(txn: &DatabaseTransaction, v: &Verification) -> Result<(), DbErr> {
     let row = verification::ActiveModel {
-        id: Set(v.id),
-        user_id: Set(*v.user_id.as_uuid()),
-        email: Set(v.email.as_str().to_owned()),
-        purpose: Set(v.purpose.as_str().to_owned()),
-        token_hash: Set(v.token_hash.as_bytes().to_vec()),
-        code_hash: Set(v.code_hash.as_bytes().to_vec()),
-        attempts: Set(to_i32(v.attempts)?),
-        max_attempts: Set(to_i32(v.max_attempts)?),
-        created_at: Set(v.created_at),
-        expires_at: Set(v.expires_at),
-        consumed_at: Set(v.consumed_at),
+        id: Set(v.id()),
+        user_id: Set(*v.user_id().as_uuid()),
+        email: Set(v.email().as_str().to_owned()),
+        purpose: Set(v.purpose().as_str().to_owned()),
+        token_hash: Set(v.token_hash().as_bytes().to_vec()),
+        code_hash: Set(v.code_hash().as_bytes().to_vec()),
+        attempts: Set(to_i32(v.attempts())?),
+        max_attempts: Set(to_i32(v.max_attempts())?),
+        created_at: Set(v.created_at()),
+        expires_at: Set(v.expires_at()),
+        consumed_at: Set(v.consumed_at()),
     };
     verification::Entity::insert(row).exec_without_returning(txn).await?;
     Ok(())
@@ -169,17 +169,17 @@ pub(crate) async fn insert_verification(txn: &DatabaseTransaction, v: &Verificat
 fn to_domain(row: verification::Model) -> Result<Verification, DbErr> {
     let purpose = Purpose::parse(&row.purpose)
         .ok_or_else(|| DbErr::Custom(format!("stored verification purpose {:?} is unknown", row.purpose)))?;
-    Ok(Verification {
-        id: row.id,
-        user_id: UserId::from_uuid(row.user_id),
-        email: to_email(&row.email)?,
+    Ok(Verification::restore(
+        row.id,
+        UserId::from_uuid(row.user_id),
+        to_email(&row.email)?,
         purpose,
-        token_hash: to_token_hash(row.token_hash)?,
-        code_hash: to_token_hash(row.code_hash)?,
-        attempts: to_u32(row.attempts)?,
-        max_attempts: to_u32(row.max_attempts)?,
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-        consumed_at: row.consumed_at,
-    })
+        to_token_hash(row.token_hash)?,
+        to_token_hash(row.code_hash)?,
+        to_u32(row.attempts)?,
+        to_u32(row.max_attempts)?,
+        row.created_at,
+        row.expires_at,
+        row.consumed_at,
+    ))
 }

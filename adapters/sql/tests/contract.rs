@@ -238,19 +238,17 @@ fn digest(tag: u8, n: u128) -> TokenHash {
 
 /// A live verification number `n`, made at `now`, with 5 attempts for 5 days.
 fn verification(n: u128, user: UserId, email: &str, purpose: Purpose, now: DateTime<Utc>) -> Verification {
-    Verification {
-        id: Uuid::from_u128(0x7e51_0000 + n),
-        user_id: user,
-        email: EmailAddress::parse(email).unwrap(),
+    Verification::issue(
+        Uuid::from_u128(0x7e51_0000 + n),
+        user,
+        EmailAddress::parse(email).unwrap(),
         purpose,
-        token_hash: digest(0x7e, n),
-        code_hash: digest(0xc0, n),
-        attempts: 0,
-        max_attempts: 5,
-        created_at: now,
-        expires_at: now + TimeDelta::days(5),
-        consumed_at: None,
-    }
+        digest(0x7e, n),
+        digest(0xc0, n),
+        5,
+        now,
+        now + TimeDelta::days(5),
+    )
 }
 
 /// The verification sign-up stores for `user`.
@@ -802,14 +800,14 @@ async fn create_writes_the_verification_and_outbox_atomically(s: Stores) {
     let ann = user(1, "ann@example.com");
     let v = first_verification(&ann);
     ops::create_user(&s, &ann, &v, &[message(1, t0())]).await.unwrap();
-    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), Some(v));
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap(), Some(v));
 
     // A refused sign-up writes neither its verification nor its event.
     let bob = user(2, "ANN@example.com");
     let refused = first_verification(&bob);
     let err = ops::create_user(&s, &bob, &refused, &[message(2, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &refused.token_hash).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, refused.token_hash()).await.unwrap(), None);
     assert_eq!(s.users.password_hash(bob.id).await.unwrap(), None);
 
     let claimed = s.outbox.claim(10, t0(), t0() + TimeDelta::minutes(1)).await.unwrap();
@@ -824,12 +822,12 @@ async fn find_credentials_reports_whether_that_email_is_verified(s: Stores) {
 
     let later = t0() + TimeDelta::minutes(1);
     let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, later);
-    ops::add_email(&s, ann.id, &work.email, &work, &[], later).await.unwrap();
-    let found = s.users.find_credentials(&work.email).await.unwrap().unwrap();
+    ops::add_email(&s, ann.id, work.email(), &work, &[], later).await.unwrap();
+    let found = s.users.find_credentials(work.email()).await.unwrap().unwrap();
     assert_eq!((found.user_id, found.password_hash, found.email_verified), (ann.id, ann.password_hash.clone(), false));
 
     ops::consume(&s, &work, &Effect::VerifyEmail, &[], later).await.unwrap();
-    assert!(s.users.find_credentials(&work.email).await.unwrap().unwrap().email_verified);
+    assert!(s.users.find_credentials(work.email()).await.unwrap().unwrap().email_verified);
     // Each address answers for itself.
     assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
 }
@@ -841,8 +839,8 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
     let (b_at, c_at) = (t0() + TimeDelta::microseconds(1), t0() + TimeDelta::microseconds(2));
     let b = verification(10, ann.id, "zed@example.com", Purpose::VerifyEmail, b_at);
     let c = verification(11, ann.id, "abe@example.com", Purpose::VerifyEmail, c_at);
-    ops::add_email(&s, ann.id, &b.email, &b, &[], b_at).await.unwrap();
-    ops::add_email(&s, ann.id, &c.email, &c, &[], c_at).await.unwrap();
+    ops::add_email(&s, ann.id, b.email(), &b, &[], b_at).await.unwrap();
+    ops::add_email(&s, ann.id, c.email(), &c, &[], c_at).await.unwrap();
 
     let account = s.users.get(ann.id).await.unwrap().unwrap();
     assert_eq!((account.id(), account.display_name()), (ann.id, &ann.display_name));
@@ -861,7 +859,7 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
     // A new primary moves to the front; the rest keep their creation order.
     let now = t0() + TimeDelta::hours(1);
     verify(&s, 20, ann.id, "abe@example.com", now).await;
-    assert_eq!(ops::set_primary_email(&s, ann.id, &c.email, &[], now).await.unwrap(), PrimaryChange::Changed);
+    assert_eq!(ops::set_primary_email(&s, ann.id, c.email(), &[], now).await.unwrap(), PrimaryChange::Changed);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
     let order: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
     assert_eq!(order, vec![("abe@example.com", true), ("ann@example.com", false), ("zed@example.com", false)]);
@@ -946,9 +944,9 @@ async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     for (n, taken) in [(10, "BOB@example.com"), (11, "ann@example.com")] {
         let v = verification(n, ann.id, taken, Purpose::VerifyEmail, now);
-        let err = ops::add_email(&s, ann.id, &v.email, &v, &[message(n, now)], now).await.unwrap_err();
+        let err = ops::add_email(&s, ann.id, v.email(), &v, &[message(n, now)], now).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{taken}: {err:?}");
-        assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), None);
+        assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap(), None);
     }
     assert!(pending(&s).await.is_empty());
     assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().emails().len(), 1);
@@ -956,11 +954,14 @@ async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
 
     // A free address is added, unverified, with its verification and event.
     let v = verification(12, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, &v.email, &v, &[message(12, now)], now).await.unwrap();
-    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &v.email).await.unwrap(), Some(v.clone()));
+    ops::add_email(&s, ann.id, v.email(), &v, &[message(12, now)], now).await.unwrap();
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, v.email()).await.unwrap(), Some(v.clone()));
     assert_eq!(pending(&s).await, vec![message(12, now).id]);
     let added = s.users.get(ann.id).await.unwrap().unwrap().emails().last().cloned().unwrap();
-    assert_eq!((added.email, added.primary, added.verified_at, added.created_at), (v.email, false, None, now));
+    assert_eq!(
+        (added.email, added.primary, added.verified_at, added.created_at),
+        (v.email().clone(), false, None, now)
+    );
 }
 
 async fn remove_email_outcomes(s: Stores) {
@@ -971,7 +972,7 @@ async fn remove_email_outcomes(s: Stores) {
     let now = t0() + TimeDelta::minutes(1);
     for (n, address) in [(10, "ann@work.example"), (11, "ann@home.example")] {
         let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
-        ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+        ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
     }
     // Only ann@work.example is verified; the primary is not.
     verify(&s, 20, ann.id, "ann@work.example", now).await;
@@ -1010,7 +1011,7 @@ async fn set_primary_email_outcomes(s: Stores) {
     verify(&s, 20, bob.id, "bob@example.com", t0()).await;
     let now = t0() + TimeDelta::minutes(1);
     let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, &work.email, &work, &[], now).await.unwrap();
+    ops::add_email(&s, ann.id, work.email(), &work, &[], now).await.unwrap();
 
     let set = |address: &'static str, n: u128| {
         let s = s.clone();
@@ -1020,7 +1021,7 @@ async fn set_primary_email_outcomes(s: Stores) {
     assert_eq!(set("bob@example.com", 2).await, PrimaryChange::NotFound);
     assert_eq!(set("ann@work.example", 3).await, PrimaryChange::NotVerified);
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
-    let unknown = ops::set_primary_email(&s, nobody, &work.email, &[message(4, now)], now).await.unwrap();
+    let unknown = ops::set_primary_email(&s, nobody, work.email(), &[message(4, now)], now).await.unwrap();
     assert_eq!(unknown, PrimaryChange::NotFound);
     // Refusals change nothing and send nothing.
     assert!(pending(&s).await.is_empty());
@@ -1028,7 +1029,7 @@ async fn set_primary_email_outcomes(s: Stores) {
 
     verify(&s, 21, ann.id, "ann@work.example", now).await;
     let later = now + TimeDelta::minutes(1);
-    let changed = ops::set_primary_email(&s, ann.id, &work.email, &[message(5, later)], later).await.unwrap();
+    let changed = ops::set_primary_email(&s, ann.id, work.email(), &[message(5, later)], later).await.unwrap();
     assert_eq!(changed, PrimaryChange::Changed);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
     let flags: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
@@ -1070,7 +1071,7 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
         assert_eq!(s.sessions.find_by_refresh_token(&hash(n)).await.unwrap(), None, "token {n}");
     }
     for v in [first_verification(&ann), reset] {
-        assert_eq!(s.verifications.find_by_token(v.purpose, &v.token_hash).await.unwrap(), None);
+        assert_eq!(s.verifications.find_by_token(v.purpose(), v.token_hash()).await.unwrap(), None);
     }
     // Bob is untouched, the pending event still goes out, and the address is free again.
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
@@ -1093,11 +1094,13 @@ async fn replace_retires_the_previous_live_verification(s: Stores) {
     let second = verification(11, ann.id, "ann@example.com", Purpose::VerifyEmail, now);
     ops::replace(&s, &second, &[message(1, now)]).await.unwrap();
 
-    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &first.token_hash).await.unwrap().unwrap();
-    assert_eq!(retired, Verification { consumed_at: Some(now), ..first.clone() });
+    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, first.token_hash()).await.unwrap().unwrap();
+    let mut expected = first.clone();
+    expected.consume(now);
+    assert_eq!(retired, expected);
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), Some(second.clone()));
     // Another purpose is another verification.
-    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &reset.token_hash).await.unwrap(), Some(reset));
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, reset.token_hash()).await.unwrap(), Some(reset));
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
     // The retired one can no longer be redeemed; the new one can.
     let later = now + TimeDelta::minutes(1);
@@ -1112,9 +1115,9 @@ async fn find_by_token_respects_the_purpose(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let v = first_verification(&ann);
-    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap(), Some(v.clone()));
-    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &v.token_hash).await.unwrap(), None);
-    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &v.code_hash).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap(), Some(v.clone()));
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, v.token_hash()).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, v.code_hash()).await.unwrap(), None);
     assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, &digest(0x7e, 404)).await.unwrap(), None);
 }
 
@@ -1127,11 +1130,11 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     let shared = "shared@example.com";
     let at = t0() + TimeDelta::minutes(1);
     let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, &anns.email, &anns, &[], at).await.unwrap();
-    assert_eq!(ops::remove_email(&s, ann.id, &anns.email, &[], at).await.unwrap(), EmailRemoval::Removed);
+    ops::add_email(&s, ann.id, anns.email(), &anns, &[], at).await.unwrap();
+    assert_eq!(ops::remove_email(&s, ann.id, anns.email(), &[], at).await.unwrap(), EmailRemoval::Removed);
     let later = at + TimeDelta::microseconds(1);
     let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
-    ops::add_email(&s, bob.id, &bobs.email, &bobs, &[], later).await.unwrap();
+    ops::add_email(&s, bob.id, bobs.email(), &bobs, &[], later).await.unwrap();
 
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(bobs.clone()));
     assert_eq!(s.verifications.find_latest(Purpose::ResetPassword, &email(shared)).await.unwrap(), None);
@@ -1140,8 +1143,8 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     // nothing live is left for it.
     ops::consume(&s, &bobs, &Effect::VerifyEmail, &[], later).await.unwrap();
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), None);
-    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, &anns.token_hash).await.unwrap();
-    assert_eq!(retired.and_then(|v| v.consumed_at), Some(at));
+    let retired = s.verifications.find_by_token(Purpose::VerifyEmail, anns.token_hash()).await.unwrap();
+    assert_eq!(retired.and_then(|v| v.consumed_at()), Some(at));
 }
 
 async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
@@ -1149,11 +1152,11 @@ async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
     sign_up(&s, &ann).await;
     let v = first_verification(&ann);
     for expected in 1..=5 {
-        assert_eq!(s.verifications.record_failed_attempt(v.id).await.unwrap(), Some(expected));
+        assert_eq!(s.verifications.record_failed_attempt(v.id()).await.unwrap(), Some(expected));
     }
-    assert_eq!(s.verifications.record_failed_attempt(v.id).await.unwrap(), None);
-    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
-    assert_eq!(stored.attempts, 5);
+    assert_eq!(s.verifications.record_failed_attempt(v.id()).await.unwrap(), None);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
+    assert_eq!(stored.attempts(), 5);
     assert!(!stored.is_live(t0()));
     assert_eq!(s.verifications.record_failed_attempt(Uuid::from_u128(404)).await.unwrap(), None);
 
@@ -1161,7 +1164,7 @@ async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
     let other = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
     ops::replace(&s, &other, &[]).await.unwrap();
     ops::consume(&s, &other, &Effect::VerifyEmail, &[], t0()).await.unwrap();
-    assert_eq!(s.verifications.record_failed_attempt(other.id).await.unwrap(), None);
+    assert_eq!(s.verifications.record_failed_attempt(other.id()).await.unwrap(), None);
 }
 
 async fn concurrent_failed_attempts_stop_at_the_limit(s: Stores) {
@@ -1169,6 +1172,7 @@ async fn concurrent_failed_attempts_stop_at_the_limit(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let v = first_verification(&ann);
+    let id = v.id();
     let start = Arc::new(tokio::sync::Barrier::new(RACERS));
     let racers: Vec<_> = (0..RACERS)
         .map(|_| {
@@ -1176,7 +1180,7 @@ async fn concurrent_failed_attempts_stop_at_the_limit(s: Stores) {
             let start = Arc::clone(&start);
             tokio::spawn(async move {
                 start.wait().await;
-                verifications.record_failed_attempt(v.id).await
+                verifications.record_failed_attempt(id).await
             })
         })
         .collect();
@@ -1188,8 +1192,8 @@ async fn concurrent_failed_attempts_stop_at_the_limit(s: Stores) {
     }
     counted.sort_unstable();
     assert_eq!(counted, vec![1, 2, 3, 4, 5]);
-    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
-    assert_eq!(stored.attempts, 5);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
+    assert_eq!(stored.attempts(), 5);
 }
 
 async fn consume_verifies_the_email_once(s: Stores) {
@@ -1200,8 +1204,8 @@ async fn consume_verifies_the_email_once(s: Stores) {
     let consumed = ops::consume(&s, &v, &Effect::VerifyEmail, &[message(1, now)], now).await.unwrap();
     assert_eq!(consumed, Consumed::Applied { revoked: Vec::new() });
 
-    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
-    assert_eq!(stored.consumed_at, Some(now));
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
+    assert_eq!(stored.consumed_at(), Some(now));
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), None);
     let account = s.users.get(ann.id).await.unwrap().unwrap();
     assert_eq!(account.emails()[0].verified_at, Some(now));
@@ -1255,24 +1259,24 @@ async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
     };
 
     // At its expiry it is gone.
-    assert_eq!(consume(v.clone(), v.expires_at).await, Consumed::Unavailable);
-    let never_issued = Verification { id: Uuid::from_u128(404), ..v.clone() };
+    assert_eq!(consume(v.clone(), v.expires_at()).await, Consumed::Unavailable);
+    let never_issued = verification(404, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
     assert_eq!(consume(never_issued, t0()).await, Consumed::Unavailable);
     // Out of attempts.
     for _ in 0..5 {
-        s.verifications.record_failed_attempt(v.id).await.unwrap();
+        s.verifications.record_failed_attempt(v.id()).await.unwrap();
     }
     assert_eq!(consume(v.clone(), t0()).await, Consumed::Unavailable);
     // Refusals changed nothing.
     assert!(pending(&s).await.is_empty());
     assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
-    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, &v.token_hash).await.unwrap().unwrap();
-    assert_eq!(stored.consumed_at, None);
+    let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
+    assert_eq!(stored.consumed_at(), None);
 
     // A fresh one, one microsecond before its expiry, then never again.
     let fresh = verification(10, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
     ops::replace(&s, &fresh, &[]).await.unwrap();
-    let just_before = fresh.expires_at - TimeDelta::microseconds(1);
+    let just_before = fresh.expires_at() - TimeDelta::microseconds(1);
     assert!(matches!(consume(fresh.clone(), just_before).await, Consumed::Applied { .. }));
     assert_eq!(consume(fresh, just_before).await, Consumed::Unavailable);
 }
@@ -2189,7 +2193,7 @@ async fn remove_email_writes_its_outbox_only_when_removed(s: Stores) {
     sign_up(&s, &ann).await;
     let now = t0() + TimeDelta::minutes(1);
     let v = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+    ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
 
     let attempt = |n: u128, address: &'static str| {
         let s = s.clone();
@@ -2585,15 +2589,15 @@ async fn recent_activity_counts_issues_and_failures_per_user_and_purpose(s: Stor
     let late = t0() + TimeDelta::minutes(30);
     let first = verification(30, ann.id, "ann@example.com", Purpose::ResetPassword, early);
     ops::replace(&s, &first, &[]).await.unwrap();
-    s.verifications.record_failed_attempt(first.id).await.unwrap();
+    s.verifications.record_failed_attempt(first.id()).await.unwrap();
     let second = verification(31, ann.id, "ann@example.com", Purpose::ResetPassword, late);
     ops::replace(&s, &second, &[]).await.unwrap();
     for _ in 0..2 {
-        s.verifications.record_failed_attempt(second.id).await.unwrap();
+        s.verifications.record_failed_attempt(second.id()).await.unwrap();
     }
     let bobs = verification(32, bob.id, "bob@example.com", Purpose::ResetPassword, late);
     ops::replace(&s, &bobs, &[]).await.unwrap();
-    s.verifications.record_failed_attempt(bobs.id).await.unwrap();
+    s.verifications.record_failed_attempt(bobs.id()).await.unwrap();
 
     let all = s.verifications.recent_activity(ann.id, Purpose::ResetPassword, t0()).await.unwrap();
     assert_eq!((all.issued, all.failures), (2, 3), "retired verifications still count");
@@ -2610,13 +2614,13 @@ async fn a_new_or_completed_reset_retires_every_other_reset_of_the_account(s: St
     sign_up(&s, &ann).await;
     let at = t0() + TimeDelta::minutes(1);
     let v = verification(40, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, &v.email, &v, &[], at).await.unwrap();
+    ops::add_email(&s, ann.id, v.email(), &v, &[], at).await.unwrap();
     let first = verification(41, ann.id, "ann@example.com", Purpose::ResetPassword, at);
     ops::replace(&s, &first, &[]).await.unwrap();
     let second = verification(42, ann.id, "ann@work.example", Purpose::ResetPassword, at + TimeDelta::seconds(1));
     ops::replace(&s, &second, &[]).await.unwrap();
-    let stored = s.verifications.find_by_token(Purpose::ResetPassword, &first.token_hash).await.unwrap().unwrap();
-    assert!(stored.consumed_at.is_some(), "a reset to another address retires the older one");
+    let stored = s.verifications.find_by_token(Purpose::ResetPassword, first.token_hash()).await.unwrap().unwrap();
+    assert!(stored.consumed_at().is_some(), "a reset to another address retires the older one");
     // Email verifications stay per address.
     assert!(s.verifications.find_latest(Purpose::VerifyEmail, &email("ann@work.example")).await.unwrap().is_some());
 
@@ -2635,7 +2639,7 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     let f =
         Factor::pending_code(Uuid::from_u128(0xfac0_0051), ann.id, FactorKind::Email, "ann@work.example".into(), at);
     let v = verification(52, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, &v.email, &v, &[], at).await.unwrap();
+    ops::add_email(&s, ann.id, v.email(), &v, &[], at).await.unwrap();
     ops::add_factor(&s, &f, None, &[]).await.unwrap();
     let totp = factor(53, ann.id, FactorKind::Totp, at);
     ops::add_factor(&s, &totp, None, &[]).await.unwrap();
@@ -2680,7 +2684,7 @@ async fn rows_of_an_unknown_user_factor_or_challenge_are_refused(s: Stores) {
     assert!(s.mfa.factors(ghost).await.unwrap().is_empty());
     assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id).await.unwrap(), None);
     assert_eq!(s.mfa.failures_since(ghost, t0()).await.unwrap(), 0);
-    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, &v.token_hash).await.unwrap(), None);
+    assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, v.token_hash()).await.unwrap(), None);
     assert!(!s.mfa.use_code(anns.id(), no_such_challenge, &code_hash(3), t0()).await.unwrap());
     assert!(pending(&s).await.is_empty());
 }
@@ -2815,7 +2819,7 @@ async fn concurrent_removals_of_the_last_two_verified_addresses_leave_one(s: Sto
         let addresses = [format!("ann{round}@work.example"), format!("ann{round}@home.example")];
         for (n, address) in (100 * round..).zip(&addresses) {
             let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
-            ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+            ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
             verify(&s, n + 50, ann.id, address, now).await;
         }
         let racers = std::sync::Mutex::new(addresses.to_vec());
@@ -2842,7 +2846,7 @@ async fn concurrent_removal_and_promotion_of_one_address_never_lose_the_primary(
         sign_up(&s, &ann).await;
         verify(&s, 100 * round, ann.id, &home, t0()).await;
         let v = verification(100 * round + 1, ann.id, &work, Purpose::VerifyEmail, now);
-        ops::add_email(&s, ann.id, &v.email, &v, &[], now).await.unwrap();
+        ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
         verify(&s, 100 * round + 2, ann.id, &work, now).await;
 
         // Racer `true` promotes the address, racer `false` removes it.
@@ -2920,7 +2924,7 @@ async fn concurrent_additions_of_one_address_succeed_once(s: Stores) {
         let (s, (user, n)) = (s.clone(), users.lock().unwrap().pop().unwrap());
         async move {
             let v = verification(n, user, "shared@example.com", Purpose::VerifyEmail, now);
-            (v.clone(), ops::add_email(&s, user, &v.email, &v, &[], now).await)
+            (v.clone(), ops::add_email(&s, user, v.email(), &v, &[], now).await)
         }
     })
     .await;
@@ -2930,7 +2934,7 @@ async fn concurrent_additions_of_one_address_succeed_once(s: Stores) {
     let latest = s.verifications.find_latest(Purpose::VerifyEmail, &email("shared@example.com")).await.unwrap();
     assert_eq!(latest, Some(winners[0].clone()));
     let owner = s.users.find_credentials(&email("shared@example.com")).await.unwrap().unwrap();
-    assert_eq!(owner.user_id, winners[0].user_id);
+    assert_eq!(owner.user_id, winners[0].user_id());
 }
 
 /// Login and DeleteMe at once: the new session either is refused (the

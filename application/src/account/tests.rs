@@ -249,10 +249,10 @@ fn sign_up_writes_the_verification_event_to_the_outbox_with_a_configured_link() 
     // and address, so a code sent to one address redeems nothing for another.
     let stored = h.store.verifications();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].token_hash, crate::secrets::hash_secret(&token));
+    assert_eq!(*stored[0].token_hash(), crate::secrets::hash_secret(&token));
     let code = OneTimeCode::parse(&code).unwrap();
     let purpose = gatehouse_domain::Purpose::VerifyEmail;
-    assert_eq!(stored[0].code_hash, crate::secrets::hash_code(purpose, &email("ann@example.com"), &code));
+    assert_eq!(*stored[0].code_hash(), crate::secrets::hash_code(purpose, &email("ann@example.com"), &code));
 }
 
 #[test]
@@ -308,7 +308,7 @@ fn the_code_dies_after_five_wrong_tries() {
     assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::AttemptsExhausted)));
     assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::AttemptsExhausted)));
     assert!(matches!(h.verify_token(&token), Err(AppError::AttemptsExhausted)));
-    assert_eq!(h.store.verifications()[0].attempts, 5);
+    assert_eq!(h.store.verifications()[0].attempts(), 5);
 }
 
 #[test]
@@ -523,7 +523,7 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
     let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     // The tenth wrong code, on a reset with four attempts left.
     assert!(matches!(reset(&wrong(&code)), Err(AppError::CodeInvalid { field: "email_code.code" })));
-    assert!(h.store.verifications().iter().all(|v| v.attempts < v.max_attempts), "no reset reached its own limit");
+    assert!(h.store.verifications().iter().all(|v| v.attempts() < v.max_attempts()), "no reset reached its own limit");
     let r = reset(&code);
     assert!(matches!(r, Err(AppError::AttemptsExhausted)), "{r:?}");
     h.login("ann@example.com", PASSWORD).unwrap();

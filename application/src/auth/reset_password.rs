@@ -47,23 +47,23 @@ impl ResetPassword {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::ResetPassword, &proof, now).await?;
         let hash = self.hasher.hash(&new_password).await?;
-        let notice = self
-            .issuer
-            .events()
-            .message(now, Event::PasswordChanged { user_id: verification.user_id, email: verification.email.clone() });
-        let audit = self.issuer.events().audit(now, Audit::by("password.reset", verification.user_id));
-        let user = verification.user_id;
+        let notice = self.issuer.events().message(
+            now,
+            Event::PasswordChanged { user_id: verification.user_id(), email: verification.email().clone() },
+        );
+        let audit = self.issuer.events().audit(now, Audit::by("password.reset", verification.user_id()));
+        let user = verification.user_id();
         let mut uow = self.uow.begin().await?;
         Redeemer::consume(uow.as_ref(), &verification, now).await?;
         uow.accounts().set_password_hash(user, &hash, now).await?;
         // The reset proved control of the address.
-        uow.accounts().mark_email_verified(user, &verification.email, now).await?;
+        uow.accounts().mark_email_verified(user, verification.email(), now).await?;
         uow.verifications().retire(user, Purpose::ResetPassword, verification.retires_for(), now).await?;
         let revoked = SessionRevoker::revoke_all(uow.as_ref(), user, None, RevokeReason::PasswordReset, now).await?;
         uow.add_messages(vec![notice, audit]);
         uow.commit().await?;
         self.revoker.deny_revoked(&revoked, now).await?;
-        tracing::info!(user_id = %verification.user_id, revoked = revoked.len(), "password reset");
+        tracing::info!(user_id = %verification.user_id(), revoked = revoked.len(), "password reset");
         Ok(())
     }
 }

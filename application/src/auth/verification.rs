@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, Event, OneTimeCode, Purpose, Secret, UserId, Verification};
+use gatehouse_domain::{EmailAddress, Event, OneTimeCode, Purpose, Secret, Unredeemable, UserId, Verification};
 
 use crate::error::AppError;
 use crate::events::EventFactory;
@@ -72,22 +72,20 @@ impl VerificationIssuer {
             Purpose::ResetPassword => (self.settings.reset_password_ttl, "reset-password"),
         };
         let link = format!("{}/{path}?token={token}", self.settings.public_url.trim_end_matches('/'));
-        let verification = Verification {
-            id: new_uuid_v7(now, self.rng.as_ref()),
+        let verification = Verification::issue(
+            new_uuid_v7(now, self.rng.as_ref()),
             user_id,
-            email: email.clone(),
+            email.clone(),
             purpose,
-            token_hash: hash_secret(&token),
-            code_hash: hash_code(purpose, email, &code),
-            attempts: 0,
-            max_attempts: self.settings.max_code_attempts,
-            created_at: now,
-            expires_at: now + ttl,
-            consumed_at: None,
-        };
+            hash_secret(&token),
+            hash_code(purpose, email, &code),
+            self.settings.max_code_attempts,
+            now,
+            now + ttl,
+        );
         let (token, code, link) = (Secret::new(token), Secret::new(code.expose().to_owned()), Secret::new(link));
         let email = email.clone();
-        let expires_at = verification.expires_at;
+        let expires_at = verification.expires_at();
         let event = match purpose {
             Purpose::VerifyEmail => Event::VerificationRequested { user_id, email, token, code, link, expires_at },
             Purpose::ResetPassword => Event::PasswordResetRequested { user_id, email, token, code, link, expires_at },
@@ -133,28 +131,24 @@ impl Redeemer {
                 .await?
                 .ok_or(AppError::CodeInvalid { field: EMAIL_CODE })?,
         };
-        if verification.consumed_at.is_some() {
-            return Err(AppError::VerificationUsed);
-        }
-        if now >= verification.expires_at {
-            return Err(AppError::VerificationExpired);
-        }
-        if verification.attempts >= verification.max_attempts {
-            return Err(AppError::AttemptsExhausted);
-        }
+        verification.redeemable(now).map_err(|e| match e {
+            Unredeemable::Used => AppError::VerificationUsed,
+            Unredeemable::Expired => AppError::VerificationExpired,
+            Unredeemable::AttemptsExhausted => AppError::AttemptsExhausted,
+        })?;
         if let Proof::Code { email, code } = proof {
             // The per-user budget: requesting new codes buys no more guesses.
             let since = now - self.settings.activity_window;
-            let activity = self.verifications.recent_activity(verification.user_id, purpose, since).await?;
+            let activity = self.verifications.recent_activity(verification.user_id(), purpose, since).await?;
             if activity.failures >= self.settings.max_failures_per_window {
                 return Err(AppError::AttemptsExhausted);
             }
-            if hashes_equal(&verification.code_hash, &hash_code(purpose, email, code)) {
+            if hashes_equal(verification.code_hash(), &hash_code(purpose, email, code)) {
                 return Ok(verification);
             }
             // Counted: this wrong code (even the last allowed one) is just
             // wrong; the next try finds the attempts exhausted.
-            return match self.verifications.record_failed_attempt(verification.id).await? {
+            return match self.verifications.record_failed_attempt(verification.id()).await? {
                 Some(_) => Err(AppError::CodeInvalid { field: EMAIL_CODE }),
                 None => Err(AppError::AttemptsExhausted),
             };
@@ -174,6 +168,10 @@ impl Redeemer {
         verification: &Verification,
         now: DateTime<Utc>,
     ) -> Result<(), AppError> {
-        if uow.verifications().consume(verification.id, now).await? { Ok(()) } else { Err(AppError::VerificationUsed) }
+        if uow.verifications().consume(verification.id(), now).await? {
+            Ok(())
+        } else {
+            Err(AppError::VerificationUsed)
+        }
     }
 }

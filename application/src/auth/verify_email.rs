@@ -37,13 +37,13 @@ impl VerifyEmail {
     pub async fn execute(&self, proof: Proof) -> Result<(), AppError> {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::VerifyEmail, &proof, now).await?;
-        let audit = Audit::by("email.verified", verification.user_id).detail("email", &verification.email);
+        let audit = Audit::by("email.verified", verification.user_id()).detail("email", verification.email());
         let mut uow = self.uow.begin().await?;
         Redeemer::consume(uow.as_ref(), &verification, now).await?;
-        uow.accounts().mark_email_verified(verification.user_id, &verification.email, now).await?;
+        uow.accounts().mark_email_verified(verification.user_id(), verification.email(), now).await?;
         uow.add_messages(vec![self.events.audit(now, audit)]);
         uow.commit().await?;
-        tracing::info!(user_id = %verification.user_id, "email verified");
+        tracing::info!(user_id = %verification.user_id(), "email verified");
         Ok(())
     }
 }

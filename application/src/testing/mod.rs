@@ -219,19 +219,17 @@ pub fn user_id(n: u128) -> UserId {
 /// A live email verification for tests.
 #[must_use]
 pub fn verification(user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> Verification {
-    Verification {
-        id: Uuid::from_u128(now.timestamp_micros() as u128 ^ 0x5eed),
-        user_id: user,
-        email: email.clone(),
-        purpose: Purpose::VerifyEmail,
-        token_hash: crate::secrets::hash_secret(&format!("token-{now}")),
-        code_hash: crate::secrets::hash_secret(&format!("code-{now}")),
-        attempts: 0,
-        max_attempts: 5,
-        created_at: now,
-        expires_at: now + TimeDelta::days(5),
-        consumed_at: None,
-    }
+    Verification::issue(
+        Uuid::from_u128(now.timestamp_micros() as u128 ^ 0x5eed),
+        user,
+        email.clone(),
+        Purpose::VerifyEmail,
+        crate::secrets::hash_secret(&format!("token-{now}")),
+        crate::secrets::hash_secret(&format!("code-{now}")),
+        5,
+        now,
+        now + TimeDelta::days(5),
+    )
 }
 
 /// An encoder that records every envelope (secrets included, as a mailer

@@ -222,7 +222,7 @@ impl VerificationRepository for InMemoryStore {
         token_hash: &TokenHash,
     ) -> Result<Option<Verification>, StoreError> {
         let state = self.state.lock().await;
-        Ok(state.verifications.iter().find(|v| v.purpose == purpose && &v.token_hash == token_hash).cloned())
+        Ok(state.verifications.iter().find(|v| v.purpose() == purpose && v.token_hash() == token_hash).cloned())
     }
 
     async fn find_latest(&self, purpose: Purpose, email: &EmailAddress) -> Result<Option<Verification>, StoreError> {
@@ -230,9 +230,9 @@ impl VerificationRepository for InMemoryStore {
         Ok(state
             .verifications
             .iter()
-            .filter(|v| v.purpose == purpose && &v.email == email && v.consumed_at.is_none())
+            .filter(|v| v.purpose() == purpose && v.email() == email && v.consumed_at().is_none())
             // As SQL's ORDER BY created_at DESC, id DESC.
-            .max_by_key(|v| (v.created_at, v.id))
+            .max_by_key(|v| (v.created_at(), v.id()))
             .cloned())
     }
 
@@ -243,22 +243,17 @@ impl VerificationRepository for InMemoryStore {
         since: DateTime<Utc>,
     ) -> Result<crate::ports::verifications::RecentActivity, StoreError> {
         let state = self.state.lock().await;
-        let recent =
-            state.verifications.iter().filter(|v| v.user_id == user && v.purpose == purpose && v.created_at >= since);
-        let (issued, failures) = recent.fold((0, 0), |(i, f), v| (i + 1, f + v.attempts));
+        let recent = state
+            .verifications
+            .iter()
+            .filter(|v| v.user_id() == user && v.purpose() == purpose && v.created_at() >= since);
+        let (issued, failures) = recent.fold((0, 0), |(i, f), v| (i + 1, f + v.attempts()));
         Ok(crate::ports::verifications::RecentActivity { issued, failures })
     }
 
     async fn record_failed_attempt(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
         let mut state = self.state.lock().await;
-        Ok(state
-            .verifications
-            .iter_mut()
-            .find(|v| v.id == id && v.consumed_at.is_none() && v.attempts < v.max_attempts)
-            .map(|v| {
-                v.attempts += 1;
-                v.attempts
-            }))
+        Ok(state.verifications.iter_mut().find(|v| v.id() == id).and_then(|v| v.count_failure().then(|| v.attempts())))
     }
 }
 
@@ -614,7 +609,7 @@ impl AccountWrites for MemoryUnitOfWork {
                 state.sessions.values().filter(|s| s.user_id() == user).map(|s| s.id()).collect();
             state.sessions.retain(|_, s| s.user_id() != user);
             state.tokens.retain(|_, t| !gone.contains(&t.session_id));
-            state.verifications.retain(|v| v.user_id != user);
+            state.verifications.retain(|v| v.user_id() != user);
             let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id() == user).map(|f| f.id()).collect();
             state.factors.retain(|f| f.user_id() != user);
             state.codes.retain(|(c, _)| !factors.contains(&c.factor_id));
@@ -694,9 +689,13 @@ impl SessionWrites for MemoryUnitOfWork {
 impl VerificationWrites for MemoryUnitOfWork {
     async fn insert(&self, verification: &Verification) -> Result<(), StoreError> {
         self.with(|state| {
-            state.require_user(verification.user_id, "verification")?;
+            state.require_user(verification.user_id(), "verification")?;
             // The primary key and the unique token hash of SQL.
-            if state.verifications.iter().any(|v| v.id == verification.id || v.token_hash == verification.token_hash) {
+            if state
+                .verifications
+                .iter()
+                .any(|v| v.id() == verification.id() || v.token_hash() == verification.token_hash())
+            {
                 return Err(StoreError::Conflict("verifications.token_hash".into()));
             }
             state.verifications.push(verification.clone());
@@ -714,12 +713,12 @@ impl VerificationWrites for MemoryUnitOfWork {
         Ok(self.with(|state| {
             let mut retired = 0;
             for v in state.verifications.iter_mut().filter(|v| {
-                v.user_id == user
-                    && v.purpose == purpose
-                    && email.is_none_or(|e| &v.email == e)
-                    && v.consumed_at.is_none()
+                v.user_id() == user
+                    && v.purpose() == purpose
+                    && email.is_none_or(|e| v.email() == e)
+                    && v.consumed_at().is_none()
             }) {
-                v.consumed_at = Some(now);
+                v.consume(now);
                 retired += 1;
             }
             retired
@@ -728,12 +727,7 @@ impl VerificationWrites for MemoryUnitOfWork {
 
     async fn consume(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(self.with(|state| {
-            state
-                .verifications
-                .iter_mut()
-                .find(|v| v.id == id && v.is_live(now))
-                .map(|v| v.consumed_at = Some(now))
-                .is_some()
+            state.verifications.iter_mut().find(|v| v.id() == id && v.is_live(now)).map(|v| v.consume(now)).is_some()
         }))
     }
 }

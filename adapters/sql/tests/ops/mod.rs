@@ -260,7 +260,7 @@ pub async fn delete_user(
 pub async fn replace(s: &Stores, verification: &Verification, outbox: &[OutboxMessage]) -> Result<(), StoreError> {
     let v = verification;
     let mut uow = s.uow.begin().await?;
-    uow.verifications().retire(v.user_id, v.purpose, v.retires_for(), v.created_at).await?;
+    uow.verifications().retire(v.user_id(), v.purpose(), v.retires_for(), v.created_at()).await?;
     uow.verifications().insert(v).await?;
     uow.add_messages(outbox.to_vec());
     uow.commit().await
@@ -276,19 +276,19 @@ pub async fn consume(
     now: DateTime<Utc>,
 ) -> Result<Consumed, StoreError> {
     let mut uow = s.uow.begin().await?;
-    if !uow.verifications().consume(v.id, now).await? {
+    if !uow.verifications().consume(v.id(), now).await? {
         return Ok(Consumed::Unavailable);
     }
     let revoked = match effect {
         Effect::VerifyEmail => {
-            uow.accounts().mark_email_verified(v.user_id, &v.email, now).await?;
+            uow.accounts().mark_email_verified(v.user_id(), v.email(), now).await?;
             Vec::new()
         }
         Effect::ResetPassword { hash } => {
-            uow.accounts().set_password_hash(v.user_id, hash, now).await?;
-            uow.accounts().mark_email_verified(v.user_id, &v.email, now).await?;
-            uow.verifications().retire(v.user_id, Purpose::ResetPassword, None, now).await?;
-            let ended = end_all(uow.sessions().unrevoked(v.user_id).await?, None, now);
+            uow.accounts().set_password_hash(v.user_id(), hash, now).await?;
+            uow.accounts().mark_email_verified(v.user_id(), v.email(), now).await?;
+            uow.verifications().retire(v.user_id(), Purpose::ResetPassword, None, now).await?;
+            let ended = end_all(uow.sessions().unrevoked(v.user_id()).await?, None, now);
             uow.sessions().save_revocations(&ended, RevokeReason::PasswordReset).await?;
             ended
         }

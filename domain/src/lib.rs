@@ -22,7 +22,9 @@ pub use audit::{AuditOutcome, AuditRecord};
 pub use email::{EmailAddress, EmailError};
 pub use events::{Event, EventEnvelope};
 pub use ids::{SessionId, TokenId, UserId};
-pub use mfa::{Activation, Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, Removal, SealedSecret};
+pub use mfa::{
+    Activation, ChallengeClosed, Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, Removal, SealedSecret,
+};
 pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session, SessionEnded, describe_device, revoke_all};

@@ -308,28 +308,184 @@ pub fn remove(factors: &[Factor], id: Uuid) -> Option<Removal> {
 /// A login waiting for its second factor.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MfaChallenge {
-    pub id: Uuid,
-    pub user_id: UserId,
+    id: Uuid,
+    user_id: UserId,
     /// Where the login came from; the session gets it when the challenge passes.
-    pub client: ClientInfo,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
+    client: ClientInfo,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
     /// Wrong codes so far.
-    pub attempts: u32,
-    pub max_attempts: u32,
-    pub consumed_at: Option<DateTime<Utc>>,
+    attempts: u32,
+    max_attempts: u32,
+    consumed_at: Option<DateTime<Utc>>,
+}
+
+/// Why a code may not be tried on a challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeClosed {
+    #[error("the login challenge was already used")]
+    Used,
+    #[error("the login challenge has expired")]
+    Expired,
+    #[error("too many wrong codes")]
+    AttemptsExhausted,
 }
 
 impl MfaChallenge {
+    /// A challenge a login opens at `now`, live until `expires_at`, dying after `max_attempts` wrong codes.
+    #[must_use]
+    pub const fn open(
+        id: Uuid,
+        user_id: UserId,
+        client: ClientInfo,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        max_attempts: u32,
+    ) -> Self {
+        Self { id, user_id, client, created_at: now, expires_at, attempts: 0, max_attempts, consumed_at: None }
+    }
+
+    /// One wrong fresh proof at `now`, kept as a spent one-attempt challenge
+    /// so that it counts toward the account's limit like a wrong login code.
+    #[must_use]
+    pub const fn failed_proof(id: Uuid, user_id: UserId, now: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            user_id,
+            client: ClientInfo { user_agent: None, ip: None },
+            created_at: now,
+            expires_at: now,
+            attempts: 1,
+            max_attempts: 1,
+            consumed_at: Some(now),
+        }
+    }
+
+    /// A challenge as storage holds it, one argument per stored column.
+    #[must_use]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn restore(
+        id: Uuid,
+        user_id: UserId,
+        client: ClientInfo,
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        attempts: u32,
+        max_attempts: u32,
+        consumed_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        Self { id, user_id, client, created_at, expires_at, attempts, max_attempts, consumed_at }
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> Uuid {
+        self.id
+    }
+
+    #[must_use]
+    pub const fn user_id(&self) -> UserId {
+        self.user_id
+    }
+
+    /// Where the login came from.
+    #[must_use]
+    pub const fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    #[must_use]
+    pub const fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+
+    /// Wrong codes so far.
+    #[must_use]
+    pub const fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    #[must_use]
+    pub const fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    #[must_use]
+    pub const fn consumed_at(&self) -> Option<DateTime<Utc>> {
+        self.consumed_at
+    }
+
+    /// Whether a code may still be tried at `now`, and if not why: passed
+    /// already, expired, or out of wrong-code attempts, in that order.
+    ///
+    /// # Errors
+    /// The [`ChallengeClosed`] reason.
+    pub fn open_at(&self, now: DateTime<Utc>) -> Result<(), ChallengeClosed> {
+        if self.consumed_at.is_some() {
+            Err(ChallengeClosed::Used)
+        } else if now >= self.expires_at {
+            Err(ChallengeClosed::Expired)
+        } else if self.attempts >= self.max_attempts {
+            Err(ChallengeClosed::AttemptsExhausted)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Whether a code may still be tried at `now`.
     #[must_use]
     pub fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.consumed_at.is_none() && now < self.expires_at && self.attempts < self.max_attempts
+        self.open_at(now).is_ok()
+    }
+
+    /// Counts one wrong code, only while unpassed and below the limit;
+    /// `false` when nothing was counted.
+    pub const fn count_failure(&mut self) -> bool {
+        if self.consumed_at.is_some() || self.attempts >= self.max_attempts {
+            return false;
+        }
+        self.attempts += 1;
+        true
+    }
+
+    /// Passes the challenge at `now`, if it is unpassed and unexpired: `true`
+    /// exactly once. Attempts are not checked here: the code was accepted
+    /// before, and wrong codes racing with the right one must not lock it
+    /// out after that.
+    pub fn pass(&mut self, now: DateTime<Utc>) -> bool {
+        if self.consumed_at.is_some() || now >= self.expires_at {
+            return false;
+        }
+        self.consumed_at = Some(now);
+        true
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_challenge_counts_wrong_codes_to_its_limit_and_passes_once() {
+        let now = DateTime::<Utc>::UNIX_EPOCH + chrono::TimeDelta::days(20_000);
+        let user = UserId::from_uuid(Uuid::nil());
+        let open = || {
+            MfaChallenge::open(Uuid::nil(), user, ClientInfo::default(), now, now + chrono::TimeDelta::minutes(5), 2)
+        };
+        let mut c = open();
+        assert_eq!(c.open_at(now), Ok(()));
+        assert!(c.count_failure() && c.count_failure() && !c.count_failure());
+        assert_eq!(c.open_at(now), Err(ChallengeClosed::AttemptsExhausted));
+        let mut p = open();
+        assert!(p.pass(now) && !p.pass(now), "passes exactly once");
+        assert_eq!(p.open_at(now), Err(ChallengeClosed::Used));
+        assert!(!open().pass(now + chrono::TimeDelta::minutes(5)), "not once expired");
+        assert_eq!(open().open_at(now + chrono::TimeDelta::minutes(5)), Err(ChallengeClosed::Expired));
+        assert_eq!(MfaChallenge::failed_proof(Uuid::nil(), user, now).attempts(), 1);
+    }
+
     use super::*;
 
     #[test]

@@ -200,15 +200,15 @@ impl MfaRepository for SqlMfaRepository {
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
         let row = mfa_challenge::ActiveModel {
-            id: Set(challenge.id),
-            user_id: Set(*challenge.user_id.as_uuid()),
-            user_agent: Set(challenge.client.user_agent.clone()),
-            client_ip: Set(challenge.client.ip.clone()),
-            created_at: Set(challenge.created_at),
-            expires_at: Set(challenge.expires_at),
-            attempts: Set(to_i32(challenge.attempts).map_err(store_error)?),
-            max_attempts: Set(to_i32(challenge.max_attempts).map_err(store_error)?),
-            consumed_at: Set(challenge.consumed_at),
+            id: Set(challenge.id()),
+            user_id: Set(*challenge.user_id().as_uuid()),
+            user_agent: Set(challenge.client().user_agent.clone()),
+            client_ip: Set(challenge.client().ip.clone()),
+            created_at: Set(challenge.created_at()),
+            expires_at: Set(challenge.expires_at()),
+            attempts: Set(to_i32(challenge.attempts()).map_err(store_error)?),
+            max_attempts: Set(to_i32(challenge.max_attempts()).map_err(store_error)?),
+            consumed_at: Set(challenge.consumed_at()),
         };
         mfa_challenge::Entity::insert(row).exec_without_returning(&self.conn).await.map_err(store_error)?;
         Ok(())
@@ -384,16 +384,16 @@ fn factor_to_domain(row: mfa_factor::Model) -> Result<Factor, DbErr> {
 }
 
 fn challenge_to_domain(row: mfa_challenge::Model) -> Result<MfaChallenge, DbErr> {
-    Ok(MfaChallenge {
-        id: row.id,
-        user_id: UserId::from_uuid(row.user_id),
-        client: ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
-        created_at: row.created_at,
-        expires_at: row.expires_at,
-        attempts: to_u32(row.attempts)?,
-        max_attempts: to_u32(row.max_attempts)?,
-        consumed_at: row.consumed_at,
-    })
+    Ok(MfaChallenge::restore(
+        row.id,
+        UserId::from_uuid(row.user_id),
+        ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
+        row.created_at,
+        row.expires_at,
+        to_u32(row.attempts)?,
+        to_u32(row.max_attempts)?,
+        row.consumed_at,
+    ))
 }
 
 #[cfg(test)]

@@ -1483,16 +1483,24 @@ fn factor_code(n: u128, factor: &Factor, challenge: Option<Uuid>, created_at: Da
 
 /// Login challenge number `n` of `user`, with 5 attempts for 5 minutes.
 fn challenge(n: u128, user: UserId, created_at: DateTime<Utc>) -> MfaChallenge {
-    MfaChallenge {
-        id: Uuid::from_u128(0xc4a1_0000 + n),
-        user_id: user,
-        client: ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("198.51.100.4".into())),
+    challenge_from(
+        n,
+        user,
+        ClientInfo::new(Some("Mozilla/5.0 (X11; Linux x86_64)"), Some("198.51.100.4".into())),
         created_at,
-        expires_at: created_at + TimeDelta::minutes(5),
-        attempts: 0,
-        max_attempts: 5,
-        consumed_at: None,
-    }
+    )
+}
+
+/// Login challenge number `n` of `user` from `client`, with 5 attempts for 5 minutes.
+fn challenge_from(n: u128, user: UserId, client: ClientInfo, created_at: DateTime<Utc>) -> MfaChallenge {
+    MfaChallenge::open(
+        Uuid::from_u128(0xc4a1_0000 + n),
+        user,
+        client,
+        created_at,
+        created_at + TimeDelta::minutes(5),
+        5,
+    )
 }
 
 /// The digest of backup code number `n`.
@@ -1833,24 +1841,27 @@ async fn challenge_codes_and_enrolment_codes_are_kept_apart(s: Stores) {
     s.mfa.create_challenge(&other).await.unwrap();
     // A code for the login does not retire the enrolment code.
     let sent = t0() + TimeDelta::seconds(1);
-    ops::add_code(&s, &factor_code(2, &email, Some(login.id), sent), &[]).await.unwrap();
+    ops::add_code(&s, &factor_code(2, &email, Some(login.id()), sent), &[]).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
 
     assert!(!s.mfa.use_code(email.id(), None, &code_hash(2), now).await.unwrap(), "login code for enrolment");
-    assert!(!s.mfa.use_code(email.id(), Some(login.id), &code_hash(1), now).await.unwrap(), "enrolment code for login");
-    assert!(!s.mfa.use_code(email.id(), Some(other.id), &code_hash(2), now).await.unwrap(), "another challenge");
-    assert!(s.mfa.use_code(email.id(), Some(login.id), &code_hash(2), now).await.unwrap());
+    assert!(
+        !s.mfa.use_code(email.id(), Some(login.id()), &code_hash(1), now).await.unwrap(),
+        "enrolment code for login"
+    );
+    assert!(!s.mfa.use_code(email.id(), Some(other.id()), &code_hash(2), now).await.unwrap(), "another challenge");
+    assert!(s.mfa.use_code(email.id(), Some(login.id()), &code_hash(2), now).await.unwrap());
     assert!(s.mfa.use_code(email.id(), None, &code_hash(1), now).await.unwrap());
 }
 
 async fn challenges_are_stored_and_read_back(s: Stores) {
     let (ann, bob) = ann_and_bob(&s).await;
     let login = challenge(1, ann, t0());
-    let bare = MfaChallenge { client: ClientInfo::new(None, None), ..challenge(2, bob, t0()) };
+    let bare = challenge_from(2, bob, ClientInfo::new(None, None), t0());
     s.mfa.create_challenge(&login).await.unwrap();
     s.mfa.create_challenge(&bare).await.unwrap();
-    assert_eq!(s.mfa.challenge(login.id).await.unwrap(), Some(login));
-    assert_eq!(s.mfa.challenge(bare.id).await.unwrap(), Some(bare));
+    assert_eq!(s.mfa.challenge(login.id()).await.unwrap(), Some(login));
+    assert_eq!(s.mfa.challenge(bare.id()).await.unwrap(), Some(bare));
     assert_eq!(s.mfa.challenge(Uuid::from_u128(0xdead)).await.unwrap(), None);
 }
 
@@ -1859,32 +1870,32 @@ async fn challenge_failures_stop_at_the_limit(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     for n in 1..=5 {
-        assert_eq!(s.mfa.record_challenge_failure(login.id).await.unwrap(), Some(n));
+        assert_eq!(s.mfa.record_challenge_failure(login.id()).await.unwrap(), Some(n));
     }
-    assert_eq!(s.mfa.record_challenge_failure(login.id).await.unwrap(), None);
-    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().attempts, 5);
+    assert_eq!(s.mfa.record_challenge_failure(login.id()).await.unwrap(), None);
+    assert_eq!(s.mfa.challenge(login.id()).await.unwrap().unwrap().attempts(), 5);
     assert_eq!(s.mfa.record_challenge_failure(Uuid::from_u128(0xdead)).await.unwrap(), None);
     // A passed challenge counts no more failures.
     let passed = challenge(2, ann, t0());
     s.mfa.create_challenge(&passed).await.unwrap();
-    assert!(s.mfa.consume_challenge(passed.id, t0()).await.unwrap());
-    assert_eq!(s.mfa.record_challenge_failure(passed.id).await.unwrap(), None);
+    assert!(s.mfa.consume_challenge(passed.id(), t0()).await.unwrap());
+    assert_eq!(s.mfa.record_challenge_failure(passed.id()).await.unwrap(), None);
 }
 
 async fn concurrent_challenge_failures_stop_at_the_limit(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
-    let mfa = Arc::clone(&s.mfa);
+    let (mfa, id) = (Arc::clone(&s.mfa), login.id());
     let results = race(20, || {
         let mfa = Arc::clone(&mfa);
-        async move { mfa.record_challenge_failure(login.id).await.unwrap() }
+        async move { mfa.record_challenge_failure(id).await.unwrap() }
     })
     .await;
     let mut counted: Vec<u32> = results.into_iter().flatten().collect();
     counted.sort_unstable();
     assert_eq!(counted, vec![1, 2, 3, 4, 5]);
-    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().attempts, 5);
+    assert_eq!(s.mfa.challenge(login.id()).await.unwrap().unwrap().attempts(), 5);
 }
 
 async fn a_challenge_passes_once_while_live(s: Stores) {
@@ -1892,26 +1903,26 @@ async fn a_challenge_passes_once_while_live(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    assert!(s.mfa.consume_challenge(login.id, now).await.unwrap());
-    assert!(!s.mfa.consume_challenge(login.id, now).await.unwrap(), "passed already");
-    assert_eq!(s.mfa.challenge(login.id).await.unwrap().unwrap().consumed_at, Some(now));
+    assert!(s.mfa.consume_challenge(login.id(), now).await.unwrap());
+    assert!(!s.mfa.consume_challenge(login.id(), now).await.unwrap(), "passed already");
+    assert_eq!(s.mfa.challenge(login.id()).await.unwrap().unwrap().consumed_at(), Some(now));
     assert!(!s.mfa.consume_challenge(Uuid::from_u128(0xdead), now).await.unwrap());
 
     let expiring = challenge(2, ann, t0());
     s.mfa.create_challenge(&expiring).await.unwrap();
-    assert!(!s.mfa.consume_challenge(expiring.id, expiring.expires_at).await.unwrap(), "expired");
-    let just_before = expiring.expires_at - TimeDelta::microseconds(1);
-    assert!(s.mfa.consume_challenge(expiring.id, just_before).await.unwrap());
+    assert!(!s.mfa.consume_challenge(expiring.id(), expiring.expires_at()).await.unwrap(), "expired");
+    let just_before = expiring.expires_at() - TimeDelta::microseconds(1);
+    assert!(s.mfa.consume_challenge(expiring.id(), just_before).await.unwrap());
 
     let exhausted = challenge(3, ann, t0());
     s.mfa.create_challenge(&exhausted).await.unwrap();
     for _ in 0..5 {
-        s.mfa.record_challenge_failure(exhausted.id).await.unwrap();
+        s.mfa.record_challenge_failure(exhausted.id()).await.unwrap();
     }
     // Attempts are the caller's check (before a code is accepted): wrong codes
     // racing with an accepted right one must not lock it out.
-    assert!(s.mfa.consume_challenge(exhausted.id, now).await.unwrap(), "attempts are not checked here");
-    assert!(!s.mfa.consume_challenge(exhausted.id, now).await.unwrap(), "but still only once");
+    assert!(s.mfa.consume_challenge(exhausted.id(), now).await.unwrap(), "attempts are not checked here");
+    assert!(!s.mfa.consume_challenge(exhausted.id(), now).await.unwrap(), "but still only once");
 }
 
 async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
@@ -1919,10 +1930,10 @@ async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    let mfa = Arc::clone(&s.mfa);
+    let (mfa, id) = (Arc::clone(&s.mfa), login.id());
     let results = race(20, || {
         let mfa = Arc::clone(&mfa);
-        async move { mfa.consume_challenge(login.id, now).await.unwrap() }
+        async move { mfa.consume_challenge(id, now).await.unwrap() }
     })
     .await;
     assert_eq!(results.iter().filter(|&&passed| passed).count(), 1, "{results:?}");
@@ -1949,7 +1960,7 @@ async fn failures_since_sums_the_users_challenges(s: Stores) {
     for (c, failures) in [(challenge(1, ann, t0()), 2), (challenge(2, ann, later), 3), (challenge(3, bob, later), 4)] {
         s.mfa.create_challenge(&c).await.unwrap();
         for _ in 0..failures {
-            s.mfa.record_challenge_failure(c.id).await.unwrap();
+            s.mfa.record_challenge_failure(c.id()).await.unwrap();
         }
     }
     assert_eq!(s.mfa.failures_since(ann, t0() - TimeDelta::hours(1)).await.unwrap(), 5);
@@ -2363,7 +2374,7 @@ async fn deleting_a_user_cascades_to_factors_codes_challenges_and_backup_codes(t
         let email = active_factor(&s, n, user, FactorKind::Email, &backups(10 * n..=10 * n + 1)).await;
         let login = challenge(n, user, t0());
         s.mfa.create_challenge(&login).await.unwrap();
-        ops::add_code(&s, &factor_code(n, &email, Some(login.id), t0()), &[]).await.unwrap();
+        ops::add_code(&s, &factor_code(n, &email, Some(login.id()), t0()), &[]).await.unwrap();
     }
     t.execute("DELETE FROM users WHERE id IN (SELECT user_id FROM user_emails WHERE email = 'ann@example.com')").await;
 
@@ -2682,7 +2693,7 @@ async fn rows_of_an_unknown_user_factor_or_challenge_are_refused(s: Stores) {
     assert!(internal(r), "a code for an unknown challenge");
 
     assert!(s.mfa.factors(ghost).await.unwrap().is_empty());
-    assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id).await.unwrap(), None);
+    assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id()).await.unwrap(), None);
     assert_eq!(s.mfa.failures_since(ghost, t0()).await.unwrap(), 0);
     assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, v.token_hash()).await.unwrap(), None);
     assert!(!s.mfa.use_code(anns.id(), no_such_challenge, &code_hash(3), t0()).await.unwrap());

@@ -61,22 +61,15 @@ impl MfaGate {
             return Ok(None);
         }
         d.check_account_limit(user, now).await?;
-        let challenge = MfaChallenge {
-            id: new_uuid_v7(now, d.rng.as_ref()),
-            user_id: user,
-            client,
-            created_at: now,
-            expires_at: now + d.settings.challenge_ttl,
-            attempts: 0,
-            max_attempts: d.settings.max_attempts,
-            consumed_at: None,
-        };
+        let id = new_uuid_v7(now, d.rng.as_ref());
+        let challenge =
+            MfaChallenge::open(id, user, client, now, now + d.settings.challenge_ttl, d.settings.max_attempts);
         d.mfa.create_challenge(&challenge).await?;
         let factors = active
             .iter()
             .filter(|f| d.enabled(f.kind()))
             .map(|f| FactorView { id: f.id(), kind: f.kind(), hint: f.hint() })
             .collect();
-        Ok(Some(ChallengeView { id: challenge.id, factors, expires_at: challenge.expires_at }))
+        Ok(Some(ChallengeView { id: challenge.id(), factors, expires_at: challenge.expires_at() }))
     }
 }

@@ -15,7 +15,7 @@ mod verify_mfa;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{EmailAddress, Factor, FactorKind, OneTimeCode, Password, TokenHash, UserId};
+use gatehouse_domain::{ChallengeClosed, EmailAddress, Factor, FactorKind, OneTimeCode, Password, TokenHash, UserId};
 use uuid::Uuid;
 
 pub use confirm_factor::ConfirmFactor;
@@ -168,16 +168,7 @@ impl MfaDeps {
     /// Counts a failure against the account's limit when it has no challenge
     /// of its own (a wrong fresh proof): as a spent one-attempt challenge.
     async fn record_account_failure(&self, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
-        let failure = gatehouse_domain::MfaChallenge {
-            id: new_uuid_v7(now, self.rng.as_ref()),
-            user_id: user,
-            client: gatehouse_domain::ClientInfo::default(),
-            created_at: now,
-            expires_at: now,
-            attempts: 1,
-            max_attempts: 1,
-            consumed_at: Some(now),
-        };
+        let failure = gatehouse_domain::MfaChallenge::failed_proof(new_uuid_v7(now, self.rng.as_ref()), user, now);
         Ok(self.mfa.create_challenge(&failure).await?)
     }
 
@@ -284,15 +275,12 @@ pub fn base32(bytes: &[u8]) -> String {
 /// The challenge `id`, if a code may still be tried on it.
 async fn live_challenge(d: &MfaDeps, id: Uuid, now: DateTime<Utc>) -> Result<gatehouse_domain::MfaChallenge, AppError> {
     let c = d.mfa.challenge(id).await?.ok_or(AppError::ChallengeInvalid)?;
-    if c.consumed_at.is_some() {
-        Err(AppError::ChallengeUsed)
-    } else if now >= c.expires_at {
-        Err(AppError::ChallengeExpired)
-    } else if c.attempts >= c.max_attempts {
-        Err(AppError::AttemptsExhausted)
-    } else {
-        Ok(c)
-    }
+    c.open_at(now).map_err(|closed| match closed {
+        ChallengeClosed::Used => AppError::ChallengeUsed,
+        ChallengeClosed::Expired => AppError::ChallengeExpired,
+        ChallengeClosed::AttemptsExhausted => AppError::AttemptsExhausted,
+    })?;
+    Ok(c)
 }
 
 /// Stores a pending email or SMS factor and sends its first code.

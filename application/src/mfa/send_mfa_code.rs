@@ -26,7 +26,7 @@ impl SendMfaCode {
         let d = &self.0;
         let now = d.clock.now();
         let c = live_challenge(d, challenge_id, now).await?;
-        let factor = d.factor(c.user_id, factor_id).await?;
+        let factor = d.factor(c.user_id(), factor_id).await?;
         if !factor.active() || !d.enabled(factor.kind()) {
             return Err(super::unknown_factor());
         }
@@ -37,9 +37,9 @@ impl SendMfaCode {
                 message: "an authenticator app makes its own codes",
             });
         };
-        let (code, stored) = d.new_code(factor.id(), Some(c.id), now);
+        let (code, stored) = d.new_code(factor.id(), Some(c.id()), now);
         let event = Event::MfaCode {
-            user_id: c.user_id,
+            user_id: c.user_id(),
             kind: factor.kind(),
             destination,
             code: Secret::new(code.expose().to_owned()),

@@ -51,11 +51,11 @@ impl VerifyMfa {
         let d = &self.deps;
         let now = d.clock.now();
         let c = live_challenge(d, challenge_id, now).await?;
-        d.check_account_limit(c.user_id, now).await?;
+        d.check_account_limit(c.user_id(), now).await?;
         let mut used = "backup_code";
         let (accepted, remaining) = match &proof {
             MfaProof::Factor { factor_id, code } => {
-                let factor = d.factor(c.user_id, *factor_id).await?;
+                let factor = d.factor(c.user_id(), *factor_id).await?;
                 if !factor.active() || !d.enabled(factor.kind()) {
                     return Err(super::unknown_factor());
                 }
@@ -63,7 +63,7 @@ impl VerifyMfa {
                 let ok = match factor.kind() {
                     FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
                     FactorKind::Email | FactorKind::Sms => {
-                        d.mfa.use_code(factor.id(), Some(c.id), &factor_code_hash(factor.id(), code), now).await?
+                        d.mfa.use_code(factor.id(), Some(c.id()), &factor_code_hash(factor.id(), code), now).await?
                     }
                 };
                 (ok, None)
@@ -75,7 +75,7 @@ impl VerifyMfa {
                         "a backup code is 12 letters and digits (xxxx-xxxx-xxxx)",
                     )]));
                 }
-                let user = c.user_id;
+                let user = c.user_id();
                 let email = d.primary_email(user).await?;
                 let mut uow = d.uow.begin().await?;
                 let remaining =
@@ -92,18 +92,19 @@ impl VerifyMfa {
             }
         };
         if !accepted {
-            let audit = Audit::of("mfa.failed").failure().subject(c.user_id).client(&c.client).detail("factor", used);
+            let audit =
+                Audit::of("mfa.failed").failure().subject(c.user_id()).client(c.client()).detail("factor", used);
             d.events.record(now, audit).await?;
-            return match d.mfa.record_challenge_failure(c.id).await? {
+            return match d.mfa.record_challenge_failure(c.id()).await? {
                 Some(_) => Err(AppError::CodeInvalid { field: "code" }),
                 None => Err(AppError::AttemptsExhausted),
             };
         }
-        if !d.mfa.consume_challenge(c.id, now).await? {
+        if !d.mfa.consume_challenge(c.id(), now).await? {
             return Err(AppError::ChallengeUsed);
         }
-        tracing::info!(user_id = %c.user_id, challenge_id = %c.id, "second factor passed");
-        let tokens = open_session(&self.opener, &self.minter, c.user_id, c.client, Some(used)).await?;
+        tracing::info!(user_id = %c.user_id(), challenge_id = %c.id(), "second factor passed");
+        let tokens = open_session(&self.opener, &self.minter, c.user_id(), c.client().clone(), Some(used)).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

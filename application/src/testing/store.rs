@@ -393,40 +393,33 @@ impl MfaRepository for InMemoryStore {
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        state.require_user(challenge.user_id, "challenge")?;
+        state.require_user(challenge.user_id(), "challenge")?;
         state.challenges.push(challenge.clone());
         Ok(())
     }
 
     async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
-        Ok(self.state.lock().await.challenges.iter().find(|c| c.id == id).cloned())
+        Ok(self.state.lock().await.challenges.iter().find(|c| c.id() == id).cloned())
     }
 
     async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
         let mut state = self.state.lock().await;
-        Ok(state
-            .challenges
-            .iter_mut()
-            .find(|c| c.id == id && c.consumed_at.is_none() && c.attempts < c.max_attempts)
-            .map(|c| {
-                c.attempts += 1;
-                c.attempts
-            }))
+        Ok(state.challenges.iter_mut().find(|c| c.id() == id).and_then(|c| c.count_failure().then(|| c.attempts())))
     }
 
     async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut state = self.state.lock().await;
-        Ok(state
-            .challenges
-            .iter_mut()
-            .find(|c| c.id == id && c.consumed_at.is_none() && now < c.expires_at)
-            .map(|c| c.consumed_at = Some(now))
-            .is_some())
+        Ok(state.challenges.iter_mut().find(|c| c.id() == id).is_some_and(|c| c.pass(now)))
     }
 
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
         let state = self.state.lock().await;
-        Ok(state.challenges.iter().filter(|c| c.user_id == user && c.created_at >= since).map(|c| c.attempts).sum())
+        Ok(state
+            .challenges
+            .iter()
+            .filter(|c| c.user_id() == user && c.created_at() >= since)
+            .map(|c| c.attempts())
+            .sum())
     }
 }
 
@@ -613,7 +606,7 @@ impl AccountWrites for MemoryUnitOfWork {
             let factors: Vec<Uuid> = state.factors.iter().filter(|f| f.user_id() == user).map(|f| f.id()).collect();
             state.factors.retain(|f| f.user_id() != user);
             state.codes.retain(|(c, _)| !factors.contains(&c.factor_id));
-            state.challenges.retain(|c| c.user_id != user);
+            state.challenges.retain(|c| c.user_id() != user);
             state.backup_codes.retain(|(u, _, _)| *u != user);
         });
         Ok(())
@@ -769,7 +762,7 @@ impl FactorWrites for MemoryUnitOfWork {
             if !state.factors.iter().any(|f| f.id() == code.factor_id) {
                 return Err(StoreError::Internal("code for an unknown factor".into()));
             }
-            if code.challenge_id.is_some_and(|id| !state.challenges.iter().any(|c| c.id == id)) {
+            if code.challenge_id.is_some_and(|id| !state.challenges.iter().any(|c| c.id() == id)) {
                 return Err(StoreError::Internal("code for an unknown challenge".into()));
             }
             for (c, consumed) in &mut state.codes {

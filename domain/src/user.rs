@@ -51,11 +51,51 @@ impl DisplayName {
 /// A user account with its primary login email.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
-    pub id: UserId,
-    pub email: EmailAddress,
-    pub display_name: DisplayName,
-    pub password_hash: PasswordHash,
-    pub created_at: DateTime<Utc>,
+    id: UserId,
+    email: EmailAddress,
+    display_name: DisplayName,
+    password_hash: PasswordHash,
+    created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// A new account signing up at `now` with `email` as its primary address.
+    #[must_use]
+    pub const fn new(
+        id: UserId,
+        email: EmailAddress,
+        display_name: DisplayName,
+        password_hash: PasswordHash,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self { id, email, display_name, password_hash, created_at: now }
+    }
+
+    #[must_use]
+    pub const fn id(&self) -> UserId {
+        self.id
+    }
+
+    /// The primary login email it signed up with.
+    #[must_use]
+    pub const fn email(&self) -> &EmailAddress {
+        &self.email
+    }
+
+    #[must_use]
+    pub const fn display_name(&self) -> &DisplayName {
+        &self.display_name
+    }
+
+    #[must_use]
+    pub const fn password_hash(&self) -> &PasswordHash {
+        &self.password_hash
+    }
+
+    #[must_use]
+    pub const fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
 }
 
 /// One address a user can log in with.

@@ -44,14 +44,14 @@ impl SqlUserRepository {
 impl AccountWrites for SqlUnitOfWork {
     async fn insert(&self, user: &User) -> Result<(), StoreError> {
         let account = user::ActiveModel {
-            id: Set(*user.id.as_uuid()),
-            display_name: Set(user.display_name.as_str().to_owned()),
-            password_hash: Set(user.password_hash.as_str().to_owned()),
-            created_at: Set(user.created_at),
-            updated_at: Set(user.created_at),
+            id: Set(*user.id().as_uuid()),
+            display_name: Set(user.display_name().as_str().to_owned()),
+            password_hash: Set(user.password_hash().as_str().to_owned()),
+            created_at: Set(user.created_at()),
+            updated_at: Set(user.created_at()),
         };
         user::Entity::insert(account).exec_without_returning(&self.txn).await.map_err(store_error)?;
-        let email = email_row(user.id, &user.email, true, user.created_at);
+        let email = email_row(user.id(), user.email(), true, user.created_at());
         user_email::Entity::insert(email).exec_without_returning(&self.txn).await.map_err(store_error)?;
         Ok(())
     }

@@ -156,13 +156,13 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn user(n: u128, email: &str) -> User {
-    User {
-        id: UserId::from_uuid(Uuid::from_u128(n)),
-        email: EmailAddress::parse(email).unwrap(),
-        display_name: DisplayName::parse("Ann Lee").unwrap(),
-        password_hash: PasswordHash::from_phc(format!("$argon2id$v=19$m=19456,t=2,p=1$salt{n}$hash{n}")),
-        created_at: t0(),
-    }
+    User::new(
+        UserId::from_uuid(Uuid::from_u128(n)),
+        EmailAddress::parse(email).unwrap(),
+        DisplayName::parse("Ann Lee").unwrap(),
+        PasswordHash::from_phc(format!("$argon2id$v=19$m=19456,t=2,p=1$salt{n}$hash{n}")),
+        t0(),
+    )
 }
 
 fn hash(n: u8) -> TokenHash {
@@ -178,7 +178,7 @@ fn token(n: u8, issued_at: DateTime<Utc>, ttl: TimeDelta) -> NewRefreshToken {
 fn session(n: u128, user: &User, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Session {
     Session::restore(
         SessionId::from_uuid(Uuid::from_u128(0x5e55_0000 + n)),
-        user.id,
+        user.id(),
         now,
         now,
         expires_at,
@@ -253,7 +253,13 @@ fn verification(n: u128, user: UserId, email: &str, purpose: Purpose, now: DateT
 
 /// The verification sign-up stores for `user`.
 fn first_verification(user: &User) -> Verification {
-    verification(user.id.as_uuid().as_u128(), user.id, user.email.as_str(), Purpose::VerifyEmail, user.created_at)
+    verification(
+        user.id().as_uuid().as_u128(),
+        user.id(),
+        user.email().as_str(),
+        Purpose::VerifyEmail,
+        user.created_at(),
+    )
 }
 
 /// Outbox message number `n`.
@@ -319,8 +325,8 @@ async fn create_user_then_find_credentials_by_email(s: Stores) {
     sign_up(&s, &user(2, "bob@example.com")).await;
 
     let found = s.users.find_credentials(&EmailAddress::parse("ANN@example.COM").unwrap()).await.unwrap().unwrap();
-    assert_eq!(found.user_id, ann.id);
-    assert_eq!(found.password_hash, ann.password_hash);
+    assert_eq!(found.user_id, ann.id());
+    assert_eq!(&found.password_hash, ann.password_hash());
 }
 
 async fn find_credentials_for_unknown_email_is_none(s: Stores) {
@@ -336,16 +342,16 @@ async fn duplicate_email_is_a_conflict(s: Stores) {
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // The first account is untouched.
     let found = s.users.find_credentials(&EmailAddress::parse("ann@example.com").unwrap()).await.unwrap().unwrap();
-    assert_eq!(found.user_id, user(1, "ann@example.com").id);
+    assert_eq!(found.user_id, user(1, "ann@example.com").id());
 }
 
 async fn update_password_hash_replaces_the_stored_hash(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let upgraded = PasswordHash::from_phc("$argon2id$v=19$m=65536,t=3,p=4$new$hash".into());
-    s.users.update_password_hash(ann.id, &upgraded, t0() + TimeDelta::hours(1)).await.unwrap();
+    s.users.update_password_hash(ann.id(), &upgraded, t0() + TimeDelta::hours(1)).await.unwrap();
 
-    let found = s.users.find_credentials(&ann.email).await.unwrap().unwrap();
+    let found = s.users.find_credentials(ann.email()).await.unwrap().unwrap();
     assert_eq!(found.password_hash, upgraded);
 }
 
@@ -637,9 +643,9 @@ async fn list_live_lists_the_users_unrevoked_unexpired_sessions_newest_first(s: 
     let bobs = session(7, &bob, t0() + TimeDelta::hours(1), expires);
     ops::create_session(&s, &bobs, &token(7, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
-    assert_eq!(s.sessions.list_live(ann.id, now).await.unwrap(), vec![newest.clone(), newer, oldest]);
-    assert_eq!(s.sessions.list_live(bob.id, now).await.unwrap(), vec![bobs]);
-    assert_eq!(s.sessions.list_live(ann.id, expires).await.unwrap(), Vec::<Session>::new());
+    assert_eq!(s.sessions.list_live(ann.id(), now).await.unwrap(), vec![newest.clone(), newer, oldest]);
+    assert_eq!(s.sessions.list_live(bob.id(), now).await.unwrap(), vec![bobs]);
+    assert_eq!(s.sessions.list_live(ann.id(), expires).await.unwrap(), Vec::<Session>::new());
     assert!(s.sessions.list_live(UserId::from_uuid(Uuid::from_u128(404)), now).await.unwrap().is_empty());
 }
 
@@ -662,15 +668,15 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
         let sessions = Arc::clone(&s.sessions);
         async move { sessions.seen_device(user, &client).await.unwrap() }
     };
-    assert!(seen(ann.id, device(Some(&ip), Some(&ua))).await);
-    assert!(!seen(ann.id, device(Some("198.51.100.4"), Some(&ua))).await, "another address");
-    assert!(!seen(ann.id, device(Some(&ip), Some("Gatehouse-CLI/2.0"))).await, "another agent");
-    assert!(!seen(ann.id, device(Some(&ip), None)).await, "no agent");
-    assert!(!seen(bob.id, device(Some(&ip), Some(&ua))).await, "another user's device");
+    assert!(seen(ann.id(), device(Some(&ip), Some(&ua))).await);
+    assert!(!seen(ann.id(), device(Some("198.51.100.4"), Some(&ua))).await, "another address");
+    assert!(!seen(ann.id(), device(Some(&ip), Some("Gatehouse-CLI/2.0"))).await, "another agent");
+    assert!(!seen(ann.id(), device(Some(&ip), None)).await, "no agent");
+    assert!(!seen(bob.id(), device(Some(&ip), Some(&ua))).await, "another user's device");
     // A missing value matches a missing value, and only that.
-    assert!(seen(ann.id, device(None, Some("Gatehouse-CLI/2.0"))).await);
-    assert!(!seen(ann.id, device(None, None)).await);
-    assert!(!seen(ann.id, device(None, Some(&ua))).await);
+    assert!(seen(ann.id(), device(None, Some("Gatehouse-CLI/2.0"))).await);
+    assert!(!seen(ann.id(), device(None, None)).await);
+    assert!(!seen(ann.id(), device(None, Some(&ua))).await);
 
     // Bob's first session makes his device known to him alone.
     let bobs = stored(SessionFields {
@@ -678,8 +684,8 @@ async fn seen_device_matches_address_and_agent_of_any_session(s: Stores) {
         ..fields(&session(3, &bob, later, later + TimeDelta::days(30)))
     });
     ops::create_session(&s, &bobs, &token(3, later, TimeDelta::days(30)), &[]).await.unwrap();
-    assert!(seen(bob.id, device(Some(&ip), Some(&ua))).await);
-    assert!(!seen(bob.id, device(None, Some("Gatehouse-CLI/2.0"))).await);
+    assert!(seen(bob.id(), device(Some(&ip), Some(&ua))).await);
+    assert!(!seen(bob.id(), device(None, Some("Gatehouse-CLI/2.0"))).await);
 }
 
 async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
@@ -699,7 +705,7 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
     ops::create_session(&s, &bobs, &token(5, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let revoked = ops::revoke_all(&s, ann.id, Some(kept.id()), RevokeReason::RevokedByUser, &[], now).await.unwrap();
+    let revoked = ops::revoke_all(&s, ann.id(), Some(kept.id()), RevokeReason::RevokedByUser, &[], now).await.unwrap();
     let expected: Vec<Session> =
         others.iter().map(|o| stored(SessionFields { revoked_at: Some(now), ..fields(&o.clone()) })).collect();
     assert_eq!(sorted(revoked), sorted(expected.clone()));
@@ -707,13 +713,13 @@ async fn revoke_all_revokes_every_session_but_the_kept_one(s: Stores) {
     assert_eq!(s.sessions.get(others[0].id()).await.unwrap(), Some(expected[0].clone()));
     assert_eq!(s.sessions.get(earlier.id()).await.unwrap().unwrap().revoked_at(), Some(logout));
     assert_eq!(s.sessions.get(bobs.id()).await.unwrap(), Some(bobs));
-    assert_eq!(s.sessions.list_live(ann.id, now).await.unwrap(), vec![kept.clone()]);
+    assert_eq!(s.sessions.list_live(ann.id(), now).await.unwrap(), vec![kept.clone()]);
 
     // Without a session to keep, the last live one goes too; then none is left.
     let later = now + TimeDelta::hours(1);
-    let revoked = ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
+    let revoked = ops::revoke_all(&s, ann.id(), None, RevokeReason::RevokedByUser, &[], later).await.unwrap();
     assert_eq!(revoked, vec![stored(SessionFields { revoked_at: Some(later), ..fields(&kept) })]);
-    assert!(ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
+    assert!(ops::revoke_all(&s, ann.id(), None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
     assert!(ops::revoke_all(&s, nobody, None, RevokeReason::RevokedByUser, &[], later).await.unwrap().is_empty());
 }
@@ -808,7 +814,7 @@ async fn create_writes_the_verification_and_outbox_atomically(s: Stores) {
     let err = ops::create_user(&s, &bob, &refused, &[message(2, t0())]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, refused.token_hash()).await.unwrap(), None);
-    assert_eq!(s.users.password_hash(bob.id).await.unwrap(), None);
+    assert_eq!(s.users.password_hash(bob.id()).await.unwrap(), None);
 
     let claimed = s.outbox.claim(10, t0(), t0() + TimeDelta::minutes(1)).await.unwrap();
     assert_eq!(claimed, vec![ClaimedMessage { message: message(1, t0()), attempts: 0 }]);
@@ -817,19 +823,22 @@ async fn create_writes_the_verification_and_outbox_atomically(s: Stores) {
 async fn find_credentials_reports_whether_that_email_is_verified(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
-    let found = s.users.find_credentials(&ann.email).await.unwrap().unwrap();
+    let found = s.users.find_credentials(ann.email()).await.unwrap().unwrap();
     assert!(!found.email_verified);
 
     let later = t0() + TimeDelta::minutes(1);
-    let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, later);
-    ops::add_email(&s, ann.id, work.email(), &work, &[], later).await.unwrap();
+    let work = verification(10, ann.id(), "ann@work.example", Purpose::VerifyEmail, later);
+    ops::add_email(&s, ann.id(), work.email(), &work, &[], later).await.unwrap();
     let found = s.users.find_credentials(work.email()).await.unwrap().unwrap();
-    assert_eq!((found.user_id, found.password_hash, found.email_verified), (ann.id, ann.password_hash.clone(), false));
+    assert_eq!(
+        (found.user_id, found.password_hash, found.email_verified),
+        (ann.id(), ann.password_hash().clone(), false)
+    );
 
     ops::consume(&s, &work, &Effect::VerifyEmail, &[], later).await.unwrap();
     assert!(s.users.find_credentials(work.email()).await.unwrap().unwrap().email_verified);
     // Each address answers for itself.
-    assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+    assert!(!s.users.find_credentials(ann.email()).await.unwrap().unwrap().email_verified);
 }
 
 async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
@@ -837,13 +846,13 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
     sign_up(&s, &ann).await;
     // Added out of alphabetical order, one microsecond apart.
     let (b_at, c_at) = (t0() + TimeDelta::microseconds(1), t0() + TimeDelta::microseconds(2));
-    let b = verification(10, ann.id, "zed@example.com", Purpose::VerifyEmail, b_at);
-    let c = verification(11, ann.id, "abe@example.com", Purpose::VerifyEmail, c_at);
-    ops::add_email(&s, ann.id, b.email(), &b, &[], b_at).await.unwrap();
-    ops::add_email(&s, ann.id, c.email(), &c, &[], c_at).await.unwrap();
+    let b = verification(10, ann.id(), "zed@example.com", Purpose::VerifyEmail, b_at);
+    let c = verification(11, ann.id(), "abe@example.com", Purpose::VerifyEmail, c_at);
+    ops::add_email(&s, ann.id(), b.email(), &b, &[], b_at).await.unwrap();
+    ops::add_email(&s, ann.id(), c.email(), &c, &[], c_at).await.unwrap();
 
-    let account = s.users.get(ann.id).await.unwrap().unwrap();
-    assert_eq!((account.id(), account.display_name()), (ann.id, &ann.display_name));
+    let account = s.users.get(ann.id()).await.unwrap().unwrap();
+    assert_eq!((account.id(), account.display_name()), (ann.id(), ann.display_name()));
     assert_eq!((account.created_at(), account.updated_at()), (t0(), t0()));
     let listed: Vec<_> =
         account.emails().iter().map(|e| (e.email.as_str(), e.primary, e.verified_at, e.created_at)).collect();
@@ -858,9 +867,9 @@ async fn get_lists_emails_primary_first_then_by_creation(s: Stores) {
 
     // A new primary moves to the front; the rest keep their creation order.
     let now = t0() + TimeDelta::hours(1);
-    verify(&s, 20, ann.id, "abe@example.com", now).await;
-    assert_eq!(ops::set_primary_email(&s, ann.id, c.email(), &[], now).await.unwrap(), PrimaryChange::Changed);
-    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    verify(&s, 20, ann.id(), "abe@example.com", now).await;
+    assert_eq!(ops::set_primary_email(&s, ann.id(), c.email(), &[], now).await.unwrap(), PrimaryChange::Changed);
+    let account = s.users.get(ann.id()).await.unwrap().unwrap();
     let order: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
     assert_eq!(order, vec![("abe@example.com", true), ("ann@example.com", false), ("zed@example.com", false)]);
     assert_eq!(account.primary_email().map(|e| e.verified_at), Some(Some(now)));
@@ -873,8 +882,8 @@ async fn update_display_name_changes_the_name(s: Stores) {
     sign_up(&s, &ann).await;
     let now = t0() + TimeDelta::hours(1);
     let name = DisplayName::parse("Ann Lee-Smith").unwrap();
-    assert!(s.users.update_display_name(ann.id, &name, now).await.unwrap());
-    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    assert!(s.users.update_display_name(ann.id(), &name, now).await.unwrap());
+    let account = s.users.get(ann.id()).await.unwrap().unwrap();
     assert_eq!((account.display_name(), account.updated_at(), account.created_at()), (&name, now, t0()));
 
     let nobody = UserId::from_uuid(Uuid::from_u128(404));
@@ -884,7 +893,7 @@ async fn update_display_name_changes_the_name(s: Stores) {
 async fn password_hash_reads_the_stored_hash(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
-    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(ann.password_hash));
+    assert_eq!(s.users.password_hash(ann.id()).await.unwrap(), Some(ann.password_hash().clone()));
     assert_eq!(s.users.password_hash(UserId::from_uuid(Uuid::from_u128(404))).await.unwrap(), None);
 }
 
@@ -907,12 +916,13 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
 
     let now = t0() + TimeDelta::hours(1);
     let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$new$new".into());
-    let revoked = ops::change_password(&s, ann.id, &new_hash, Some(kept.id()), &[message(1, now)], now).await.unwrap();
+    let revoked =
+        ops::change_password(&s, ann.id(), &new_hash, Some(kept.id()), &[message(1, now)], now).await.unwrap();
 
     let expected: Vec<Session> =
         others.iter().map(|o| stored(SessionFields { revoked_at: Some(now), ..fields(&o.clone()) })).collect();
     assert_eq!(sorted(revoked), sorted(expected));
-    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
+    assert_eq!(s.users.password_hash(ann.id()).await.unwrap(), Some(new_hash));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(1)).await.unwrap(), Some(kept));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap().unwrap().revoked_at(), Some(logout));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(5)).await.unwrap(), Some(bobs));
@@ -920,7 +930,7 @@ async fn change_password_revokes_every_session_but_the_kept_one(s: Stores) {
 
     // Without a session to keep, the last live one goes too.
     let later = now + TimeDelta::hours(1);
-    let revoked = ops::change_password(&s, ann.id, &ann.password_hash, None, &[], later).await.unwrap();
+    let revoked = ops::change_password(&s, ann.id(), ann.password_hash(), None, &[], later).await.unwrap();
     assert_eq!(
         revoked.iter().map(|r| (r.id(), r.revoked_at())).collect::<Vec<_>>(),
         vec![(session(1, &ann, t0(), expires).id(), Some(later))]
@@ -943,21 +953,21 @@ async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
     sign_up(&s, &bob).await;
     let now = t0() + TimeDelta::minutes(1);
     for (n, taken) in [(10, "BOB@example.com"), (11, "ann@example.com")] {
-        let v = verification(n, ann.id, taken, Purpose::VerifyEmail, now);
-        let err = ops::add_email(&s, ann.id, v.email(), &v, &[message(n, now)], now).await.unwrap_err();
+        let v = verification(n, ann.id(), taken, Purpose::VerifyEmail, now);
+        let err = ops::add_email(&s, ann.id(), v.email(), &v, &[message(n, now)], now).await.unwrap_err();
         assert!(matches!(err, StoreError::Conflict(_)), "{taken}: {err:?}");
         assert_eq!(s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap(), None);
     }
     assert!(pending(&s).await.is_empty());
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().emails().len(), 1);
-    assert_eq!(s.users.find_credentials(&bob.email).await.unwrap().unwrap().user_id, bob.id);
+    assert_eq!(s.users.get(ann.id()).await.unwrap().unwrap().emails().len(), 1);
+    assert_eq!(s.users.find_credentials(bob.email()).await.unwrap().unwrap().user_id, bob.id());
 
     // A free address is added, unverified, with its verification and event.
-    let v = verification(12, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, v.email(), &v, &[message(12, now)], now).await.unwrap();
+    let v = verification(12, ann.id(), "ann@work.example", Purpose::VerifyEmail, now);
+    ops::add_email(&s, ann.id(), v.email(), &v, &[message(12, now)], now).await.unwrap();
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, v.email()).await.unwrap(), Some(v.clone()));
     assert_eq!(pending(&s).await, vec![message(12, now).id]);
-    let added = s.users.get(ann.id).await.unwrap().unwrap().emails().last().cloned().unwrap();
+    let added = s.users.get(ann.id()).await.unwrap().unwrap().emails().last().cloned().unwrap();
     assert_eq!(
         (added.email, added.primary, added.verified_at, added.created_at),
         (v.email().clone(), false, None, now)
@@ -971,15 +981,16 @@ async fn remove_email_outcomes(s: Stores) {
     sign_up(&s, &bob).await;
     let now = t0() + TimeDelta::minutes(1);
     for (n, address) in [(10, "ann@work.example"), (11, "ann@home.example")] {
-        let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
-        ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
+        let v = verification(n, ann.id(), address, Purpose::VerifyEmail, now);
+        ops::add_email(&s, ann.id(), v.email(), &v, &[], now).await.unwrap();
     }
     // Only ann@work.example is verified; the primary is not.
-    verify(&s, 20, ann.id, "ann@work.example", now).await;
+    verify(&s, 20, ann.id(), "ann@work.example", now).await;
 
+    let ann_id = ann.id();
     let remove = |address: &'static str| {
         let s = s.clone();
-        async move { ops::remove_email(&s, ann.id, &email(address), &[], now).await.unwrap() }
+        async move { ops::remove_email(&s, ann_id, &email(address), &[], now).await.unwrap() }
     };
     assert_eq!(remove("nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(remove("bob@example.com").await, EmailRemoval::NotFound);
@@ -994,13 +1005,13 @@ async fn remove_email_outcomes(s: Stores) {
     );
 
     // With a second verified address, the first may go.
-    verify(&s, 21, ann.id, "ann@example.com", now).await;
+    verify(&s, 21, ann.id(), "ann@example.com", now).await;
     assert_eq!(remove("ann@work.example").await, EmailRemoval::Removed);
     let left: Vec<_> =
-        s.users.get(ann.id).await.unwrap().unwrap().emails().iter().map(|e| e.email.as_str().to_owned()).collect();
+        s.users.get(ann.id()).await.unwrap().unwrap().emails().iter().map(|e| e.email.as_str().to_owned()).collect();
     assert_eq!(left, vec!["ann@example.com"]);
     assert!(s.users.find_credentials(&email("ann@work.example")).await.unwrap().is_none());
-    assert!(s.users.find_credentials(&bob.email).await.unwrap().is_some());
+    assert!(s.users.find_credentials(bob.email()).await.unwrap().is_some());
 }
 
 async fn set_primary_email_outcomes(s: Stores) {
@@ -1008,14 +1019,15 @@ async fn set_primary_email_outcomes(s: Stores) {
     let bob = user(2, "bob@example.com");
     sign_up(&s, &ann).await;
     sign_up(&s, &bob).await;
-    verify(&s, 20, bob.id, "bob@example.com", t0()).await;
+    verify(&s, 20, bob.id(), "bob@example.com", t0()).await;
     let now = t0() + TimeDelta::minutes(1);
-    let work = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, work.email(), &work, &[], now).await.unwrap();
+    let work = verification(10, ann.id(), "ann@work.example", Purpose::VerifyEmail, now);
+    ops::add_email(&s, ann.id(), work.email(), &work, &[], now).await.unwrap();
 
+    let ann_id = ann.id();
     let set = |address: &'static str, n: u128| {
         let s = s.clone();
-        async move { ops::set_primary_email(&s, ann.id, &email(address), &[message(n, now)], now).await.unwrap() }
+        async move { ops::set_primary_email(&s, ann_id, &email(address), &[message(n, now)], now).await.unwrap() }
     };
     assert_eq!(set("nobody@example.com", 1).await, PrimaryChange::NotFound);
     assert_eq!(set("bob@example.com", 2).await, PrimaryChange::NotFound);
@@ -1025,22 +1037,22 @@ async fn set_primary_email_outcomes(s: Stores) {
     assert_eq!(unknown, PrimaryChange::NotFound);
     // Refusals change nothing and send nothing.
     assert!(pending(&s).await.is_empty());
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at(), t0());
+    assert_eq!(s.users.get(ann.id()).await.unwrap().unwrap().updated_at(), t0());
 
-    verify(&s, 21, ann.id, "ann@work.example", now).await;
+    verify(&s, 21, ann.id(), "ann@work.example", now).await;
     let later = now + TimeDelta::minutes(1);
-    let changed = ops::set_primary_email(&s, ann.id, work.email(), &[message(5, later)], later).await.unwrap();
+    let changed = ops::set_primary_email(&s, ann.id(), work.email(), &[message(5, later)], later).await.unwrap();
     assert_eq!(changed, PrimaryChange::Changed);
-    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    let account = s.users.get(ann.id()).await.unwrap().unwrap();
     let flags: Vec<_> = account.emails().iter().map(|e| (e.email.as_str(), e.primary)).collect();
     assert_eq!(flags, vec![("ann@work.example", true), ("ann@example.com", false)]);
     assert_eq!(account.updated_at(), later);
     // Already primary: still Changed.
     assert_eq!(set("ann@work.example", 6).await, PrimaryChange::Changed);
-    let primaries = s.users.get(ann.id).await.unwrap().unwrap().emails().iter().filter(|e| e.primary).count();
+    let primaries = s.users.get(ann.id()).await.unwrap().unwrap().emails().iter().filter(|e| e.primary).count();
     assert_eq!(primaries, 1);
     // Bob's primary is untouched.
-    assert!(s.users.get(bob.id).await.unwrap().unwrap().emails()[0].primary);
+    assert!(s.users.get(bob.id()).await.unwrap().unwrap().emails()[0].primary);
     let mut sent = pending(&s).await;
     sent.sort();
     assert_eq!(sent, vec![message(5, later).id, message(6, now).id]);
@@ -1058,15 +1070,15 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     let bobs = session(4, &bob, t0(), t0() + TimeDelta::days(30));
     ops::create_session(&s, &bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
     // An event about ann, still waiting to be published.
-    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    let reset = verification(10, ann.id(), "ann@example.com", Purpose::ResetPassword, t0());
     ops::replace(&s, &reset, &[message(1, t0())]).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    assert_eq!(ops::delete_user(&s, ann.id, &[], now).await.unwrap(), vec![live]);
+    assert_eq!(ops::delete_user(&s, ann.id(), &[], now).await.unwrap(), vec![live]);
 
-    assert_eq!(s.users.get(ann.id).await.unwrap(), None);
-    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), None);
-    assert!(s.users.find_credentials(&ann.email).await.unwrap().is_none());
+    assert_eq!(s.users.get(ann.id()).await.unwrap(), None);
+    assert_eq!(s.users.password_hash(ann.id()).await.unwrap(), None);
+    assert!(s.users.find_credentials(ann.email()).await.unwrap().is_none());
     for n in 1..=3 {
         assert_eq!(s.sessions.find_by_refresh_token(&hash(n)).await.unwrap(), None, "token {n}");
     }
@@ -1075,9 +1087,9 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     }
     // Bob is untouched, the pending event still goes out, and the address is free again.
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
-    assert!(s.users.get(bob.id).await.unwrap().is_some());
+    assert!(s.users.get(bob.id()).await.unwrap().is_some());
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
-    assert!(ops::delete_user(&s, ann.id, &[], now).await.unwrap().is_empty());
+    assert!(ops::delete_user(&s, ann.id(), &[], now).await.unwrap().is_empty());
     sign_up(&s, &user(3, "ann@example.com")).await;
 }
 
@@ -1087,18 +1099,18 @@ async fn replace_retires_the_previous_live_verification(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let first = first_verification(&ann);
-    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    let reset = verification(10, ann.id(), "ann@example.com", Purpose::ResetPassword, t0());
     ops::replace(&s, &reset, &[]).await.unwrap();
 
     let now = t0() + TimeDelta::minutes(10);
-    let second = verification(11, ann.id, "ann@example.com", Purpose::VerifyEmail, now);
+    let second = verification(11, ann.id(), "ann@example.com", Purpose::VerifyEmail, now);
     ops::replace(&s, &second, &[message(1, now)]).await.unwrap();
 
     let retired = s.verifications.find_by_token(Purpose::VerifyEmail, first.token_hash()).await.unwrap().unwrap();
     let mut expected = first.clone();
     expected.consume(now);
     assert_eq!(retired, expected);
-    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), Some(second.clone()));
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, ann.email()).await.unwrap(), Some(second.clone()));
     // Another purpose is another verification.
     assert_eq!(s.verifications.find_by_token(Purpose::ResetPassword, reset.token_hash()).await.unwrap(), Some(reset));
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
@@ -1129,12 +1141,12 @@ async fn find_latest_is_the_newest_unconsumed(s: Stores) {
     // Ann adds an address and drops it unverified; Bob then adds it too.
     let shared = "shared@example.com";
     let at = t0() + TimeDelta::minutes(1);
-    let anns = verification(10, ann.id, shared, Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, anns.email(), &anns, &[], at).await.unwrap();
-    assert_eq!(ops::remove_email(&s, ann.id, anns.email(), &[], at).await.unwrap(), EmailRemoval::Removed);
+    let anns = verification(10, ann.id(), shared, Purpose::VerifyEmail, at);
+    ops::add_email(&s, ann.id(), anns.email(), &anns, &[], at).await.unwrap();
+    assert_eq!(ops::remove_email(&s, ann.id(), anns.email(), &[], at).await.unwrap(), EmailRemoval::Removed);
     let later = at + TimeDelta::microseconds(1);
-    let bobs = verification(11, bob.id, shared, Purpose::VerifyEmail, later);
-    ops::add_email(&s, bob.id, bobs.email(), &bobs, &[], later).await.unwrap();
+    let bobs = verification(11, bob.id(), shared, Purpose::VerifyEmail, later);
+    ops::add_email(&s, bob.id(), bobs.email(), &bobs, &[], later).await.unwrap();
 
     assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &email(shared)).await.unwrap(), Some(bobs.clone()));
     assert_eq!(s.verifications.find_latest(Purpose::ResetPassword, &email(shared)).await.unwrap(), None);
@@ -1161,7 +1173,7 @@ async fn record_failed_attempt_stops_at_the_limit(s: Stores) {
     assert_eq!(s.verifications.record_failed_attempt(Uuid::from_u128(404)).await.unwrap(), None);
 
     // A consumed verification counts nothing.
-    let other = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, t0());
+    let other = verification(10, ann.id(), "ann@example.com", Purpose::ResetPassword, t0());
     ops::replace(&s, &other, &[]).await.unwrap();
     ops::consume(&s, &other, &Effect::VerifyEmail, &[], t0()).await.unwrap();
     assert_eq!(s.verifications.record_failed_attempt(other.id()).await.unwrap(), None);
@@ -1206,10 +1218,10 @@ async fn consume_verifies_the_email_once(s: Stores) {
 
     let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
     assert_eq!(stored.consumed_at(), Some(now));
-    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, &ann.email).await.unwrap(), None);
-    let account = s.users.get(ann.id).await.unwrap().unwrap();
+    assert_eq!(s.verifications.find_latest(Purpose::VerifyEmail, ann.email()).await.unwrap(), None);
+    let account = s.users.get(ann.id()).await.unwrap().unwrap();
     assert_eq!(account.emails()[0].verified_at, Some(now));
-    assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+    assert!(s.users.find_credentials(ann.email()).await.unwrap().unwrap().email_verified);
 
     let again = now + TimeDelta::minutes(1);
     let second = ops::consume(&s, &v, &Effect::VerifyEmail, &[message(2, again)], again).await.unwrap();
@@ -1260,7 +1272,7 @@ async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
 
     // At its expiry it is gone.
     assert_eq!(consume(v.clone(), v.expires_at()).await, Consumed::Unavailable);
-    let never_issued = verification(404, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
+    let never_issued = verification(404, ann.id(), "ann@example.com", Purpose::VerifyEmail, t0());
     assert_eq!(consume(never_issued, t0()).await, Consumed::Unavailable);
     // Out of attempts.
     for _ in 0..5 {
@@ -1269,12 +1281,12 @@ async fn consume_is_refused_when_expired_exhausted_or_consumed(s: Stores) {
     assert_eq!(consume(v.clone(), t0()).await, Consumed::Unavailable);
     // Refusals changed nothing.
     assert!(pending(&s).await.is_empty());
-    assert!(!s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
+    assert!(!s.users.find_credentials(ann.email()).await.unwrap().unwrap().email_verified);
     let stored = s.verifications.find_by_token(Purpose::VerifyEmail, v.token_hash()).await.unwrap().unwrap();
     assert_eq!(stored.consumed_at(), None);
 
     // A fresh one, one microsecond before its expiry, then never again.
-    let fresh = verification(10, ann.id, "ann@example.com", Purpose::VerifyEmail, t0());
+    let fresh = verification(10, ann.id(), "ann@example.com", Purpose::VerifyEmail, t0());
     ops::replace(&s, &fresh, &[]).await.unwrap();
     let just_before = fresh.expires_at() - TimeDelta::microseconds(1);
     assert!(matches!(consume(fresh.clone(), just_before).await, Consumed::Applied { .. }));
@@ -1294,7 +1306,7 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
     ops::create_session(&s, &bobs, &token(4, t0(), TimeDelta::days(30)), &[]).await.unwrap();
 
     let asked = t0() + TimeDelta::minutes(1);
-    let reset = verification(10, ann.id, "ann@example.com", Purpose::ResetPassword, asked);
+    let reset = verification(10, ann.id(), "ann@example.com", Purpose::ResetPassword, asked);
     ops::replace(&s, &reset, &[message(1, asked)]).await.unwrap();
     let now = asked + TimeDelta::minutes(5);
     let new_hash = PasswordHash::from_phc("$argon2id$v=19$m=19456,t=2,p=1$reset$reset".into());
@@ -1309,10 +1321,10 @@ async fn reset_password_changes_the_hash_verifies_the_email_and_revokes_every_se
         stored(SessionFields { revoked_at: Some(now), ..fields(&second) }),
     ];
     assert_eq!(sorted(revoked), sorted(expected));
-    assert_eq!(s.users.password_hash(ann.id).await.unwrap(), Some(new_hash));
-    assert_eq!(s.users.password_hash(bob.id).await.unwrap(), Some(bob.password_hash));
-    assert!(s.users.find_credentials(&ann.email).await.unwrap().unwrap().email_verified);
-    assert_eq!(s.users.get(ann.id).await.unwrap().unwrap().updated_at(), now);
+    assert_eq!(s.users.password_hash(ann.id()).await.unwrap(), Some(new_hash));
+    assert_eq!(s.users.password_hash(bob.id()).await.unwrap(), Some(bob.password_hash().clone()));
+    assert!(s.users.find_credentials(ann.email()).await.unwrap().unwrap().email_verified);
+    assert_eq!(s.users.get(ann.id()).await.unwrap().unwrap().updated_at(), now);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(3)).await.unwrap().unwrap().revoked_at(), Some(t0()));
     assert_eq!(s.sessions.find_by_refresh_token(&hash(4)).await.unwrap(), Some(bobs));
     assert_eq!(pending(&s).await, vec![message(1, asked).id, message(2, now).id]);
@@ -1532,7 +1544,7 @@ async fn ann_and_bob(s: &Stores) -> (UserId, UserId) {
     let (ann, bob) = (user(1, "ann@example.com"), user(2, "bob@example.com"));
     sign_up(s, &ann).await;
     sign_up(s, &bob).await;
-    (ann.id, bob.id)
+    (ann.id(), bob.id())
 }
 
 /// An active factor number `n` of `user`, added and activated at `at`
@@ -2020,38 +2032,38 @@ fn audit_ids(records: &[AuditRecord]) -> Vec<Uuid> {
 
 async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     let ann = user(1, "ann@example.com");
-    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id()), Some(ann.id()));
     ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
-    assert_eq!(trail(&s, ann.id).await, vec![signed_up.clone()]);
+    assert_eq!(trail(&s, ann.id()).await, vec![signed_up.clone()]);
 
     // A refused sign-up writes neither its user, its event nor its audit row.
     let bob = user(2, "ANN@example.com");
-    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
+    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id()), Some(bob.id()));
     let err = ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
-    assert!(trail(&s, bob.id).await.is_empty());
+    assert!(trail(&s, bob.id()).await.is_empty());
 
     // A new session's audit row comes with it; a refused one's does not.
     let now = t0() + TimeDelta::minutes(1);
     let sess = session(1, &ann, now, now + TimeDelta::days(30));
-    let login = audit_record(3, "login.succeeded", now, Some(ann.id), Some(ann.id));
+    let login = audit_record(3, "login.succeeded", now, Some(ann.id()), Some(ann.id()));
     ops::create_session(&s, &sess, &token(1, now, TimeDelta::days(30)), &[audited(3, &login)]).await.unwrap();
     let ghost = user(9, "ghost@example.com");
     let ghosts = session(2, &ghost, now, now + TimeDelta::days(30));
-    let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id), Some(ghost.id));
+    let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id()), Some(ghost.id()));
     let result =
         ops::create_session(&s, &ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
     assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
-    assert!(trail(&s, ghost.id).await.is_empty());
+    assert!(trail(&s, ghost.id()).await.is_empty());
 
-    assert_eq!(trail(&s, ann.id).await, vec![login, signed_up]);
+    assert_eq!(trail(&s, ann.id()).await, vec![login, signed_up]);
     let mut sent = pending(&s).await;
     sent.sort();
     assert_eq!(sent, vec![message(1, t0()).id, message(3, now).id]);
     // A message without an audit record writes no audit row.
     let other = session(3, &ann, now, now + TimeDelta::days(30));
     ops::create_session(&s, &other, &token(3, now, TimeDelta::days(30)), &[message(5, now)]).await.unwrap();
-    assert_eq!(trail(&s, ann.id).await.len(), 2);
+    assert_eq!(trail(&s, ann.id()).await.len(), 2);
 }
 
 async fn record_then_list_newest_first_with_every_field(s: Stores) {
@@ -2176,49 +2188,50 @@ async fn revoke_writes_its_outbox_only_when_the_session_exists(s: Stores) {
     let (ann, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
     let unknown = SessionId::from_uuid(Uuid::from_u128(0xdead));
-    let nothing = audit_record(1, "session.revoked", now, Some(ann.id), Some(ann.id));
+    let nothing = audit_record(1, "session.revoked", now, Some(ann.id()), Some(ann.id()));
     assert_eq!(ops::revoke(&s, unknown, RevokeReason::Logout, &[audited(1, &nothing)], now).await.unwrap(), None);
     assert!(pending(&s).await.is_empty());
-    assert!(trail(&s, ann.id).await.is_empty());
+    assert!(trail(&s, ann.id()).await.is_empty());
 
-    let revoked = audit_record(2, "session.revoked", now, Some(ann.id), Some(ann.id));
+    let revoked = audit_record(2, "session.revoked", now, Some(ann.id()), Some(ann.id()));
     let got = ops::revoke(&s, sess.id(), RevokeReason::Logout, &[audited(2, &revoked)], now).await.unwrap();
     assert_eq!(got, Some(stored(SessionFields { revoked_at: Some(now), ..fields(&sess.clone()) })));
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
-    assert_eq!(trail(&s, ann.id).await, vec![revoked]);
+    assert_eq!(trail(&s, ann.id()).await, vec![revoked]);
 }
 
 async fn revoke_all_writes_its_outbox_with_the_revocations(s: Stores) {
     let (ann, sess) = user_with_session(&s).await;
     let now = t0() + TimeDelta::minutes(5);
-    let fact = audit_record(1, "session.revoked_all", now, Some(ann.id), Some(ann.id));
+    let fact = audit_record(1, "session.revoked_all", now, Some(ann.id()), Some(ann.id()));
     let revoked =
-        ops::revoke_all(&s, ann.id, None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
+        ops::revoke_all(&s, ann.id(), None, RevokeReason::RevokedByUser, &[audited(1, &fact)], now).await.unwrap();
     assert_eq!(revoked, vec![stored(SessionFields { revoked_at: Some(now), ..fields(&sess) })]);
     assert_eq!(pending(&s).await, vec![message(1, now).id]);
-    assert_eq!(trail(&s, ann.id).await, vec![fact]);
+    assert_eq!(trail(&s, ann.id()).await, vec![fact]);
 }
 
 async fn remove_email_writes_its_outbox_only_when_removed(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let now = t0() + TimeDelta::minutes(1);
-    let v = verification(10, ann.id, "ann@work.example", Purpose::VerifyEmail, now);
-    ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
+    let v = verification(10, ann.id(), "ann@work.example", Purpose::VerifyEmail, now);
+    ops::add_email(&s, ann.id(), v.email(), &v, &[], now).await.unwrap();
 
+    let ann_id = ann.id();
     let attempt = |n: u128, address: &'static str| {
         let s = s.clone();
-        let fact = audit_record(n, "email.removed", now, Some(ann.id), Some(ann.id));
-        async move { ops::remove_email(&s, ann.id, &email(address), &[audited(n, &fact)], now).await.unwrap() }
+        let fact = audit_record(n, "email.removed", now, Some(ann_id), Some(ann_id));
+        async move { ops::remove_email(&s, ann_id, &email(address), &[audited(n, &fact)], now).await.unwrap() }
     };
     assert_eq!(attempt(1, "nobody@example.com").await, EmailRemoval::NotFound);
     assert_eq!(attempt(2, "ann@example.com").await, EmailRemoval::IsPrimary);
     assert!(pending(&s).await.is_empty());
-    assert!(trail(&s, ann.id).await.is_empty());
+    assert!(trail(&s, ann.id()).await.is_empty());
 
     assert_eq!(attempt(3, "ann@work.example").await, EmailRemoval::Removed);
     assert_eq!(pending(&s).await, vec![message(3, now).id]);
-    assert_eq!(audit_ids(&trail(&s, ann.id).await), vec![Uuid::from_u128(0xa0d1_0000 + 3)]);
+    assert_eq!(audit_ids(&trail(&s, ann.id()).await), vec![Uuid::from_u128(0xa0d1_0000 + 3)]);
 }
 
 async fn delete_writes_its_outbox_only_when_the_user_existed(s: Stores) {
@@ -2231,37 +2244,37 @@ async fn delete_writes_its_outbox_only_when_the_user_existed(s: Stores) {
     assert!(pending(&s).await.is_empty());
     assert!(trail(&s, nobody).await.is_empty());
 
-    let deleted = audit_record(2, "user.deleted", now, Some(ann.id), Some(ann.id));
-    ops::delete_user(&s, ann.id, &[audited(2, &deleted)], now).await.unwrap();
+    let deleted = audit_record(2, "user.deleted", now, Some(ann.id()), Some(ann.id()));
+    ops::delete_user(&s, ann.id(), &[audited(2, &deleted)], now).await.unwrap();
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
-    assert_eq!(trail(&s, ann.id).await, vec![deleted]);
+    assert_eq!(trail(&s, ann.id()).await, vec![deleted]);
 
     // Deleting it again changes and writes nothing.
-    let again = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
-    assert!(ops::delete_user(&s, ann.id, &[audited(3, &again)], now).await.unwrap().is_empty());
+    let again = audit_record(3, "user.deleted", now, Some(ann.id()), Some(ann.id()));
+    assert!(ops::delete_user(&s, ann.id(), &[audited(3, &again)], now).await.unwrap().is_empty());
     assert_eq!(pending(&s).await, vec![message(2, now).id]);
-    assert_eq!(trail(&s, ann.id).await.len(), 1);
+    assert_eq!(trail(&s, ann.id()).await.len(), 1);
 }
 
 async fn audit_rows_survive_the_users_deletion(s: Stores) {
     let ann = user(1, "ann@example.com");
-    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    let signed_up = audit_record(1, "user.signed_up", t0(), Some(ann.id()), Some(ann.id()));
     ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &signed_up)]).await.unwrap();
     let failed = AuditRecord {
         outcome: AuditOutcome::Failure,
-        ..audit_record(2, "login.failed", t0() + TimeDelta::minutes(1), None, Some(ann.id))
+        ..audit_record(2, "login.failed", t0() + TimeDelta::minutes(1), None, Some(ann.id()))
     };
     s.audit.record(&facts(std::slice::from_ref(&failed))).await.unwrap();
 
     let now = t0() + TimeDelta::hours(1);
-    let deleted = audit_record(3, "user.deleted", now, Some(ann.id), Some(ann.id));
-    ops::delete_user(&s, ann.id, &[audited(3, &deleted)], now).await.unwrap();
-    assert_eq!(s.users.get(ann.id).await.unwrap(), None);
-    assert_eq!(trail(&s, ann.id).await, vec![deleted, failed, signed_up]);
+    let deleted = audit_record(3, "user.deleted", now, Some(ann.id()), Some(ann.id()));
+    ops::delete_user(&s, ann.id(), &[audited(3, &deleted)], now).await.unwrap();
+    assert_eq!(s.users.get(ann.id()).await.unwrap(), None);
+    assert_eq!(trail(&s, ann.id()).await, vec![deleted, failed, signed_up]);
     // A new account with the same address does not inherit the trail.
     let again = user(2, "ann@example.com");
     sign_up(&s, &again).await;
-    assert!(trail(&s, again.id).await.is_empty());
+    assert!(trail(&s, again.id()).await.is_empty());
 }
 
 // ---------------------------------------------------------------- SQL only
@@ -2271,7 +2284,7 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     let (ann, _) = user_with_session(&s).await;
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
-    assert!(s.users.find_credentials(&ann.email).await.unwrap().is_some());
+    assert!(s.users.find_credentials(ann.email()).await.unwrap().is_some());
     assert_eq!(t.count("seaql_migrations").await, 5);
 }
 
@@ -2459,10 +2472,10 @@ async fn audit_details_are_stored_as_a_json_object(t: TestDb) {
 async fn a_refused_change_writes_no_audit_row(t: TestDb) {
     let s = t.stores();
     let ann = user(1, "ann@example.com");
-    let fact = audit_record(1, "user.signed_up", t0(), Some(ann.id), Some(ann.id));
+    let fact = audit_record(1, "user.signed_up", t0(), Some(ann.id()), Some(ann.id()));
     ops::create_user(&s, &ann, &first_verification(&ann), &[audited(1, &fact)]).await.unwrap();
     let bob = user(2, "ann@example.com");
-    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id), Some(bob.id));
+    let refused = audit_record(2, "user.signed_up", t0(), Some(bob.id()), Some(bob.id()));
     let err = ops::create_user(&s, &bob, &first_verification(&bob), &[audited(2, &refused)]).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "the address is taken: {err:?}");
     assert_eq!(t.count("audit_events").await, 1);
@@ -2573,10 +2586,10 @@ async fn a_statement_that_runs_too_long_is_cancelled(t: TestDb) {
 
     let raw = t.raw().await;
     let holder = raw.begin().await.unwrap();
-    holder.execute_unprepared(&format!("SELECT id FROM users WHERE id = '{}' FOR UPDATE", ann.id)).await.unwrap();
+    holder.execute_unprepared(&format!("SELECT id FROM users WHERE id = '{}' FOR UPDATE", ann.id())).await.unwrap();
     let started = std::time::Instant::now();
     let name = gatehouse_domain::DisplayName::parse("Blocked").unwrap();
-    let result = users.update_display_name(ann.id, &name, t0()).await;
+    let result = users.update_display_name(ann.id(), &name, t0()).await;
     let waited = started.elapsed();
     holder.rollback().await.unwrap();
     // Cancelled, and reported as "not now" so the caller may retry.
@@ -2586,7 +2599,7 @@ async fn a_statement_that_runs_too_long_is_cancelled(t: TestDb) {
     );
     assert!(waited < std::time::Duration::from_secs(3), "waited {waited:?}");
     // Once the lock is gone the same call works.
-    assert!(users.update_display_name(ann.id, &name, t0()).await.unwrap());
+    assert!(users.update_display_name(ann.id(), &name, t0()).await.unwrap());
 }
 
 /// The per-user budget behind verification throttling: requests and wrong
@@ -2598,23 +2611,23 @@ async fn recent_activity_counts_issues_and_failures_per_user_and_purpose(s: Stor
     sign_up(&s, &bob).await;
     let early = t0() + TimeDelta::minutes(1);
     let late = t0() + TimeDelta::minutes(30);
-    let first = verification(30, ann.id, "ann@example.com", Purpose::ResetPassword, early);
+    let first = verification(30, ann.id(), "ann@example.com", Purpose::ResetPassword, early);
     ops::replace(&s, &first, &[]).await.unwrap();
     s.verifications.record_failed_attempt(first.id()).await.unwrap();
-    let second = verification(31, ann.id, "ann@example.com", Purpose::ResetPassword, late);
+    let second = verification(31, ann.id(), "ann@example.com", Purpose::ResetPassword, late);
     ops::replace(&s, &second, &[]).await.unwrap();
     for _ in 0..2 {
         s.verifications.record_failed_attempt(second.id()).await.unwrap();
     }
-    let bobs = verification(32, bob.id, "bob@example.com", Purpose::ResetPassword, late);
+    let bobs = verification(32, bob.id(), "bob@example.com", Purpose::ResetPassword, late);
     ops::replace(&s, &bobs, &[]).await.unwrap();
     s.verifications.record_failed_attempt(bobs.id()).await.unwrap();
 
-    let all = s.verifications.recent_activity(ann.id, Purpose::ResetPassword, t0()).await.unwrap();
+    let all = s.verifications.recent_activity(ann.id(), Purpose::ResetPassword, t0()).await.unwrap();
     assert_eq!((all.issued, all.failures), (2, 3), "retired verifications still count");
-    let recent = s.verifications.recent_activity(ann.id, Purpose::ResetPassword, late).await.unwrap();
+    let recent = s.verifications.recent_activity(ann.id(), Purpose::ResetPassword, late).await.unwrap();
     assert_eq!((recent.issued, recent.failures), (1, 2));
-    let other = s.verifications.recent_activity(ann.id, Purpose::VerifyEmail, early).await.unwrap();
+    let other = s.verifications.recent_activity(ann.id(), Purpose::VerifyEmail, early).await.unwrap();
     assert_eq!((other.issued, other.failures), (0, 0), "sign-up verifications predate `early`");
 }
 
@@ -2624,11 +2637,11 @@ async fn a_new_or_completed_reset_retires_every_other_reset_of_the_account(s: St
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let at = t0() + TimeDelta::minutes(1);
-    let v = verification(40, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, v.email(), &v, &[], at).await.unwrap();
-    let first = verification(41, ann.id, "ann@example.com", Purpose::ResetPassword, at);
+    let v = verification(40, ann.id(), "ann@work.example", Purpose::VerifyEmail, at);
+    ops::add_email(&s, ann.id(), v.email(), &v, &[], at).await.unwrap();
+    let first = verification(41, ann.id(), "ann@example.com", Purpose::ResetPassword, at);
     ops::replace(&s, &first, &[]).await.unwrap();
-    let second = verification(42, ann.id, "ann@work.example", Purpose::ResetPassword, at + TimeDelta::seconds(1));
+    let second = verification(42, ann.id(), "ann@work.example", Purpose::ResetPassword, at + TimeDelta::seconds(1));
     ops::replace(&s, &second, &[]).await.unwrap();
     let stored = s.verifications.find_by_token(Purpose::ResetPassword, first.token_hash()).await.unwrap().unwrap();
     assert!(stored.consumed_at().is_some(), "a reset to another address retires the older one");
@@ -2646,19 +2659,19 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
     let ann = user(1, "ann@example.com");
     sign_up(&s, &ann).await;
     let at = t0() + TimeDelta::minutes(1);
-    verify(&s, 50, ann.id, "ann@example.com", at).await;
+    verify(&s, 50, ann.id(), "ann@example.com", at).await;
     let f =
-        Factor::pending_code(Uuid::from_u128(0xfac0_0051), ann.id, FactorKind::Email, "ann@work.example".into(), at);
-    let v = verification(52, ann.id, "ann@work.example", Purpose::VerifyEmail, at);
-    ops::add_email(&s, ann.id, v.email(), &v, &[], at).await.unwrap();
+        Factor::pending_code(Uuid::from_u128(0xfac0_0051), ann.id(), FactorKind::Email, "ann@work.example".into(), at);
+    let v = verification(52, ann.id(), "ann@work.example", Purpose::VerifyEmail, at);
+    ops::add_email(&s, ann.id(), v.email(), &v, &[], at).await.unwrap();
     ops::add_factor(&s, &f, None, &[]).await.unwrap();
-    let totp = factor(53, ann.id, FactorKind::Totp, at);
+    let totp = factor(53, ann.id(), FactorKind::Totp, at);
     ops::add_factor(&s, &totp, None, &[]).await.unwrap();
     assert_eq!(
-        ops::remove_email(&s, ann.id, &email("ann@work.example"), &[], at).await.unwrap(),
+        ops::remove_email(&s, ann.id(), &email("ann@work.example"), &[], at).await.unwrap(),
         EmailRemoval::Removed
     );
-    let left: Vec<_> = s.mfa.factors(ann.id).await.unwrap().into_iter().map(|f| f.id()).collect();
+    let left: Vec<_> = s.mfa.factors(ann.id()).await.unwrap().into_iter().map(|f| f.id()).collect();
     assert_eq!(left, [totp.id()]);
 }
 
@@ -2731,7 +2744,7 @@ async fn list_live_breaks_ties_by_the_higher_id(s: Stores) {
     for (n, sess) in (1u8..).zip([&a, &b, &c]) {
         ops::create_session(&s, sess, &token(n, at, TimeDelta::days(30)), &[]).await.unwrap();
     }
-    let ids: Vec<_> = s.sessions.list_live(ann.id, at).await.unwrap().into_iter().map(|s| s.id()).collect();
+    let ids: Vec<_> = s.sessions.list_live(ann.id(), at).await.unwrap().into_iter().map(|s| s.id()).collect();
     assert_eq!(ids, vec![b.id(), c.id(), a.id()]);
 }
 
@@ -2829,19 +2842,20 @@ async fn concurrent_removals_of_the_last_two_verified_addresses_leave_one(s: Sto
         sign_up(&s, &ann).await;
         let addresses = [format!("ann{round}@work.example"), format!("ann{round}@home.example")];
         for (n, address) in (100 * round..).zip(&addresses) {
-            let v = verification(n, ann.id, address, Purpose::VerifyEmail, now);
-            ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
-            verify(&s, n + 50, ann.id, address, now).await;
+            let v = verification(n, ann.id(), address, Purpose::VerifyEmail, now);
+            ops::add_email(&s, ann.id(), v.email(), &v, &[], now).await.unwrap();
+            verify(&s, n + 50, ann.id(), address, now).await;
         }
         let racers = std::sync::Mutex::new(addresses.to_vec());
+        let ann_id = ann.id();
         let mut outcomes = race(2, || {
             let (s, address) = (s.clone(), racers.lock().unwrap().pop().unwrap());
-            async move { ops::remove_email(&s, ann.id, &email(&address), &[], now).await.unwrap() }
+            async move { ops::remove_email(&s, ann_id, &email(&address), &[], now).await.unwrap() }
         })
         .await;
         outcomes.sort_by_key(|o| *o == EmailRemoval::LastVerified);
         assert_eq!(outcomes, vec![EmailRemoval::Removed, EmailRemoval::LastVerified], "round {round}");
-        let account = s.users.get(ann.id).await.unwrap().unwrap();
+        let account = s.users.get(ann.id()).await.unwrap().unwrap();
         assert_eq!(account.emails().iter().filter(|e| e.verified_at.is_some()).count(), 1, "round {round}");
     }
 }
@@ -2855,27 +2869,28 @@ async fn concurrent_removal_and_promotion_of_one_address_never_lose_the_primary(
         let (home, work) = (format!("ann{round}@example.com"), format!("ann{round}@work.example"));
         let ann = user(round, &home);
         sign_up(&s, &ann).await;
-        verify(&s, 100 * round, ann.id, &home, t0()).await;
-        let v = verification(100 * round + 1, ann.id, &work, Purpose::VerifyEmail, now);
-        ops::add_email(&s, ann.id, v.email(), &v, &[], now).await.unwrap();
-        verify(&s, 100 * round + 2, ann.id, &work, now).await;
+        verify(&s, 100 * round, ann.id(), &home, t0()).await;
+        let v = verification(100 * round + 1, ann.id(), &work, Purpose::VerifyEmail, now);
+        ops::add_email(&s, ann.id(), v.email(), &v, &[], now).await.unwrap();
+        verify(&s, 100 * round + 2, ann.id(), &work, now).await;
 
         // Racer `true` promotes the address, racer `false` removes it.
         let roles = std::sync::Mutex::new(vec![true, false]);
+        let ann_id = ann.id();
         let mut outcomes = race(2, || {
             let (s, promote, work) = (s.clone(), roles.lock().unwrap().pop().unwrap(), email(&work));
             async move {
                 if promote {
-                    Ok(ops::set_primary_email(&s, ann.id, &work, &[], now).await.unwrap())
+                    Ok(ops::set_primary_email(&s, ann_id, &work, &[], now).await.unwrap())
                 } else {
-                    Err(ops::remove_email(&s, ann.id, &work, &[], now).await.unwrap())
+                    Err(ops::remove_email(&s, ann_id, &work, &[], now).await.unwrap())
                 }
             }
         })
         .await;
         outcomes.sort_by_key(Result::is_err);
         let [Ok(promoted), Err(removed)] = outcomes[..] else { panic!("{outcomes:?}") };
-        let account = s.users.get(ann.id).await.unwrap().unwrap();
+        let account = s.users.get(ann.id()).await.unwrap().unwrap();
         let primaries: Vec<_> = account.emails().iter().filter(|e| e.primary).map(|e| e.email.to_string()).collect();
         match (promoted, removed) {
             // Promoted first: the removal found the primary.
@@ -2897,12 +2912,12 @@ async fn concurrent_enrolments_of_one_kind_leave_one_pending_factor(s: Stores) {
         let next = std::sync::atomic::AtomicU32::new(0);
         let results = race(RACERS as usize, || {
             let n = RACERS * round + u128::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-            let (s, f) = (s.clone(), factor(n, ann.id, FactorKind::Totp, t0() + TimeDelta::seconds(1)));
+            let (s, f) = (s.clone(), factor(n, ann.id(), FactorKind::Totp, t0() + TimeDelta::seconds(1)));
             async move { ops::add_factor(&s, &f, None, &[]).await }
         })
         .await;
         assert!(results.iter().all(Result::is_ok), "round {round}: {results:?}");
-        let left = s.mfa.factors(ann.id).await.unwrap();
+        let left = s.mfa.factors(ann.id()).await.unwrap();
         assert_eq!(left.len(), 1, "round {round}: {left:?}");
     }
 }
@@ -2914,7 +2929,7 @@ async fn concurrent_sign_ups_with_one_address_succeed_once(s: Stores) {
     let results = race(2, || {
         let n = u128::from(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
         let (s, u) = (s.clone(), user(n, "ann@example.com"));
-        async move { (u.id, ops::create_user(&s, &u, &first_verification(&u), &[message(n, t0())]).await) }
+        async move { (u.id(), ops::create_user(&s, &u, &first_verification(&u), &[message(n, t0())]).await) }
     })
     .await;
     let winners: Vec<_> = results.iter().filter(|(_, r)| r.is_ok()).map(|(id, _)| *id).collect();
@@ -2960,8 +2975,9 @@ async fn a_login_racing_the_accounts_deletion_is_refused_or_reported(s: Stores) 
         let sess = session(round, &ann, now, now + TimeDelta::days(30));
         let n = u8::try_from(round).unwrap();
         let roles = std::sync::Mutex::new(vec![true, false]);
+        let ann_id = ann.id();
         let mut outcomes = race(2, || {
-            let (s, login, ann, sess) = (s.clone(), roles.lock().unwrap().pop().unwrap(), ann.id, sess.clone());
+            let (s, login, ann, sess) = (s.clone(), roles.lock().unwrap().pop().unwrap(), ann_id, sess.clone());
             async move {
                 if login {
                     Ok(ops::create_session(&s, &sess, &token(n, now, TimeDelta::days(30)), &[]).await)

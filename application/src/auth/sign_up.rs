@@ -52,15 +52,10 @@ impl SignUp {
     pub async fn execute(&self, cmd: SignUpCommand) -> Result<UserId, AppError> {
         let password_hash = self.hasher.hash(&cmd.password).await?;
         let now = self.clock.now();
-        let user = User {
-            id: UserId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),
-            email: cmd.email,
-            display_name: cmd.display_name,
-            password_hash,
-            created_at: now,
-        };
-        let issued = self.issuer.issue(user.id, &user.email, Purpose::VerifyEmail, now);
-        let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id));
+        let id = UserId::from_uuid(new_uuid_v7(now, self.rng.as_ref()));
+        let user = User::new(id, cmd.email, cmd.display_name, password_hash, now);
+        let issued = self.issuer.issue(user.id(), user.email(), Purpose::VerifyEmail, now);
+        let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id()));
         let taken = |e: StoreError| match e {
             StoreError::Conflict(_) => AppError::EmailTaken,
             other => other.into(),
@@ -70,7 +65,7 @@ impl SignUp {
         uow.verifications().insert(&issued.verification).await?;
         uow.add_messages(vec![issued.message, audit]);
         uow.commit().await.map_err(taken)?;
-        tracing::info!(user_id = %user.id, "user signed up");
-        Ok(user.id)
+        tracing::info!(user_id = %user.id(), "user signed up");
+        Ok(user.id())
     }
 }

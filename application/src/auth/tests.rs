@@ -119,12 +119,12 @@ fn sign_up_stores_the_hashers_hash_of_the_password() {
     let id = h.sign_up("Ann@Example.com", "correct horse").unwrap();
     let users = h.store.users();
     assert_eq!(users.len(), 1);
-    assert_eq!(users[0].id, id);
-    assert_eq!(users[0].email.as_str(), "ann@example.com");
+    assert_eq!(users[0].id(), id);
+    assert_eq!(users[0].email().as_str(), "ann@example.com");
     let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
-    assert_eq!(users[0].password_hash, expected);
+    assert_eq!(users[0].password_hash(), &expected);
     let check =
-        |p: &str| block_on(h.hasher.verify(&Password::candidate(p.into()).unwrap(), Some(&users[0].password_hash)));
+        |p: &str| block_on(h.hasher.verify(&Password::candidate(p.into()).unwrap(), Some(users[0].password_hash())));
     assert_eq!(check("correct horse").unwrap(), PasswordCheck::Match { needs_rehash: false });
     assert_eq!(check("correct horsE").unwrap(), PasswordCheck::Mismatch);
 }
@@ -178,7 +178,7 @@ fn login_with_an_outdated_hash_stores_a_fresh_one() {
     ))
     .unwrap();
     h.login("ann@example.com", "correct horse").unwrap();
-    let stored = h.store.users()[0].password_hash.clone();
+    let stored = h.store.users()[0].password_hash().clone();
     let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
     assert_eq!(stored, expected);
 }

@@ -51,13 +51,8 @@ impl H {
         let now = clock.now_for_tests();
         let user = UserId::from_uuid(Uuid::from_u128(7));
         let email = EmailAddress::parse("ann@example.com").unwrap();
-        let ann = User {
-            id: user,
-            email: email.clone(),
-            display_name: DisplayName::default(),
-            password_hash: PasswordHash::from_phc(format!("fake2${PASSWORD}")),
-            created_at: now,
-        };
+        let hash = PasswordHash::from_phc(format!("fake2${PASSWORD}"));
+        let ann = User::new(user, email.clone(), DisplayName::default(), hash, now);
         block_on(async {
             let uow = store.begin().await.unwrap();
             uow.accounts().insert(&ann).await.unwrap();

@@ -29,7 +29,10 @@ use crate::ports::verifications::VerificationRepository;
 
 #[derive(Clone)]
 struct StoredUser {
-    user: User,
+    id: UserId,
+    display_name: DisplayName,
+    password_hash: PasswordHash,
+    created_at: DateTime<Utc>,
     emails: Vec<LoginEmail>,
     updated_at: DateTime<Utc>,
 }
@@ -69,13 +72,14 @@ impl State {
     }
 
     fn account(&self, user: UserId) -> Option<Account> {
-        self.users.iter().find(|u| u.user.id == user).map(|u| {
-            Account::restore(u.user.id, u.user.display_name.clone(), u.user.created_at, u.updated_at, u.emails.clone())
-        })
+        self.users
+            .iter()
+            .find(|u| u.id == user)
+            .map(|u| Account::restore(u.id, u.display_name.clone(), u.created_at, u.updated_at, u.emails.clone()))
     }
 
     fn user_exists(&self, id: UserId) -> bool {
-        self.users.iter().any(|u| u.user.id == id)
+        self.users.iter().any(|u| u.id == id)
     }
 
     /// What a foreign key to `users` does in SQL: a row of an unknown user is refused.
@@ -95,7 +99,7 @@ impl State {
     }
 
     fn user_mut(&mut self, id: UserId) -> Option<&mut StoredUser> {
-        self.users.iter_mut().find(|u| u.user.id == id)
+        self.users.iter_mut().find(|u| u.id == id)
     }
 
     fn enqueue(&mut self, outbox: &[OutboxMessage]) {
@@ -145,7 +149,16 @@ impl InMemoryStore {
     /// Every user stored.
     #[must_use]
     pub fn users(&self) -> Vec<User> {
-        self.state.lock_blocking().users.iter().map(|u| u.user.clone()).collect()
+        self.state
+            .lock_blocking()
+            .users
+            .iter()
+            .map(|u| {
+                let primary = u.emails.iter().find(|e| e.primary).map(|e| e.email.clone());
+                let email = primary.unwrap_or_else(|| u.emails[0].email.clone());
+                User::new(u.id, email, u.display_name.clone(), u.password_hash.clone(), u.created_at)
+            })
+            .collect()
     }
 
     /// Every outbox message written, oldest first.
@@ -167,8 +180,8 @@ impl UserRepository for InMemoryStore {
         let state = self.state.lock().await;
         Ok(state.users.iter().find_map(|u| {
             u.emails.iter().find(|e| &e.email == email).map(|e| UserCredentials {
-                user_id: u.user.id,
-                password_hash: u.user.password_hash.clone(),
+                user_id: u.id,
+                password_hash: u.password_hash.clone(),
                 email_verified: e.verified_at.is_some(),
             })
         }))
@@ -176,7 +189,7 @@ impl UserRepository for InMemoryStore {
 
     async fn password_hash(&self, user: UserId) -> Result<Option<PasswordHash>, StoreError> {
         let state = self.state.lock().await;
-        Ok(state.users.iter().find(|u| u.user.id == user).map(|u| u.user.password_hash.clone()))
+        Ok(state.users.iter().find(|u| u.id == user).map(|u| u.password_hash.clone()))
     }
 
     async fn update_password_hash(
@@ -186,7 +199,7 @@ impl UserRepository for InMemoryStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if let Some(u) = self.state.lock().await.user_mut(user) {
-            u.user.password_hash = hash.clone();
+            u.password_hash = hash.clone();
             u.updated_at = now;
         }
         Ok(())
@@ -207,7 +220,7 @@ impl UserRepository for InMemoryStore {
         Ok(state
             .user_mut(user)
             .map(|u| {
-                u.user.display_name = name.clone();
+                u.display_name = name.clone();
                 u.updated_at = now;
             })
             .is_some())
@@ -516,12 +529,23 @@ impl UnitOfWork for MemoryUnitOfWork {
 impl AccountWrites for MemoryUnitOfWork {
     async fn insert(&self, user: &User) -> Result<(), StoreError> {
         self.with(|state| {
-            if state.email_taken(&user.email) {
+            if state.email_taken(user.email()) {
                 return Err(StoreError::Conflict("user_emails.email".into()));
             }
-            let email =
-                LoginEmail { email: user.email.clone(), primary: true, verified_at: None, created_at: user.created_at };
-            state.users.push(StoredUser { user: user.clone(), emails: vec![email], updated_at: user.created_at });
+            let email = LoginEmail {
+                email: user.email().clone(),
+                primary: true,
+                verified_at: None,
+                created_at: user.created_at(),
+            };
+            state.users.push(StoredUser {
+                id: user.id(),
+                display_name: user.display_name().clone(),
+                password_hash: user.password_hash().clone(),
+                created_at: user.created_at(),
+                emails: vec![email],
+                updated_at: user.created_at(),
+            });
             Ok(())
         })
     }
@@ -587,7 +611,7 @@ impl AccountWrites for MemoryUnitOfWork {
             state
                 .user_mut(user)
                 .map(|u| {
-                    u.user.password_hash = hash.clone();
+                    u.password_hash = hash.clone();
                     u.updated_at = now;
                 })
                 .is_some()
@@ -597,7 +621,7 @@ impl AccountWrites for MemoryUnitOfWork {
     async fn delete(&self, user: UserId) -> Result<(), StoreError> {
         // What ON DELETE CASCADE does in SQL; audit rows stay.
         self.with(|state| {
-            state.users.retain(|u| u.user.id != user);
+            state.users.retain(|u| u.id != user);
             let gone: Vec<SessionId> =
                 state.sessions.values().filter(|s| s.user_id() == user).map(|s| s.id()).collect();
             state.sessions.retain(|_, s| s.user_id() != user);

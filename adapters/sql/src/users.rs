@@ -98,7 +98,7 @@ impl AccountWrites for SqlUnitOfWork {
             .exec(&self.txn)
             .await
             .map_err(store_error)?;
-        touch_user(&self.txn, user, Some(now)).await.map_err(store_error)?;
+        touch_user(&self.txn, user, now).await.map_err(store_error)?;
         Ok(())
     }
 
@@ -226,7 +226,7 @@ impl UserRepository for SqlUserRepository {
 }
 
 /// Marks `email` of `user` verified (keeping an earlier verification time).
-pub(crate) async fn verify_email(
+async fn verify_email(
     txn: &DatabaseTransaction,
     user: Uuid,
     email: &str,
@@ -243,7 +243,7 @@ pub(crate) async fn verify_email(
 }
 
 /// Replaces a user's password hash; `false` when there is no such user.
-pub(crate) async fn set_password_hash<C: sea_orm::ConnectionTrait>(
+async fn set_password_hash<C: sea_orm::ConnectionTrait>(
     conn: &C,
     user: UserId,
     hash: &PasswordHash,
@@ -258,24 +258,14 @@ pub(crate) async fn set_password_hash<C: sea_orm::ConnectionTrait>(
     Ok(updated.rows_affected > 0)
 }
 
-/// The write that opens a read-then-decide transaction (see the module
-/// docs): sets `updated_at` to `now`, or leaves it as it is. `false` when
-/// there is no such user.
-pub(crate) async fn touch_user(
-    txn: &DatabaseTransaction,
-    user: UserId,
-    now: Option<DateTime<Utc>>,
-) -> Result<bool, DbErr> {
-    let updated_at = match now {
-        Some(now) => Expr::value(now),
-        None => Expr::col(user::Column::UpdatedAt).into(),
-    };
-    let touched = user::Entity::update_many()
-        .col_expr(user::Column::UpdatedAt, updated_at)
+/// Sets the account's `updated_at`.
+async fn touch_user(txn: &DatabaseTransaction, user: UserId, now: DateTime<Utc>) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
         .filter(user::Column::Id.eq(*user.as_uuid()))
         .exec(txn)
         .await?;
-    Ok(touched.rows_affected > 0)
+    Ok(())
 }
 
 fn email_row(user: UserId, email: &EmailAddress, primary: bool, now: DateTime<Utc>) -> user_email::ActiveModel {

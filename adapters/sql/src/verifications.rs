@@ -148,7 +148,7 @@ impl VerificationWrites for SqlUnitOfWork {
 }
 
 /// Stores a new verification, inside the caller's transaction.
-pub(crate) async fn insert_verification(txn: &DatabaseTransaction, v: &Verification) -> Result<(), DbErr> {
+async fn insert_verification(txn: &DatabaseTransaction, v: &Verification) -> Result<(), DbErr> {
     let row = verification::ActiveModel {
         id: Set(v.id()),
         user_id: Set(*v.user_id().as_uuid()),

@@ -226,12 +226,7 @@ impl UserRepository for SqlUserRepository {
 }
 
 /// Marks `email` of `user` verified (keeping an earlier verification time).
-async fn verify_email(
-    txn: &DatabaseTransaction,
-    user: Uuid,
-    email: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+async fn verify_email(txn: &DatabaseTransaction, user: Uuid, email: &str, now: DateTime<Utc>) -> Result<(), DbErr> {
     user_email::Entity::update_many()
         .col_expr(user_email::Column::VerifiedAt, Expr::value(now))
         .filter(user_email::Column::UserId.eq(user))

@@ -1,22 +1,36 @@
 //! ConfirmFactor: a correct code activates a pending factor; the first
 //! active factor also yields backup codes, shown once.
 
+use std::sync::Arc;
+
 use gatehouse_domain::mfa::activate;
 use gatehouse_domain::{Event, FactorKind, OneTimeCode, UserId};
 use uuid::Uuid;
 
-use super::{MfaDeps, factor_code_hash};
+use super::{MfaDeps, SecondFactors, factor_code_hash, primary_email};
 use crate::error::AppError;
 use crate::events::Audit;
+use crate::events::EventFactory;
+use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Activates factors.
 #[derive(Clone, Debug)]
-pub struct ConfirmFactor(MfaDeps);
+pub struct ConfirmFactor {
+    factors: SecondFactors,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    users: Arc<dyn UserRepository>,
+    events: EventFactory,
+}
 
 impl ConfirmFactor {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let factors = SecondFactors::from(&deps);
+        let uow = deps.uow;
+        let users = deps.users;
+        let events = deps.events;
+        Self { factors, uow, users, events }
     }
 
     /// Returns the new backup codes when this is the user's first active factor.
@@ -30,25 +44,25 @@ impl ConfirmFactor {
         factor_id: Uuid,
         code: &OneTimeCode,
     ) -> Result<Option<Vec<String>>, AppError> {
-        let d = &self.0;
-        let factor = d.factor(user, factor_id).await?;
+        let d = self;
+        let factor = d.factors.factor(user, factor_id).await?;
         if factor.active() {
             return Err(AppError::FailedPrecondition {
                 reason: "FACTOR_ACTIVE",
                 message: "the factor is already active",
             });
         }
-        let now = d.clock.now();
+        let now = d.factors.clock.now();
         let accepted = match factor.kind() {
-            FactorKind::Totp => d.accept_totp(&factor, code, now).await?,
+            FactorKind::Totp => d.factors.accept_totp(&factor, code, now).await?,
             FactorKind::Email | FactorKind::Sms => {
-                d.mfa.use_code(factor.id(), None, &factor_code_hash(factor.id(), code), now).await?
+                d.factors.mfa.use_code(factor.id(), None, &factor_code_hash(factor.id(), code), now).await?
             }
         };
         if !accepted {
             return Err(AppError::CodeInvalid { field: "code" });
         }
-        let email = d.primary_email(user).await?;
+        let email = primary_email(d.users.as_ref(), user).await?;
         let mut uow = d.uow.begin().await?;
         uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
         // Decided under the account's lock: of two factors confirmed at once,
@@ -60,7 +74,7 @@ impl ConfirmFactor {
             });
         };
         let first = activation.first;
-        let (codes, hashes) = if first { d.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
+        let (codes, hashes) = if first { d.factors.new_backup_codes(user) } else { (Vec::new(), Vec::new()) };
         uow.factors().activate(factor.id(), now).await?;
         if first {
             uow.factors().replace_backup_codes(user, &hashes, now).await?;

@@ -1,11 +1,15 @@
 //! EnrollTotp: a new authenticator-app factor, pending until `ConfirmFactor`.
 
+use std::sync::Arc;
+
 use gatehouse_domain::{Factor, FactorKind, UserId};
 use uuid::Uuid;
 
-use super::{MfaDeps, TOTP_SECRET_BYTES, base32};
+use super::{MfaDeps, SecondFactors, TOTP_SECRET_BYTES, base32, primary_email, store_factor};
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
+use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// What an authenticator app needs, shown once.
 #[derive(Clone)]
@@ -28,12 +32,19 @@ impl std::fmt::Debug for TotpEnrollment {
 
 /// Starts a TOTP enrolment.
 #[derive(Clone, Debug)]
-pub struct EnrollTotp(MfaDeps);
+pub struct EnrollTotp {
+    factors: SecondFactors,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    users: Arc<dyn UserRepository>,
+}
 
 impl EnrollTotp {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let factors = SecondFactors::from(&deps);
+        let uow = deps.uow;
+        let users = deps.users;
+        Self { factors, uow, users }
     }
 
     /// A new pending TOTP factor with a 160-bit secret, sealed at rest.
@@ -41,17 +52,17 @@ impl EnrollTotp {
     /// # Errors
     /// `FailedPrecondition` when TOTP factors are disabled.
     pub async fn execute(&self, user: UserId) -> Result<TotpEnrollment, AppError> {
-        let d = &self.0;
-        d.require_enabled(FactorKind::Totp)?;
-        let now = d.clock.now();
+        let d = self;
+        d.factors.require_enabled(FactorKind::Totp)?;
+        let now = d.factors.clock.now();
         let mut secret = [0_u8; TOTP_SECRET_BYTES];
-        d.rng.fill(&mut secret);
-        let account = d.primary_email(user).await?.map_or_else(|| user.to_string(), |e| e.to_string());
-        let uri = d.totp.provisioning_uri(&secret, &d.settings.issuer, &account);
-        let qr_png = d.totp.qr_png(&uri)?;
-        let sealed = d.secrets.seal(&secret)?;
-        let factor = Factor::pending_totp(new_uuid_v7(now, d.rng.as_ref()), user, sealed, now);
-        d.store_factor(&factor, None, Vec::new()).await?;
+        d.factors.rng.fill(&mut secret);
+        let account = primary_email(d.users.as_ref(), user).await?.map_or_else(|| user.to_string(), |e| e.to_string());
+        let uri = d.factors.totp.provisioning_uri(&secret, &d.factors.settings.issuer, &account);
+        let qr_png = d.factors.totp.qr_png(&uri)?;
+        let sealed = d.factors.secrets.seal(&secret)?;
+        let factor = Factor::pending_totp(new_uuid_v7(now, d.factors.rng.as_ref()), user, sealed, now);
+        store_factor(d.uow.as_ref(), &factor, None, Vec::new()).await?;
         Ok(TotpEnrollment { factor_id: factor.id(), secret: base32(&secret), uri, qr_png })
     }
 }

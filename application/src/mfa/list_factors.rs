@@ -3,17 +3,20 @@
 
 use gatehouse_domain::{Factor, UserId};
 
-use super::{FreshProof, MfaDeps};
+use super::{FreshProof, FreshProofs, MfaDeps};
 use crate::error::AppError;
 
 /// Lists the caller's factors.
 #[derive(Clone, Debug)]
-pub struct ListFactors(MfaDeps);
+pub struct ListFactors {
+    proofs: FreshProofs,
+}
 
 impl ListFactors {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let proofs = FreshProofs::from(&deps);
+        Self { proofs }
     }
 
     /// Pending and active factors, oldest first. Needs a fresh proof: the
@@ -22,7 +25,8 @@ impl ListFactors {
     /// # Errors
     /// A failed fresh proof; storage failures.
     pub async fn execute(&self, user: UserId, proof: &FreshProof) -> Result<Vec<Factor>, AppError> {
-        self.0.check_fresh_proof(user, proof).await?;
-        Ok(self.0.mfa.factors(user).await?)
+        let d = self;
+        d.proofs.check(user, proof).await?;
+        Ok(d.proofs.factors.mfa.factors(user).await?)
     }
 }

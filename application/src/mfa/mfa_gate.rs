@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use gatehouse_domain::{ClientInfo, FactorKind, MfaChallenge, UserId};
 use uuid::Uuid;
 
-use super::MfaDeps;
+use super::{MfaDeps, SecondFactors};
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
 
@@ -30,18 +30,15 @@ pub struct ChallengeView {
 
 /// Decides whether a login needs a second factor, and opens the challenge.
 #[derive(Clone, Debug)]
-pub struct MfaGate(MfaDeps);
+pub struct MfaGate {
+    factors: SecondFactors,
+}
 
 impl MfaGate {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
-    }
-
-    /// The event factory the MFA use cases share.
-    #[must_use]
-    pub const fn events(&self) -> &crate::events::EventFactory {
-        &self.0.events
+    pub fn new(deps: MfaDeps) -> Self {
+        let factors = SecondFactors::from(&deps);
+        Self { factors }
     }
 
     /// A challenge when `user` has an active factor, `None` otherwise. Only
@@ -55,19 +52,25 @@ impl MfaGate {
         client: ClientInfo,
         now: DateTime<Utc>,
     ) -> Result<Option<ChallengeView>, AppError> {
-        let d = &self.0;
-        let active: Vec<_> = d.mfa.factors(user).await?.into_iter().filter(|f| f.active()).collect();
+        let d = self;
+        let active: Vec<_> = d.factors.mfa.factors(user).await?.into_iter().filter(|f| f.active()).collect();
         if active.is_empty() {
             return Ok(None);
         }
-        d.check_account_limit(user, now).await?;
-        let id = new_uuid_v7(now, d.rng.as_ref());
-        let challenge =
-            MfaChallenge::open(id, user, client, now, now + d.settings.challenge_ttl, d.settings.max_attempts);
-        d.mfa.create_challenge(&challenge).await?;
+        d.factors.check_account_limit(user, now).await?;
+        let id = new_uuid_v7(now, d.factors.rng.as_ref());
+        let challenge = MfaChallenge::open(
+            id,
+            user,
+            client,
+            now,
+            now + d.factors.settings.challenge_ttl,
+            d.factors.settings.max_attempts,
+        );
+        d.factors.mfa.create_challenge(&challenge).await?;
         let factors = active
             .iter()
-            .filter(|f| d.enabled(f.kind()))
+            .filter(|f| d.factors.enabled(f.kind()))
             .map(|f| FactorView { id: f.id(), kind: f.kind(), hint: f.hint() })
             .collect();
         Ok(Some(ChallengeView { id: challenge.id(), factors, expires_at: challenge.expires_at() }))

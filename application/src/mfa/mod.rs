@@ -45,8 +45,8 @@ use crate::settings::MfaSettings;
 /// Bytes in a TOTP secret: 160 bits, what RFC 4226 recommends for SHA-1.
 const TOTP_SECRET_BYTES: usize = 20;
 
-/// What the MFA use cases share: the factor rules' ports and the checks
-/// every one of them makes (factor enabled, TOTP step, account limit).
+/// What the MFA use cases are built from; each keeps only the ports it
+/// uses (the checks most of them share are [`SecondFactors`]).
 #[derive(Clone, Debug)]
 pub struct MfaDeps {
     pub mfa: Arc<dyn MfaRepository>,
@@ -69,11 +69,51 @@ pub enum FreshProof {
     TotpCode { factor_id: Uuid, code: OneTimeCode },
 }
 
+/// The second-factor checks the MFA use cases share, and the ports they
+/// need: which kinds are enabled, a user's factor, a TOTP code accepted at
+/// most once, new codes, and the per-account limit on wrong codes.
+#[derive(Clone, Debug)]
+pub struct SecondFactors {
+    mfa: Arc<dyn MfaRepository>,
+    totp: Arc<dyn Totp>,
+    secrets: Arc<dyn SecretBox>,
+    rng: Arc<dyn RandomSource>,
+    clock: Arc<dyn Clock>,
+    settings: MfaSettings,
+}
+
+impl From<&MfaDeps> for SecondFactors {
+    fn from(d: &MfaDeps) -> Self {
+        Self {
+            mfa: d.mfa.clone(),
+            totp: d.totp.clone(),
+            secrets: d.secrets.clone(),
+            rng: d.rng.clone(),
+            clock: d.clock.clone(),
+            settings: d.settings.clone(),
+        }
+    }
+}
+
+/// A fresh proof of presence checked against the account's limit: the
+/// current password, or a current TOTP code.
+#[derive(Clone, Debug)]
+pub struct FreshProofs {
+    factors: SecondFactors,
+    password: PasswordProof,
+}
+
+impl From<&MfaDeps> for FreshProofs {
+    fn from(d: &MfaDeps) -> Self {
+        Self { factors: SecondFactors::from(d), password: PasswordProof::new(d.users.clone(), d.hasher.clone()) }
+    }
+}
+
 fn unknown_factor() -> AppError {
     AppError::InvalidArgument(vec![FieldViolation::new("factor_id", "no such factor")])
 }
 
-impl MfaDeps {
+impl SecondFactors {
     fn enabled(&self, kind: FactorKind) -> bool {
         let e = self.settings.enabled;
         match kind {
@@ -94,31 +134,6 @@ impl MfaDeps {
     /// The user's factor `id`, or `INVALID_ARGUMENT` naming `factor_id`.
     async fn factor(&self, user: UserId, id: Uuid) -> Result<Factor, AppError> {
         self.mfa.factors(user).await?.into_iter().find(|f| f.id() == id).ok_or_else(unknown_factor)
-    }
-
-    async fn primary_email(&self, user: UserId) -> Result<Option<EmailAddress>, AppError> {
-        Ok(self.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone())))
-    }
-
-    /// Stores a new pending factor (with its first code, for email and SMS),
-    /// replacing the user's pending factors of its kind, and `messages`.
-    async fn store_factor(
-        &self,
-        factor: &Factor,
-        code: Option<&FactorCode>,
-        messages: Vec<crate::ports::events::OutboxMessage>,
-    ) -> Result<(), AppError> {
-        let mut uow = self.uow.begin().await?;
-        uow.accounts().lock(factor.user_id()).await?.ok_or(AppError::NotFound("user"))?;
-        let replaced = factor.replaces(&uow.factors().list(factor.user_id()).await?);
-        uow.factors().delete(&replaced).await?;
-        uow.factors().insert(factor).await?;
-        if let Some(code) = code {
-            uow.factors().insert_code(code).await?;
-        }
-        uow.add_messages(messages);
-        uow.commit().await?;
-        Ok(())
     }
 
     /// A fresh code for an email or SMS factor, and its stored form.
@@ -172,37 +187,6 @@ impl MfaDeps {
         Ok(self.mfa.create_challenge(&failure).await?)
     }
 
-    /// Checks a fresh proof of presence; wrong proofs count toward the
-    /// account's limit, so a stolen access token cannot guess TOTP codes.
-    async fn check_fresh_proof(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
-        let now = self.clock.now();
-        self.check_account_limit(user, now).await?;
-        let result = self.fresh_proof_matches(user, proof).await;
-        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid { .. })) {
-            self.record_account_failure(user, now).await?;
-        }
-        result
-    }
-
-    async fn fresh_proof_matches(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
-        match proof {
-            FreshProof::Password(password) => {
-                PasswordProof::new(self.users.clone(), self.hasher.clone()).check(user, password, "password").await
-            }
-            FreshProof::TotpCode { factor_id, code } => {
-                let factor = self.factor(user, *factor_id).await?;
-                if factor.kind() == FactorKind::Totp
-                    && factor.active()
-                    && self.accept_totp(&factor, code, self.clock.now()).await?
-                {
-                    Ok(())
-                } else {
-                    Err(AppError::CodeInvalid { field: "totp_code.code" })
-                }
-            }
-        }
-    }
-
     /// New backup codes: what to show the user once, and what to store.
     fn new_backup_codes(&self, user: UserId) -> (Vec<String>, Vec<TokenHash>) {
         (0..self.settings.backup_code_count)
@@ -215,6 +199,63 @@ impl MfaDeps {
             })
             .unzip()
     }
+}
+
+impl FreshProofs {
+    /// Checks a fresh proof of presence; wrong proofs count toward the
+    /// account's limit, so a stolen access token cannot guess TOTP codes.
+    async fn check(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
+        let now = self.factors.clock.now();
+        self.factors.check_account_limit(user, now).await?;
+        let result = self.matches(user, proof).await;
+        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid { .. })) {
+            self.factors.record_account_failure(user, now).await?;
+        }
+        result
+    }
+
+    async fn matches(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
+        match proof {
+            FreshProof::Password(password) => self.password.check(user, password, "password").await,
+            FreshProof::TotpCode { factor_id, code } => {
+                let factor = self.factors.factor(user, *factor_id).await?;
+                if factor.kind() == FactorKind::Totp
+                    && factor.active()
+                    && self.factors.accept_totp(&factor, code, self.factors.clock.now()).await?
+                {
+                    Ok(())
+                } else {
+                    Err(AppError::CodeInvalid { field: "totp_code.code" })
+                }
+            }
+        }
+    }
+}
+
+/// The primary address of `user`, where notices go.
+async fn primary_email(users: &dyn UserRepository, user: UserId) -> Result<Option<EmailAddress>, AppError> {
+    Ok(users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone())))
+}
+
+/// Stores a new pending factor (with its first code, for email and SMS),
+/// replacing the user's pending factors of its kind, and `messages`.
+async fn store_factor(
+    uow: &dyn UnitOfWorkFactory,
+    factor: &Factor,
+    code: Option<&FactorCode>,
+    messages: Vec<crate::ports::events::OutboxMessage>,
+) -> Result<(), AppError> {
+    let mut uow = uow.begin().await?;
+    uow.accounts().lock(factor.user_id()).await?.ok_or(AppError::NotFound("user"))?;
+    let replaced = factor.replaces(&uow.factors().list(factor.user_id()).await?);
+    uow.factors().delete(&replaced).await?;
+    uow.factors().insert(factor).await?;
+    if let Some(code) = code {
+        uow.factors().insert_code(code).await?;
+    }
+    uow.add_messages(messages);
+    uow.commit().await?;
+    Ok(())
 }
 
 /// The stored form of an email/SMS code, bound to its factor.
@@ -273,8 +314,12 @@ pub fn base32(bytes: &[u8]) -> String {
 }
 
 /// The challenge `id`, if a code may still be tried on it.
-async fn live_challenge(d: &MfaDeps, id: Uuid, now: DateTime<Utc>) -> Result<gatehouse_domain::MfaChallenge, AppError> {
-    let c = d.mfa.challenge(id).await?.ok_or(AppError::ChallengeInvalid)?;
+async fn live_challenge(
+    factors: &SecondFactors,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<gatehouse_domain::MfaChallenge, AppError> {
+    let c = factors.mfa.challenge(id).await?.ok_or(AppError::ChallengeInvalid)?;
     c.open_at(now).map_err(|closed| match closed {
         ChallengeClosed::Used => AppError::ChallengeUsed,
         ChallengeClosed::Expired => AppError::ChallengeExpired,
@@ -284,10 +329,17 @@ async fn live_challenge(d: &MfaDeps, id: Uuid, now: DateTime<Utc>) -> Result<gat
 }
 
 /// Stores a pending email or SMS factor and sends its first code.
-async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destination: &str) -> Result<Uuid, AppError> {
-    let now = d.clock.now();
-    let factor = Factor::pending_code(new_uuid_v7(now, d.rng.as_ref()), user, kind, destination.to_owned(), now);
-    let (code, stored) = d.new_code(factor.id(), None, now);
+async fn enroll_with_code(
+    factors: &SecondFactors,
+    uow: &dyn UnitOfWorkFactory,
+    events: &EventFactory,
+    user: UserId,
+    kind: FactorKind,
+    destination: &str,
+) -> Result<Uuid, AppError> {
+    let now = factors.clock.now();
+    let factor = Factor::pending_code(new_uuid_v7(now, factors.rng.as_ref()), user, kind, destination.to_owned(), now);
+    let (code, stored) = factors.new_code(factor.id(), None, now);
     let event = gatehouse_domain::Event::MfaCode {
         user_id: user,
         kind,
@@ -295,7 +347,7 @@ async fn enroll_with_code(d: &MfaDeps, user: UserId, kind: FactorKind, destinati
         code: gatehouse_domain::Secret::new(code.expose().to_owned()),
         expires_at: stored.expires_at,
     };
-    d.store_factor(&factor, Some(&stored), vec![d.events.message(now, event)]).await?;
+    store_factor(uow, &factor, Some(&stored), vec![events.message(now, event)]).await?;
     Ok(factor.id())
 }
 

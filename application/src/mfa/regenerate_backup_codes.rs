@@ -1,19 +1,33 @@
 //! RegenerateBackupCodes: new codes, shown once; needs a fresh proof of presence.
 
+use std::sync::Arc;
+
 use gatehouse_domain::{Event, UserId};
 
-use super::{FreshProof, MfaDeps};
+use super::{FreshProof, FreshProofs, MfaDeps, primary_email};
 use crate::error::AppError;
 use crate::events::Audit;
+use crate::events::EventFactory;
+use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Replaces the backup codes.
 #[derive(Clone, Debug)]
-pub struct RegenerateBackupCodes(MfaDeps);
+pub struct RegenerateBackupCodes {
+    proofs: FreshProofs,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    users: Arc<dyn UserRepository>,
+    events: EventFactory,
+}
 
 impl RegenerateBackupCodes {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let proofs = FreshProofs::from(&deps);
+        let uow = deps.uow;
+        let users = deps.users;
+        let events = deps.events;
+        Self { proofs, uow, users, events }
     }
 
     /// New codes, shown once; the old ones stop working.
@@ -21,17 +35,18 @@ impl RegenerateBackupCodes {
     /// # Errors
     /// `FailedPrecondition` without an active factor; a failed fresh proof.
     pub async fn execute(&self, user: UserId, proof: &FreshProof) -> Result<Vec<String>, AppError> {
-        let d = &self.0;
-        if !d.mfa.factors(user).await?.iter().any(|f| f.active()) {
+        let d = self;
+        if !d.proofs.factors.mfa.factors(user).await?.iter().any(|f| f.active()) {
             return Err(AppError::FailedPrecondition {
                 reason: "NO_ACTIVE_FACTOR",
                 message: "backup codes need an active second factor",
             });
         }
-        d.check_fresh_proof(user, proof).await?;
-        let now = d.clock.now();
-        let (codes, hashes) = d.new_backup_codes(user);
-        let notice = Event::BackupCodesRegenerated { user_id: user, email: d.primary_email(user).await? };
+        d.proofs.check(user, proof).await?;
+        let now = d.proofs.factors.clock.now();
+        let (codes, hashes) = d.proofs.factors.new_backup_codes(user);
+        let notice =
+            Event::BackupCodesRegenerated { user_id: user, email: primary_email(d.users.as_ref(), user).await? };
         let audit = d.events.audit(now, Audit::by("mfa.backup_codes_regenerated", user));
         let mut uow = d.uow.begin().await?;
         uow.factors().replace_backup_codes(user, &hashes, now).await?;

@@ -1,35 +1,49 @@
 //! RemoveFactor: needs a fresh proof of presence (the current password or a
 //! current TOTP code); the backup codes go with the last active factor.
 
+use std::sync::Arc;
+
 use gatehouse_domain::mfa::remove;
 use gatehouse_domain::{Event, UserId};
 use uuid::Uuid;
 
-use super::{FreshProof, MfaDeps, unknown_factor};
+use super::{FreshProof, FreshProofs, MfaDeps, primary_email, unknown_factor};
 use crate::error::AppError;
 use crate::events::Audit;
+use crate::events::EventFactory;
+use crate::ports::store::UserRepository;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Removes a factor.
 #[derive(Clone, Debug)]
-pub struct RemoveFactor(MfaDeps);
+pub struct RemoveFactor {
+    proofs: FreshProofs,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    users: Arc<dyn UserRepository>,
+    events: EventFactory,
+}
 
 impl RemoveFactor {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let proofs = FreshProofs::from(&deps);
+        let uow = deps.uow;
+        let users = deps.users;
+        let events = deps.events;
+        Self { proofs, uow, users, events }
     }
 
     /// # Errors
     /// `WrongPassword` / `CodeInvalid` without a valid fresh proof;
     /// `INVALID_ARGUMENT` (`factor_id`) for an unknown factor.
     pub async fn execute(&self, user: UserId, factor_id: Uuid, proof: &FreshProof) -> Result<(), AppError> {
-        let d = &self.0;
-        let factor = d.factor(user, factor_id).await?;
-        d.check_fresh_proof(user, proof).await?;
-        let now = d.clock.now();
+        let d = self;
+        let factor = d.proofs.factors.factor(user, factor_id).await?;
+        d.proofs.check(user, proof).await?;
+        let now = d.proofs.factors.clock.now();
         let notice = Event::MfaFactorRemoved {
             user_id: user,
-            email: d.primary_email(user).await?,
+            email: primary_email(d.users.as_ref(), user).await?,
             factor_id,
             kind: factor.kind(),
         };

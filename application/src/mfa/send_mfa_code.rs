@@ -1,19 +1,30 @@
 //! SendMfaCode: an email or SMS code for a factor of an open challenge.
 
+use std::sync::Arc;
+
 use gatehouse_domain::{Event, FactorKind, Secret};
 use uuid::Uuid;
 
-use super::{MfaDeps, live_challenge};
+use super::{MfaDeps, SecondFactors, live_challenge};
 use crate::error::AppError;
+use crate::events::EventFactory;
+use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Sends a code for an email or SMS factor of a challenge.
 #[derive(Clone, Debug)]
-pub struct SendMfaCode(MfaDeps);
+pub struct SendMfaCode {
+    factors: SecondFactors,
+    uow: Arc<dyn UnitOfWorkFactory>,
+    events: EventFactory,
+}
 
 impl SendMfaCode {
     #[must_use]
-    pub const fn new(deps: MfaDeps) -> Self {
-        Self(deps)
+    pub fn new(deps: MfaDeps) -> Self {
+        let factors = SecondFactors::from(&deps);
+        let uow = deps.uow;
+        let events = deps.events;
+        Self { factors, uow, events }
     }
 
     /// A new code replaces the previous one for this factor and challenge;
@@ -23,11 +34,11 @@ impl SendMfaCode {
     /// Challenge errors; `INVALID_ARGUMENT` (`factor_id`) for a factor the
     /// challenge does not offer; `FailedPrecondition` for a TOTP factor.
     pub async fn execute(&self, challenge_id: Uuid, factor_id: Uuid) -> Result<(), AppError> {
-        let d = &self.0;
-        let now = d.clock.now();
-        let c = live_challenge(d, challenge_id, now).await?;
-        let factor = d.factor(c.user_id(), factor_id).await?;
-        if !factor.active() || !d.enabled(factor.kind()) {
+        let d = self;
+        let now = d.factors.clock.now();
+        let c = live_challenge(&d.factors, challenge_id, now).await?;
+        let factor = d.factors.factor(c.user_id(), factor_id).await?;
+        if !factor.active() || !d.factors.enabled(factor.kind()) {
             return Err(super::unknown_factor());
         }
         let Some(destination) = factor.destination().map(str::to_owned).filter(|_| factor.kind() != FactorKind::Totp)
@@ -37,7 +48,7 @@ impl SendMfaCode {
                 message: "an authenticator app makes its own codes",
             });
         };
-        let (code, stored) = d.new_code(factor.id(), Some(c.id()), now);
+        let (code, stored) = d.factors.new_code(factor.id(), Some(c.id()), now);
         let event = Event::MfaCode {
             user_id: c.user_id(),
             kind: factor.kind(),

@@ -90,6 +90,7 @@ contract_tests! {
         concurrent_totp_steps_are_accepted_once,
         backup_codes_are_used_once_and_count_down,
         concurrent_uses_of_one_backup_code_succeed_once,
+        concurrent_regenerations_leave_one_set_of_backup_codes,
         a_code_is_used_once,
         wrong_codes_count_until_the_limit,
         an_expired_code_fails,
@@ -1767,6 +1768,34 @@ async fn backup_codes_are_used_once_and_count_down(s: Stores) {
             message(700, later),
         ])
     );
+}
+
+/// OWASP ASVS 5.0 V6.5.1: regenerated backup codes replace the old ones;
+/// two regenerations at once must not leave both sets working.
+async fn concurrent_regenerations_leave_one_set_of_backup_codes(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    active_factor(&s, 1, ann, FactorKind::Totp, &backups(1..=3)).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for round in 0..5_u128 {
+        let sets = std::sync::Mutex::new(vec![
+            backups(100 * round + 10..=100 * round + 12),
+            backups(100 * round + 20..=100 * round + 22),
+        ]);
+        race(2, || {
+            let (s, set) = (s.clone(), sets.lock().unwrap().pop().unwrap());
+            async move { ops::replace_backup_codes(&s, ann, &set, &[], now).await.unwrap() }
+        })
+        .await;
+        let mut working = Vec::new();
+        for n in (100 * round + 10..=100 * round + 12).chain(100 * round + 20..=100 * round + 22) {
+            if ops::use_backup_code(&s, ann, &backup(n), &notice(1000 * (round + 1), now), now).await.unwrap().is_some()
+            {
+                working.push(n / 10 % 10);
+            }
+        }
+        assert_eq!(working.len(), 3, "round {round}: exactly one set of three works: {working:?}");
+        assert!(working.iter().all(|set| *set == working[0]), "round {round}: codes of both sets work: {working:?}");
+    }
 }
 
 async fn concurrent_uses_of_one_backup_code_succeed_once(s: Stores) {

@@ -69,6 +69,8 @@ pub async fn rotate(
     now: DateTime<Utc>,
 ) -> Result<Rotation, StoreError> {
     let uow = s.uow.begin().await?;
+    let Some(owner) = uow.sessions().owner_of_refresh_token(presented).await? else { return Ok(Rotation::Unknown) };
+    uow.accounts().lock(owner).await?;
     let session_id = match uow.sessions().retire_refresh_token(presented, now).await? {
         Retirement::Retired { session_id } => session_id,
         Retirement::Reused { session_id } => return Ok(Rotation::Reused { session_id }),
@@ -138,6 +140,7 @@ pub async fn revoke_all(
     now: DateTime<Utc>,
 ) -> Result<Vec<Session>, StoreError> {
     let mut uow = s.uow.begin().await?;
+    uow.accounts().lock(user).await?;
     let ended = end_all(uow.sessions().unrevoked(user).await?, keep, now);
     uow.sessions().save_revocations(&ended, reason).await?;
     uow.add_messages(outbox.to_vec());
@@ -276,6 +279,7 @@ pub async fn consume(
     now: DateTime<Utc>,
 ) -> Result<Consumed, StoreError> {
     let mut uow = s.uow.begin().await?;
+    uow.accounts().lock(v.user_id()).await?;
     if !uow.verifications().consume(v.id(), now).await? {
         return Ok(Consumed::Unavailable);
     }
@@ -375,6 +379,7 @@ pub async fn replace_backup_codes(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut uow = s.uow.begin().await?;
+    uow.accounts().lock(user).await?;
     uow.factors().replace_backup_codes(user, hashes, now).await?;
     uow.add_messages(outbox.to_vec());
     uow.commit().await

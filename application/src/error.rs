@@ -156,6 +156,18 @@ impl From<PublishError> for AppError {
     }
 }
 
+impl AppError {
+    /// A refused unique value is an address that another account has
+    /// (sign-up, AddLoginEmail); anything else maps as usual.
+    #[must_use]
+    pub fn email_taken_on_conflict(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(_) => Self::EmailTaken,
+            other => other.into(),
+        }
+    }
+}
+
 /// A rule of the account refused the change.
 impl From<AccountError> for AppError {
     fn from(e: AccountError) -> Self {

@@ -37,7 +37,7 @@ use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
-use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, IpNet, MfaApi, SessionApi, TokenApi, UserApi};
+use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, SessionApi, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::RedisDenylist;
@@ -137,14 +137,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         refresh_ttl: to_delta(config.refresh_token_ttl)?,
         session_lifetime: to_delta(config.session_lifetime)?,
     };
-    let client_ip = ClientIpPolicy::new(
-        config
-            .trusted_proxies
-            .iter()
-            .map(|net| IpNet::new(net.addr(), net.prefix_len()))
-            .collect::<Result<Vec<_>, _>>()
-            .context("GATEHOUSE_TRUSTED_PROXIES")?,
-    );
+    let client_ip = ClientIpPolicy::new(config.trusted_proxies.clone());
     let verification_settings = VerificationSettings {
         public_url: config.public_url.clone(),
         verify_email_ttl: to_delta(config.verify_email_ttl)?,

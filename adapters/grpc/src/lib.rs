@@ -28,7 +28,7 @@ mod user;
 
 pub use audit::AuditApi;
 pub use auth::AuthApi;
-pub use client_ip::{ClientIpPolicy, IpNet, IpNetError};
+pub use client_ip::{ClientIpPolicy, IpNet};
 pub use mfa::MfaApi;
 pub use server::{GrpcServer, ServeError};
 pub use session::SessionApi;

@@ -89,6 +89,11 @@ impl SessionWrites for SqlUnitOfWork {
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
+    async fn owner_of_refresh_token(&self, presented: &TokenHash) -> Result<Option<UserId>, StoreError> {
+        let session = session_of_token(&self.txn, presented).await.map_err(store_error)?;
+        Ok(session.map(|s| UserId::from_uuid(s.user_id)))
+    }
+
     async fn retire_refresh_token(&self, presented: &TokenHash, now: DateTime<Utc>) -> Result<Retirement, StoreError> {
         let presented_bytes = presented.as_bytes().to_vec();
         // The compare-and-swap (see the module docs).

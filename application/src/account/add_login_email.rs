@@ -8,7 +8,6 @@ use crate::auth::VerificationIssuer;
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ports::clock::Clock;
-use crate::ports::store::StoreError;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Adds login emails.
@@ -31,15 +30,11 @@ impl AddLoginEmail {
         let now = self.clock.now();
         let issued = self.issuer.issue(user, email, Purpose::VerifyEmail, now);
         let audit = self.issuer.events().audit(now, Audit::by("email.added", user).detail("email", email));
-        let taken = |e: StoreError| match e {
-            StoreError::Conflict(_) => AppError::EmailTaken,
-            other => other.into(),
-        };
         let mut uow = self.uow.begin().await?;
         uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
-        uow.accounts().add_email(user, email, now).await.map_err(taken)?;
+        uow.accounts().add_email(user, email, now).await.map_err(AppError::email_taken_on_conflict)?;
         uow.verifications().insert(&issued.verification).await?;
         uow.add_messages(vec![issued.message, audit]);
-        uow.commit().await.map_err(taken)
+        uow.commit().await.map_err(AppError::email_taken_on_conflict)
     }
 }

@@ -3,15 +3,15 @@
 //! The session decides whether it may go on and until when
 //! ([`Session::rotate`]); retiring the presented token is a compare-and-swap
 //! in the same unit of work, so two concurrent refreshes with one token never
-//! both mint a pair.
-//!
-//! [`Session::rotate`]: gatehouse_domain::Session::rotate Presenting a token that was already
+//! both mint a pair. Presenting a token that was already
 //! rotated means a copy exists (stolen, or replayed): the whole session is
 //! revoked and its access tokens stop validating (RFC 9700 §4.14.2, OWASP
 //! ASVS 5.0 V10.4.5). There is no grace window for a client that lost the
 //! response to a refresh: such a client signs in again. A grace window would
 //! let a thief who races the real client keep a live session, and the cost
 //! of the strict choice is one extra login after a network failure.
+//!
+//! [`Session::rotate`]: gatehouse_domain::Session::rotate
 
 use std::sync::Arc;
 
@@ -53,8 +53,15 @@ impl RefreshToken {
             return Err(AppError::InvalidRefreshToken);
         }
         let now = self.minter.now();
+        let hash = hash_refresh_token(presented);
         let uow = self.uow.begin().await?;
-        let session_id = match uow.sessions().retire_refresh_token(&hash_refresh_token(presented), now).await? {
+        // The account first, as every unit of work on it does: one lock order,
+        // so a refresh cannot deadlock with a deletion of the account.
+        let Some(owner) = uow.sessions().owner_of_refresh_token(&hash).await? else {
+            return Err(AppError::InvalidRefreshToken);
+        };
+        uow.accounts().lock(owner).await?;
+        let session_id = match uow.sessions().retire_refresh_token(&hash, now).await? {
             Retirement::Retired { session_id } => session_id,
             Retirement::Reused { session_id } => {
                 drop(uow);

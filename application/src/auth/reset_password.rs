@@ -54,6 +54,8 @@ impl ResetPassword {
         let audit = self.issuer.events().audit(now, Audit::by("password.reset", verification.user_id()));
         let user = verification.user_id();
         let mut uow = self.uow.begin().await?;
+        // The account first, as every unit of work on it does (one lock order).
+        uow.accounts().lock(user).await?.ok_or(AppError::VerificationInvalid)?;
         Redeemer::consume(uow.as_ref(), &verification, now).await?;
         uow.accounts().set_password_hash(user, &hash, now).await?;
         // The reset proved control of the address.

@@ -11,7 +11,6 @@ use crate::ids::new_uuid_v7;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
-use crate::ports::store::StoreError;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Input of [`SignUp`], already parsed into valid domain values.
@@ -56,15 +55,11 @@ impl SignUp {
         let user = User::new(id, cmd.email, cmd.display_name, password_hash, now);
         let issued = self.issuer.issue(user.id(), user.email(), Purpose::VerifyEmail, now);
         let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id()));
-        let taken = |e: StoreError| match e {
-            StoreError::Conflict(_) => AppError::EmailTaken,
-            other => other.into(),
-        };
         let mut uow = self.uow.begin().await?;
-        uow.accounts().insert(&user).await.map_err(taken)?;
+        uow.accounts().insert(&user).await.map_err(AppError::email_taken_on_conflict)?;
         uow.verifications().insert(&issued.verification).await?;
         uow.add_messages(vec![issued.message, audit]);
-        uow.commit().await.map_err(taken)?;
+        uow.commit().await.map_err(AppError::email_taken_on_conflict)?;
         tracing::info!(user_id = %user.id(), "user signed up");
         Ok(user.id())
     }

@@ -39,6 +39,9 @@ impl VerifyEmail {
         let verification = self.redeemer.check(Purpose::VerifyEmail, &proof, now).await?;
         let audit = Audit::by("email.verified", verification.user_id()).detail("email", verification.email());
         let mut uow = self.uow.begin().await?;
+        // The account first, as every unit of work on it does: one lock order,
+        // so this cannot deadlock with a removal of the address.
+        uow.accounts().lock(verification.user_id()).await?.ok_or(AppError::VerificationInvalid)?;
         Redeemer::consume(uow.as_ref(), &verification, now).await?;
         uow.accounts().mark_email_verified(verification.user_id(), verification.email(), now).await?;
         uow.add_messages(vec![self.events.audit(now, audit)]);

@@ -218,7 +218,13 @@ impl FreshProofs {
         match proof {
             FreshProof::Password(password) => self.password.check(user, password, "password").await,
             FreshProof::TotpCode { factor_id, code } => {
-                let factor = self.factors.factor(user, *factor_id).await?;
+                // An unknown factor is reported against the field that named it.
+                let factor = self.factors.factor(user, *factor_id).await.map_err(|e| match e {
+                    AppError::InvalidArgument(_) => {
+                        AppError::InvalidArgument(vec![FieldViolation::new("totp_code.factor_id", "no such factor")])
+                    }
+                    other => other,
+                })?;
                 if factor.kind() == FactorKind::Totp
                     && factor.active()
                     && self.factors.accept_totp(&factor, code, self.factors.clock.now()).await?

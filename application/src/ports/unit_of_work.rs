@@ -8,14 +8,20 @@
 //! Dropping it without a commit rolls everything back, so a use case that
 //! refuses (a rule in the domain said no) simply returns its error.
 //!
-//! Units of work on one account run one after the other: the SQL adapter
-//! takes the database's write lock at `begin` (SQLite) or the account's row
-//! lock in [`AccountWrites::lock`] (PostgreSQL), so a use case that reads,
-//! lets the domain decide and writes never decides on a stale read. The
-//! operations whose guarantee is one guarded statement (rotating a refresh
-//! token, counting a wrong guess, advancing a TOTP step) stay single methods
-//! of the repositories outside, where they need no transaction of the
-//! caller's.
+//! A use case that reads, lets the domain decide and writes locks the
+//! account first ([`AccountWrites::lock`]; SQLite's unit of work holds the
+//! database's write lock from `begin` anyway), so units of work on one
+//! account that decide run one after the other and never on a stale read,
+//! and they take their locks in one order (the account's row before its
+//! sessions, factors and verifications), so they cannot deadlock each other.
+//! Writes that decide nothing (a new session, a new code) take no lock; a new
+//! session's foreign-key check waits for a locked account.
+//!
+//! The limits whose guarantee is one guarded statement stay compare-and-swap
+//! statements: consuming a verification, retiring a refresh token and using a
+//! backup code inside the unit of work that applies their effect; counting a
+//! wrong code, advancing a TOTP step, using an emailed code and passing a
+//! challenge as single methods of the repositories outside.
 //!
 //! The repositories here only store what the domain decided: none of them
 //! holds a business rule.
@@ -46,7 +52,7 @@ pub trait UnitOfWorkFactory: fmt::Debug + Send + Sync {
 
 /// One open transaction and the repositories that write through it.
 #[async_trait]
-pub trait UnitOfWork: Send + Sync {
+pub trait UnitOfWork: fmt::Debug + Send + Sync {
     /// Accounts and their login emails.
     fn accounts(&self) -> &dyn AccountWrites;
     /// Sessions and their refresh tokens.
@@ -70,7 +76,7 @@ pub trait UnitOfWork: Send + Sync {
 
 /// Accounts inside a unit of work.
 #[async_trait]
-pub trait AccountWrites: Send + Sync {
+pub trait AccountWrites: fmt::Debug + Send + Sync {
     /// Stores a new user with `user.email` as its primary, unverified login email.
     ///
     /// # Errors
@@ -116,7 +122,7 @@ pub trait AccountWrites: Send + Sync {
 
 /// Sessions inside a unit of work.
 #[async_trait]
-pub trait SessionWrites: Send + Sync {
+pub trait SessionWrites: fmt::Debug + Send + Sync {
     /// Stores a new session with its first refresh token.
     async fn insert(&self, session: &Session, refresh: &NewRefreshToken) -> Result<(), StoreError>;
 
@@ -124,13 +130,20 @@ pub trait SessionWrites: Send + Sync {
     async fn get(&self, id: SessionId) -> Result<Option<Session>, StoreError>;
 
     /// The user's unrevoked sessions (expired ones too), oldest first, locked
-    /// until this unit of work ends; no new session of the user can appear
-    /// meanwhile.
+    /// until this unit of work ends. With the account locked first, a login
+    /// that is adding a session waits for this unit of work to end (its
+    /// foreign-key check needs the account's row); it adds the session after
+    /// the commit, or fails if the account was deleted.
     async fn unrevoked(&self, user: UserId) -> Result<Vec<Session>, StoreError>;
 
     /// Stores the revocation of these sessions (time and reason as the
     /// domain set them on each).
     async fn save_revocations(&self, sessions: &[Session], reason: RevokeReason) -> Result<(), StoreError>;
+
+    /// The user whose session a refresh token (current or retired) belongs
+    /// to, read without a lock: a refresh locks that account first, as every
+    /// unit of work on an account does.
+    async fn owner_of_refresh_token(&self, presented: &TokenHash) -> Result<Option<UserId>, StoreError>;
 
     /// Retires the presented refresh token if it is current: one guarded
     /// statement, so of two refreshes with one token exactly one sees
@@ -145,7 +158,7 @@ pub trait SessionWrites: Send + Sync {
 
 /// Verifications inside a unit of work.
 #[async_trait]
-pub trait VerificationWrites: Send + Sync {
+pub trait VerificationWrites: fmt::Debug + Send + Sync {
     /// Stores a new verification.
     async fn insert(&self, verification: &Verification) -> Result<(), StoreError>;
 
@@ -167,7 +180,7 @@ pub trait VerificationWrites: Send + Sync {
 
 /// Second factors inside a unit of work.
 #[async_trait]
-pub trait FactorWrites: Send + Sync {
+pub trait FactorWrites: fmt::Debug + Send + Sync {
     /// The user's factors, pending and active, oldest first.
     async fn list(&self, user: UserId) -> Result<Vec<Factor>, StoreError>;
 

@@ -32,6 +32,8 @@ impl RevokeOtherSessions {
         let now = self.clock.now();
         let user = caller.user_id;
         let mut uow = self.uow.begin().await?;
+        // The account first, as every unit of work on it does (one lock order).
+        uow.accounts().lock(user).await?;
         let revoked =
             SessionRevoker::revoke_all(uow.as_ref(), user, Some(caller.session_id), RevokeReason::RevokedByUser, now)
                 .await?;

@@ -27,7 +27,7 @@ use crate::ports::unit_of_work::{
 };
 use crate::ports::verifications::VerificationRepository;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct StoredUser {
     id: UserId,
     display_name: DisplayName,
@@ -37,14 +37,14 @@ struct StoredUser {
     updated_at: DateTime<Utc>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct RefreshRow {
     session_id: SessionId,
     expires_at: DateTime<Utc>,
     rotated: bool,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct OutboxRow {
     message: OutboxMessage,
     available_at: DateTime<Utc>,
@@ -52,7 +52,7 @@ struct OutboxRow {
     sent_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 struct State {
     users: Vec<StoredUser>,
     sessions: HashMap<SessionId, Session>,
@@ -122,15 +122,9 @@ impl State {
 
 /// Every repository port and the unit of work over one in-memory state.
 /// Share one `Arc` as every repository of a test.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct InMemoryStore {
     state: Arc<Mutex<State>>,
-}
-
-impl std::fmt::Debug for InMemoryStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InMemoryStore").finish_non_exhaustive()
-    }
 }
 
 impl InMemoryStore {
@@ -482,6 +476,7 @@ impl UnitOfWorkFactory for InMemoryStore {
 
 /// An open unit of work of [`InMemoryStore`]: the store's lock, and the copy
 /// of its state that becomes the state at commit.
+#[derive(Debug)]
 struct MemoryUnitOfWork {
     committed: MutexGuardArc<State>,
     working: std::sync::Mutex<State>,
@@ -661,6 +656,13 @@ impl SessionWrites for MemoryUnitOfWork {
                 state.sessions.values().filter(|s| s.user_id() == user && s.revoked_at().is_none()).cloned().collect();
             found.sort_by_key(|s| (s.created_at(), s.id()));
             found
+        }))
+    }
+
+    async fn owner_of_refresh_token(&self, presented: &TokenHash) -> Result<Option<UserId>, StoreError> {
+        Ok(self.with(|state| {
+            let row = state.tokens.get(presented)?;
+            state.sessions.get(&row.session_id).map(Session::user_id)
         }))
     }
 

@@ -1,0 +1,28 @@
+//! A transparent password hasher.
+
+use super::*;
+
+/// A transparent "hash" (`fake2$<password>`) that counts its verifications.
+/// A stored `fake1$…` hash matches but asks for a rehash.
+#[derive(Debug, Default)]
+pub struct FakeHasher {
+    pub verifications: AtomicUsize,
+}
+
+#[async_trait]
+impl PasswordHasher for FakeHasher {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        Ok(PasswordHash::from_phc(format!("fake2${}", password.expose())))
+    }
+
+    async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<PasswordCheck, HashError> {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
+        let Some(hash) = hash else { return Ok(PasswordCheck::Mismatch) };
+        let (version, stored) = hash.as_str().split_once('$').unwrap_or_default();
+        Ok(if stored == password.expose() {
+            PasswordCheck::Match { needs_rehash: version != "fake2" }
+        } else {
+            PasswordCheck::Mismatch
+        })
+    }
+}

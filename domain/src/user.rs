@@ -127,6 +127,9 @@ pub struct EmailRemoval {
     /// The email second factors that send codes to the address: they go with
     /// it, since the address may belong to someone else tomorrow.
     pub factors: Vec<uuid::Uuid>,
+    /// No active factor is left after that: the backup codes go too, as
+    /// with the removal of a last factor.
+    pub backup_codes: bool,
 }
 
 /// What making an address primary changed.
@@ -215,8 +218,9 @@ impl Account {
             return Err(AccountError::LastVerifiedEmail);
         }
         self.emails.remove(index);
-        let factors = factors.iter().filter(|f| f.sends_to(email)).map(|f| f.id()).collect();
-        Ok(EmailRemoval { factors })
+        let gone: Vec<uuid::Uuid> = factors.iter().filter(|f| f.sends_to(email)).map(Factor::id).collect();
+        let backup_codes = !gone.is_empty() && !factors.iter().any(|f| f.active() && !gone.contains(&f.id()));
+        Ok(EmailRemoval { factors: gone, backup_codes })
     }
 
     /// Makes a verified login email the primary one.
@@ -288,7 +292,10 @@ mod tests {
         ]);
         assert_eq!(a.remove_email(&email("ann@example.com"), &[]), Err(AccountError::EmailIsPrimary));
         assert_eq!(a.remove_email(&email("who@example.com"), &[]), Err(AccountError::NoSuchEmail));
-        assert_eq!(a.remove_email(&email("old@example.com"), &[]), Ok(EmailRemoval { factors: vec![] }));
+        assert_eq!(
+            a.remove_email(&email("old@example.com"), &[]),
+            Ok(EmailRemoval { factors: vec![], backup_codes: false })
+        );
         assert_eq!(a.emails().len(), 2);
 
         let mut lone = account(vec![login("ann@example.com", true, false, 1), login("v@example.com", false, true, 2)]);
@@ -302,6 +309,10 @@ mod tests {
         let factors = [email_factor(1, "x@example.com"), email_factor(2, "ann@example.com")];
         let removal = a.remove_email(&email("x@example.com"), &factors).unwrap();
         assert_eq!(removal.factors, [uuid::Uuid::from_u128(1)]);
+        assert!(!removal.backup_codes, "another active factor is left");
+        let mut b = account(vec![login("ann@example.com", true, true, 1), login("x@example.com", false, true, 2)]);
+        let last = b.remove_email(&email("x@example.com"), &factors[..1]).unwrap();
+        assert!(last.backup_codes, "the last active factor takes the backup codes with it");
     }
 
     #[test]

@@ -42,6 +42,9 @@ impl RemoveLoginEmail {
         uow.verifications().retire(user, Purpose::VerifyEmail, Some(email), now).await?;
         uow.verifications().retire(user, Purpose::ResetPassword, Some(email), now).await?;
         uow.factors().delete(&removal.factors).await?;
+        if removal.backup_codes {
+            uow.factors().replace_backup_codes(user, &[], now).await?;
+        }
         uow.add_messages(vec![self.events.audit(now, Audit::by("email.removed", user).detail("email", email))]);
         uow.commit().await?;
         Ok(())

@@ -158,6 +158,7 @@ pub async fn add_email(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut uow = s.uow.begin().await?;
+    uow.accounts().lock(user).await?;
     uow.accounts().add_email(user, email, now).await?;
     uow.verifications().insert(verification).await?;
     uow.add_messages(outbox.to_vec());
@@ -210,6 +211,9 @@ pub async fn remove_email(
         uow.verifications().retire(user, purpose, Some(email), now).await?;
     }
     uow.factors().delete(&removal.factors).await?;
+    if removal.backup_codes {
+        uow.factors().replace_backup_codes(user, &[], now).await?;
+    }
     uow.add_messages(outbox.to_vec());
     uow.commit().await?;
     Ok(EmailRemoval::Removed)

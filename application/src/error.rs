@@ -139,6 +139,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            // A request racing the deletion of its account (a login, a code
+            // request) finds it gone: for the caller that is what happened.
+            StoreError::Gone(_) => Self::NotFound("account"),
             StoreError::Conflict(_) | StoreError::Internal(_) => Self::Internal(Box::new(e)),
         }
     }
@@ -214,4 +217,21 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_gone_meanwhile_is_not_found_and_other_store_failures_keep_their_kind() {
+        assert!(matches!(
+            AppError::from(StoreError::Gone("sessions_user_id_fkey".into())),
+            AppError::NotFound("account")
+        ));
+        assert!(matches!(AppError::from(StoreError::Unavailable("down".into())), AppError::Unavailable(_)));
+        assert!(matches!(AppError::from(StoreError::Internal("bad row".into())), AppError::Internal(_)));
+        let taken = AppError::email_taken_on_conflict(StoreError::Conflict("user_emails_email_key".into()));
+        assert!(matches!(taken, AppError::EmailTaken));
+    }
 }

@@ -11,8 +11,10 @@ use sea_orm::{DatabaseTransaction, DbErr, RuntimeErr, SqlErr};
 /// overloaded or timed-out database is [`StoreError::Unavailable`], the rest is
 /// [`StoreError::Internal`].
 pub(crate) fn store_error(err: DbErr) -> StoreError {
-    if let Some(SqlErr::UniqueConstraintViolation(message)) = err.sql_err() {
-        return StoreError::Conflict(message);
+    match err.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message)) => return StoreError::Conflict(message),
+        Some(SqlErr::ForeignKeyConstraintViolation(message)) => return StoreError::Gone(message),
+        _ => {}
     }
     if is_unavailable(&err) { StoreError::Unavailable(Box::new(err)) } else { StoreError::Internal(Box::new(err)) }
 }

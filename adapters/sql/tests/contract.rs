@@ -516,7 +516,7 @@ async fn create_session_writes_its_outbox_atomically(s: Stores) {
     let ghost = user(9, "ghost@example.com");
     let refused = session(2, &ghost, t0(), t0() + TimeDelta::days(30));
     let result = ops::create_session(&s, &refused, &token(2, t0(), TimeDelta::days(30)), &[message(2, t0())]).await;
-    assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
+    assert!(matches!(result, Err(StoreError::Gone(_))), "the foreign key refuses it: {result:?}");
     assert_eq!(s.sessions.get(refused.id()).await.unwrap(), None);
     assert_eq!(s.sessions.find_by_refresh_token(&hash(2)).await.unwrap(), None);
     assert_eq!(pending(&s).await, vec![message(1, t0()).id]);
@@ -2082,7 +2082,7 @@ async fn audit_rows_ride_on_outbox_messages_atomically(s: Stores) {
     let ghost_login = audit_record(4, "login.succeeded", now, Some(ghost.id()), Some(ghost.id()));
     let result =
         ops::create_session(&s, &ghosts, &token(2, now, TimeDelta::days(30)), &[audited(4, &ghost_login)]).await;
-    assert!(matches!(result, Err(StoreError::Internal(_))), "the foreign key refuses it: {result:?}");
+    assert!(matches!(result, Err(StoreError::Gone(_))), "the foreign key refuses it: {result:?}");
     assert!(trail(&s, ghost.id()).await.is_empty());
 
     assert_eq!(trail(&s, ann.id()).await, vec![login, signed_up]);
@@ -2337,7 +2337,7 @@ async fn session_for_an_unknown_user_is_refused(t: TestDb) {
     let err = ops::create_session(&s, &session(1, &ghost, t0(), first.expires_at), &first, &[message(1, t0())])
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Gone(_)), "{err:?}");
     assert_eq!(t.count("sessions").await, 0);
     assert_eq!(t.count("refresh_tokens").await, 0);
     assert_eq!(t.count("outbox").await, 0);
@@ -2443,11 +2443,11 @@ async fn mfa_changes_for_an_unknown_user_store_nothing(t: TestDb) {
     let ghost = UserId::from_uuid(Uuid::from_u128(9));
     let f = factor(1, ghost, FactorKind::Email, t0());
     let err = ops::add_factor(&s, &f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await.unwrap_err();
-    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Gone(_)), "{err:?}");
     let err = ops::replace_backup_codes(&s, ghost, &backups(1..=2), &[message(2, t0())], t0()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Gone(_)), "{err:?}");
     let err = s.mfa.create_challenge(&challenge(1, ghost, t0())).await.unwrap_err();
-    assert!(matches!(err, StoreError::Internal(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Gone(_)), "{err:?}");
     for table in ["mfa_factors", "mfa_codes", "mfa_challenges", "backup_codes", "outbox"] {
         assert_eq!(t.count(table).await, 0, "{table}");
     }
@@ -2707,32 +2707,32 @@ async fn removing_a_login_email_removes_its_email_factor(s: Stores) {
 // ------------------------------------------- what the fakes must refuse too
 
 /// The foreign keys of the MFA and verification tables: a row for an
-/// unknown user, factor or challenge is refused (as `Internal`: no caller
-/// can fix it), and the unit of work it was part of writes nothing. The
+/// unknown user, factor or challenge is refused (as `Gone`: the account was
+/// deleted meanwhile), and the unit of work it was part of writes nothing. The
 /// fakes refuse the same, so a use-case test cannot pass on a row SQL
 /// would never store.
 async fn rows_of_an_unknown_user_factor_or_challenge_are_refused(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let ghost = UserId::from_uuid(Uuid::from_u128(9));
-    let internal = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Internal(_)));
+    let gone = |r: Result<_, StoreError>| matches!(r, Err(StoreError::Gone(_)));
 
     let f = factor(1, ghost, FactorKind::Email, t0());
     let r = ops::add_factor(&s, &f, Some(&factor_code(1, &f, None, t0())), &[message(1, t0())]).await;
-    assert!(internal(r), "a factor of an unknown user");
+    assert!(gone(r), "a factor of an unknown user");
     let r = ops::replace_backup_codes(&s, ghost, &backups(1..=2), &[message(2, t0())], t0()).await;
-    assert!(internal(r), "backup codes of an unknown user");
-    assert!(internal(s.mfa.create_challenge(&challenge(1, ghost, t0())).await), "a challenge of an unknown user");
+    assert!(gone(r), "backup codes of an unknown user");
+    assert!(gone(s.mfa.create_challenge(&challenge(1, ghost, t0())).await), "a challenge of an unknown user");
     let v = verification(99, ghost, "ghost@example.com", Purpose::ResetPassword, t0());
     let r = ops::replace(&s, &v, &[message(3, t0())]).await;
-    assert!(matches!(r, Err(StoreError::Internal(_))), "a verification of an unknown user: {r:?}");
+    assert!(matches!(r, Err(StoreError::Gone(_))), "a verification of an unknown user: {r:?}");
 
     let unknown = factor(2, ann, FactorKind::Email, t0());
-    assert!(internal(ops::add_code(&s, &factor_code(2, &unknown, None, t0()), &[message(4, t0())]).await));
+    assert!(gone(ops::add_code(&s, &factor_code(2, &unknown, None, t0()), &[message(4, t0())]).await));
     let anns = factor(3, ann, FactorKind::Email, t0());
     ops::add_factor(&s, &anns, None, &[]).await.unwrap();
     let no_such_challenge = Some(Uuid::from_u128(0xdead));
     let r = ops::add_code(&s, &factor_code(3, &anns, no_such_challenge, t0()), &[message(5, t0())]).await;
-    assert!(internal(r), "a code for an unknown challenge");
+    assert!(gone(r), "a code for an unknown challenge");
 
     assert!(s.mfa.factors(ghost).await.unwrap().is_empty());
     assert_eq!(s.mfa.challenge(challenge(1, ghost, t0()).id()).await.unwrap(), None);
@@ -3021,7 +3021,7 @@ async fn a_login_racing_the_accounts_deletion_is_refused_or_reported(s: Stores) 
         match login {
             Ok(()) => assert_eq!(reported, &vec![sess.clone()], "round {round}: the deletion must report the session"),
             Err(e) => {
-                assert!(matches!(e, StoreError::Internal(_)), "round {round}: {e:?}");
+                assert!(matches!(e, StoreError::Gone(_)), "round {round}: {e:?}");
                 assert!(reported.is_empty(), "round {round}: {reported:?}");
             }
         }

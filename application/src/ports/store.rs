@@ -14,6 +14,10 @@ pub enum StoreError {
     /// A uniqueness rule refused the write (the message names it).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A row the write refers to does not exist (a foreign key refused it):
+    /// the account or factor was deleted meanwhile.
+    #[error("refers to a missing row: {0}")]
+    Gone(String),
     /// The database cannot be reached or timed out.
     #[error("store unavailable")]
     Unavailable(#[source] BoxError),

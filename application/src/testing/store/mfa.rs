@@ -106,10 +106,10 @@ impl FactorWrites for MemoryUnitOfWork {
         self.with(|state| {
             // What the foreign keys to the factor and the challenge do in SQL.
             if !state.factors.iter().any(|f| f.id() == code.factor_id) {
-                return Err(StoreError::Internal("code for an unknown factor".into()));
+                return Err(StoreError::Gone("code for an unknown factor".into()));
             }
             if code.challenge_id.is_some_and(|id| !state.challenges.iter().any(|c| c.id() == id)) {
-                return Err(StoreError::Internal("code for an unknown challenge".into()));
+                return Err(StoreError::Gone("code for an unknown challenge".into()));
             }
             for (c, consumed) in &mut state.codes {
                 if c.factor_id == code.factor_id && c.challenge_id == code.challenge_id && consumed.is_none() {

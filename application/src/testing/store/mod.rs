@@ -91,11 +91,7 @@ impl State {
 
     /// What a foreign key to `users` does in SQL: a row of an unknown user is refused.
     fn require_user(&self, id: UserId, what: &str) -> Result<(), StoreError> {
-        if self.user_exists(id) {
-            Ok(())
-        } else {
-            Err(StoreError::Internal(format!("{what} for an unknown user").into()))
-        }
+        if self.user_exists(id) { Ok(()) } else { Err(StoreError::Gone(format!("{what} for an unknown user"))) }
     }
 
     /// A user's factors as SQL lists them: by (created_at, id).

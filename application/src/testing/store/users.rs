@@ -89,7 +89,7 @@ impl AccountWrites for MemoryUnitOfWork {
             if state.email_taken(email) {
                 return Err(StoreError::Conflict("user_emails.email".into()));
             }
-            let Some(u) = state.user_mut(user) else { return Err(StoreError::Internal("no such user".into())) };
+            let Some(u) = state.user_mut(user) else { return Err(StoreError::Gone("no such user".into())) };
             u.emails.push(LoginEmail { email: email.clone(), primary: false, verified_at: None, created_at: now });
             Ok(())
         })

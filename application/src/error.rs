@@ -9,6 +9,7 @@ use crate::ports::denylist::DenylistError;
 use crate::ports::events::PublishError;
 use crate::ports::mfa::{QrError, SealError};
 use crate::ports::password::HashError;
+use crate::ports::rate_limit::RateLimitError;
 use crate::ports::store::StoreError;
 use crate::ports::tokens::SigningError;
 
@@ -153,6 +154,13 @@ impl From<DenylistError> for AppError {
     }
 }
 
+/// A limiter that cannot be asked refuses: throttled operations fail closed.
+impl From<RateLimitError> for AppError {
+    fn from(e: RateLimitError) -> Self {
+        Self::Unavailable(Box::new(e))
+    }
+}
+
 impl From<PublishError> for AppError {
     fn from(e: PublishError) -> Self {
         Self::Unavailable(Box::new(e))
@@ -222,6 +230,11 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_rate_limiter_fails_closed_as_unavailable() {
+        assert!(matches!(AppError::from(RateLimitError("down".into())), AppError::Unavailable(_)));
+    }
 
     #[test]
     fn a_row_gone_meanwhile_is_not_found_and_other_store_failures_keep_their_kind() {

@@ -10,6 +10,7 @@ pub mod health;
 pub mod mfa;
 pub mod password;
 pub mod random;
+pub mod rate_limit;
 pub mod store;
 pub mod tokens;
 pub mod unit_of_work;

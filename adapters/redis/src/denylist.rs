@@ -10,18 +10,11 @@ use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::denylist::{DenyEntry, Denylist, DenylistError};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_domain::{SessionId, TokenId};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError};
+use redis::RedisError;
+use redis::aio::ConnectionManager;
 
+use crate::connection;
 use crate::key::KeyPrefixes;
-
-/// Reconnection attempts after the first one fails. Each call is bounded by
-/// the timeout anyway; retrying more would only delay start-up on a dead
-/// Redis.
-const CONNECT_RETRIES: usize = 1;
-
-/// Longest pause between reconnection attempts, in milliseconds.
-const MAX_RETRY_DELAY_MS: u64 = 1_000;
 
 /// The token denylist in Redis, shared by every replica.
 ///
@@ -53,13 +46,7 @@ impl RedisDenylist {
     /// # Errors
     /// When the URL is invalid or Redis cannot be reached (after one retry).
     pub async fn connect(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, DenylistError> {
-        let client = Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout)
-            .set_number_of_retries(CONNECT_RETRIES)
-            .set_max_delay(MAX_RETRY_DELAY_MS);
-        let connection = ConnectionManager::new_with_config(client, config).await.map_err(unavailable)?;
+        let connection = connection::connect(url, timeout).await.map_err(|e| DenylistError(Box::new(e)))?;
         Ok(Self { connection, keys: KeyPrefixes::new(key_prefix), timeout })
     }
 
@@ -68,17 +55,8 @@ impl RedisDenylist {
         &self,
         request: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, DenylistError> {
-        match tokio::time::timeout(self.timeout, request).await {
-            Ok(result) => result.map_err(unavailable),
-            Err(_) => Err(DenylistError(format!("redis: no answer within {} ms", self.timeout.as_millis()).into())),
-        }
+        connection::within_timeout(self.timeout, request).await.map_err(DenylistError)
     }
-}
-
-/// The one conversion of Redis failures into the port's error; the Redis
-/// error stays the source.
-fn unavailable(cause: RedisError) -> DenylistError {
-    DenylistError(Box::new(cause))
 }
 
 /// How long Redis must keep an entry denied at `now`, in milliseconds, or
@@ -122,7 +100,7 @@ impl Probe for RedisDenylist {
 
     async fn check(&self) -> Result<(), BoxError> {
         let mut connection = self.connection.clone();
-        self.within_timeout(redis::cmd("PING").exec_async(&mut connection)).await.map_err(|e| Box::new(e).into())
+        connection::within_timeout(self.timeout, redis::cmd("PING").exec_async(&mut connection)).await
     }
 }
 

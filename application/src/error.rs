@@ -34,6 +34,9 @@ pub enum TokenRejection {
     MissingClaim,
     #[error("the token has expired")]
     Expired,
+    /// `nbf` is in the future, or `iat` is further ahead than clock drift explains.
+    #[error("the token is not yet valid")]
+    NotYetValid,
 }
 
 /// One field of a request that broke a rule.

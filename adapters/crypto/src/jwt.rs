@@ -4,14 +4,15 @@
 //! Verification follows OWASP ASVS 5.0 V9.1/V9.2: the header's `kid` only
 //! selects among keys built at start-up (header-supplied `jwk`, `jku`, `x5u`
 //! and `x5c` are never used), each key allows exactly one algorithm, and
-//! type, issuer, audience and expiry are all checked. It does no I/O.
+//! type, issuer, audience and the validity time span (`exp`, `nbf`, `iat`,
+//! V9.2.1) are all checked. It does no I/O.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ed25519_dalek::Signer as _;
 use gatehouse_application::TokenRejection;
 use gatehouse_application::ports::tokens::{AccessTokenSigner, AccessTokenVerifier, PublicJwk, SigningError};
@@ -26,6 +27,14 @@ use crate::keys::{PublicKey, SigningKey};
 /// The media type of an access token (RFC 9068 §2.1), compared case-insensitively.
 const TYP: &str = "at+jwt";
 const TYP_FULL: &str = "application/at+jwt";
+
+/// How far ahead of the verifier's clock a token's `iat` may be. Tokens are
+/// signed by one replica and verified by another (or by a gateway), whose
+/// clocks drift apart by a few seconds even under NTP, so a fresh token
+/// must not be refused for that; a token "issued" further in the future
+/// than this was not made by a signer with a sane clock (OWASP ASVS 5.0
+/// V9.2.1).
+const MAX_IAT_SKEW: TimeDelta = TimeDelta::seconds(60);
 
 /// Signs access tokens with the current key and verifies them with the
 /// current and previous keys.
@@ -90,7 +99,8 @@ impl JwtKeys {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        // Expiry is checked against the caller's `now`, not the system time.
+        // Expiry and not-before are checked against the caller's `now`, not
+        // the system time (`to_access_claims`).
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = 0;
@@ -165,6 +175,8 @@ struct ClaimsIn {
     jti: Option<String>,
     iat: Option<i64>,
     exp: Option<i64>,
+    /// Optional (RFC 7519 §4.1.5); we never set it, but honour it if present.
+    nbf: Option<i64>,
     org: Option<String>,
     scope: Option<String>,
 }
@@ -237,14 +249,27 @@ fn to_access_claims(claims: ClaimsIn, now: DateTime<Utc>) -> Result<AccessClaims
         return Err(TokenRejection::MissingClaim);
     };
     let expires_at = DateTime::from_timestamp(exp, 0).ok_or(TokenRejection::Malformed)?;
+    let issued_at = DateTime::from_timestamp(iat, 0).ok_or(TokenRejection::Malformed)?;
     if now >= expires_at {
         return Err(TokenRejection::Expired);
+    }
+    // OWASP ASVS 5.0 V9.2.1: the token must also have started its validity
+    // time span. `nbf` is compared exactly, as `exp` is: we never set it, so
+    // one that is present was put there on purpose by the key holder. It is
+    // compared as whole seconds, so any value, however large, is a refusal
+    // and never an overflow.
+    if claims.nbf.is_some_and(|nbf| nbf > now.timestamp()) {
+        return Err(TokenRejection::NotYetValid);
+    }
+    // `iat` is the signer's clock, not ours: allow for drift, no more.
+    if issued_at.signed_duration_since(now) > MAX_IAT_SKEW {
+        return Err(TokenRejection::NotYetValid);
     }
     Ok(AccessClaims {
         user_id: sub.parse::<UserId>().map_err(|_| TokenRejection::Malformed)?,
         session_id: sid.parse::<SessionId>().map_err(|_| TokenRejection::Malformed)?,
         token_id: jti.parse::<TokenId>().map_err(|_| TokenRejection::Malformed)?,
-        issued_at: DateTime::from_timestamp(iat, 0).ok_or(TokenRejection::Malformed)?,
+        issued_at,
         expires_at,
         organization_id: claims.org,
         scopes: claims

@@ -126,6 +126,79 @@ fn token_is_expired_at_exp_and_valid_just_before() {
     assert!(keys.verify(&token, exp - TimeDelta::microseconds(1)).is_ok());
 }
 
+/// OWASP ASVS 5.0 V9.2.1 (token validity time span) and RFC 7519 §4.1.5:
+/// not accepted before `nbf`, even when signed with our key; no leeway.
+#[test]
+fn token_with_nbf_in_the_future_is_refused() {
+    let key = SigningKey::generate();
+    let keys = keys_with(&key);
+    for ahead in [TimeDelta::seconds(1), TimeDelta::minutes(10), TimeDelta::days(365 * 100)] {
+        let mut body = payload();
+        body["nbf"] = json!((now() + ahead).timestamp());
+        let token = forge(&our_header(&key), &body, &key);
+        assert_eq!(keys.verify(&token, now()), Err(TokenRejection::NotYetValid), "{ahead}");
+    }
+    // Too large for a date: still a refusal, not an overflow.
+    let mut body = payload();
+    body["nbf"] = json!(i64::MAX);
+    assert_eq!(keys.verify(&forge(&our_header(&key), &body, &key), now()), Err(TokenRejection::NotYetValid));
+}
+
+/// OWASP ASVS 5.0 V9.2.1: from `nbf` on the token is valid; `nbf` is optional.
+#[test]
+fn token_with_nbf_now_or_past_is_accepted() {
+    let key = SigningKey::generate();
+    let keys = keys_with(&key);
+    let expected = AccessClaims { organization_id: None, scopes: Vec::new(), ..claims() };
+    for nbf in [now(), now() - TimeDelta::seconds(1), now() - TimeDelta::days(1)] {
+        let mut body = payload();
+        body["nbf"] = json!(nbf.timestamp());
+        let token = forge(&our_header(&key), &body, &key);
+        assert_eq!(keys.verify(&token, now()), Ok(expected.clone()), "{nbf}");
+    }
+    // Within the second `nbf` names, the token is valid from its start.
+    let mut body = payload();
+    body["nbf"] = json!(now().timestamp());
+    let token = forge(&our_header(&key), &body, &key);
+    assert!(keys.verify(&token, now() + TimeDelta::milliseconds(999)).is_ok());
+}
+
+/// OWASP ASVS 5.0 V9.2.1: a token claiming to be issued in the future beyond
+/// clock drift between replicas is refused, whoever signed it.
+#[test]
+fn token_with_iat_10_minutes_ahead_is_refused() {
+    let key = SigningKey::generate();
+    let keys = keys_with(&key);
+    let mut body = payload();
+    body["iat"] = json!((now() + TimeDelta::minutes(10)).timestamp());
+    body["exp"] = json!((now() + TimeDelta::minutes(25)).timestamp());
+    assert_eq!(keys.verify(&forge(&our_header(&key), &body, &key), now()), Err(TokenRejection::NotYetValid));
+
+    // One second past the allowed skew is already too far.
+    let mut body = payload();
+    body["iat"] = json!((now() + MAX_IAT_SKEW + TimeDelta::seconds(1)).timestamp());
+    assert_eq!(keys.verify(&forge(&our_header(&key), &body, &key), now()), Err(TokenRejection::NotYetValid));
+}
+
+/// OWASP ASVS 5.0 V9.2.1: a signer's clock slightly ahead of ours (up to the
+/// allowed skew) does not make its fresh tokens fail; an old `iat` is fine.
+#[test]
+fn token_with_iat_within_the_skew_is_accepted() {
+    let key = SigningKey::generate();
+    let keys = keys_with(&key);
+    for iat in [now() + MAX_IAT_SKEW, now() + TimeDelta::seconds(5), now() - TimeDelta::minutes(10)] {
+        let mut body = payload();
+        body["iat"] = json!(iat.timestamp());
+        let token = forge(&our_header(&key), &body, &key);
+        let verified = keys.verify(&token, now()).unwrap();
+        assert_eq!(verified.issued_at, iat, "{iat}");
+    }
+    // Our own signer, on a clock 30 s ahead of the verifier's.
+    let ahead = AccessClaims { issued_at: now() + TimeDelta::seconds(30), ..claims() };
+    let token = keys.sign(&ahead).unwrap();
+    assert_eq!(keys.verify(&token, now()), Ok(ahead));
+}
+
 /// OWASP ASVS 5.0 V9.2.3: the issuer must be ours.
 #[test]
 fn token_from_another_issuer_is_refused() {

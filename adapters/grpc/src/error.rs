@@ -104,6 +104,7 @@ const fn rejection_cause(r: TokenRejection) -> &'static str {
         TokenRejection::WrongAudience => "wrong_audience",
         TokenRejection::MissingClaim => "missing_claim",
         TokenRejection::Expired => "expired",
+        TokenRejection::NotYetValid => "not_yet_valid",
     }
 }
 
@@ -251,5 +252,16 @@ mod tests {
             assert_eq!(s.code(), Code::Unauthenticated);
             assert_eq!(s.get_error_details().error_info().unwrap().reason, reason);
         }
+    }
+
+    /// A token whose validity time span has not begun (OWASP ASVS 5.0
+    /// V9.2.1) is invalid, not expired, and says why in a stable cause.
+    #[test]
+    fn not_yet_valid_token_is_token_invalid_with_its_cause() {
+        let s = status(AppError::InvalidToken(TokenRejection::NotYetValid));
+        assert_eq!(s.code(), Code::Unauthenticated);
+        let info = s.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.reason, "TOKEN_INVALID");
+        assert_eq!(info.metadata.get("cause").map(String::as_str), Some("not_yet_valid"));
     }
 }

@@ -1,7 +1,8 @@
 //! Tokens that must never validate: expired, forged, tampered, confused.
 //! OWASP ASVS 5.0 V9.1.1 (signature before contents), V9.1.2 (algorithm
 //! allowlist, no `none`), V9.1.3 (keys only from our configuration), V9.2.1
-//! (`exp`), V9.2.2 (token type), V9.2.3 (audience).
+//! (validity time span: `exp`, `nbf`, `iat`), V9.2.2 (token type), V9.2.3
+//! (audience).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +16,7 @@ use crate::harness::{Mode, TestApp, assert_error};
 
 crate::in_both_modes!(
     expired_token_is_refused,
+    not_yet_valid_token_is_refused,
     token_signed_by_another_key_is_refused,
     alg_none_token_is_refused,
     tampered_payload_is_refused,
@@ -85,6 +87,20 @@ async fn expired_token_is_refused(mode: Mode) {
     let kid = app.kid().await;
     let token = sign_with(&app.signing_key_pem, &header(&kid, "at+jwt"), &claims(&app, now() - 1000, now() - 1));
     assert_error(app.validate(&token).await, Code::Unauthenticated, "TOKEN_EXPIRED");
+}
+
+/// V9.2.1: signed with the real key, but its validity has not begun: `nbf`
+/// ahead, or `iat` further ahead than clock drift between replicas explains.
+async fn not_yet_valid_token_is_refused(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let kid = app.kid().await;
+    let mut c = claims(&app, now(), now() + 900);
+    c["nbf"] = json!(now() + 600);
+    let token = sign_with(&app.signing_key_pem, &header(&kid, "at+jwt"), &c);
+    assert_invalid(app.validate(&token).await, "not_yet_valid");
+
+    let token = sign_with(&app.signing_key_pem, &header(&kid, "at+jwt"), &claims(&app, now() + 600, now() + 900));
+    assert_invalid(app.validate(&token).await, "not_yet_valid");
 }
 
 /// V9.1.1.

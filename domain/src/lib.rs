@@ -15,6 +15,7 @@ pub mod password;
 pub mod secret;
 pub mod session;
 pub mod token;
+pub mod tries;
 pub mod user;
 pub mod verification;
 
@@ -29,5 +30,6 @@ pub use password::{Password, PasswordError, PasswordHash};
 pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session, SessionEnded, describe_device, revoke_all};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};
+pub use tries::Closed;
 pub use user::{Account, AccountError, DisplayName, DisplayNameError, EmailRemoval, LoginEmail, PrimaryChange, User};
 pub use verification::{CodeError, OneTimeCode, Purpose, Unredeemable, Verification};

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::email::EmailAddress;
 use crate::ids::UserId;
 use crate::session::ClientInfo;
+use crate::tries::{Closed, Tries};
 
 /// The kinds of second factor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -313,23 +314,12 @@ pub struct MfaChallenge {
     /// Where the login came from; the session gets it when the challenge passes.
     client: ClientInfo,
     created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    /// Wrong codes so far.
-    attempts: u32,
-    max_attempts: u32,
-    consumed_at: Option<DateTime<Utc>>,
+    /// Wrong codes, the end, and when it was passed.
+    tries: Tries,
 }
 
 /// Why a code may not be tried on a challenge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ChallengeClosed {
-    #[error("the login challenge was already used")]
-    Used,
-    #[error("the login challenge has expired")]
-    Expired,
-    #[error("too many wrong codes")]
-    AttemptsExhausted,
-}
+pub type ChallengeClosed = Closed;
 
 impl MfaChallenge {
     /// A challenge a login opens at `now`, live until `expires_at`, dying after `max_attempts` wrong codes.
@@ -342,7 +332,7 @@ impl MfaChallenge {
         expires_at: DateTime<Utc>,
         max_attempts: u32,
     ) -> Self {
-        Self { id, user_id, client, created_at: now, expires_at, attempts: 0, max_attempts, consumed_at: None }
+        Self { id, user_id, client, created_at: now, tries: Tries::fresh(max_attempts, expires_at) }
     }
 
     /// One wrong fresh proof at `now`, kept as a spent one-attempt challenge
@@ -354,10 +344,7 @@ impl MfaChallenge {
             user_id,
             client: ClientInfo { user_agent: None, ip: None },
             created_at: now,
-            expires_at: now,
-            attempts: 1,
-            max_attempts: 1,
-            consumed_at: Some(now),
+            tries: Tries { attempts: 1, max_attempts: 1, expires_at: now, consumed_at: Some(now) },
         }
     }
 
@@ -374,7 +361,7 @@ impl MfaChallenge {
         max_attempts: u32,
         consumed_at: Option<DateTime<Utc>>,
     ) -> Self {
-        Self { id, user_id, client, created_at, expires_at, attempts, max_attempts, consumed_at }
+        Self { id, user_id, client, created_at, tries: Tries { attempts, max_attempts, expires_at, consumed_at } }
     }
 
     #[must_use]
@@ -400,23 +387,23 @@ impl MfaChallenge {
 
     #[must_use]
     pub const fn expires_at(&self) -> DateTime<Utc> {
-        self.expires_at
+        self.tries.expires_at
     }
 
     /// Wrong codes so far.
     #[must_use]
     pub const fn attempts(&self) -> u32 {
-        self.attempts
+        self.tries.attempts
     }
 
     #[must_use]
     pub const fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.tries.max_attempts
     }
 
     #[must_use]
     pub const fn consumed_at(&self) -> Option<DateTime<Utc>> {
-        self.consumed_at
+        self.tries.consumed_at
     }
 
     /// Whether a code may still be tried at `now`, and if not why: passed
@@ -425,15 +412,7 @@ impl MfaChallenge {
     /// # Errors
     /// The [`ChallengeClosed`] reason.
     pub fn open_at(&self, now: DateTime<Utc>) -> Result<(), ChallengeClosed> {
-        if self.consumed_at.is_some() {
-            Err(ChallengeClosed::Used)
-        } else if now >= self.expires_at {
-            Err(ChallengeClosed::Expired)
-        } else if self.attempts >= self.max_attempts {
-            Err(ChallengeClosed::AttemptsExhausted)
-        } else {
-            Ok(())
-        }
+        self.tries.open_at(now)
     }
 
     /// Whether a code may still be tried at `now`.
@@ -445,11 +424,7 @@ impl MfaChallenge {
     /// Counts one wrong code, only while unpassed and below the limit;
     /// `false` when nothing was counted.
     pub const fn count_failure(&mut self) -> bool {
-        if self.consumed_at.is_some() || self.attempts >= self.max_attempts {
-            return false;
-        }
-        self.attempts += 1;
-        true
+        self.tries.count_failure()
     }
 
     /// Passes the challenge at `now`, if it is unpassed and unexpired: `true`
@@ -457,10 +432,10 @@ impl MfaChallenge {
     /// before, and wrong codes racing with the right one must not lock it
     /// out after that.
     pub fn pass(&mut self, now: DateTime<Utc>) -> bool {
-        if self.consumed_at.is_some() || now >= self.expires_at {
+        if self.tries.consumed_at.is_some() || now >= self.tries.expires_at {
             return false;
         }
-        self.consumed_at = Some(now);
+        self.tries.consume(now);
         true
     }
 }

@@ -13,6 +13,7 @@ use crate::email::EmailAddress;
 use crate::ids::UserId;
 use crate::secret::Secret;
 use crate::token::TokenHash;
+use crate::tries::{Closed, Tries};
 use uuid::Uuid;
 
 /// What a verification proves control of the address for.
@@ -107,25 +108,13 @@ pub struct Verification {
     token_hash: TokenHash,
     /// SHA-256 of `purpose:email:code`, so equal codes of two rows differ.
     code_hash: TokenHash,
-    /// Wrong codes so far.
-    attempts: u32,
-    max_attempts: u32,
     created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-    /// When it was redeemed or superseded by a newer one.
-    consumed_at: Option<DateTime<Utc>>,
+    /// Wrong codes, the end, and when it was redeemed or superseded.
+    tries: Tries,
 }
 
 /// Why a verification cannot be redeemed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Unredeemable {
-    #[error("the verification was already used or replaced")]
-    Used,
-    #[error("the verification has expired")]
-    Expired,
-    #[error("too many wrong codes")]
-    AttemptsExhausted,
-}
+pub type Unredeemable = Closed;
 
 impl Verification {
     /// A new verification issued at `now`: live until `expires_at`, with
@@ -150,11 +139,8 @@ impl Verification {
             purpose,
             token_hash,
             code_hash,
-            attempts: 0,
-            max_attempts,
             created_at: now,
-            expires_at,
-            consumed_at: None,
+            tries: Tries::fresh(max_attempts, expires_at),
         }
     }
 
@@ -181,11 +167,8 @@ impl Verification {
             purpose,
             token_hash,
             code_hash,
-            attempts,
-            max_attempts,
             created_at,
-            expires_at,
-            consumed_at,
+            tries: Tries { attempts, max_attempts, expires_at, consumed_at },
         }
     }
 
@@ -225,12 +208,12 @@ impl Verification {
     /// Wrong codes so far.
     #[must_use]
     pub const fn attempts(&self) -> u32 {
-        self.attempts
+        self.tries.attempts
     }
 
     #[must_use]
     pub const fn max_attempts(&self) -> u32 {
-        self.max_attempts
+        self.tries.max_attempts
     }
 
     #[must_use]
@@ -240,13 +223,13 @@ impl Verification {
 
     #[must_use]
     pub const fn expires_at(&self) -> DateTime<Utc> {
-        self.expires_at
+        self.tries.expires_at
     }
 
     /// When it was redeemed or superseded.
     #[must_use]
     pub const fn consumed_at(&self) -> Option<DateTime<Utc>> {
-        self.consumed_at
+        self.tries.consumed_at
     }
 
     /// Whether it can still be redeemed at `now`.
@@ -261,15 +244,7 @@ impl Verification {
     /// # Errors
     /// The [`Unredeemable`] reason.
     pub fn redeemable(&self, now: DateTime<Utc>) -> Result<(), Unredeemable> {
-        if self.consumed_at.is_some() {
-            Err(Unredeemable::Used)
-        } else if now >= self.expires_at {
-            Err(Unredeemable::Expired)
-        } else if self.attempts >= self.max_attempts {
-            Err(Unredeemable::AttemptsExhausted)
-        } else {
-            Ok(())
-        }
+        self.tries.open_at(now)
     }
 
     /// The address whose older live verifications of the same purpose this
@@ -287,17 +262,13 @@ impl Verification {
 
     /// Marks it consumed at `now` (redeemed, or retired by a newer one).
     pub const fn consume(&mut self, now: DateTime<Utc>) {
-        self.consumed_at = Some(now);
+        self.tries.consume(now);
     }
 
     /// Counts one wrong code, only below the limit and while unconsumed;
     /// `false` when nothing was counted.
     pub const fn count_failure(&mut self) -> bool {
-        if self.consumed_at.is_some() || self.attempts >= self.max_attempts {
-            return false;
-        }
-        self.attempts += 1;
-        true
+        self.tries.count_failure()
     }
 }
 

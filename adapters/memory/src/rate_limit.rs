@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::rate_limit::{Decision, Limit, RateKey, RateLimitError, RateLimiter};
+use gatehouse_application::ports::rate_limit::{Decision, RateKey, RateLimitError, RateLimiter, Rule, decide_all};
 
 /// Below this many keys a check never sweeps.
 const MIN_SWEEP_LEN: usize = 1024;
@@ -112,28 +112,48 @@ impl State {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn check(&self, key: &RateKey, limit: &Limit, now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
+    async fn check_all(&self, rules: &[Rule], now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
         let now_us = now.timestamp_micros();
         let mut state = self.lock();
-        let tat = state.tats.get(key).copied().filter(|t| *t > now_us);
-        let (decision, next) = limit.decide(tat, now_us);
-        let Some(next) = next else { return Ok(decision) };
-        if tat.is_none() {
+        let tats: Vec<Option<i64>> =
+            rules.iter().map(|r| state.tats.get(&r.key).copied().filter(|t| *t > now_us)).collect();
+        let (decision, next) = decide_all(rules, &tats, now_us);
+        if !decision.is_allowed() {
+            return Ok(decision);
+        }
+        let new_keys = rules.iter().zip(&tats).filter(|(r, tat)| tat.is_none() && !state.tats.contains_key(&r.key));
+        let new_keys = new_keys.count();
+        if new_keys > 0 {
             if state.tats.len() >= state.sweep_at {
                 state.purge_expired(now_us);
             }
-            if state.tats.len() >= self.max_keys && !state.tats.contains_key(key) {
+            if state.tats.len() + new_keys > self.max_keys {
                 if now_us.saturating_sub(state.full_sweep_at_us) >= FULL_SWEEP_EVERY_US {
                     state.full_sweep_at_us = now_us;
                     state.purge_expired(now_us);
                 }
-                if state.tats.len() >= self.max_keys {
+                // After a purge, keys that had run out are gone and count as new.
+                let missing = rules.iter().filter(|r| !state.tats.contains_key(&r.key)).count();
+                if state.tats.len() + missing > self.max_keys {
                     return Err(RateLimitError(Box::new(Full(state.tats.len()))));
                 }
             }
         }
-        state.tats.insert(key.clone(), next);
+        for (rule, tat) in rules.iter().zip(next) {
+            state.tats.insert(rule.key.clone(), tat);
+        }
         Ok(decision)
+    }
+
+    async fn refund(&self, rule: &Rule, now: DateTime<Utc>) -> Result<(), RateLimitError> {
+        let now_us = now.timestamp_micros();
+        let mut state = self.lock();
+        let tat = state.tats.get(&rule.key).copied();
+        match rule.limit.refund(tat, now_us) {
+            Some(tat) => state.tats.insert(rule.key.clone(), tat),
+            None => state.tats.remove(&rule.key),
+        };
+        Ok(())
     }
 
     async fn reset(&self, key: &RateKey) -> Result<(), RateLimitError> {
@@ -147,6 +167,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use chrono::TimeDelta;
+    use gatehouse_application::ports::rate_limit::Limit;
 
     use super::*;
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::health::Probe;
-use gatehouse_application::ports::rate_limit::{Decision, Limit, RateKey, RateLimitError, RateLimiter};
+use gatehouse_application::ports::rate_limit::{Decision, RateKey, RateLimitError, RateLimiter, Rule};
 use redis::aio::ConnectionManager;
 use redis::{RedisWrite, Script, ToRedisArgs};
 
@@ -18,6 +18,9 @@ use crate::connection;
 
 /// The decision script (see the file for the algorithm).
 const DECIDE: &str = include_str!("rate_limit.lua");
+
+/// The script that gives one attempt back.
+const REFUND: &str = include_str!("rate_refund.lua");
 
 /// The rate limiter in Redis, shared by every replica.
 ///
@@ -30,6 +33,7 @@ pub struct RedisRateLimiter {
     /// `{prefix}rl:`, built once.
     prefix: Box<[u8]>,
     decide: Script,
+    refund: Script,
     timeout: Duration,
 }
 
@@ -54,7 +58,7 @@ impl RedisRateLimiter {
     pub async fn connect(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, RateLimitError> {
         let connection = connection::connect(url, timeout).await.map_err(|e| RateLimitError(Box::new(e)))?;
         let prefix = format!("{key_prefix}rl:").into_bytes().into_boxed_slice();
-        Ok(Self { connection, prefix, decide: Script::new(DECIDE), timeout })
+        Ok(Self { connection, prefix, decide: Script::new(DECIDE), refund: Script::new(REFUND), timeout })
     }
 
     fn key<'a>(&'a self, key: &'a RateKey) -> Key<'a> {
@@ -81,24 +85,40 @@ impl ToRedisArgs for Key<'_> {
 }
 
 /// The script's answer as a decision; anything else is a broken script.
-fn decision(reply: &[i64]) -> Result<Decision, RateLimitError> {
+fn decision(reply: &[i64], rules: usize) -> Result<Decision, RateLimitError> {
     match *reply {
-        [1, _] => Ok(Decision::Allowed),
-        [0, retry_us] if retry_us > 0 => Ok(Decision::Limited { retry_after: TimeDelta::microseconds(retry_us) }),
+        [1, _, _] => Ok(Decision::Allowed),
+        [0, retry_us, rule] if retry_us > 0 && rule >= 1 && usize::try_from(rule).is_ok_and(|r| r <= rules) => {
+            let rule = usize::try_from(rule - 1).unwrap_or_default();
+            Ok(Decision::Limited { retry_after: TimeDelta::microseconds(retry_us), rule })
+        }
         _ => Err(RateLimitError(format!("redis: unexpected rate-limit reply {reply:?}").into())),
     }
 }
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, key: &RateKey, limit: &Limit, _now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
-        let mut invocation = self.decide.key(self.key(key));
-        invocation.arg(limit.interval_micros()).arg(limit.tolerance_micros());
+    async fn check_all(&self, rules: &[Rule], _now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
+        let mut invocation = self.decide.prepare_invoke();
+        for rule in rules {
+            invocation.key(self.key(&rule.key));
+            invocation.arg(rule.limit.interval_micros()).arg(rule.limit.tolerance_micros());
+        }
         let mut connection = self.connection.clone();
         let reply: Vec<i64> = connection::within_timeout(self.timeout, invocation.invoke_async(&mut connection))
             .await
             .map_err(RateLimitError)?;
-        decision(&reply)
+        decision(&reply, rules.len())
+    }
+
+    async fn refund(&self, rule: &Rule, _now: DateTime<Utc>) -> Result<(), RateLimitError> {
+        let mut invocation = self.refund.key(self.key(&rule.key));
+        invocation.arg(rule.limit.interval_micros());
+        let mut connection = self.connection.clone();
+        let _: i64 = connection::within_timeout(self.timeout, invocation.invoke_async(&mut connection))
+            .await
+            .map_err(RateLimitError)?;
+        Ok(())
     }
 
     async fn reset(&self, key: &RateKey) -> Result<(), RateLimitError> {
@@ -129,15 +149,20 @@ mod tests {
 
     #[test]
     fn replies_map_to_decisions() {
-        assert_eq!(decision(&[1, 0]).unwrap(), Decision::Allowed);
-        assert_eq!(decision(&[0, 250_000]).unwrap(), Decision::Limited { retry_after: TimeDelta::milliseconds(250) });
+        assert_eq!(decision(&[1, 0, 0], 1).unwrap(), Decision::Allowed);
+        assert_eq!(
+            decision(&[0, 250_000, 2], 3).unwrap(),
+            Decision::Limited { retry_after: TimeDelta::milliseconds(250), rule: 1 }
+        );
     }
 
     #[test]
     fn malformed_replies_are_errors() {
-        assert!(decision(&[]).is_err());
-        assert!(decision(&[0, 0]).is_err(), "limited with no wait");
-        assert!(decision(&[2, 0]).is_err());
+        assert!(decision(&[], 1).is_err());
+        assert!(decision(&[0, 0, 1], 1).is_err(), "limited with no wait");
+        assert!(decision(&[0, 5, 2], 1).is_err(), "limited by a rule that was not asked");
+        assert!(decision(&[0, 5, 0], 1).is_err());
+        assert!(decision(&[2, 0, 0], 1).is_err());
     }
 
     #[test]

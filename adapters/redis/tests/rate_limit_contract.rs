@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse_application::ports::rate_limit::{Decision, Limit, RateKey, RateLimiter};
+use gatehouse_application::ports::rate_limit::{Decision, Limit, RateKey, RateLimiter, Rule};
 use gatehouse_memory::MemoryRateLimiter;
 use gatehouse_redis::RedisRateLimiter;
 use uuid::Uuid;
@@ -74,7 +74,7 @@ mod contract {
 
     async fn retry_after(h: &impl Harness, key: &RateKey, limit: &Limit, now: DateTime<Utc>) -> TimeDelta {
         match h.limiter().check(key, limit, now).await.unwrap() {
-            Decision::Limited { retry_after } => retry_after,
+            Decision::Limited { retry_after, .. } => retry_after,
             Decision::Allowed => panic!("allowed past the limit"),
         }
     }
@@ -181,6 +181,50 @@ mod contract {
         assert_eq!(allowed, 10, "over {} replica(s)", replicas.len());
     }
 
+    /// A login is held to several limits at once (pair, account, address):
+    /// it goes through only when all have room, and a refusal by one is
+    /// counted by none, so an attacker limited on one key does not use up
+    /// the victim's budget on another.
+    pub(crate) async fn several_rules_count_all_or_nothing(h: &impl Harness) {
+        let now = now();
+        let (tight, loose) = (Rule::new(key(), limit(2, LONG_MS)), Rule::new(key(), limit(5, LONG_MS)));
+        let rules = [loose.clone(), tight.clone()];
+        for _ in 0..2 {
+            assert!(h.limiter().check_all(&rules, now).await.unwrap().is_allowed());
+        }
+        for _ in 0..5 {
+            match h.limiter().check_all(&rules, now).await.unwrap() {
+                Decision::Limited { rule, retry_after } => {
+                    assert_eq!(rule, 1, "the tight rule refused");
+                    assert!(retry_after > TimeDelta::zero());
+                }
+                Decision::Allowed => panic!("allowed past the tight rule"),
+            }
+        }
+        // The loose key counted only the two allowed attempts: three remain.
+        for n in 0..3 {
+            assert!(allowed(h, &loose.key, &loose.limit, now).await, "attempt {} of the 3 left", n + 1);
+        }
+        assert!(!allowed(h, &loose.key, &loose.limit, now).await);
+    }
+
+    /// Successes do not use up a failure budget: a refund gives one counted
+    /// attempt back, and refunding a key that counts nothing is harmless.
+    pub(crate) async fn a_refund_gives_one_attempt_back(h: &impl Harness) {
+        let (now, rule) = (now(), Rule::new(key(), limit(3, LONG_MS)));
+        exhaust(h, &rule.key, &rule.limit, now).await;
+        assert!(!allowed(h, &rule.key, &rule.limit, now).await);
+        h.limiter().refund(&rule, now).await.unwrap();
+        assert!(allowed(h, &rule.key, &rule.limit, now).await, "the refunded attempt");
+        assert!(!allowed(h, &rule.key, &rule.limit, now).await, "only one came back");
+
+        let unknown = Rule::new(key(), limit(3, LONG_MS));
+        h.limiter().refund(&unknown, now).await.unwrap();
+        assert_eq!(h.stored(now).await, 1, "a refund created a key");
+        exhaust(h, &unknown.key, &unknown.limit, now).await;
+        assert!(!allowed(h, &unknown.key, &unknown.limit, now).await, "a refund on nothing gave credit");
+    }
+
     /// Bounded memory: a key that counts nothing any more is not kept.
     pub(crate) async fn run_out_keys_are_not_kept(h: &impl Harness) {
         let (now, limit) = (now(), limit(2, 1_000));
@@ -208,6 +252,8 @@ macro_rules! contract_suite {
             resetting_an_unknown_key_succeeds,
             concurrent_checks_allow_exactly_max,
             run_out_keys_are_not_kept,
+            several_rules_count_all_or_nothing,
+            a_refund_gives_one_attempt_back,
         );
     };
     ($harness:ty; $($case:ident),* $(,)?) => {

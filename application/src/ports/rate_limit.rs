@@ -84,10 +84,35 @@ impl Limit {
         let new_tat = tat.saturating_add(self.interval_micros());
         let allow_at = new_tat - self.tolerance_micros();
         if now_us < allow_at {
-            (Decision::Limited { retry_after: TimeDelta::microseconds(allow_at - now_us) }, None)
+            (Decision::Limited { retry_after: TimeDelta::microseconds(allow_at - now_us), rule: 0 }, None)
         } else {
             (Decision::Allowed, Some(new_tat))
         }
+    }
+
+    /// The arrival time after giving one counted attempt back (an attempt
+    /// that turned out to be a success, where only failures should count),
+    /// or `None` when nothing is left to count, so the key can be dropped.
+    ///
+    /// The Redis adapter's refund script repeats these lines.
+    #[must_use]
+    pub fn refund(&self, tat_us: Option<i64>, now_us: i64) -> Option<i64> {
+        let tat = tat_us?.saturating_sub(self.interval_micros());
+        (tat > now_us).then_some(tat)
+    }
+}
+
+/// One limit on one key: what [`RateLimiter::check_all`] decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub key: RateKey,
+    pub limit: Limit,
+}
+
+impl Rule {
+    #[must_use]
+    pub const fn new(key: RateKey, limit: Limit) -> Self {
+        Self { key, limit }
     }
 }
 
@@ -97,8 +122,10 @@ pub enum Decision {
     /// Counted; go ahead.
     Allowed,
     /// Refused and not counted; one attempt will be allowed again after
-    /// `retry_after` (positive, at most the limit's window).
-    Limited { retry_after: TimeDelta },
+    /// `retry_after` (positive, at most the limit's window). `rule` is the
+    /// index of the rule that refused it (the longest wait when several
+    /// did; 0 for a single check).
+    Limited { retry_after: TimeDelta, rule: usize },
 }
 
 impl Decision {
@@ -176,11 +203,48 @@ pub trait RateLimiter: std::fmt::Debug + Send + Sync {
     /// `now` is the caller's clock; an adapter shared between replicas may
     /// use its own single clock instead, so that replicas whose clocks drift
     /// still agree. One key should always be checked under the same limit.
-    async fn check(&self, key: &RateKey, limit: &Limit, now: DateTime<Utc>) -> Result<Decision, RateLimitError>;
+    async fn check(&self, key: &RateKey, limit: &Limit, now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
+        self.check_all(&[Rule::new(key.clone(), *limit)], now).await
+    }
+
+    /// Counts one attempt on every rule's key, all or nothing, atomically:
+    /// the attempt is allowed only if every rule has room, and then counted
+    /// by every one; when any refuses, none counts it. This is how one login
+    /// is held to its per-pair, per-account and per-address limits in one
+    /// round trip, with no count taken for an attempt another rule refused.
+    async fn check_all(&self, rules: &[Rule], now: DateTime<Utc>) -> Result<Decision, RateLimitError>;
+
+    /// Gives one counted attempt back to `rule`'s key: the attempt was a
+    /// success, and only failures should use up the limit.
+    async fn refund(&self, rule: &Rule, now: DateTime<Utc>) -> Result<(), RateLimitError>;
 
     /// Forgets every attempt counted on `key` (a successful login clears
     /// its account-and-address pair).
     async fn reset(&self, key: &RateKey) -> Result<(), RateLimitError>;
+}
+
+/// The decision over several rules from each rule's stored arrival time,
+/// the same way in every in-process adapter: the arrival times to store
+/// when allowed, or the refusal with the longest wait.
+#[must_use]
+pub fn decide_all(rules: &[Rule], tats: &[Option<i64>], now_us: i64) -> (Decision, Vec<i64>) {
+    let mut next = Vec::with_capacity(rules.len());
+    let mut refusal: Option<(TimeDelta, usize)> = None;
+    for (index, (rule, tat)) in rules.iter().zip(tats).enumerate() {
+        match rule.limit.decide(*tat, now_us) {
+            (_, Some(new_tat)) => next.push(new_tat),
+            (Decision::Limited { retry_after, .. }, None) => {
+                if refusal.is_none_or(|(longest, _)| retry_after > longest) {
+                    refusal = Some((retry_after, index));
+                }
+            }
+            (Decision::Allowed, None) => {}
+        }
+    }
+    match refusal {
+        Some((retry_after, rule)) => (Decision::Limited { retry_after, rule }, Vec::new()),
+        None => (Decision::Allowed, next),
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +277,7 @@ mod tests {
             tat = next;
         }
         let (d, next) = l.decide(tat, NOW);
-        assert_eq!(d, Decision::Limited { retry_after: TimeDelta::seconds(1) });
+        assert_eq!(d, Decision::Limited { retry_after: TimeDelta::seconds(1), rule: 0 });
         assert_eq!(next, None);
         assert_eq!(l.decide(tat, NOW + 1_000_000).0, Decision::Allowed);
     }
@@ -222,8 +286,36 @@ mod tests {
     fn retry_after_is_never_more_than_the_window() {
         let l = limit(1, 60);
         let (_, tat) = l.decide(None, NOW);
-        let Decision::Limited { retry_after } = l.decide(tat, NOW).0 else { panic!("not limited") };
+        let Decision::Limited { retry_after, .. } = l.decide(tat, NOW).0 else { panic!("not limited") };
         assert_eq!(retry_after, TimeDelta::seconds(60));
+    }
+
+    #[test]
+    fn a_refund_gives_one_attempt_back_and_forgets_an_empty_key() {
+        let l = limit(2, 2);
+        let (_, tat) = l.decide(None, NOW);
+        let (_, tat) = l.decide(tat, NOW);
+        assert!(!l.decide(tat, NOW).0.is_allowed());
+        let refunded = l.refund(tat, NOW);
+        assert!(l.decide(refunded, NOW).0.is_allowed(), "the refunded attempt is usable");
+        assert_eq!(l.refund(l.refund(refunded, NOW), NOW), None, "nothing left to count");
+        assert_eq!(l.refund(None, NOW), None);
+    }
+
+    #[test]
+    fn several_rules_allow_only_together_and_name_the_longest_wait() {
+        let short = Rule::new(RateKey::new("a"), limit(1, 1));
+        let long = Rule::new(RateKey::new("b"), limit(1, 60));
+        let rules = [short.clone(), long.clone()];
+        let (d, next) = decide_all(&rules, &[None, None], NOW);
+        assert_eq!(d, Decision::Allowed);
+        assert_eq!(next.len(), 2);
+        let (d, next) = decide_all(&rules, &[Some(next[0]), Some(next[1])], NOW);
+        assert_eq!(d, Decision::Limited { retry_after: TimeDelta::seconds(60), rule: 1 });
+        assert!(next.is_empty(), "a refusal stores nothing");
+        // One rule with room does not let the attempt through the other.
+        let (d, _) = decide_all(&rules, &[None, Some(NOW + 60_000_000)], NOW);
+        assert_eq!(d, Decision::Limited { retry_after: TimeDelta::seconds(60), rule: 1 });
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! asked.
 
 use super::*;
-use crate::ports::rate_limit::{Decision, Limit, RateKey, RateLimitError, RateLimiter};
+use crate::ports::rate_limit::{Decision, RateKey, RateLimitError, RateLimiter, Rule, decide_all};
 
 /// A rate limiter in a map, computing the same GCRA decisions as the
 /// adapters ([`Limit::decide`]), that can be switched off to simulate an
@@ -19,6 +19,7 @@ struct FakeState {
     tats: HashMap<RateKey, i64>,
     checks: HashMap<RateKey, usize>,
     resets: HashMap<RateKey, usize>,
+    refunds: HashMap<RateKey, usize>,
 }
 
 impl FakeRateLimiter {
@@ -39,6 +40,12 @@ impl FakeRateLimiter {
         self.state.lock().unwrap().resets.get(key).copied().unwrap_or(0)
     }
 
+    /// How many attempts were given back on `key`.
+    #[must_use]
+    pub fn refunds(&self, key: &RateKey) -> usize {
+        self.state.lock().unwrap().refunds.get(key).copied().unwrap_or(0)
+    }
+
     /// How many keys still count something at `now`.
     #[must_use]
     pub fn live(&self, now: DateTime<Utc>) -> usize {
@@ -53,17 +60,32 @@ impl FakeRateLimiter {
 
 #[async_trait]
 impl RateLimiter for FakeRateLimiter {
-    async fn check(&self, key: &RateKey, limit: &Limit, now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
+    async fn check_all(&self, rules: &[Rule], now: DateTime<Utc>) -> Result<Decision, RateLimitError> {
         self.check_up()?;
         let now_us = now.timestamp_micros();
         let mut state = self.state.lock().unwrap();
-        *state.checks.entry(key.clone()).or_default() += 1;
-        let tat = state.tats.get(key).copied().filter(|t| *t > now_us);
-        let (decision, next) = limit.decide(tat, now_us);
-        if let Some(next) = next {
-            state.tats.insert(key.clone(), next);
+        for rule in rules {
+            *state.checks.entry(rule.key.clone()).or_default() += 1;
+        }
+        let tats: Vec<Option<i64>> =
+            rules.iter().map(|r| state.tats.get(&r.key).copied().filter(|t| *t > now_us)).collect();
+        let (decision, next) = decide_all(rules, &tats, now_us);
+        for (rule, tat) in rules.iter().zip(next) {
+            state.tats.insert(rule.key.clone(), tat);
         }
         Ok(decision)
+    }
+
+    async fn refund(&self, rule: &Rule, now: DateTime<Utc>) -> Result<(), RateLimitError> {
+        self.check_up()?;
+        let mut state = self.state.lock().unwrap();
+        *state.refunds.entry(rule.key.clone()).or_default() += 1;
+        let tat = state.tats.get(&rule.key).copied();
+        match rule.limit.refund(tat, now.timestamp_micros()) {
+            Some(tat) => state.tats.insert(rule.key.clone(), tat),
+            None => state.tats.remove(&rule.key),
+        };
+        Ok(())
     }
 
     async fn reset(&self, key: &RateKey) -> Result<(), RateLimitError> {

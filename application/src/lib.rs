@@ -19,6 +19,7 @@ pub mod sessions;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 
 pub use error::{AppError, FieldViolation, TokenRejection, error_chain};
 pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use gatehouse_application::EnabledFactors;
+use gatehouse_application::ports::rate_limit::Limit;
+use gatehouse_application::throttle::RateLimits;
 use ipnet::IpNet;
 
 pub use self::error::ConfigError;
@@ -226,6 +228,28 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_PREVIOUS_SECRET_KEY_FILES", default_value = "", hide_default_value = true, value_parser = parse::paths)]
     pub previous_secret_key_files: std::vec::Vec<PathBuf>,
 
+    /// Login failures per account and client address, comma-separated tiers of MAX/WINDOW (the wait grows tier by tier)
+    #[arg(long, env = "GATEHOUSE_LOGIN_LIMIT_PAIR", default_value = "5/1m,10/10m,20/1h", value_parser = parse::rates)]
+    pub login_limit_pair: std::vec::Vec<Limit>,
+    /// Login failures per account from every address (NIST: at most 100 in a row); reaching it emails the owner
+    #[arg(long, env = "GATEHOUSE_LOGIN_LIMIT_ACCOUNT", default_value = "100/24h", value_parser = parse::rate)]
+    pub login_limit_account: Limit,
+    /// Login failures per client address across accounts (IPv6 per /64)
+    #[arg(long, env = "GATEHOUSE_LOGIN_LIMIT_ADDRESS", default_value = "100/1h", value_parser = parse::rate)]
+    pub login_limit_address: Limit,
+    /// Wrong passwords per signed-in account (ChangePassword, DeleteMe, fresh proofs)
+    #[arg(long, env = "GATEHOUSE_PASSWORD_CHECK_LIMIT", default_value = "10/1h", value_parser = parse::rate)]
+    pub password_check_limit: Limit,
+    /// Sign-ups per client address
+    #[arg(long, env = "GATEHOUSE_SIGNUP_LIMIT_ADDRESS", default_value = "20/1h", value_parser = parse::rate)]
+    pub signup_limit_address: Limit,
+    /// Emails and texts per recipient
+    #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_RECIPIENT", default_value = "5/1h", value_parser = parse::rate)]
+    pub message_limit_recipient: Limit,
+    /// Emails and texts per account, whatever the recipient
+    #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_ACCOUNT", default_value = "20/1h", value_parser = parse::rate)]
+    pub message_limit_account: Limit,
+
     /// How log lines are written
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -339,6 +363,20 @@ impl Config {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("gatehouse.db").display()))
+    }
+
+    /// The rate limits in force.
+    #[must_use]
+    pub fn rate_limits(&self) -> RateLimits {
+        RateLimits {
+            login_pair: self.login_limit_pair.clone(),
+            login_account: self.login_limit_account,
+            login_address: self.login_limit_address,
+            password_check: self.password_check_limit,
+            sign_up_address: self.signup_limit_address,
+            message_recipient: self.message_limit_recipient,
+            message_account: self.message_limit_account,
+        }
     }
 
     /// The signing key file in force.

@@ -30,23 +30,29 @@ use gatehouse_application::ports::events::EventPublisher;
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
+use gatehouse_application::ports::rate_limit::RateLimiter;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
+use gatehouse_application::throttle::Throttle;
 use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
 use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, SessionApi, TokenApi, UserApi};
-use gatehouse_memory::MemoryDenylist;
+use gatehouse_memory::{MemoryDenylist, MemoryRateLimiter};
 use gatehouse_rabbitmq::RabbitPublisher;
-use gatehouse_redis::RedisDenylist;
+use gatehouse_redis::{RedisDenylist, RedisRateLimiter};
 use gatehouse_sql::{
     Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
     SqlUserRepository, SqlVerificationRepository,
 };
 
 use crate::config::{Config, redact_url};
+
+/// What replicas share: the denylist, the rate limiter, and the probes of
+/// where they live.
+type Shared = (Arc<dyn Denylist>, Arc<dyn RateLimiter>, Vec<Arc<dyn Probe>>);
 
 /// A built server, ready to serve.
 #[derive(Debug)]
@@ -100,17 +106,20 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
 pub async fn build(config: &Config) -> anyhow::Result<App> {
     let db = open_database(config).await?;
 
-    let (denylist, denylist_probe): (Arc<dyn Denylist>, Arc<dyn Probe>) = match &config.redis_url {
+    // Redis, when configured, holds what every replica must agree on: the
+    // denylist and the rate-limit counts. Without it both live in-process,
+    // which is right for one replica only.
+    let (denylist, limiter, mut probes): Shared = match &config.redis_url {
         Some(url) => {
-            let redis = RedisDenylist::connect(url, &config.redis_key_prefix, config.redis_timeout)
-                .await
-                .with_context(|| format!("connecting to Redis at {}", redact_url(url)))?;
-            let redis = Arc::new(redis);
-            (redis.clone(), redis)
+            let connecting = || format!("connecting to Redis at {}", redact_url(url));
+            let (prefix, timeout) = (&config.redis_key_prefix, config.redis_timeout);
+            let denylist = Arc::new(RedisDenylist::connect(url, prefix, timeout).await.with_context(connecting)?);
+            let limiter = Arc::new(RedisRateLimiter::connect(url, prefix, timeout).await.with_context(connecting)?);
+            (denylist.clone(), limiter.clone(), vec![denylist, limiter])
         }
         None => {
             let memory = Arc::new(MemoryDenylist::default());
-            (memory.clone(), memory)
+            (memory.clone(), Arc::new(MemoryRateLimiter::new()), vec![memory])
         }
     };
     // Events go to the broker when one is configured. The publisher connects
@@ -155,9 +164,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let revoker = SessionRevoker::new(uow.clone(), denylist.clone(), events.clone(), settings);
     let opener =
         SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
-    let proof = PasswordProof::new(users.clone(), hasher.clone());
+
     let sender = VerificationSender::new(verifications, uow.clone(), issuer.clone(), clock.clone());
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
+    let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
+    let proof = PasswordProof::new(users.clone(), hasher.clone(), throttle.clone());
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
         uow: uow.clone(),
@@ -175,6 +186,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             challenge_ttl: to_delta(config.mfa_challenge_ttl)?,
             ..MfaSettings::default()
         },
+        throttle: throttle.clone(),
     };
     let auth = AuthApi {
         sign_up: SignUp::new(uow.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
@@ -185,6 +197,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             config.require_verified_email,
             MfaGate::new(mfa_deps.clone()),
             opener.clone(),
+            throttle.clone(),
         ),
         refresh_token: RefreshToken::new(uow.clone(), minter.clone(), revoker.clone()),
         logout: Logout::new(sessions.clone(), revoker.clone(), keys.clone(), clock.clone()),
@@ -239,7 +252,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         ..RelaySettings::default()
     };
 
-    let probes: Vec<Arc<dyn Probe>> = vec![Arc::new(db), denylist_probe];
+    probes.insert(0, Arc::new(db));
     Ok(App {
         grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval),
         rebuild_denylist: RebuildDenylist::new(sessions.clone(), denylist, revoker, clock.clone(), settings),

@@ -61,6 +61,14 @@ pub enum Event {
     Audit(AuditRecord),
     /// A login from a device or address this account has not used before.
     LoginNotice { user_id: UserId, email: EmailAddress, ip: Option<String>, device: String, at: DateTime<Utc> },
+    /// Logins to this account were refused for too many wrong passwords
+    /// from everywhere: tell the owner, once per throttling, that someone
+    /// is guessing and that a password reset ends it.
+    LoginThrottled { user_id: UserId, email: EmailAddress, ip: Option<String>, until: DateTime<Utc> },
+    /// Someone tried to sign up with an address that already has an
+    /// account: tell its owner (the caller got the same answer as a new
+    /// sign-up, so the answer reveals nothing).
+    SignupAttempted { user_id: UserId, email: EmailAddress, ip: Option<String>, at: DateTime<Utc> },
 }
 
 impl Event {
@@ -79,6 +87,8 @@ impl Event {
             Self::BackupCodeUsed { .. } => "audit.backup_code_used",
             Self::BackupCodesRegenerated { .. } => "audit.backup_codes_regenerated",
             Self::LoginNotice { .. } => "email.login_notice",
+            Self::LoginThrottled { .. } => "email.login_throttled",
+            Self::SignupAttempted { .. } => "email.signup_attempted",
             // The encoder publishes it as `audit.<kind>`.
             Self::Audit(_) => "audit.event",
         }
@@ -97,7 +107,9 @@ impl Event {
             | Self::MfaFactorRemoved { user_id, .. }
             | Self::BackupCodeUsed { user_id, .. }
             | Self::BackupCodesRegenerated { user_id, .. }
-            | Self::LoginNotice { user_id, .. } => *user_id,
+            | Self::LoginNotice { user_id, .. }
+            | Self::LoginThrottled { user_id, .. }
+            | Self::SignupAttempted { user_id, .. } => *user_id,
             Self::Audit(AuditRecord { subject: Some(user), .. })
             | Self::Audit(AuditRecord { subject: None, actor: Some(user), .. }) => *user,
             Self::Audit(_) => UserId::from_uuid(Uuid::nil()),

@@ -20,6 +20,8 @@ const MFA_FACTOR_REMOVED: &str = "audit.mfa_factor_removed";
 const BACKUP_CODE_USED: &str = "audit.backup_code_used";
 const BACKUP_CODES_REGENERATED: &str = "audit.backup_codes_regenerated";
 const LOGIN_NOTICE: &str = "email.login_notice";
+const LOGIN_THROTTLED: &str = "email.login_throttled";
+const SIGNUP_ATTEMPTED: &str = "email.signup_attempted";
 /// The prefix of the audit trail's routing keys: `audit.<kind>`, each an
 /// [`pb::AuditEvent`] (apart from the four older `audit.` types above).
 const AUDIT_PREFIX: &str = "audit.";
@@ -47,6 +49,8 @@ pub enum DecodedEvent {
     BackupCodeUsed(pb::BackupCodeUsed),
     BackupCodesRegenerated(pb::BackupCodesRegenerated),
     LoginNotice(pb::LoginNotice),
+    LoginThrottled(pb::LoginThrottled),
+    SignupAttempted(pb::SignupAttempted),
     /// `audit.<kind>`: one fact of the audit trail.
     Audit(pb::AuditEvent),
 }
@@ -68,6 +72,8 @@ impl DecodedEvent {
             Self::BackupCodeUsed(_) => BACKUP_CODE_USED,
             Self::BackupCodesRegenerated(_) => BACKUP_CODES_REGENERATED,
             Self::LoginNotice(_) => LOGIN_NOTICE,
+            Self::LoginThrottled(_) => LOGIN_THROTTLED,
+            Self::SignupAttempted(_) => SIGNUP_ATTEMPTED,
             Self::Audit(m) => return Cow::Owned(format!("{AUDIT_PREFIX}{}", m.kind)),
         })
     }
@@ -86,6 +92,8 @@ impl DecodedEvent {
             Self::BackupCodeUsed(m) => &m.event_id,
             Self::BackupCodesRegenerated(m) => &m.event_id,
             Self::LoginNotice(m) => &m.event_id,
+            Self::LoginThrottled(m) => &m.event_id,
+            Self::SignupAttempted(m) => &m.event_id,
             Self::Audit(m) => &m.event_id,
         }
     }
@@ -108,6 +116,8 @@ impl DecodedEvent {
             Self::BackupCodeUsed(m) => &m.email,
             Self::BackupCodesRegenerated(m) => &m.email,
             Self::LoginNotice(m) => &m.email,
+            Self::LoginThrottled(m) => &m.email,
+            Self::SignupAttempted(m) => &m.email,
             Self::Audit(_) => "",
         }
     }
@@ -150,6 +160,8 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeEr
         BACKUP_CODE_USED => parse(BACKUP_CODE_USED, payload).map(DecodedEvent::BackupCodeUsed),
         BACKUP_CODES_REGENERATED => parse(BACKUP_CODES_REGENERATED, payload).map(DecodedEvent::BackupCodesRegenerated),
         LOGIN_NOTICE => parse(LOGIN_NOTICE, payload).map(DecodedEvent::LoginNotice),
+        LOGIN_THROTTLED => parse(LOGIN_THROTTLED, payload).map(DecodedEvent::LoginThrottled),
+        SIGNUP_ATTEMPTED => parse(SIGNUP_ATTEMPTED, payload).map(DecodedEvent::SignupAttempted),
         audit if audit.starts_with(AUDIT_PREFIX) => parse(AUDIT_EVENT, payload).map(DecodedEvent::Audit),
         other => Err(DecodeError::UnknownType(other.to_owned())),
     }

@@ -341,6 +341,51 @@ fn login_notice_without_an_address_has_an_empty_ip() {
 }
 
 #[test]
+fn login_throttled_round_trips_to_the_owner() {
+    let user_id = user();
+    let until = at() + TimeDelta::minutes(14);
+    let (envelope, message) =
+        encode(Event::LoginThrottled { user_id, email: email("ann@example.com"), ip: Some("192.0.2.9".into()), until });
+    assert_eq!(message.event_type, "email.login_throttled");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::LoginThrottled(pb::LoginThrottled {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            ip: "192.0.2.9".into(),
+            until: ts(until),
+        })
+    );
+    assert_eq!(decoded.recipient(), "ann@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
+fn signup_attempted_round_trips_to_the_address_owner() {
+    let user_id = user();
+    let (envelope, message) =
+        encode(Event::SignupAttempted { user_id, email: email("ann@example.com"), ip: None, at: at() });
+    assert_eq!(message.event_type, "email.signup_attempted");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::SignupAttempted(pb::SignupAttempted {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "ann@example.com".into(),
+            ip: String::new(),
+            at: ts(at()),
+        })
+    );
+    assert_eq!(decoded.recipient(), "ann@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+}
+
+#[test]
 fn unknown_event_type_is_a_decode_error() {
     let (_, message) = encode(Event::PasswordChanged { user_id: user(), email: email("cy@example.com") });
     let err = decode("email.nonexistent", &message.payload).unwrap_err();

@@ -125,6 +125,24 @@ impl EventEncoder for ProtoEventEncoder {
                 at: Some(timestamp(*at)),
             }
             .encode_to_vec(),
+            Event::LoginThrottled { email, ip, until, .. } => pb::LoginThrottled {
+                event_id,
+                occurred_at,
+                user_id,
+                email: email.as_str().to_owned(),
+                ip: ip.clone().unwrap_or_default(),
+                until: Some(timestamp(*until)),
+            }
+            .encode_to_vec(),
+            Event::SignupAttempted { email, ip, at, .. } => pb::SignupAttempted {
+                event_id,
+                occurred_at,
+                user_id,
+                email: email.as_str().to_owned(),
+                ip: ip.clone().unwrap_or_default(),
+                at: Some(timestamp(*at)),
+            }
+            .encode_to_vec(),
             Event::Audit(record) => audit_event(envelope, record).encode_to_vec(),
         };
         OutboxMessage {

@@ -85,6 +85,12 @@ impl EventPublisher for LogPublisher {
                     "event (embedded mode, not sent)"
                 );
             }
+            Ok(DecodedEvent::LoginThrottled(m)) => {
+                tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, ip = %m.ip, "event (embedded mode, not sent)");
+            }
+            Ok(DecodedEvent::SignupAttempted(m)) => {
+                tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, ip = %m.ip, "event (embedded mode, not sent)");
+            }
             Ok(DecodedEvent::Audit(m)) => {
                 let mut details: Vec<_> = m.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 details.sort_unstable();

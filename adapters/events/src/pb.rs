@@ -145,6 +145,32 @@ impl fmt::Debug for LoginNotice {
     }
 }
 
+impl fmt::Debug for LoginThrottled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoginThrottled")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("ip", &self.ip)
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SignupAttempted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignupAttempted")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("ip", &self.ip)
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
 impl fmt::Debug for AuditEvent {
     /// An audit event never carries a secret: every field is shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use chrono::TimeDelta;
 use futures_executor::block_on;
@@ -30,6 +31,8 @@ struct Parts {
     revoker: SessionRevoker,
     issuer: VerificationIssuer,
     clock: Arc<FixedClock>,
+    throttle: crate::throttle::Throttle,
+    limiter: Arc<crate::testing::FakeRateLimiter>,
 }
 
 struct Harness {
@@ -82,6 +85,7 @@ impl Harness {
             users: store.clone(),
             events: factory.clone(),
         };
+        let limiter = Arc::new(crate::testing::FakeRateLimiter::default());
         let redeemer = Redeemer::new(store.clone(), verification.clone());
         let sender = crate::auth::VerificationSender::new(store.clone(), store.clone(), issuer.clone(), clock.clone());
         Self {
@@ -93,6 +97,7 @@ impl Harness {
                 true,
                 MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default())),
                 opener,
+                crate::testing::throttle(&limiter, &clock),
             ),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
             verify: VerifyEmail::new(redeemer.clone(), store.clone(), factory, clock.clone()),
@@ -106,7 +111,15 @@ impl Harness {
                 revoker.clone(),
                 clock.clone(),
             ),
-            parts: Parts { store: store.clone(), hasher, revoker, issuer, clock: clock.clone() },
+            parts: Parts {
+                store: store.clone(),
+                hasher,
+                revoker,
+                issuer,
+                clock: clock.clone(),
+                throttle: crate::testing::throttle(&limiter, &clock),
+                limiter,
+            },
             clock,
             store,
             events,
@@ -114,7 +127,7 @@ impl Harness {
     }
 
     fn proof(&self) -> PasswordProof {
-        PasswordProof::new(self.parts.store.clone(), self.parts.hasher.clone())
+        PasswordProof::new(self.parts.store.clone(), self.parts.hasher.clone(), self.parts.throttle.clone())
     }
 
     fn change_password(&self) -> ChangePassword {
@@ -422,6 +435,43 @@ fn change_password_needs_the_current_one_and_ends_the_other_sessions() {
     assert!(matches!(h.claims(&elsewhere), Err(AppError::TokenRevoked)));
     h.login("ann@example.com", "the new password").unwrap();
     assert_eq!(h.outbox_types().last().map(String::as_str), Some("email.password_changed"));
+}
+
+/// OWASP ASVS 5.0 V6.3.1: a stolen access token is no password oracle.
+/// Wrong current passwords are limited per account (ChangePassword and
+/// DeleteMe share the count), a refused check runs no hash, right ones do
+/// not count, and with the limiter down the check fails closed.
+#[test]
+fn password_checks_of_a_signed_in_account_are_limited() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    let caller = h.claims(&h.login("ann@example.com", PASSWORD).unwrap()).unwrap();
+    let (change, delete) = (h.change_password(), h.delete_me());
+    let new = Password::new("the new password".into()).unwrap();
+    let limit = crate::throttle::RateLimits::default().password_check.max();
+    for _ in 0..limit / 2 {
+        assert!(matches!(block_on(change.execute(&caller, &pw(PASSWORD), &new.clone())), Ok(())));
+        block_on(change.execute(&caller, &pw("the new password"), &pw(PASSWORD))).unwrap();
+    }
+    for n in 0..limit {
+        let r = if n % 2 == 0 {
+            block_on(change.execute(&caller, &pw("not my password"), &new))
+        } else {
+            block_on(delete.execute(user, &pw("not my password")))
+        };
+        assert!(matches!(r, Err(AppError::WrongPassword { .. })), "check {}: {r:?}", n + 1);
+    }
+    let hashed = h.parts.hasher.verifications.load(Ordering::Relaxed);
+    for r in [block_on(change.execute(&caller, &pw(PASSWORD), &new)), block_on(delete.execute(user, &pw(PASSWORD)))] {
+        assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    }
+    assert_eq!(h.parts.hasher.verifications.load(Ordering::Relaxed), hashed, "a refused check ran the hasher");
+    h.clock.advance(TimeDelta::hours(1));
+    h.parts.limiter.set_down(true);
+    let r = block_on(delete.execute(user, &pw(PASSWORD)));
+    assert!(matches!(r, Err(AppError::Unavailable(_))), "{r:?}");
+    h.parts.limiter.set_down(false);
+    block_on(delete.execute(user, &pw(PASSWORD))).unwrap();
 }
 
 #[test]

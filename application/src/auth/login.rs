@@ -4,6 +4,10 @@
 //! argon2 work (the hasher verifies against a dummy hash when there is no
 //! account), so neither the answer nor its timing reveals whether an address
 //! has an account (OWASP ASVS 5.0 V6.3.8).
+//!
+//! Every attempt passes the [`Throttle`] first, before any argon2 work, and
+//! is counted the same way for an unknown address as for a known one; a
+//! refused attempt answers `RESOURCE_EXHAUSTED` whatever the password.
 
 use std::sync::Arc;
 
@@ -19,6 +23,7 @@ use crate::mfa::{ChallengeView, MfaGate};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::{SessionRepository, UserRepository};
 use crate::ports::unit_of_work::UnitOfWorkFactory;
+use crate::throttle::{LoginGate, LoginSubject, Throttle, limited};
 
 /// What a successful password check leads to.
 #[derive(Debug, Clone)]
@@ -97,6 +102,7 @@ pub struct Login {
     require_verified_email: bool,
     mfa: MfaGate,
     opener: SessionOpener,
+    throttle: Throttle,
 }
 
 impl Login {
@@ -108,8 +114,9 @@ impl Login {
         require_verified_email: bool,
         mfa: MfaGate,
         opener: SessionOpener,
+        throttle: Throttle,
     ) -> Self {
-        Self { users, hasher, minter, require_verified_email, mfa, opener }
+        Self { users, hasher, minter, require_verified_email, mfa, opener, throttle }
     }
 
     /// Checks the credentials and opens a session.
@@ -117,9 +124,23 @@ impl Login {
     /// # Errors
     /// [`AppError::InvalidCredentials`] for an unknown email or a wrong
     /// password; [`AppError::EmailNotVerified`] (only after the password
-    /// matched, so it reveals nothing to a guesser) for an unverified address.
+    /// matched, so it reveals nothing to a guesser) for an unverified address;
+    /// [`AppError::RateLimited`] past a login limit, before the password is
+    /// looked at; `UNAVAILABLE` when the limiter cannot be asked.
     pub async fn execute(&self, cmd: LoginCommand) -> Result<LoginOutcome, AppError> {
         let credentials = self.users.find_credentials(&cmd.email).await?;
+        let subject =
+            credentials.as_ref().map_or(LoginSubject::Unknown(&cmd.email), |c| LoginSubject::Account(c.user_id));
+        let attempt = match self.throttle.login(subject, cmd.client.ip.as_deref()).await? {
+            LoginGate::Go(attempt) => attempt,
+            LoginGate::Refused { retry_after, account_ceiling } => {
+                tracing::info!(account_ceiling, "login refused: throttled");
+                if let (true, Some(c)) = (account_ceiling, &credentials) {
+                    self.notify_ceiling(c.user_id, &cmd.client, retry_after).await?;
+                }
+                return Err(limited(retry_after));
+            }
+        };
         let check = self.hasher.verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash)).await?;
         let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials.clone(), check) else {
             tracing::info!("login refused: invalid credentials");
@@ -133,6 +154,8 @@ impl Login {
             self.opener.events.record(self.minter.now(), audit).await?;
             return Err(AppError::InvalidCredentials);
         };
+        // The password is right: whatever follows, this was not guessing.
+        self.throttle.login_succeeded(attempt).await;
         if self.require_verified_email && !credentials.email_verified {
             tracing::info!(user_id = %credentials.user_id, "login refused: email not verified");
             let audit = Audit::of("login.failed").failure().subject(credentials.user_id).client(&cmd.client);
@@ -150,6 +173,36 @@ impl Login {
         }
         let pair = open_session(&self.opener, &self.minter, credentials.user_id, cmd.client, None).await?;
         Ok(LoginOutcome::Tokens(pair))
+    }
+
+    /// Emails the owner, once per throttling, that logins to the account
+    /// are refused for too many wrong passwords (`email.login_throttled`).
+    async fn notify_ceiling(
+        &self,
+        user: UserId,
+        client: &ClientInfo,
+        retry_after: chrono::TimeDelta,
+    ) -> Result<(), AppError> {
+        if !self.throttle.first_ceiling_notice(user).await? {
+            return Ok(());
+        }
+        tracing::warn!(user_id = %user, "login failures reached the account ceiling");
+        let Some(email) = self.opener.users.get(user).await?.and_then(|a| a.primary_email().map(|e| e.email.clone()))
+        else {
+            return Ok(());
+        };
+        let now = self.minter.now();
+        let until = now + retry_after;
+        let audit = Audit::of("login.throttled").failure().subject(user).client(client);
+        let mut uow = self.opener.uow.begin().await?;
+        uow.add_messages(vec![
+            self.opener.events.audit(now, audit),
+            self.opener
+                .events
+                .message(now, Event::LoginThrottled { user_id: user, email, ip: client.ip.clone(), until }),
+        ]);
+        uow.commit().await?;
+        Ok(())
     }
 
     /// Stores a hash with the current parameters. A failure here must not

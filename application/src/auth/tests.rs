@@ -25,6 +25,7 @@ struct Harness {
     store: Arc<InMemoryStore>,
     hasher: Arc<FakeHasher>,
     denylist: Arc<FakeDenylist>,
+    limiter: Arc<crate::testing::FakeRateLimiter>,
     sign_up: SignUp,
     login: Login,
     refresh: crate::auth::RefreshToken,
@@ -48,6 +49,7 @@ impl Harness {
         let factory = EventFactory::new(Arc::new(RecordingEncoder::default()), rng.clone(), store.clone());
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), crate::VerificationSettings::default());
+        let limiter = Arc::new(crate::testing::FakeRateLimiter::default());
         Self {
             sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer),
             login: Login::new(
@@ -67,6 +69,7 @@ impl Harness {
                     users: users.clone(),
                     events: factory.clone(),
                 },
+                crate::testing::throttle(&limiter, &clock),
             ),
             refresh: crate::auth::RefreshToken::new(sessions.clone(), minter, revoker.clone()),
             logout: Logout::new(sessions.clone(), revoker.clone(), tokens.clone(), clock.clone()),
@@ -76,6 +79,7 @@ impl Harness {
             store,
             hasher,
             denylist,
+            limiter,
             settings,
         }
     }
@@ -89,10 +93,14 @@ impl Harness {
     }
 
     fn login(&self, email: &str, password: &str) -> Result<TokenPair, AppError> {
+        self.login_from(email, password, "192.0.2.7")
+    }
+
+    fn login_from(&self, email: &str, password: &str, ip: &str) -> Result<TokenPair, AppError> {
         let outcome = block_on(self.login.execute(LoginCommand {
             email: EmailAddress::parse(email).unwrap(),
             password: Password::candidate(password.into()).unwrap(),
-            client: ClientInfo::new(Some("test-agent/1.0"), Some("192.0.2.7".into())),
+            client: ClientInfo::new(Some("test-agent/1.0"), Some(ip.into())),
         }))?;
         match outcome {
             LoginOutcome::Tokens(pair) => Ok(pair),
@@ -327,3 +335,6 @@ impl NowForTests for FixedClock {
         crate::ports::clock::Clock::now(self)
     }
 }
+
+#[path = "throttle_tests.rs"]
+mod throttle;

@@ -59,6 +59,8 @@ pub struct MfaDeps {
     pub rng: Arc<dyn RandomSource>,
     pub clock: Arc<dyn Clock>,
     pub settings: MfaSettings,
+    /// Limits on wrong passwords and on the codes sent by email and SMS.
+    pub throttle: crate::throttle::Throttle,
 }
 
 /// A fresh proof of the user's presence before a sensitive change: the
@@ -105,7 +107,8 @@ pub struct FreshProofs {
 
 impl From<&MfaDeps> for FreshProofs {
     fn from(d: &MfaDeps) -> Self {
-        Self { factors: SecondFactors::from(d), password: PasswordProof::new(d.users.clone(), d.hasher.clone()) }
+        let password = PasswordProof::new(d.users.clone(), d.hasher.clone(), d.throttle.clone());
+        Self { factors: SecondFactors::from(d), password }
     }
 }
 

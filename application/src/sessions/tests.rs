@@ -66,7 +66,15 @@ impl H {
         }
         let mfa = MfaGate::new(crate::testing::mfa_deps(&store, &clock, &events, crate::MfaSettings::default()));
         Self {
-            login: Login::new(store.clone(), hasher, minter.clone(), false, mfa, opener),
+            login: Login::new(
+                store.clone(),
+                hasher,
+                minter.clone(),
+                false,
+                mfa,
+                opener,
+                crate::testing::throttle(&Arc::new(crate::testing::FakeRateLimiter::default()), &clock),
+            ),
             refresh: RefreshToken::new(store.clone(), minter, revoker.clone()),
             validate: ValidateToken::new(tokens, denylist, clock.clone()),
             revoker,

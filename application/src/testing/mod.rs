@@ -68,6 +68,15 @@ pub fn verification(user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> V
     )
 }
 
+/// A throttle with the default limits over `limiter` and `clock`.
+#[must_use]
+pub fn throttle(
+    limiter: &std::sync::Arc<FakeRateLimiter>,
+    clock: &std::sync::Arc<FixedClock>,
+) -> crate::throttle::Throttle {
+    crate::throttle::Throttle::new(limiter.clone(), clock.clone(), crate::throttle::RateLimits::default())
+}
+
 /// MFA dependencies over the fakes, sharing `store`, `clock` and `encoder`.
 #[must_use]
 pub fn mfa_deps(
@@ -88,5 +97,6 @@ pub fn mfa_deps(
         rng,
         clock: clock.clone(),
         settings,
+        throttle: throttle(&std::sync::Arc::new(FakeRateLimiter::default()), clock),
     }
 }

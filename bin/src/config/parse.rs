@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gatehouse_application::EnabledFactors;
+use gatehouse_application::ports::rate_limit::Limit;
 use ipnet::IpNet;
 
 /// `500ms`, `90s`, `15m`, `12h`, `30d`, and combinations such as `1h 30m`
@@ -18,6 +19,25 @@ pub(super) fn duration(value: &str) -> Result<Duration, String> {
         return value.parse().map(Duration::from_secs).map_err(|e| format!("{e}"));
     }
     humantime::parse_duration(value).map_err(|e| format!("{e}; expected e.g. 500ms, 90s, 15m, 12h or 30d"))
+}
+
+/// A rate limit, `MAX/WINDOW`: `5/1m` allows a burst of five, then one
+/// every twelve seconds.
+pub(super) fn rate(value: &str) -> Result<Limit, String> {
+    let (max, window) = value.trim().split_once('/').ok_or("expected MAX/WINDOW, e.g. 5/1m or 100/24h")?;
+    let max: u32 = max.trim().parse().map_err(|e| format!("{e} in the count before '/'"))?;
+    let window = duration(window)?;
+    let window = chrono::TimeDelta::from_std(window).map_err(|e| format!("{e}"))?;
+    if window > chrono::TimeDelta::days(30) {
+        return Err("the window must be at most 30d".to_owned());
+    }
+    Limit::new(max, window).map_err(|e| e.to_string())
+}
+
+/// A comma-separated list of rate limits, at least one.
+pub(super) fn rates(value: &str) -> Result<Vec<Limit>, String> {
+    let limits = entries(value).map(rate).collect::<Result<Vec<_>, _>>()?;
+    if limits.is_empty() { Err("at least one MAX/WINDOW is needed".to_owned()) } else { Ok(limits) }
 }
 
 /// Empty means unset, as an empty variable in a deployment file does.

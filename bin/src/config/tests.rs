@@ -291,6 +291,20 @@ fn durations_accept_common_units() {
 }
 
 #[test]
+fn rate_limits_are_max_per_window_and_default_to_the_documented_ones() {
+    assert_eq!(Config::default().rate_limits(), RateLimits::default());
+    let c = serve(&["--login-limit-pair", "3/30s, 6/1h", "--message-limit-recipient", "2/10m"]);
+    let limits = c.rate_limits();
+    assert_eq!(limits.login_pair.iter().map(Limit::max).collect::<Vec<_>>(), [3, 6]);
+    assert_eq!(limits.login_pair[1].window(), chrono::TimeDelta::hours(1));
+    assert_eq!(limits.message_recipient.max(), 2);
+    for bad in ["5", "0/1m", "5/0s", "x/1m", "5/forever", "5/90d"] {
+        refused(&["--login-limit-account", bad], "GATEHOUSE_LOGIN_LIMIT_ACCOUNT (--login-limit-account): ");
+    }
+    refused(&["--login-limit-pair", ""], "GATEHOUSE_LOGIN_LIMIT_PAIR");
+}
+
+#[test]
 fn trusted_proxies_are_networks_or_addresses() {
     let c = serve(&["--trusted-proxies", "10.1.2.3/8, 192.0.2.7,2001:db8::1/32,"]);
     let shown: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();

@@ -440,6 +440,12 @@ impl Mail {
             E::BackupCodesRegenerated(e) => {
                 Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
             }
+            E::LoginThrottled(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, link: e.ip, ..Self::default() }
+            }
+            E::SignupAttempted(e) => {
+                Self { event_id: e.event_id, user_id: e.user_id, email: e.email, link: e.ip, ..Self::default() }
+            }
         }
     }
 }

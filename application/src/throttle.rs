@@ -47,7 +47,10 @@ pub struct RateLimits {
     pub password_check: Limit,
     /// Sign-ups per client address. Default 20/1h.
     pub sign_up_address: Limit,
-    /// Messages (emails, texts) per recipient. Default 5/1h.
+    /// Messages (emails, texts) per recipient. Default 10/1h: above the
+    /// five verifications a user may be sent per hour, which are refused
+    /// silently, so an address with an account and one without reach this
+    /// limit after the same number of requests.
     pub message_recipient: Limit,
     /// Messages per account, whatever the recipient. Default 20/1h.
     pub message_account: Limit,
@@ -70,7 +73,7 @@ impl Default for RateLimits {
             login_address: limit(100, TimeDelta::hours(1)),
             password_check: limit(10, TimeDelta::hours(1)),
             sign_up_address: limit(20, TimeDelta::hours(1)),
-            message_recipient: limit(5, TimeDelta::hours(1)),
+            message_recipient: limit(10, TimeDelta::hours(1)),
             message_account: limit(20, TimeDelta::hours(1)),
         }
     }

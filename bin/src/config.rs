@@ -244,7 +244,7 @@ pub struct Config {
     #[arg(long, env = "GATEHOUSE_SIGNUP_LIMIT_ADDRESS", default_value = "20/1h", value_parser = parse::rate)]
     pub signup_limit_address: Limit,
     /// Emails and texts per recipient
-    #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_RECIPIENT", default_value = "5/1h", value_parser = parse::rate)]
+    #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_RECIPIENT", default_value = "10/1h", value_parser = parse::rate)]
     pub message_limit_recipient: Limit,
     /// Emails and texts per account, whatever the recipient
     #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_ACCOUNT", default_value = "20/1h", value_parser = parse::rate)]

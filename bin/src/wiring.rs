@@ -165,10 +165,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let opener =
         SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
 
-    let sender = VerificationSender::new(verifications, uow.clone(), issuer.clone(), clock.clone());
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
     let proof = PasswordProof::new(users.clone(), hasher.clone(), throttle.clone());
+    let sender = VerificationSender::new(verifications, uow.clone(), issuer.clone(), clock.clone(), throttle.clone());
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
         uow: uow.clone(),
@@ -189,7 +189,16 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         throttle: throttle.clone(),
     };
     let auth = AuthApi {
-        sign_up: SignUp::new(uow.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
+        sign_up: SignUp::new(
+            uow.clone(),
+            users.clone(),
+            hasher.clone(),
+            clock.clone(),
+            rng.clone(),
+            issuer.clone(),
+            throttle.clone(),
+        )
+        .reveal_taken_addresses(!config.require_verified_email),
         login: Login::new(
             users.clone(),
             hasher.clone(),
@@ -211,6 +220,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             issuer.clone(),
             revoker.clone(),
             clock.clone(),
+            throttle.clone(),
         ),
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
         verify_mfa: VerifyMfa::new(mfa_deps.clone(), opener, minter),

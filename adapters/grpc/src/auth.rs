@@ -49,14 +49,15 @@ fn token_pair(pair: TokenPair) -> pb::TokenPair {
 }
 
 impl AuthApi {
-    async fn sign_up(&self, request: Request<pb::SignUpRequest>) -> Result<pb::SignUpResponse, AppError> {
+    async fn sign_up(&self, mut request: Request<pb::SignUpRequest>) -> Result<pb::SignUpResponse, AppError> {
+        let client = Caller::take(&mut request)?.client;
         let req = request.into_inner();
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
         let password = fields.check("password", Password::new(req.password));
         let display_name = fields.check("display_name", DisplayName::parse(&req.display_name));
         let (email, password, display_name) = parsed!(fields, email, password, display_name);
-        let user_id = self.sign_up.execute(SignUpCommand { email, password, display_name }).await?;
+        let user_id = self.sign_up.execute(SignUpCommand { email, password, display_name, client }).await?;
         Ok(pb::SignUpResponse { user_id: user_id.to_string() })
     }
 

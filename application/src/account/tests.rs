@@ -87,9 +87,23 @@ impl Harness {
         };
         let limiter = Arc::new(crate::testing::FakeRateLimiter::default());
         let redeemer = Redeemer::new(store.clone(), verification.clone());
-        let sender = crate::auth::VerificationSender::new(store.clone(), store.clone(), issuer.clone(), clock.clone());
+        let sender = crate::auth::VerificationSender::new(
+            store.clone(),
+            store.clone(),
+            issuer.clone(),
+            clock.clone(),
+            crate::testing::throttle(&limiter, &clock),
+        );
         Self {
-            sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer.clone()),
+            sign_up: SignUp::new(
+                store.clone(),
+                store.clone(),
+                hasher.clone(),
+                clock.clone(),
+                rng,
+                issuer.clone(),
+                crate::testing::throttle(&limiter, &clock),
+            ),
             login: Login::new(
                 store.clone(),
                 hasher.clone(),
@@ -110,6 +124,7 @@ impl Harness {
                 issuer.clone(),
                 revoker.clone(),
                 clock.clone(),
+                crate::testing::throttle(&limiter, &clock),
             ),
             parts: Parts {
                 store: store.clone(),
@@ -171,6 +186,7 @@ impl Harness {
             email: email(address),
             password: Password::new(PASSWORD.into()).unwrap(),
             display_name: DisplayName::default(),
+            client: ClientInfo::new(None, Some("192.0.2.1".into())),
         }))
         .unwrap()
     }
@@ -318,8 +334,11 @@ fn the_code_dies_after_five_wrong_tries() {
             Err(AppError::CodeInvalid { field: "email_code.code" })
         ));
     }
-    assert!(matches!(h.verify_code("ann@example.com", &wrong(&code)), Err(AppError::AttemptsExhausted)));
-    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::AttemptsExhausted)));
+    // On the code path the exhausted code answers like a wrong one (OWASP
+    // ASVS 5.0 V6.3.8); the unguessable link token may say why.
+    let as_wrong = |r: Result<_, AppError>| matches!(r, Err(AppError::CodeInvalid { field: "email_code.code" }));
+    assert!(as_wrong(h.verify_code("ann@example.com", &wrong(&code))));
+    assert!(as_wrong(h.verify_code("ann@example.com", &code)));
     assert!(matches!(h.verify_token(&token), Err(AppError::AttemptsExhausted)));
     assert_eq!(h.store.verifications()[0].attempts(), 5);
 }
@@ -331,7 +350,8 @@ fn verification_expires_after_five_days() {
     let (token, code, _) = h.secrets("email.verification_requested", "ann@example.com");
     h.clock.advance(TimeDelta::days(5));
     assert!(matches!(h.verify_token(&token), Err(AppError::VerificationExpired)));
-    assert!(matches!(h.verify_code("ann@example.com", &code), Err(AppError::VerificationExpired)));
+    let r = h.verify_code("ann@example.com", &code);
+    assert!(matches!(r, Err(AppError::CodeInvalid { field: "email_code.code" })), "expired answers like wrong: {r:?}");
 }
 
 #[test]
@@ -435,6 +455,78 @@ fn change_password_needs_the_current_one_and_ends_the_other_sessions() {
     assert!(matches!(h.claims(&elsewhere), Err(AppError::TokenRevoked)));
     h.login("ann@example.com", "the new password").unwrap();
     assert_eq!(h.outbox_types().last().map(String::as_str), Some("email.password_changed"));
+}
+
+/// OWASP ASVS 5.0 V6.3.8: with verified addresses required, a sign-up with
+/// a taken address is answered like a new one (an id, after the same hash
+/// work) and stores nothing; the address's owner is told instead.
+#[test]
+fn a_sign_up_with_a_taken_address_looks_new_and_tells_the_owner() {
+    let h = Harness::new();
+    let owner = h.signed_up_and_verified("ann@example.com");
+    let before = h.store.users().len();
+    let answer = h.sign_up("ANN@example.com");
+    assert_ne!(answer, owner, "the answer must not name the existing account");
+    assert_eq!(h.store.users().len(), before, "nothing stored");
+    let attempted: Vec<_> = h.store.outbox().into_iter().filter(|m| m.event_type == "email.signup_attempted").collect();
+    assert_eq!(attempted.len(), 1);
+    assert!(h.audit_kinds().contains(&"user.signup_attempted".to_owned()));
+    // No verification was issued for the attempt.
+    let verifications = h.outbox_types().iter().filter(|t| *t == "email.verification_requested").count();
+    assert_eq!(verifications, 1);
+}
+
+/// Sign-ups are limited per client address, and each sign-up's email per
+/// recipient, before any hashing (OWASP ASVS 5.0 V6.3.1 / V2.4.1 against
+/// mass registration and mail bombing).
+#[test]
+fn sign_ups_are_limited_per_address_and_recipient() {
+    let h = Harness::new();
+    let limits = crate::throttle::RateLimits::default();
+    for n in 0..limits.sign_up_address.max() {
+        h.sign_up(&format!("user{n}@example.com"));
+    }
+    let r = block_on(h.sign_up.execute(SignUpCommand {
+        email: email("one.more@example.com"),
+        password: Password::new(PASSWORD.into()).unwrap(),
+        display_name: DisplayName::default(),
+        client: ClientInfo::new(None, Some("192.0.2.1".into())),
+    }));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    let from = |ip: &str| {
+        block_on(h.sign_up.execute(SignUpCommand {
+            email: email("target@example.com"),
+            password: Password::new(PASSWORD.into()).unwrap(),
+            display_name: DisplayName::default(),
+            client: ClientInfo::new(None, Some(ip.into())),
+        }))
+    };
+    for n in 0..limits.message_recipient.max() {
+        from(&format!("198.51.100.{n}")).unwrap();
+    }
+    let r = from("203.0.113.9");
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "the recipient's limit: {r:?}");
+}
+
+/// NIST SP 800-63B-4 §3.2.2: the account ceiling must not lock the owner
+/// out for good; a password reset proves the owner and lifts it.
+#[test]
+fn a_password_reset_lifts_the_account_ceiling() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    let throttle = &h.parts.throttle;
+    let ceiling = crate::throttle::RateLimits::default().login_account.max();
+    for n in 0..ceiling {
+        let ip = format!("10.1.{}.{}", n / 4, n % 4);
+        let gate = block_on(throttle.login(crate::throttle::LoginSubject::Account(user), Some(&ip))).unwrap();
+        assert!(matches!(gate, crate::throttle::LoginGate::Go(_)), "attempt {}", n + 1);
+    }
+    let r = h.login("ann@example.com", PASSWORD);
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "the ceiling holds: {r:?}");
+    block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
+    let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
+    block_on(h.reset.execute(Proof::Token(Secret::new(token)), pw("a brand new passphrase"))).unwrap();
+    h.login("ann@example.com", "a brand new passphrase").unwrap();
 }
 
 /// OWASP ASVS 5.0 V6.3.1: a stolen access token is no password oracle.
@@ -574,8 +666,10 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
     // The tenth wrong code, on a reset with four attempts left.
     assert!(matches!(reset(&wrong(&code)), Err(AppError::CodeInvalid { field: "email_code.code" })));
     assert!(h.store.verifications().iter().all(|v| v.attempts() < v.max_attempts()), "no reset reached its own limit");
+    // Refused like any wrong code: an exhausted budget exists only for a
+    // real account (OWASP ASVS 5.0 V6.3.8).
     let r = reset(&code);
-    assert!(matches!(r, Err(AppError::AttemptsExhausted)), "{r:?}");
+    assert!(matches!(r, Err(AppError::CodeInvalid { field: "email_code.code" })), "{r:?}");
     h.login("ann@example.com", PASSWORD).unwrap();
 
     let before = h.outbox_types().len();

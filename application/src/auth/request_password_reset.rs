@@ -28,6 +28,7 @@ impl RequestPasswordReset {
     /// # Errors
     /// Only [`AppError::Unavailable`] and kin; never whether the address exists.
     pub async fn execute(&self, email: &EmailAddress) -> Result<(), AppError> {
+        self.sender.admit(email).await?;
         match self.users.find_credentials(email).await? {
             Some(c) => self.sender.send(c.user_id, email, Purpose::ResetPassword).await,
             None => Ok(()),

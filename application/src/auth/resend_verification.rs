@@ -29,6 +29,7 @@ impl ResendVerification {
     /// # Errors
     /// Only [`AppError::Unavailable`] and kin; never whether the address exists.
     pub async fn execute(&self, email: &EmailAddress) -> Result<(), AppError> {
+        self.sender.admit(email).await?;
         match self.users.find_credentials(email).await? {
             Some(c) if !c.email_verified => self.sender.send(c.user_id, email, Purpose::VerifyEmail).await,
             _ => Ok(()),

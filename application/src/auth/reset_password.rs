@@ -2,6 +2,8 @@
 //! password is replaced, every session of the account is revoked (their
 //! access tokens stop validating at once), and the owner is notified. No
 //! session is created: the user logs in afterwards, with any second factor.
+//! The reset proves the owner, so it also ends the account's run of login
+//! failures: someone else's guessing cannot keep the owner locked out.
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use crate::events::Audit;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
+use crate::throttle::Throttle;
 
 /// Resets passwords.
 #[derive(Clone, Debug)]
@@ -24,6 +27,7 @@ pub struct ResetPassword {
     issuer: VerificationIssuer,
     revoker: SessionRevoker,
     clock: Arc<dyn Clock>,
+    throttle: Throttle,
 }
 
 impl ResetPassword {
@@ -35,8 +39,9 @@ impl ResetPassword {
         issuer: VerificationIssuer,
         revoker: SessionRevoker,
         clock: Arc<dyn Clock>,
+        throttle: Throttle,
     ) -> Self {
-        Self { redeemer, uow, hasher, issuer, revoker, clock }
+        Self { redeemer, uow, hasher, issuer, revoker, clock, throttle }
     }
 
     /// Redeems the reset `proof` names and sets `new_password`.
@@ -65,6 +70,10 @@ impl ResetPassword {
         uow.add_messages(vec![notice, audit]);
         uow.commit().await?;
         self.revoker.deny_revoked(&revoked, now).await?;
+        if let Err(error) = self.throttle.clear_account(user).await {
+            // The password is reset; the ceiling then runs out by itself.
+            tracing::warn!(user_id = %user, error = %crate::error_chain(&error), "login throttle not cleared");
+        }
         tracing::info!(user_id = %verification.user_id(), revoked = revoked.len(), "password reset");
         Ok(())
     }

@@ -51,7 +51,16 @@ impl Harness {
         let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), crate::VerificationSettings::default());
         let limiter = Arc::new(crate::testing::FakeRateLimiter::default());
         Self {
-            sign_up: SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer),
+            sign_up: SignUp::new(
+                store.clone(),
+                store.clone(),
+                hasher.clone(),
+                clock.clone(),
+                rng,
+                issuer,
+                crate::testing::throttle(&limiter, &clock),
+            )
+            .reveal_taken_addresses(true),
             login: Login::new(
                 users.clone(),
                 hasher.clone(),
@@ -85,10 +94,15 @@ impl Harness {
     }
 
     fn sign_up(&self, email: &str, password: &str) -> Result<gatehouse_domain::UserId, AppError> {
+        self.sign_up_from(email, password, "192.0.2.1")
+    }
+
+    fn sign_up_from(&self, email: &str, password: &str, ip: &str) -> Result<gatehouse_domain::UserId, AppError> {
         block_on(self.sign_up.execute(SignUpCommand {
             email: EmailAddress::parse(email).unwrap(),
             password: Password::new(password.into()).unwrap(),
             display_name: DisplayName::parse("Ann").unwrap(),
+            client: ClientInfo::new(None, Some(ip.into())),
         }))
     }
 

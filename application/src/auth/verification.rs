@@ -111,8 +111,9 @@ impl Redeemer {
     /// code is counted (atomically, never past the limit).
     ///
     /// # Errors
-    /// `VerificationInvalid` (never issued, or a token of the other kind),
-    /// `VerificationUsed`, `VerificationExpired`, `CodeInvalid`, `AttemptsExhausted`.
+    /// For a token: `VerificationInvalid` (never issued, or a token of the
+    /// other kind), `VerificationUsed`, `VerificationExpired`. For an email
+    /// and code: `CodeInvalid`, whatever the reason.
     pub async fn check(&self, purpose: Purpose, proof: &Proof, now: DateTime<Utc>) -> Result<Verification, AppError> {
         let verification = match proof {
             Proof::Token(token) => {
@@ -131,28 +132,35 @@ impl Redeemer {
                 .await?
                 .ok_or(AppError::CodeInvalid { field: EMAIL_CODE })?,
         };
+        if let Proof::Code { email, code } = proof {
+            // On the email + code path every refusal is the same "wrong
+            // code": a used, expired or exhausted verification exists only
+            // for a real account, so telling those apart would reveal which
+            // addresses have one (OWASP ASVS 5.0 V6.3.8). A link token is
+            // unguessable, so its path may say what went wrong.
+            let wrong = AppError::CodeInvalid { field: EMAIL_CODE };
+            if verification.redeemable(now).is_err() {
+                return Err(wrong);
+            }
+            // The per-user budget: requesting new codes buys no more guesses.
+            let since = now - self.settings.activity_window;
+            let activity = self.verifications.recent_activity(verification.user_id(), purpose, since).await?;
+            if activity.failures >= self.settings.max_failures_per_window {
+                return Err(wrong);
+            }
+            if hashes_equal(verification.code_hash(), &hash_code(purpose, email, code)) {
+                return Ok(verification);
+            }
+            // Counted atomically, never past the limit; the answer is the
+            // same whether or not this was the last allowed attempt.
+            self.verifications.record_failed_attempt(verification.id()).await?;
+            return Err(wrong);
+        }
         verification.redeemable(now).map_err(|e| match e {
             Unredeemable::Used => AppError::VerificationUsed,
             Unredeemable::Expired => AppError::VerificationExpired,
             Unredeemable::AttemptsExhausted => AppError::AttemptsExhausted,
         })?;
-        if let Proof::Code { email, code } = proof {
-            // The per-user budget: requesting new codes buys no more guesses.
-            let since = now - self.settings.activity_window;
-            let activity = self.verifications.recent_activity(verification.user_id(), purpose, since).await?;
-            if activity.failures >= self.settings.max_failures_per_window {
-                return Err(AppError::AttemptsExhausted);
-            }
-            if hashes_equal(verification.code_hash(), &hash_code(purpose, email, code)) {
-                return Ok(verification);
-            }
-            // Counted: this wrong code (even the last allowed one) is just
-            // wrong; the next try finds the attempts exhausted.
-            return match self.verifications.record_failed_attempt(verification.id()).await? {
-                Some(_) => Err(AppError::CodeInvalid { field: EMAIL_CODE }),
-                None => Err(AppError::AttemptsExhausted),
-            };
-        }
         Ok(verification)
     }
 

@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 use crate::ports::verifications::VerificationRepository;
+use crate::throttle::Throttle;
 
 /// Issues and stores verifications that a caller asked for.
 #[derive(Clone, Debug)]
@@ -19,6 +20,7 @@ pub struct VerificationSender {
     uow: Arc<dyn UnitOfWorkFactory>,
     issuer: VerificationIssuer,
     clock: Arc<dyn Clock>,
+    throttle: Throttle,
 }
 
 impl VerificationSender {
@@ -28,8 +30,20 @@ impl VerificationSender {
         uow: Arc<dyn UnitOfWorkFactory>,
         issuer: VerificationIssuer,
         clock: Arc<dyn Clock>,
+        throttle: Throttle,
     ) -> Self {
-        Self { verifications, uow, issuer, clock }
+        Self { verifications, uow, issuer, clock, throttle }
+    }
+
+    /// Counts one requested message to `email` against its recipient limit,
+    /// before anything is looked up, so the answer is the same for an
+    /// address with or without an account.
+    ///
+    /// # Errors
+    /// [`AppError::RateLimited`] past the limit; `UNAVAILABLE` when the
+    /// limiter cannot be asked.
+    pub async fn admit(&self, email: &EmailAddress) -> Result<(), AppError> {
+        self.throttle.message(email.as_str(), None).await
     }
 
     /// Sends a new verification of `purpose` to `email` of `user`, unless the

@@ -82,6 +82,7 @@ pub struct SecondFactors {
     rng: Arc<dyn RandomSource>,
     clock: Arc<dyn Clock>,
     settings: MfaSettings,
+    throttle: crate::throttle::Throttle,
 }
 
 impl From<&MfaDeps> for SecondFactors {
@@ -93,6 +94,7 @@ impl From<&MfaDeps> for SecondFactors {
             rng: d.rng.clone(),
             clock: d.clock.clone(),
             settings: d.settings.clone(),
+            throttle: d.throttle.clone(),
         }
     }
 }

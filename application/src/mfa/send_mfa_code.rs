@@ -32,7 +32,9 @@ impl SendMfaCode {
     ///
     /// # Errors
     /// Challenge errors; `INVALID_ARGUMENT` (`factor_id`) for a factor the
-    /// challenge does not offer; `FailedPrecondition` for a TOTP factor.
+    /// challenge does not offer; `FailedPrecondition` for a TOTP factor;
+    /// [`AppError::RateLimited`] past the recipient's or the account's
+    /// message limit (texts cost money: SMS pumping).
     pub async fn execute(&self, challenge_id: Uuid, factor_id: Uuid) -> Result<(), AppError> {
         let d = self;
         let now = d.factors.clock.now();
@@ -48,6 +50,7 @@ impl SendMfaCode {
                 message: "an authenticator app makes its own codes",
             });
         };
+        d.factors.throttle.message(&destination, Some(c.user_id())).await?;
         let (code, stored) = d.factors.new_code(factor.id(), Some(c.id()), now);
         let event = Event::MfaCode {
             user_id: c.user_id(),

@@ -55,12 +55,21 @@ impl H {
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let opener =
             SessionOpener { sessions: store.clone(), uow: store.clone(), users: store.clone(), events: factory };
-        let signup = SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer);
+        let signup = SignUp::new(
+            store.clone(),
+            store.clone(),
+            hasher.clone(),
+            clock.clone(),
+            rng,
+            issuer,
+            crate::testing::throttle(&Arc::new(crate::testing::FakeRateLimiter::default()), &clock),
+        );
         for email in ["ann@example.com", "bob@example.com"] {
             block_on(signup.execute(SignUpCommand {
                 email: EmailAddress::parse(email).unwrap(),
                 password: Password::new("correct horse battery".into()).unwrap(),
                 display_name: DisplayName::default(),
+                client: ClientInfo::new(None, Some("192.0.2.1".into())),
             }))
             .unwrap();
         }

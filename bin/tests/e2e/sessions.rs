@@ -8,7 +8,8 @@ use gatehouse_grpc::pb;
 
 crate::in_both_modes!(
     sign_up_login_validate_and_logout,
-    sign_up_with_a_taken_email_in_another_case_is_already_exists,
+    sign_up_with_a_taken_email_looks_new_changes_nothing_and_tells_the_owner,
+    without_verification_a_taken_email_is_already_exists,
     unknown_email_and_wrong_password_get_the_same_answer,
     refresh_returns_a_working_pair_and_the_old_token_is_refused,
     reused_refresh_token_revokes_the_session,
@@ -56,9 +57,28 @@ async fn sign_up_login_validate_and_logout(mode: Mode) {
     app.logout_refresh(&pair.refresh_token).await.unwrap();
 }
 
-async fn sign_up_with_a_taken_email_in_another_case_is_already_exists(mode: Mode) {
+/// OWASP ASVS 5.0 V6.3.8: while logins need a verified address (the
+/// default), a sign-up with a taken address, in any case, is answered like a
+/// new one, changes nothing, and the owner gets `email.signup_attempted`.
+async fn sign_up_with_a_taken_email_looks_new_changes_nothing_and_tells_the_owner(mode: Mode) {
     let app = TestApp::spawn(mode).await;
-    app.verified_user("bob@example.com").await;
+    let owner = app.verified_user("bob@example.com").await;
+    let fresh = app.sign_up("fresh@example.com", "another password").await.unwrap();
+    let taken = app.sign_up("BOB@example.com", "another password").await.unwrap();
+    assert_ne!(taken, owner, "the answer names no existing account");
+    assert_eq!(taken.len(), fresh.len(), "the same shape of answer");
+    let notice = app.last_event("email.signup_attempted", "bob@example.com").await;
+    assert_eq!(notice.user_id, owner);
+    // The first password still works: the sign-up changed nothing.
+    app.login("bob@example.com", "correct horse battery").await.unwrap();
+    assert_error(app.login("bob@example.com", "another password").await, Code::Unauthenticated, "INVALID_CREDENTIALS");
+}
+
+/// With verification off a sign-up could log in at once, so there is
+/// nothing to conceal: a taken address is `ALREADY_EXISTS`.
+async fn without_verification_a_taken_email_is_already_exists(mode: Mode) {
+    let app = TestApp::spawn_with(mode, |c| c.require_verified_email = false).await;
+    app.sign_up("bob@example.com", "correct horse battery").await.unwrap();
     assert_error(app.sign_up("BOB@example.com", "another password").await, Code::AlreadyExists, "EMAIL_TAKEN");
     // The first password still works: the refused sign-up changed nothing.
     app.login("bob@example.com", "correct horse battery").await.unwrap();

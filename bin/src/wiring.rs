@@ -46,7 +46,7 @@ use gatehouse_sql::{
     SqlUserRepository, SqlVerificationRepository,
 };
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, EventsSink, redact_url};
 
 /// A built server, ready to serve.
 #[derive(Debug)]
@@ -98,6 +98,8 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// # Errors
 /// When a dependency cannot be reached or a key cannot be loaded.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
+    // Refused before anything is touched: production with events in the log.
+    let events_sink = config.events_sink()?;
     let db = open_database(config).await?;
 
     let (denylist, denylist_probe): (Arc<dyn Denylist>, Arc<dyn Probe>) = match &config.redis_url {
@@ -113,11 +115,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             (memory.clone(), memory)
         }
     };
-    // Events go to the broker when one is configured. The publisher connects
-    // on demand, so the server starts (and requests succeed) while it is down.
-    let broker: Arc<dyn EventPublisher> = match &config.amqp_url {
-        Some(url) => Arc::new(RabbitPublisher::new(url, &config.amqp_exchange, config.amqp_timeout)),
-        None => Arc::new(LogPublisher),
+    // Events go to the broker when one is configured, to the log only where
+    // the configuration allows it. The publisher connects on demand, so the
+    // server starts (and requests succeed) while the broker is down.
+    let broker: Arc<dyn EventPublisher> = match events_sink {
+        EventsSink::Rabbitmq(url) => Arc::new(RabbitPublisher::new(&url, &config.amqp_exchange, config.amqp_timeout)),
+        EventsSink::Log => Arc::new(LogPublisher),
     };
     // Outbox payloads carry link tokens and codes: sealed at rest, opened
     // by the relay just before publishing.

@@ -266,3 +266,40 @@ async fn audit_facts_are_published_too() {
     keys.sort();
     assert_eq!(keys, ["audit.login.failed", "audit.login.succeeded", "email.login_notice"]);
 }
+
+/// OWASP ASVS 5.0 V16.2.5 (sensitive data kept out of the logs): the real
+/// binary refuses to serve production (a PostgreSQL database) with no broker,
+/// since its events, link tokens and codes included, would go to the log;
+/// the error names the setting that allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_a_broker_refuses_to_start_unless_the_log_is_asked_for() {
+    let database = gatehouse_testkit::postgres::TestDatabase::create("gh_e2e").await;
+    let data = gatehouse_testkit::TempDir::new("gatehouse-e2e");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .env("GATEHOUSE_DATA_DIR", data.path())
+        .env("GATEHOUSE_GRPC_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("the gatehouse binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "refused at start: {stderr}");
+    assert!(stderr.contains("GATEHOUSE_EVENTS (--events)") && stderr.contains("AMQP_URL"), "{stderr}");
+
+    // Asked for explicitly, the log is allowed: the same server builds.
+    let config = gatehouse::config::Config {
+        database_url: Some(database.url().to_owned()),
+        data_dir: data.path().to_path_buf(),
+        events: gatehouse::config::EventsSetting::Log,
+        ..gatehouse::config::Config::default()
+    };
+    gatehouse::wiring::build(&config).await.expect("GATEHOUSE_EVENTS=log starts production without a broker");
+    let refused = gatehouse::wiring::build(&gatehouse::config::Config {
+        events: gatehouse::config::EventsSetting::Auto,
+        ..config
+    })
+    .await
+    .expect_err("the library's wiring refuses too");
+    assert!(format!("{refused:#}").contains("GATEHOUSE_EVENTS"), "{refused:#}");
+}

@@ -80,6 +80,10 @@ impl Command {
         let cli = Cli::from_arg_matches(&matches).map_err(from_clap)?;
         let command = cli.command.unwrap_or(Self::Serve(cli.serve));
         command.config().check()?;
+        // Only serving sends events; migrating needs no broker.
+        if let Self::Serve(config) = &command {
+            config.events_sink()?;
+        }
         Ok(command)
     }
 
@@ -90,6 +94,28 @@ impl Command {
             Self::Serve(config) | Self::Migrate(config) => config,
         }
     }
+}
+
+/// Where events should go, as configured (`GATEHOUSE_EVENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventsSetting {
+    /// RabbitMQ when `AMQP_URL` is set; otherwise the log, in the embedded
+    /// mode only.
+    Auto,
+    /// RabbitMQ, and `AMQP_URL` must say where.
+    Rabbitmq,
+    /// The log, whatever the database: link tokens and codes are written
+    /// there, so it takes this explicit setting next to PostgreSQL.
+    Log,
+}
+
+/// Where events go, decided from the settings by [`Config::events_sink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsSink {
+    /// Published to the RabbitMQ broker at this URL.
+    Rabbitmq(String),
+    /// Written to the server's log (embedded mode, or explicitly asked for).
+    Log,
 }
 
 /// How log lines are written.
@@ -208,6 +234,9 @@ pub struct Config {
     /// How long sent events are kept
     #[arg(long, env = "GATEHOUSE_OUTBOX_RETENTION", default_value = "1h", value_parser = parse::duration)]
     pub outbox_retention: Duration,
+    /// Where events go: auto (RabbitMQ with AMQP_URL; else the log, refused with PostgreSQL), rabbitmq, or log
+    #[arg(long, env = "GATEHOUSE_EVENTS", default_value = "auto")]
+    pub events: EventsSetting,
 
     /// Enabled second factors: a comma-separated subset of totp, email, sms
     #[arg(long, env = "GATEHOUSE_MFA_FACTORS", default_value = "totp,email,sms", value_parser = parse::mfa_factors)]
@@ -357,6 +386,43 @@ impl Config {
         Ok(())
     }
 
+    /// Where events go. The log shows every link token and code, which is
+    /// the point in the embedded mode and a leak in production, so with a
+    /// PostgreSQL database (production) and no broker the server refuses to
+    /// start unless `GATEHOUSE_EVENTS=log` asks for the log explicitly.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `GATEHOUSE_EVENTS` for production
+    /// without a broker, `rabbitmq` without `AMQP_URL`, or `log` with one.
+    pub fn events_sink(&self) -> Result<EventsSink, ConfigError> {
+        let production = self.database_url.as_deref().is_some_and(is_postgres_url);
+        let name = |field: &str| setting_name(|arg| arg.get_id() == field).unwrap_or_else(|| field.to_owned());
+        match (self.events, &self.amqp_url) {
+            (EventsSetting::Auto | EventsSetting::Rabbitmq, Some(url)) => Ok(EventsSink::Rabbitmq(url.clone())),
+            (EventsSetting::Auto, None) if !production => Ok(EventsSink::Log),
+            (EventsSetting::Auto, None) => Err(invalid(
+                "events",
+                "auto",
+                &format!(
+                    "with a PostgreSQL {} and no {}, events (link tokens and codes) would go to the log; set {} \
+                     for the broker, or GATEHOUSE_EVENTS=log if the log is really meant",
+                    name("database_url"),
+                    name("amqp_url"),
+                    name("amqp_url"),
+                ),
+            )),
+            (EventsSetting::Rabbitmq, None) => {
+                Err(invalid("events", "rabbitmq", &format!("needs {} to say where the broker is", name("amqp_url"))))
+            }
+            (EventsSetting::Log, None) => Ok(EventsSink::Log),
+            (EventsSetting::Log, Some(_)) => Err(invalid(
+                "events",
+                "log",
+                &format!("contradicts {}, which is set: unset one of them", name("amqp_url")),
+            )),
+        }
+    }
+
     /// The database URL in force: the configured one or the embedded SQLite file.
     #[must_use]
     pub fn effective_database_url(&self) -> String {
@@ -384,6 +450,12 @@ impl Config {
     pub fn effective_signing_key_file(&self) -> PathBuf {
         self.signing_key_file.clone().unwrap_or_else(|| self.data_dir.join("signing-key.pem"))
     }
+}
+
+/// Whether `url` names a PostgreSQL database: the production deployment.
+fn is_postgres_url(url: &str) -> bool {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")
 }
 
 /// `cmd` with every variable unset, for the built-in defaults and for tests

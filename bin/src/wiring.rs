@@ -48,7 +48,7 @@ use gatehouse_sql::{
     SqlUserRepository, SqlVerificationRepository,
 };
 
-use crate::config::{Config, redact_url};
+use crate::config::{Config, EventsSink, redact_url};
 
 /// What replicas share: the denylist, the rate limiter, and the probes of
 /// where they live.
@@ -104,6 +104,8 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
 /// # Errors
 /// When a dependency cannot be reached or a key cannot be loaded.
 pub async fn build(config: &Config) -> anyhow::Result<App> {
+    // Refused before anything is touched: production with events in the log.
+    let events_sink = config.events_sink()?;
     let db = open_database(config).await?;
 
     // Redis, when configured, holds what every replica must agree on: the
@@ -122,11 +124,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             (memory.clone(), Arc::new(MemoryRateLimiter::new()), vec![memory])
         }
     };
-    // Events go to the broker when one is configured. The publisher connects
-    // on demand, so the server starts (and requests succeed) while it is down.
-    let broker: Arc<dyn EventPublisher> = match &config.amqp_url {
-        Some(url) => Arc::new(RabbitPublisher::new(url, &config.amqp_exchange, config.amqp_timeout)),
-        None => Arc::new(LogPublisher),
+    // Events go to the broker when one is configured, to the log only where
+    // the configuration allows it. The publisher connects on demand, so the
+    // server starts (and requests succeed) while the broker is down.
+    let broker: Arc<dyn EventPublisher> = match events_sink {
+        EventsSink::Rabbitmq(url) => Arc::new(RabbitPublisher::new(&url, &config.amqp_exchange, config.amqp_timeout)),
+        EventsSink::Log => Arc::new(LogPublisher),
     };
     // Outbox payloads carry link tokens and codes: sealed at rest, opened
     // by the relay just before publishing.

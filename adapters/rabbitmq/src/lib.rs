@@ -1,7 +1,9 @@
 //! Gatehouse RabbitMQ adapter: publishes outbox events ([`RabbitPublisher`],
 //! the `EventPublisher` port) to a durable topic exchange with lapin, one
 //! persistent message per event, and reports `Ok` only once the broker has
-//! confirmed it (publisher confirms). Also a health [`Probe`] named `broker`.
+//! confirmed it (publisher confirms) and routed it to a queue (`mandatory`:
+//! an event nobody is bound for comes back as unroutable and stays in the
+//! outbox). Also a health [`Probe`] named `broker`.
 //!
 //! The connection is lazy and self-healing: creating the publisher does not
 //! touch the network, each publish (re)connects when it has to, and any

@@ -52,6 +52,13 @@ impl Link {
     }
 
     /// Publishes one message and waits for the broker's confirm.
+    ///
+    /// The publish is `mandatory`: a message that no queue is bound for is
+    /// handed back (`basic.return`, which the broker sends before its ack)
+    /// instead of being dropped, and lapin delivers it with the ack. Such a
+    /// message is [`PublishError::Unroutable`], so the outbox keeps it until
+    /// a consumer is bound; the broker's confirm alone would have it marked
+    /// sent and lost.
     pub(crate) async fn publish(
         &self,
         exchange: &str,
@@ -64,15 +71,24 @@ impl Link {
             .basic_publish(
                 short(exchange, "exchange name")?,
                 short(&message.event_type, "event type")?,
-                BasicPublishOptions { mandatory: false, immediate: false },
+                BasicPublishOptions { mandatory: true, immediate: false },
                 &message.payload,
                 properties(message)?,
             )
             .await
             .map_err(fail)?;
         match confirm.await.map_err(fail)? {
-            Confirmation::Ack(_) => Ok(()),
-            Confirmation::Nack(_) => {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                tracing::debug!(
+                    event_id = %message.id,
+                    reply_code = returned.reply_code,
+                    reply_text = returned.reply_text.as_str(),
+                    "the broker returned an unroutable event"
+                );
+                Err(PublishError::Unroutable { routing_key: message.event_type.clone() })
+            }
+            Confirmation::Nack(None) => {
                 Err(broker_error(where_, format!("the broker refused (nacked) {}", message.id), None))
             }
             Confirmation::NotRequested => {
@@ -110,7 +126,7 @@ fn properties(message: &OutboxMessage) -> Result<BasicProperties, PublishError> 
 /// when longer.
 fn short(value: &str, what: &str) -> Result<ShortString, PublishError> {
     ShortString::try_new(value)
-        .map_err(|e| PublishError(format!("{what} `{value}` is not an AMQP short string: {e}").into()))
+        .map_err(|e| PublishError::Failed(format!("{what} `{value}` is not an AMQP short string: {e}").into()))
 }
 
 /// A step against the broker that failed, with lapin's error (if any) as its source.
@@ -125,5 +141,5 @@ pub(crate) struct BrokerError {
 
 /// The port's error for a failed broker step.
 pub(crate) fn broker_error(at: &str, step: String, source: Option<lapin::Error>) -> PublishError {
-    PublishError(Box::new(BrokerError { at: at.to_owned(), step, source }))
+    PublishError::Failed(Box::new(BrokerError { at: at.to_owned(), step, source }))
 }

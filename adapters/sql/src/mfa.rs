@@ -13,14 +13,18 @@
 //!
 //! Enrolling, confirming and removing factors and backup codes run in a
 //! unit of work ([`FactorWrites`]), after the use case locked the account.
+//! So do the checks of a login's second factor ([`ChallengeWrites`] and the
+//! same guarded statements on `FactorWrites`): the account's recent failures
+//! are counted, the code checked and a failure recorded in one transaction.
 //!
 //! [`FactorWrites`]: gatehouse_application::ports::unit_of_work::FactorWrites
+//! [`ChallengeWrites`]: gatehouse_application::ports::unit_of_work::ChallengeWrites
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::mfa::{FactorCode, MfaRepository};
 use gatehouse_application::ports::store::StoreError;
-use gatehouse_application::ports::unit_of_work::FactorWrites;
+use gatehouse_application::ports::unit_of_work::{ChallengeWrites, FactorWrites};
 use gatehouse_domain::{ClientInfo, Factor, FactorKind, MfaChallenge, SealedSecret, TokenHash, UserId};
 use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
 use sea_orm::{
@@ -138,6 +142,20 @@ impl FactorWrites for SqlUnitOfWork {
             .map(Some)
             .map_err(|_| StoreError::Internal(format!("{remaining} backup codes do not fit a u32").into()))
     }
+
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
+        advance_totp_step(&self.txn, factor, step).await.map_err(store_error)
+    }
+
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        use_code(&self.txn, factor, challenge, hash, now).await.map_err(store_error)
+    }
 }
 
 #[async_trait]
@@ -147,20 +165,7 @@ impl MfaRepository for SqlMfaRepository {
     }
 
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
-        // The compare-and-set: one statement, so of parallel requests with
-        // the same step exactly one finds the stored step still older.
-        let advanced = mfa_factor::Entity::update_many()
-            .col_expr(mfa_factor::Column::LastTotpStep, Expr::value(step))
-            .filter(mfa_factor::Column::Id.eq(factor))
-            .filter(
-                Condition::any()
-                    .add(mfa_factor::Column::LastTotpStep.is_null())
-                    .add(mfa_factor::Column::LastTotpStep.lt(step)),
-            )
-            .exec(&self.conn)
-            .await
-            .map_err(store_error)?;
-        Ok(advanced.rows_affected == 1)
+        advance_totp_step(&self.conn, factor, step).await.map_err(store_error)
     }
 
     async fn use_code(
@@ -171,47 +176,12 @@ impl MfaRepository for SqlMfaRepository {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let txn = begin(&self.conn).await?;
-        let outcome = async {
-            // The consumption, first: it matches only when the newest unused
-            // code has this digest and may still be used.
-            let consumed = mfa_code::Entity::update_many()
-                .col_expr(mfa_code::Column::ConsumedAt, Expr::value(now))
-                .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
-                .filter(mfa_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
-                .filter(usable_code(now))
-                .exec(&txn)
-                .await?;
-            if consumed.rows_affected == 1 {
-                return Ok(true);
-            }
-            // Otherwise a wrong code on a usable one counts; nothing counts
-            // once the code is used, expired or out of attempts.
-            mfa_code::Entity::update_many()
-                .col_expr(mfa_code::Column::Attempts, Expr::col(mfa_code::Column::Attempts).add(1))
-                .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
-                .filter(usable_code(now))
-                .exec(&txn)
-                .await?;
-            Ok(false)
-        }
-        .await;
+        let outcome = use_code(&txn, factor, challenge, hash, now).await;
         finish(txn, outcome).await
     }
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
-        let row = mfa_challenge::ActiveModel {
-            id: Set(challenge.id()),
-            user_id: Set(*challenge.user_id().as_uuid()),
-            user_agent: Set(challenge.client().user_agent.clone()),
-            client_ip: Set(challenge.client().ip.clone()),
-            created_at: Set(challenge.created_at()),
-            expires_at: Set(challenge.expires_at()),
-            attempts: Set(to_i32(challenge.attempts()).map_err(store_error)?),
-            max_attempts: Set(to_i32(challenge.max_attempts()).map_err(store_error)?),
-            consumed_at: Set(challenge.consumed_at()),
-        };
-        mfa_challenge::Entity::insert(row).exec_without_returning(&self.conn).await.map_err(store_error)?;
-        Ok(())
+        insert_challenge(&self.conn, challenge).await
     }
 
     async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
@@ -220,48 +190,152 @@ impl MfaRepository for SqlMfaRepository {
     }
 
     async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
-        let mut count = mfa_challenge::Entity::update_many()
-            .col_expr(mfa_challenge::Column::Attempts, Expr::col(mfa_challenge::Column::Attempts).add(1))
-            .filter(mfa_challenge::Column::Id.eq(id))
-            .filter(mfa_challenge::Column::ConsumedAt.is_null())
-            .filter(Expr::col(mfa_challenge::Column::Attempts).lt(Expr::col(mfa_challenge::Column::MaxAttempts)))
-            .into_query();
-        // The count this statement produced, not a later read that a
-        // concurrent failure may already have moved on.
-        count.returning_col(mfa_challenge::Column::Attempts);
-        let stmt = self.conn.get_database_backend().build(&count);
-        let Some(row) = self.conn.query_one(stmt).await.map_err(store_error)? else { return Ok(None) };
-        let attempts: i32 = row.try_get("", "attempts").map_err(store_error)?;
-        to_u32(attempts).map(Some).map_err(store_error)
+        record_challenge_failure(&self.conn, id).await
     }
 
     async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let consumed = mfa_challenge::Entity::update_many()
-            .col_expr(mfa_challenge::Column::ConsumedAt, Expr::value(now))
-            .filter(mfa_challenge::Column::Id.eq(id))
-            .filter(mfa_challenge::Column::ConsumedAt.is_null())
-            .filter(mfa_challenge::Column::ExpiresAt.gt(now))
-            .exec(&self.conn)
-            .await
-            .map_err(store_error)?;
-        Ok(consumed.rows_affected == 1)
+        pass_challenge(&self.conn, id, now).await.map_err(store_error)
     }
 
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
-        // SUM is NULL over no rows; PostgreSQL sums integers as bigint.
-        let total = Func::coalesce([Expr::col(mfa_challenge::Column::Attempts).sum(), Expr::value(0_i64)]);
-        let sum: Option<i64> = mfa_challenge::Entity::find()
-            .select_only()
-            .column_as(Expr::expr(total), "total")
-            .filter(mfa_challenge::Column::UserId.eq(*user.as_uuid()))
-            .filter(mfa_challenge::Column::CreatedAt.gte(since))
-            .into_tuple()
-            .one(&self.conn)
-            .await
-            .map_err(store_error)?;
-        let sum = sum.unwrap_or(0);
-        u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32").into()))
+        failures_since(&self.conn, user, since).await
     }
+}
+
+#[async_trait]
+impl ChallengeWrites for SqlUnitOfWork {
+    async fn get(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
+        let row = mfa_challenge::Entity::find_by_id(id).one(&self.txn).await.map_err(store_error)?;
+        row.map(challenge_to_domain).transpose().map_err(store_error)
+    }
+
+    async fn insert(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        insert_challenge(&self.txn, challenge).await
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        // Its codes go with it (ON DELETE CASCADE).
+        mfa_challenge::Entity::delete_by_id(id).exec(&self.txn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        failures_since(&self.txn, user, since).await
+    }
+
+    async fn record_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
+        record_challenge_failure(&self.txn, id).await
+    }
+
+    async fn pass(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        pass_challenge(&self.txn, id, now).await.map_err(store_error)
+    }
+}
+
+/// The TOTP compare-and-set: one statement, so of parallel requests with the
+/// same step exactly one finds the stored step still older.
+async fn advance_totp_step<C: ConnectionTrait>(conn: &C, factor: Uuid, step: i64) -> Result<bool, DbErr> {
+    let advanced = mfa_factor::Entity::update_many()
+        .col_expr(mfa_factor::Column::LastTotpStep, Expr::value(step))
+        .filter(mfa_factor::Column::Id.eq(factor))
+        .filter(
+            Condition::any()
+                .add(mfa_factor::Column::LastTotpStep.is_null())
+                .add(mfa_factor::Column::LastTotpStep.lt(step)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(advanced.rows_affected == 1)
+}
+
+/// Uses or counts a code, in a transaction the caller holds.
+async fn use_code<C: ConnectionTrait>(
+    txn: &C,
+    factor: Uuid,
+    challenge: Option<Uuid>,
+    hash: &TokenHash,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    // The consumption, first: it matches only when the newest unused
+    // code has this digest and may still be used.
+    let consumed = mfa_code::Entity::update_many()
+        .col_expr(mfa_code::Column::ConsumedAt, Expr::value(now))
+        .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
+        .filter(mfa_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
+        .filter(usable_code(now))
+        .exec(txn)
+        .await?;
+    if consumed.rows_affected == 1 {
+        return Ok(true);
+    }
+    // Otherwise a wrong code on a usable one counts; nothing counts
+    // once the code is used, expired or out of attempts.
+    mfa_code::Entity::update_many()
+        .col_expr(mfa_code::Column::Attempts, Expr::col(mfa_code::Column::Attempts).add(1))
+        .filter(mfa_code::Column::Id.in_subquery(newest_unused_code(factor, challenge)))
+        .filter(usable_code(now))
+        .exec(txn)
+        .await?;
+    Ok(false)
+}
+
+async fn insert_challenge<C: ConnectionTrait>(conn: &C, challenge: &MfaChallenge) -> Result<(), StoreError> {
+    let row = mfa_challenge::ActiveModel {
+        id: Set(challenge.id()),
+        user_id: Set(*challenge.user_id().as_uuid()),
+        user_agent: Set(challenge.client().user_agent.clone()),
+        client_ip: Set(challenge.client().ip.clone()),
+        created_at: Set(challenge.created_at()),
+        expires_at: Set(challenge.expires_at()),
+        attempts: Set(to_i32(challenge.attempts()).map_err(store_error)?),
+        max_attempts: Set(to_i32(challenge.max_attempts()).map_err(store_error)?),
+        consumed_at: Set(challenge.consumed_at()),
+    };
+    mfa_challenge::Entity::insert(row).exec_without_returning(conn).await.map_err(store_error)?;
+    Ok(())
+}
+
+async fn record_challenge_failure<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<u32>, StoreError> {
+    let mut count = mfa_challenge::Entity::update_many()
+        .col_expr(mfa_challenge::Column::Attempts, Expr::col(mfa_challenge::Column::Attempts).add(1))
+        .filter(mfa_challenge::Column::Id.eq(id))
+        .filter(mfa_challenge::Column::ConsumedAt.is_null())
+        .filter(Expr::col(mfa_challenge::Column::Attempts).lt(Expr::col(mfa_challenge::Column::MaxAttempts)))
+        .into_query();
+    // The count this statement produced, not a later read that a
+    // concurrent failure may already have moved on.
+    count.returning_col(mfa_challenge::Column::Attempts);
+    let stmt = conn.get_database_backend().build(&count);
+    let Some(row) = conn.query_one(stmt).await.map_err(store_error)? else { return Ok(None) };
+    let attempts: i32 = row.try_get("", "attempts").map_err(store_error)?;
+    to_u32(attempts).map(Some).map_err(store_error)
+}
+
+async fn pass_challenge<C: ConnectionTrait>(conn: &C, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    let consumed = mfa_challenge::Entity::update_many()
+        .col_expr(mfa_challenge::Column::ConsumedAt, Expr::value(now))
+        .filter(mfa_challenge::Column::Id.eq(id))
+        .filter(mfa_challenge::Column::ConsumedAt.is_null())
+        .filter(mfa_challenge::Column::ExpiresAt.gt(now))
+        .exec(conn)
+        .await?;
+    Ok(consumed.rows_affected == 1)
+}
+
+async fn failures_since<C: ConnectionTrait>(conn: &C, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
+    // SUM is NULL over no rows; PostgreSQL sums integers as bigint.
+    let total = Func::coalesce([Expr::col(mfa_challenge::Column::Attempts).sum(), Expr::value(0_i64)]);
+    let sum: Option<i64> = mfa_challenge::Entity::find()
+        .select_only()
+        .column_as(Expr::expr(total), "total")
+        .filter(mfa_challenge::Column::UserId.eq(*user.as_uuid()))
+        .filter(mfa_challenge::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .one(conn)
+        .await
+        .map_err(store_error)?;
+    let sum = sum.unwrap_or(0);
+    u32::try_from(sum).map_err(|_| StoreError::Internal(format!("failure count {sum} does not fit a u32").into()))
 }
 
 /// The user's factors, oldest first.

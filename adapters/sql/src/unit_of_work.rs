@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_application::ports::unit_of_work::{
-    AccountWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
+    AccountWrites, ChallengeWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, TransactionTrait};
 
@@ -76,6 +76,10 @@ impl UnitOfWork for SqlUnitOfWork {
     }
 
     fn factors(&self) -> &dyn FactorWrites {
+        self
+    }
+
+    fn challenges(&self) -> &dyn ChallengeWrites {
         self
     }
 

@@ -103,6 +103,8 @@ contract_tests! {
         concurrent_passes_of_a_challenge_succeed_once,
         concurrent_uses_of_one_code_succeed_once,
         failures_since_sums_the_users_challenges,
+        a_unit_of_work_checks_codes_and_counts_failures_in_its_own_transaction,
+        checks_under_the_accounts_lock_never_pass_the_account_limit,
         audit_rows_ride_on_outbox_messages_atomically,
         record_then_list_newest_first_with_every_field,
         list_finds_rows_by_actor_or_subject,
@@ -2010,6 +2012,102 @@ async fn failures_since_sums_the_users_challenges(s: Stores) {
     assert_eq!(s.mfa.failures_since(ann, later).await.unwrap(), 3);
     assert_eq!(s.mfa.failures_since(ann, later + TimeDelta::microseconds(1)).await.unwrap(), 0);
     assert_eq!(s.mfa.failures_since(bob, t0()).await.unwrap(), 4);
+}
+
+/// The second-factor checks of a unit of work (challenges, TOTP steps,
+/// codes) are the repository's guarded statements inside its transaction:
+/// it reads its own writes, and dropping it uncommitted keeps none of them.
+async fn a_unit_of_work_checks_codes_and_counts_failures_in_its_own_transaction(s: Stores) {
+    let (ann, bob) = ann_and_bob(&s).await;
+    let now = t0() + TimeDelta::minutes(1);
+    let login = challenge(1, ann, t0());
+    s.mfa.create_challenge(&login).await.unwrap();
+    let (totp, sms) = (factor(1, ann, FactorKind::Totp, t0()), factor(2, ann, FactorKind::Sms, t0()));
+    ops::add_factor(&s, &totp, None, &[]).await.unwrap();
+    ops::add_factor(&s, &sms, Some(&factor_code(1, &sms, Some(login.id()), t0())), &[]).await.unwrap();
+    let proof = MfaChallenge::failed_proof(Uuid::from_u128(0xfa11), ann, now);
+    {
+        let uow = s.uow.begin().await.unwrap();
+        uow.accounts().lock(ann).await.unwrap().unwrap();
+        assert_eq!(uow.challenges().record_failure(login.id()).await.unwrap(), Some(1));
+        assert!(uow.factors().advance_totp_step(totp.id(), 100).await.unwrap());
+        assert!(uow.factors().use_code(sms.id(), Some(login.id()), &code_hash(1), now).await.unwrap());
+        uow.challenges().insert(&proof).await.unwrap();
+        assert_eq!(uow.challenges().failures_since(ann, t0()).await.unwrap(), 2, "its own writes");
+    }
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 0, "dropped: nothing kept");
+    assert!(s.mfa.advance_totp_step(totp.id(), 100).await.unwrap(), "dropped: the step is free");
+    // (The code it consumed is still usable: see below.)
+
+    let uow = s.uow.begin().await.unwrap();
+    uow.accounts().lock(ann).await.unwrap().unwrap();
+    assert_eq!(uow.challenges().get(login.id()).await.unwrap(), Some(login.clone()));
+    assert_eq!(uow.challenges().get(Uuid::from_u128(0xdead)).await.unwrap(), None);
+    for n in 1..=5 {
+        assert_eq!(uow.challenges().record_failure(login.id()).await.unwrap(), Some(n));
+    }
+    assert_eq!(uow.challenges().record_failure(login.id()).await.unwrap(), None, "at its limit");
+    assert!(!uow.factors().advance_totp_step(totp.id(), 100).await.unwrap(), "used outside");
+    assert!(uow.factors().advance_totp_step(totp.id(), 101).await.unwrap());
+    assert!(!uow.factors().use_code(sms.id(), Some(login.id()), &code_hash(9), now).await.unwrap(), "wrong");
+    assert!(uow.factors().use_code(sms.id(), Some(login.id()), &code_hash(1), now).await.unwrap());
+    uow.challenges().insert(&proof).await.unwrap();
+    assert_eq!(uow.challenges().failures_since(ann, t0()).await.unwrap(), 6);
+    assert_eq!(uow.challenges().failures_since(bob, t0()).await.unwrap(), 0);
+    uow.commit().await.unwrap();
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 6);
+    assert!(!s.mfa.advance_totp_step(totp.id(), 101).await.unwrap());
+    assert!(!s.mfa.use_code(sms.id(), Some(login.id()), &code_hash(1), now).await.unwrap(), "consumed");
+
+    let second = challenge(2, ann, t0());
+    s.mfa.create_challenge(&second).await.unwrap();
+    let uow = s.uow.begin().await.unwrap();
+    assert!(uow.challenges().pass(second.id(), now).await.unwrap());
+    assert!(!uow.challenges().pass(second.id(), now).await.unwrap(), "passes once");
+    assert!(!uow.challenges().pass(Uuid::from_u128(0xdead), now).await.unwrap());
+    uow.challenges().delete(proof.id()).await.unwrap();
+    uow.challenges().delete(Uuid::from_u128(0xdead)).await.unwrap();
+    uow.commit().await.unwrap();
+    assert_eq!(s.mfa.challenge(second.id()).await.unwrap().unwrap().consumed_at(), Some(now));
+    assert_eq!(s.mfa.challenge(proof.id()).await.unwrap(), None);
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 5);
+
+    let ghost = UserId::from_uuid(Uuid::from_u128(9));
+    let uow = s.uow.begin().await.unwrap();
+    let r = uow.challenges().insert(&MfaChallenge::failed_proof(Uuid::from_u128(0xfa12), ghost, now)).await;
+    assert!(matches!(r, Err(StoreError::Gone(_))), "a challenge of an unknown user: {r:?}");
+}
+
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2: checks that read the
+/// account's recent failures and record one under the account's lock are
+/// decided one after the other, so 30 at once record exactly the limit (10).
+async fn checks_under_the_accounts_lock_never_pass_the_account_limit(s: Stores) {
+    let (ann, _) = ann_and_bob(&s).await;
+    let mut ids = Vec::new();
+    for n in 1..=6 {
+        let c = challenge(n, ann, t0());
+        s.mfa.create_challenge(&c).await.unwrap();
+        ids.push(c.id());
+    }
+    let (uow, ids) = (Arc::clone(&s.uow), Arc::new(ids));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = race(30, || {
+        let (uow, ids, next) = (Arc::clone(&uow), Arc::clone(&ids), Arc::clone(&next));
+        async move {
+            let id = ids[next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % ids.len()];
+            let work = uow.begin().await.unwrap();
+            work.accounts().lock(ann).await.unwrap().unwrap();
+            if work.challenges().failures_since(ann, t0()).await.unwrap() >= 10 {
+                return false;
+            }
+            let counted = work.challenges().record_failure(id).await.unwrap().is_some();
+            work.commit().await.unwrap();
+            counted
+        }
+    })
+    .await;
+    assert_eq!(counted.iter().filter(|&&c| c).count(), 10, "{counted:?}");
+    assert_eq!(s.mfa.failures_since(ann, t0()).await.unwrap(), 10);
 }
 
 // ------------------------------------------------------------------- audit

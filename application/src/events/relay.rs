@@ -5,6 +5,11 @@
 //! runs. Delivery is at least once: a relay that dies between the broker's
 //! confirm and `mark_sent` leaves the row to be sent again after its lease,
 //! so consumers de-duplicate by event id.
+//!
+//! A message the broker could not route (no queue bound for its routing key)
+//! is not sent: it waits with its own backoff and is retried, with a warning
+//! naming the key, until someone binds a queue for it; the rest of the batch
+//! goes on, since the broker is up.
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use chrono::TimeDelta;
 
 use crate::error::AppError;
 use crate::ports::clock::Clock;
-use crate::ports::events::{EventPublisher, OutboxStore};
+use crate::ports::events::{EventPublisher, OutboxStore, PublishError};
 
 /// How the relay paces itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +51,10 @@ impl Default for RelaySettings {
 pub struct RelayReport {
     pub claimed: usize,
     pub published: usize,
+    /// Put back because the destination failed (likely down).
     pub failed: usize,
+    /// Put back because no queue is bound for their routing key.
+    pub unroutable: usize,
     /// Handed back unpublished because the lease was running out.
     pub deferred: usize,
 }
@@ -93,6 +101,7 @@ impl RelayOutbox {
                 report.deferred += 1;
                 continue;
             }
+            let attempts = claimed.attempts.saturating_add(1);
             if failure.is_none() {
                 match self.publisher.publish(&claimed.message).await {
                     Ok(()) => {
@@ -100,10 +109,20 @@ impl RelayOutbox {
                         report.published += 1;
                         continue;
                     }
-                    Err(e) => failure = Some(e.to_string()),
+                    Err(PublishError::Unroutable { routing_key }) => {
+                        tracing::warn!(
+                            %routing_key,
+                            event_id = %id,
+                            attempts,
+                            "no queue is bound for this routing key; the event stays in the outbox and is retried"
+                        );
+                        self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
+                        report.unroutable += 1;
+                        continue;
+                    }
+                    Err(e @ PublishError::Failed(_)) => failure = Some(crate::error::error_chain(&e)),
                 }
             }
-            let attempts = claimed.attempts.saturating_add(1);
             self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
             report.failed += 1;
         }
@@ -151,6 +170,8 @@ mod tests {
     #[derive(Debug, Default)]
     struct Broker {
         down: AtomicBool,
+        /// Routing keys some queue is bound for; `None`: every key.
+        bound: Mutex<Option<Vec<String>>>,
         received: Mutex<Vec<uuid::Uuid>>,
     }
 
@@ -158,7 +179,10 @@ mod tests {
     impl EventPublisher for Broker {
         async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
             if self.down.load(Ordering::SeqCst) {
-                return Err(PublishError("connection refused".into()));
+                return Err(PublishError::Failed("connection refused".into()));
+            }
+            if self.bound.lock().unwrap().as_ref().is_some_and(|keys| !keys.contains(&message.event_type)) {
+                return Err(PublishError::Unroutable { routing_key: message.event_type.clone() });
             }
             self.received.lock().unwrap().push(message.id);
             Ok(())
@@ -213,6 +237,35 @@ mod tests {
         clock.advance(TimeDelta::seconds(1));
         assert_eq!(block_on(relay.run_once()).unwrap().published, 2);
         assert_eq!(broker.received.lock().unwrap().len(), 2);
+    }
+
+    /// An event nobody is bound for is not sent and not lost: it waits with
+    /// its own backoff while the rest of the batch is delivered, and goes out
+    /// once a queue is bound for its key.
+    #[test]
+    fn an_unroutable_event_waits_alone_until_a_queue_is_bound() {
+        let (clock, store, broker, relay, factory) = setup();
+        let user = crate::testing::user_id(1);
+        let email = gatehouse_domain::EmailAddress::parse("a@example.com").unwrap();
+        let audit = factory.audit(clock.now(), crate::events::Audit::by("user.signed_up", user));
+        let mail = factory.message(clock.now(), Event::PasswordChanged { user_id: user, email });
+        let (audit_key, mail_key) = (audit.event_type.clone(), mail.event_type.clone());
+        block_on(store.record(&[audit.clone(), mail.clone()])).unwrap();
+        *broker.bound.lock().unwrap() = Some(vec![mail_key.clone()]);
+
+        let report = block_on(relay.run_once()).unwrap();
+        assert_eq!((report.published, report.unroutable, report.failed), (1, 1, 0), "{report:?}");
+        assert_eq!(*broker.received.lock().unwrap(), [mail.id]);
+        // Retried with its backoff, and still not sent while nobody listens.
+        assert_eq!(block_on(relay.run_once()).unwrap().claimed, 0);
+        clock.advance(TimeDelta::seconds(1));
+        assert_eq!(block_on(relay.run_once()).unwrap().unroutable, 1);
+
+        broker.bound.lock().unwrap().as_mut().unwrap().push(audit_key);
+        clock.advance(TimeDelta::seconds(2));
+        assert_eq!(block_on(relay.run_once()).unwrap().published, 1);
+        assert_eq!(*broker.received.lock().unwrap(), [mail.id, audit.id]);
+        assert_eq!(block_on(relay.run_once()).unwrap().claimed, 0, "sent once, then never again");
     }
 
     /// A slow broker must not let the lease run out mid-batch: the rest of

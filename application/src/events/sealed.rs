@@ -79,8 +79,9 @@ pub fn unframe(payload: &[u8]) -> Option<SealedSecret> {
 #[async_trait]
 impl EventPublisher for OpeningPublisher {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError> {
-        let sealed = unframe(&message.payload).ok_or_else(|| PublishError("outbox payload is not sealed".into()))?;
-        let payload = self.secrets.open(&sealed).map_err(|e| PublishError(Box::new(e)))?;
+        let sealed =
+            unframe(&message.payload).ok_or_else(|| PublishError::Failed("outbox payload is not sealed".into()))?;
+        let payload = self.secrets.open(&sealed).map_err(|e| PublishError::Failed(Box::new(e)))?;
         self.inner.publish(&OutboxMessage { payload, ..message.clone() }).await
     }
 }

@@ -38,7 +38,7 @@ use crate::ports::mfa::{FactorCode, MfaRepository, SecretBox, Totp};
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
 use crate::ports::store::UserRepository;
-use crate::ports::unit_of_work::UnitOfWorkFactory;
+use crate::ports::unit_of_work::{UnitOfWork, UnitOfWorkFactory};
 use crate::secrets::{hash_secret, new_code};
 use crate::settings::MfaSettings;
 
@@ -105,12 +105,14 @@ impl From<&MfaDeps> for SecondFactors {
 pub struct FreshProofs {
     factors: SecondFactors,
     password: PasswordProof,
+    /// Where attempts are counted against the account's limit.
+    uow: Arc<dyn UnitOfWorkFactory>,
 }
 
 impl From<&MfaDeps> for FreshProofs {
     fn from(d: &MfaDeps) -> Self {
         let password = PasswordProof::new(d.users.clone(), d.hasher.clone(), d.throttle.clone());
-        Self { factors: SecondFactors::from(d), password }
+        Self { factors: SecondFactors::from(d), password, uow: d.uow.clone() }
     }
 }
 
@@ -161,35 +163,82 @@ impl SecondFactors {
     /// forward with a compare-and-set: a code (or an older one) is accepted
     /// at most once, however many requests race with it.
     async fn accept_totp(&self, factor: &Factor, code: &OneTimeCode, now: DateTime<Utc>) -> Result<bool, AppError> {
-        let Some(sealed) = factor.secret() else { return Ok(false) };
-        let secret = self.secrets.open(sealed)?;
-        let Some(step) = self.totp.matching_step(&secret, code.expose(), now, self.settings.totp_skew) else {
-            return Ok(false);
-        };
-        // The factor's rule on what it read; the store's compare-and-set
-        // holds it against parallel requests.
-        if !factor.clone().accept_totp_step(step) {
-            return Ok(false);
-        }
+        let Some(step) = self.totp_step(factor, code, now)? else { return Ok(false) };
         Ok(self.mfa.advance_totp_step(factor.id(), step).await?)
     }
 
+    /// The TOTP step `code` matches, if the factor may still accept it; the
+    /// caller stores it with the compare-and-set that holds the factor's rule
+    /// against parallel requests.
+    fn totp_step(&self, factor: &Factor, code: &OneTimeCode, now: DateTime<Utc>) -> Result<Option<i64>, AppError> {
+        let Some(sealed) = factor.secret() else { return Ok(None) };
+        let secret = self.secrets.open(sealed)?;
+        let step = self.totp.matching_step(&secret, code.expose(), now, self.settings.totp_skew);
+        // The factor's rule on what it read.
+        Ok(step.filter(|&step| factor.clone().accept_totp_step(step)))
+    }
+
     /// Refuses when the account had too many wrong second-factor codes or
-    /// fresh proofs lately (OWASP ASVS 5.0 V6.3.1).
+    /// fresh proofs lately (OWASP ASVS 5.0 V6.3.1). A read only, for opening
+    /// a challenge (which checks no code); a check of a code decides under
+    /// the account's lock with [`Self::check_account_limit_in`].
     async fn check_account_limit(&self, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
-        let window = self.settings.failure_window;
-        if self.mfa.failures_since(user, now - window).await? >= self.settings.account_failure_limit {
+        let failures = self.mfa.failures_since(user, now - self.settings.failure_window).await?;
+        self.refuse_over_limit(user, failures)
+    }
+
+    /// The account's limit inside `uow`, which has locked the account: no
+    /// other check of a code on this account runs until it ends, so the
+    /// count read here is still true when its own failure is recorded.
+    async fn check_account_limit_in(
+        &self,
+        uow: &dyn UnitOfWork,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<(), AppError> {
+        let failures = uow.challenges().failures_since(user, now - self.settings.failure_window).await?;
+        self.refuse_over_limit(user, failures)
+    }
+
+    /// The limit itself: `account_failure_limit` wrong codes per window.
+    fn refuse_over_limit(&self, user: UserId, failures: u32) -> Result<(), AppError> {
+        if failures >= self.settings.account_failure_limit {
             tracing::warn!(user_id = %user, "second-factor attempts limited for this account");
+            let window = self.settings.failure_window;
             return Err(AppError::RateLimited { retry_after_secs: u64::try_from(window.num_seconds()).unwrap_or(900) });
         }
         Ok(())
     }
 
-    /// Counts a failure against the account's limit when it has no challenge
-    /// of its own (a wrong fresh proof): as a spent one-attempt challenge.
-    async fn record_account_failure(&self, user: UserId, now: DateTime<Utc>) -> Result<(), AppError> {
-        let failure = gatehouse_domain::MfaChallenge::failed_proof(new_uuid_v7(now, self.rng.as_ref()), user, now);
-        Ok(self.mfa.create_challenge(&failure).await?)
+    /// Takes one attempt of the account's limit for a check that has no
+    /// challenge of its own (a fresh proof), before the check runs: under the
+    /// account's lock, the limit is read and the attempt stored as a failure
+    /// (a spent one-attempt challenge) in one unit of work, so parallel proofs
+    /// can never check more than the limit allows. The check itself (argon2
+    /// for a password) runs after, holding no lock; a proof that turns out
+    /// right gives its attempt back with [`Self::release_account_attempt`].
+    async fn reserve_account_attempt(
+        &self,
+        uow: &dyn UnitOfWorkFactory,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<Uuid, AppError> {
+        let work = uow.begin().await?;
+        work.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        self.check_account_limit_in(work.as_ref(), user, now).await?;
+        let attempt = gatehouse_domain::MfaChallenge::failed_proof(new_uuid_v7(now, self.rng.as_ref()), user, now);
+        work.challenges().insert(&attempt).await?;
+        work.commit().await?;
+        Ok(attempt.id())
+    }
+
+    /// Gives back an attempt taken by [`Self::reserve_account_attempt`]: the
+    /// proof was right, or never checked.
+    async fn release_account_attempt(&self, uow: &dyn UnitOfWorkFactory, attempt: Uuid) -> Result<(), AppError> {
+        let work = uow.begin().await?;
+        work.challenges().delete(attempt).await?;
+        work.commit().await?;
+        Ok(())
     }
 
     /// New backup codes: what to show the user once, and what to store.
@@ -209,12 +258,14 @@ impl SecondFactors {
 impl FreshProofs {
     /// Checks a fresh proof of presence; wrong proofs count toward the
     /// account's limit, so a stolen access token cannot guess TOTP codes.
+    /// The attempt is counted before the check and given back when the
+    /// proof was right, so parallel guesses cannot outrun the count.
     async fn check(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
         let now = self.factors.clock.now();
-        self.factors.check_account_limit(user, now).await?;
+        let attempt = self.factors.reserve_account_attempt(self.uow.as_ref(), user, now).await?;
         let result = self.matches(user, proof).await;
-        if matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid { .. })) {
-            self.factors.record_account_failure(user, now).await?;
+        if !matches!(result, Err(AppError::WrongPassword { .. } | AppError::CodeInvalid { .. })) {
+            self.factors.release_account_attempt(self.uow.as_ref(), attempt).await?;
         }
         result
     }
@@ -330,7 +381,15 @@ async fn live_challenge(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<gatehouse_domain::MfaChallenge, AppError> {
-    let c = factors.mfa.challenge(id).await?.ok_or(AppError::ChallengeInvalid)?;
+    open_challenge(factors.mfa.challenge(id).await?, now)
+}
+
+/// `challenge`, if it exists and a code may still be tried on it at `now`.
+fn open_challenge(
+    challenge: Option<gatehouse_domain::MfaChallenge>,
+    now: DateTime<Utc>,
+) -> Result<gatehouse_domain::MfaChallenge, AppError> {
+    let c = challenge.ok_or(AppError::ChallengeInvalid)?;
     c.open_at(now).map_err(|closed| match closed {
         ChallengeClosed::Used => AppError::ChallengeUsed,
         ChallengeClosed::Expired => AppError::ChallengeExpired,

@@ -435,3 +435,102 @@ fn wrong_fresh_proofs_are_limited_per_account() {
     let r = block_on(remove.execute(h.user, factor, &proof));
     assert!(matches!(r, Err(AppError::RateLimited { retry_after_secs: 900 })), "{r:?}");
 }
+
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2 (rate limiting): 100
+/// wrong codes sent at once over 20 challenges of one account are checked
+/// no more often than the account's limit allows. The limit is read, the
+/// code checked and the failure recorded under the account's lock, so no
+/// guess is checked on a count that a parallel guess has already moved on.
+#[test]
+fn parallel_wrong_codes_across_challenges_are_checked_no_more_than_the_account_limit() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let challenges: Vec<_> = (0..20).map(|_| h.challenge().id).collect();
+    h.store.delay_reads(std::time::Duration::from_millis(2));
+    let right = h.totp_now(factor);
+    let guess = wrong(right.expose());
+    let outcomes: Vec<Result<MfaPassed, AppError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..100)
+            .map(|n| {
+                let (verify, challenge, guess) = (&h.verify, challenges[n % 20], guess.clone());
+                scope.spawn(move || {
+                    block_on(verify.execute(challenge, MfaProof::Factor { factor_id: factor, code: code(&guess) }))
+                })
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let checked = outcomes.iter().filter(|r| matches!(r, Err(AppError::CodeInvalid { field: "code" }))).count();
+    let refused = outcomes
+        .iter()
+        .filter(|r| matches!(r, Err(AppError::RateLimited { .. } | AppError::AttemptsExhausted)))
+        .count();
+    let limit = MfaSettings::default().account_failure_limit as usize;
+    assert_eq!((checked, refused), (limit, 100 - limit), "{outcomes:?}");
+    let since = h.now() - TimeDelta::hours(1);
+    assert_eq!(block_on(h.store.failures_since(h.user, since)).unwrap() as usize, limit, "failures recorded");
+    // And the right code is refused too while the window lasts.
+    let r = h.pass(challenges[19], factor, right.expose());
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+}
+
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2: parallel wrong fresh
+/// proofs are counted before they are checked, so no more than the limit
+/// are checked; a right proof gives its attempt back.
+#[test]
+fn parallel_wrong_fresh_proofs_are_checked_no_more_than_the_account_limit() {
+    let h = H::new();
+    let (factor, _) = h.totp_factor();
+    let remove = RemoveFactor::new(h.deps.clone());
+    let right = FreshProof::Password(Password::candidate(PASSWORD.into()).unwrap());
+    block_on(RegenerateBackupCodes::new(h.deps.clone()).execute(h.user, &right)).unwrap();
+    let since = h.now() - TimeDelta::hours(1);
+    assert_eq!(block_on(h.store.failures_since(h.user, since)).unwrap(), 0, "a right proof costs nothing");
+    h.store.delay_reads(std::time::Duration::from_millis(2));
+    let guess = FreshProof::Password(Password::candidate("guess guess".into()).unwrap());
+    let outcomes: Vec<Result<(), AppError>> = std::thread::scope(|scope| {
+        let running: Vec<_> =
+            (0..40).map(|_| scope.spawn(|| block_on(remove.execute(h.user, factor, &guess)))).collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let checked = outcomes.iter().filter(|r| matches!(r, Err(AppError::WrongPassword { .. }))).count();
+    let limited = outcomes.iter().filter(|r| matches!(r, Err(AppError::RateLimited { .. }))).count();
+    assert_eq!((checked, limited), (10, 30), "{outcomes:?}");
+    assert_eq!(block_on(h.store.failures_since(h.user, since)).unwrap(), 10);
+}
+
+/// A backup code is spent only with the challenge it passes: of ten
+/// different backup codes sent at once on one challenge, one passes it and
+/// the nine others stay usable.
+#[test]
+fn backup_codes_racing_on_one_challenge_spend_only_the_winner() {
+    let h = H::new();
+    let (_, codes) = h.totp_factor();
+    let c = h.challenge();
+    h.store.delay_reads(std::time::Duration::from_millis(2));
+    let outcomes: Vec<Result<MfaPassed, AppError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = codes
+            .iter()
+            .map(|backup| {
+                let (verify, backup) = (&h.verify, backup.clone());
+                scope.spawn(move || block_on(verify.execute(c.id, MfaProof::BackupCode(Secret::new(backup)))))
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let winners: Vec<_> = outcomes.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert_eq!(winners[0].backup_codes_remaining, Some(9));
+    assert!(outcomes.iter().all(|r| r.is_ok() || matches!(r, Err(AppError::ChallengeUsed))), "{outcomes:?}");
+    // Every loser's code still passes a challenge of its own.
+    let mut remaining = 9;
+    for (backup, outcome) in codes.iter().zip(&outcomes) {
+        if outcome.is_err() {
+            let next = h.challenge();
+            let passed = block_on(h.verify.execute(next.id, MfaProof::BackupCode(Secret::new(backup.clone()))));
+            remaining -= 1;
+            assert_eq!(passed.unwrap().backup_codes_remaining, Some(remaining));
+        }
+    }
+    assert_eq!(remaining, 0);
+}

@@ -1,5 +1,7 @@
 //! VerifyMfa: a TOTP code, an email/SMS code or a backup code passes the
-//! challenge (once, however many requests race) and opens the session.
+//! challenge (once, however many requests race) and opens the session; the
+//! account's limit on wrong codes and the challenge's are decided under the
+//! account's lock, with the check they guard.
 
 use std::sync::Arc;
 
@@ -7,7 +9,8 @@ use gatehouse_domain::{Event, FactorKind, OneTimeCode, Secret, TokenPair};
 use uuid::Uuid;
 
 use super::{
-    MfaDeps, SecondFactors, backup_code_hash, factor_code_hash, live_challenge, normalize_backup_code, primary_email,
+    MfaDeps, SecondFactors, backup_code_hash, factor_code_hash, live_challenge, normalize_backup_code, open_challenge,
+    primary_email, unknown_factor,
 };
 use crate::auth::TokenMinter;
 use crate::auth::login::{SessionOpener, open_session};
@@ -55,70 +58,85 @@ impl VerifyMfa {
     /// Checks the proof; on success the challenge is consumed (exactly once,
     /// however many requests race) and the session opens.
     ///
+    /// The decision is one unit of work that locks the account first: the
+    /// account's recent wrong codes are counted, the challenge is re-read,
+    /// the code (or backup code) is checked and consumed, and a wrong one is
+    /// recorded, all before the commit. Parallel guesses on one account are
+    /// therefore decided one after the other and never exceed the account's
+    /// limit or the challenge's; and a backup code is spent only together
+    /// with the challenge it passes.
+    ///
     /// # Errors
     /// Challenge errors, `CodeInvalid`, `AttemptsExhausted`, `RateLimited`,
     /// `INVALID_ARGUMENT` (`factor_id`) for a factor the challenge does not offer.
     pub async fn execute(&self, challenge_id: Uuid, proof: MfaProof) -> Result<MfaPassed, AppError> {
         let d = self;
         let now = d.factors.clock.now();
-        let c = live_challenge(&d.factors, challenge_id, now).await?;
-        d.factors.check_account_limit(c.user_id(), now).await?;
-        let mut used = "backup_code";
-        let (accepted, remaining) = match &proof {
+        if let MfaProof::BackupCode(code) = &proof
+            && normalize_backup_code(code.expose()).is_none()
+        {
+            return Err(AppError::InvalidArgument(vec![FieldViolation::new(
+                "code",
+                "a backup code is 12 letters and digits (xxxx-xxxx-xxxx)",
+            )]));
+        }
+        // Read before the lock, only to learn whose account to lock (and to
+        // refuse a dead challenge cheaply); decided again under the lock.
+        let user = live_challenge(&d.factors, challenge_id, now).await?.user_id();
+        let email = match proof {
+            MfaProof::BackupCode(_) => primary_email(d.users.as_ref(), user).await?,
+            MfaProof::Factor { .. } => None,
+        };
+        let mut uow = d.uow.begin().await?;
+        uow.accounts().lock(user).await?.ok_or(AppError::ChallengeInvalid)?;
+        let c = open_challenge(uow.challenges().get(challenge_id).await?, now)?;
+        d.factors.check_account_limit_in(uow.as_ref(), user, now).await?;
+        let (used, accepted, remaining) = match &proof {
             MfaProof::Factor { factor_id, code } => {
-                let factor = d.factors.factor(c.user_id(), *factor_id).await?;
-                if !factor.active() || !d.factors.enabled(factor.kind()) {
-                    return Err(super::unknown_factor());
-                }
-                used = factor.kind().as_str();
+                let factor = uow.factors().list(user).await?.into_iter().find(|f| f.id() == *factor_id);
+                let factor = factor.filter(|f| f.active() && d.factors.enabled(f.kind())).ok_or_else(unknown_factor)?;
                 let ok = match factor.kind() {
-                    FactorKind::Totp => d.factors.accept_totp(&factor, code, now).await?,
+                    FactorKind::Totp => match d.factors.totp_step(&factor, code, now)? {
+                        Some(step) => uow.factors().advance_totp_step(factor.id(), step).await?,
+                        None => false,
+                    },
                     FactorKind::Email | FactorKind::Sms => {
-                        d.factors
-                            .mfa
-                            .use_code(factor.id(), Some(c.id()), &factor_code_hash(factor.id(), code), now)
-                            .await?
+                        let hash = factor_code_hash(factor.id(), code);
+                        uow.factors().use_code(factor.id(), Some(c.id()), &hash, now).await?
                     }
                 };
-                (ok, None)
+                (factor.kind().as_str(), ok, None)
             }
             MfaProof::BackupCode(code) => {
-                if normalize_backup_code(code.expose()).is_none() {
-                    return Err(AppError::InvalidArgument(vec![FieldViolation::new(
-                        "code",
-                        "a backup code is 12 letters and digits (xxxx-xxxx-xxxx)",
-                    )]));
-                }
-                let user = c.user_id();
-                let email = primary_email(d.users.as_ref(), user).await?;
-                let mut uow = d.uow.begin().await?;
-                let remaining =
-                    uow.factors().use_backup_code(user, &backup_code_hash(user, code.expose()), now).await?;
-                if let Some(remaining) = remaining {
-                    let audit = Audit::by("mfa.backup_code_used", user).detail("remaining", remaining);
-                    uow.add_messages(vec![
-                        d.events.message(now, Event::BackupCodeUsed { user_id: user, email, remaining }),
-                        d.events.audit(now, audit),
-                    ]);
-                    uow.commit().await?;
-                }
-                (remaining.is_some(), remaining)
+                let hash = backup_code_hash(user, code.expose());
+                let remaining = uow.factors().use_backup_code(user, &hash, now).await?;
+                ("backup_code", remaining.is_some(), remaining)
             }
         };
         if !accepted {
-            let audit =
-                Audit::of("mfa.failed").failure().subject(c.user_id()).client(c.client()).detail("factor", used);
-            d.events.record(now, audit).await?;
-            return match d.factors.mfa.record_challenge_failure(c.id()).await? {
+            let audit = Audit::of("mfa.failed").failure().subject(user).client(c.client()).detail("factor", used);
+            let counted = uow.challenges().record_failure(c.id()).await?;
+            uow.add_messages(vec![d.events.audit(now, audit)]);
+            uow.commit().await?;
+            return match counted {
                 Some(_) => Err(AppError::CodeInvalid { field: "code" }),
                 None => Err(AppError::AttemptsExhausted),
             };
         }
-        if !d.factors.mfa.consume_challenge(c.id(), now).await? {
+        if !uow.challenges().pass(c.id(), now).await? {
+            // Dropped uncommitted: a backup code stays unused.
             return Err(AppError::ChallengeUsed);
         }
-        tracing::info!(user_id = %c.user_id(), challenge_id = %c.id(), "second factor passed");
-        let tokens = open_session(&self.opener, &self.minter, c.user_id(), c.client().clone(), Some(used)).await?;
+        if let Some(remaining) = remaining {
+            let audit = Audit::by("mfa.backup_code_used", user).detail("remaining", remaining);
+            uow.add_messages(vec![
+                d.events.message(now, Event::BackupCodeUsed { user_id: user, email, remaining }),
+                d.events.audit(now, audit),
+            ]);
+        }
+        uow.commit().await?;
+        tracing::info!(user_id = %user, challenge_id = %c.id(), "second factor passed");
+        let tokens = open_session(&self.opener, &self.minter, user, c.client().clone(), Some(used)).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

@@ -46,11 +46,21 @@ pub trait EventEncoder: std::fmt::Debug + Send + Sync {
 
 /// Publishing failed; the relay retries later.
 #[derive(Debug, thiserror::Error)]
-#[error("publish failed")]
-pub struct PublishError(#[source] pub BoxError);
+pub enum PublishError {
+    /// The destination could not be reached, or refused the message: likely
+    /// down for every message, so the relay backs off the rest of its batch.
+    #[error("publish failed")]
+    Failed(#[source] BoxError),
+    /// The broker took the message but had no queue to route it to (nobody
+    /// is bound for its routing key): only this message waits and is retried,
+    /// so one unbound key cannot hold back the others.
+    #[error("no queue is bound for routing key `{routing_key}`")]
+    Unroutable { routing_key: String },
+}
 
 /// Delivers one message to its destination (RabbitMQ, or the log in the
-/// embedded mode). `Ok` means the destination confirmed it.
+/// embedded mode). `Ok` means the destination confirmed it and, for a
+/// broker, routed it to at least one queue.
 #[async_trait]
 pub trait EventPublisher: std::fmt::Debug + Send + Sync {
     async fn publish(&self, message: &OutboxMessage) -> Result<(), PublishError>;

@@ -21,7 +21,10 @@
 //! statements: consuming a verification, retiring a refresh token and using a
 //! backup code inside the unit of work that applies their effect; counting a
 //! wrong code, advancing a TOTP step, using an emailed code and passing a
-//! challenge as single methods of the repositories outside.
+//! challenge as single methods of the repositories outside, and inside a unit
+//! of work ([`FactorWrites`], [`ChallengeWrites`]) where a limit across rows
+//! (the account's wrong second-factor codes) must be read, checked and
+//! counted as one decision under the account's lock.
 //!
 //! The repositories here only store what the domain decided: none of them
 //! holds a business rule.
@@ -31,8 +34,8 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_domain::{
-    Account, EmailAddress, Factor, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash, User, UserId,
-    Verification,
+    Account, EmailAddress, Factor, MfaChallenge, PasswordHash, Purpose, RevokeReason, Session, SessionId, TokenHash,
+    User, UserId, Verification,
 };
 use uuid::Uuid;
 
@@ -61,6 +64,8 @@ pub trait UnitOfWork: fmt::Debug + Send + Sync {
     fn verifications(&self) -> &dyn VerificationWrites;
     /// Second factors, their codes and the backup codes.
     fn factors(&self) -> &dyn FactorWrites;
+    /// Login challenges and the account's wrong second-factor codes.
+    fn challenges(&self) -> &dyn ChallengeWrites;
 
     /// Messages (events, and the audit facts they carry) to store with the
     /// change; written at commit, in the same transaction.
@@ -214,4 +219,49 @@ pub trait FactorWrites: fmt::Debug + Send + Sync {
         hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, StoreError>;
+
+    // The second-factor checks a use case makes under the account's lock;
+    // the same guarded statements as `MfaRepository`'s, in this transaction.
+
+    /// Records `step` as the factor's newest accepted TOTP step, only if it
+    /// is newer than the stored one; `false` when it (or a newer one) was used.
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError>;
+
+    /// Consumes the newest usable code of `factor` (and `challenge`) if its
+    /// hash is `hash`, otherwise counts a wrong attempt on it; `true` when consumed.
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Login challenges inside a unit of work. A use case that checks a second
+/// factor locks the account first, then counts the account's recent wrong
+/// codes, checks the code and records a wrong one here before it commits, so
+/// parallel guesses on one account are decided one after the other and never
+/// pass the account's limit.
+#[async_trait]
+pub trait ChallengeWrites: fmt::Debug + Send + Sync {
+    /// One challenge by id, in any state.
+    async fn get(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError>;
+
+    /// Stores a challenge (a wrong fresh proof is stored as a spent one).
+    async fn insert(&self, challenge: &MfaChallenge) -> Result<(), StoreError>;
+
+    /// Deletes a challenge; nothing when there is none.
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError>;
+
+    /// Wrong codes summed over the user's challenges created at or after `since`.
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError>;
+
+    /// Counts one wrong code on the challenge, only while it is unconsumed
+    /// and below its limit; returns the new count, `None` if nothing counted.
+    async fn record_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
+
+    /// Marks the challenge passed if it is unconsumed and unexpired at `now`;
+    /// `true` exactly once.
+    async fn pass(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }

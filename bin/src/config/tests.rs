@@ -228,7 +228,7 @@ fn zero_or_huge_durations_are_refused_at_start() {
 
 #[test]
 fn debug_output_hides_passwords_in_urls() {
-    let c = serve(&["--database-url", "postgres://gh:s3cret@db:5432/gh"]);
+    let c = serve(&["--database-url", "postgres://gh:s3cret@db:5432/gh", "--events", "log"]);
     let shown = format!("{c:?}");
     assert!(!shown.contains("s3cret") && shown.contains("postgres://gh:***@db:5432/gh"), "{shown}");
     assert_eq!(redact_url("postgres://gh@db/gh"), "postgres://gh@db/gh");
@@ -427,4 +427,40 @@ fn readme_table_and_clap_agree() {
             assert_eq!(row.default, format!("`{default}`"), "{variable}'s default");
         }
     }
+}
+
+/// OWASP ASVS 5.0 V16.2.5 (sensitive data kept out of the logs):
+/// the log publisher writes link tokens and codes, so production (a
+/// PostgreSQL database) refuses to start with events going there unless
+/// `GATEHOUSE_EVENTS=log` says so; the embedded default keeps the log.
+#[test]
+fn production_refuses_events_in_the_log_unless_asked_for() {
+    const PG: &str = "postgres://gatehouse@db.internal/gatehouse";
+    const AMQP: &str = "amqp://guest:guest@broker.internal:5672/%2f";
+    assert_eq!(serve(&[]).events_sink().unwrap(), EventsSink::Log, "embedded mode needs no setting");
+    assert_eq!(serve(&["--database-url", "sqlite://x.db"]).events_sink().unwrap(), EventsSink::Log);
+    let err = refused(&["--database-url", PG], "GATEHOUSE_EVENTS (--events): ");
+    assert!(err.contains("AMQP_URL") && err.contains("GATEHOUSE_EVENTS=log"), "{err}");
+    refused(&["--database-url", "postgresql://db.internal/gatehouse"], "GATEHOUSE_EVENTS");
+    refused(&["--database-url", "POSTGRES://db.internal/gatehouse"], "GATEHOUSE_EVENTS");
+    let pg_log = serve(&["--database-url", PG, "--events", "log"]);
+    assert_eq!(pg_log.events_sink().unwrap(), EventsSink::Log);
+    let pg_broker = serve(&["--database-url", PG, "--amqp-url", AMQP]);
+    assert_eq!(pg_broker.events_sink().unwrap(), EventsSink::Rabbitmq(AMQP.into()));
+    let explicit = serve(&["--database-url", PG, "--amqp-url", AMQP, "--events", "rabbitmq"]);
+    assert_eq!(explicit.events_sink().unwrap(), EventsSink::Rabbitmq(AMQP.into()));
+    // Contradictions are refused in either mode.
+    let err = refused(&["--events", "rabbitmq"], "GATEHOUSE_EVENTS (--events): ");
+    assert!(err.contains("AMQP_URL"), "{err}");
+    refused(&["--events", "log", "--amqp-url", AMQP], "GATEHOUSE_EVENTS (--events): ");
+    refused(&["--events", "loud"], "GATEHOUSE_EVENTS (--events): expected one of auto, rabbitmq, log");
+    // Migrating sends no events: it needs no broker.
+    assert!(matches!(load(&["migrate", "--database-url", PG]), Ok(Command::Migrate(_))));
+    with_env(&[("DATABASE_URL", PG), ("GATEHOUSE_EVENTS", "log")], || {
+        assert_eq!(load_env(&[]).unwrap().config().events_sink().unwrap(), EventsSink::Log);
+    });
+    with_env(&[("DATABASE_URL", PG)], || {
+        let err = load_env(&[]).unwrap_err().to_string();
+        assert!(err.starts_with("GATEHOUSE_EVENTS (--events): "), "{err}");
+    });
 }

@@ -133,7 +133,33 @@ async fn broker_outage_delays_events_but_loses_and_doubles_none() {
     let ids: HashSet<String> = delivered.iter().map(message_id).collect();
     let expected: HashSet<String> = pending.iter().map(|r| r.event.event_id.clone()).collect();
     assert_eq!(ids, expected);
-    eventually("every outbox row to be marked sent", async || app.outbox().await.iter().all(|r| r.sent)).await;
+    // The audit facts have no queue here: they wait, unsent (see below).
+    eventually("every mailer event to be marked sent", async || {
+        app.outbox().await.iter().filter(|r| !r.event_type.starts_with("audit.")).all(|r| r.sent)
+    })
+    .await;
+}
+
+/// An event nobody is bound for is not marked sent (the broker hands it
+/// back): it waits in the outbox and arrives once a queue is bound for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_nobody_is_bound_for_waits_until_a_queue_is_bound() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let mut mailer = mailer(&app).await;
+    app.sign_up("late@example.com", "correct horse battery").await.unwrap();
+    event_for(&mut mailer, "email.verification_requested", "late@example.com").await;
+    // The sign-up's audit fact was tried (the mailer's event, written with
+    // it, has gone) and refused for want of a queue: it is still pending.
+    let audit =
+        |rows: Vec<crate::harness::OutboxRow>| rows.into_iter().find(|r| r.event_type == "audit.user.signed_up");
+    let pending = audit(app.outbox().await).expect("the sign-up's audit fact is in the outbox");
+    assert!(!pending.sent, "an unroutable event must not be marked sent");
+
+    let mut auditor = TestConsumer::bind_keys(&app.config.amqp_exchange, &["audit.#"]).await;
+    let delivery =
+        auditor.next_matching("audit.user.signed_up", |d| d.routing_key.as_str() == "audit.user.signed_up").await;
+    assert_eq!(message_id(&delivery), pending.event.event_id);
+    eventually("the audit fact to be marked sent", async || audit(app.outbox().await).is_some_and(|r| r.sent)).await;
 }
 
 /// Two replicas run two relays against one database: every event once.
@@ -207,11 +233,14 @@ async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_from_a_new_device_emails_a_notice_once() {
     let app = TestApp::spawn(Mode::Production).await;
-    app.verified_user("notice@example.com").await;
-    // Let the sign-up's verification email leave first, so that nothing but
-    // the logins' events can arrive below.
-    eventually("the sign-up's events to be sent", async || app.outbox().await.iter().all(|r| r.sent)).await;
     let mut mailer = mailer(&app).await;
+    app.verified_user("notice@example.com").await;
+    // Let the sign-up's verification email reach the mailer first, so that
+    // nothing but the logins' events can arrive after the notice.
+    eventually("the sign-up's email to be sent", async || {
+        app.outbox().await.iter().filter(|r| r.event_type.starts_with("email.")).all(|r| r.sent)
+    })
+    .await;
     app.login("notice@example.com", "correct horse battery").await.unwrap();
     let notice = event_for(&mut mailer, "email.login_notice", "notice@example.com").await;
     assert_eq!(notice.routing_key.as_str(), "email.login_notice");
@@ -225,8 +254,9 @@ async fn a_login_from_a_new_device_emails_a_notice_once() {
 async fn audit_facts_are_published_too() {
     let app = TestApp::spawn(Mode::Production).await;
     app.verified_user("audit@example.com").await;
-    eventually("the sign-up's events to be sent", async || app.outbox().await.iter().all(|r| r.sent)).await;
-    let mut mailer = TestConsumer::bind(&app.config.amqp_exchange).await;
+    // Bound for the logins' events only: the sign-up's, which had no queue,
+    // still wait in the outbox and must not arrive here.
+    let mut mailer = TestConsumer::bind_keys(&app.config.amqp_exchange, &["audit.login.#", "email.login_notice"]).await;
     assert_error(app.login("audit@example.com", "wrong password").await, Code::Unauthenticated, "INVALID_CREDENTIALS");
     app.login("audit@example.com", "correct horse battery").await.unwrap();
     let mut keys = Vec::new();
@@ -235,4 +265,41 @@ async fn audit_facts_are_published_too() {
     }
     keys.sort();
     assert_eq!(keys, ["audit.login.failed", "audit.login.succeeded", "email.login_notice"]);
+}
+
+/// OWASP ASVS 5.0 V16.2.5 (sensitive data kept out of the logs): the real
+/// binary refuses to serve production (a PostgreSQL database) with no broker,
+/// since its events, link tokens and codes included, would go to the log;
+/// the error names the setting that allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_without_a_broker_refuses_to_start_unless_the_log_is_asked_for() {
+    let database = gatehouse_testkit::postgres::TestDatabase::create("gh_e2e").await;
+    let data = gatehouse_testkit::TempDir::new("gatehouse-e2e");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .arg("serve")
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .env("GATEHOUSE_DATA_DIR", data.path())
+        .env("GATEHOUSE_GRPC_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("the gatehouse binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "refused at start: {stderr}");
+    assert!(stderr.contains("GATEHOUSE_EVENTS (--events)") && stderr.contains("AMQP_URL"), "{stderr}");
+
+    // Asked for explicitly, the log is allowed: the same server builds.
+    let config = gatehouse::config::Config {
+        database_url: Some(database.url().to_owned()),
+        data_dir: data.path().to_path_buf(),
+        events: gatehouse::config::EventsSetting::Log,
+        ..gatehouse::config::Config::default()
+    };
+    gatehouse::wiring::build(&config).await.expect("GATEHOUSE_EVENTS=log starts production without a broker");
+    let refused = gatehouse::wiring::build(&gatehouse::config::Config {
+        events: gatehouse::config::EventsSetting::Auto,
+        ..config
+    })
+    .await
+    .expect_err("the library's wiring refuses too");
+    assert!(format!("{refused:#}").contains("GATEHOUSE_EVENTS"), "{refused:#}");
 }

@@ -21,6 +21,7 @@ crate::in_both_modes!(
     removing_a_factor_needs_a_fresh_proof,
     a_wrong_authenticator_code_names_the_field_it_came_in,
     parallel_verifications_with_one_code_succeed_once,
+    parallel_wrong_codes_across_challenges_stay_within_the_account_limit,
     a_password_reset_does_not_skip_the_second_factor,
     bad_mfa_input_names_the_field,
 );
@@ -313,6 +314,63 @@ async fn parallel_verifications_with_one_code_succeed_once(mode: Mode) {
     // And the code cannot pass another challenge either.
     let again = challenge(&app, "hu@example.com").await;
     assert_error(verify(&app, &again.challenge_id, &factor, &code).await, Code::InvalidArgument, "CODE_INVALID");
+}
+
+/// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2 (rate limiting): 100
+/// wrong codes sent at once over 20 challenges of one account are checked
+/// no more often than the account's limit (10 per window) allows; the rest
+/// are refused without a check, and exactly the checked ones are recorded.
+async fn parallel_wrong_codes_across_challenges_stay_within_the_account_limit(mode: Mode) {
+    use sea_orm::ConnectionTrait as _;
+
+    let app = TestApp::spawn(mode).await;
+    let (_, factor, secret, _) = user_with_totp(&app, "race@example.com").await;
+    let mut challenges = Vec::new();
+    for _ in 0..20 {
+        challenges.push(challenge(&app, "race@example.com").await.challenge_id);
+    }
+    // A code no step within the skew accepts, however the clock turns meanwhile.
+    let t = now();
+    let near: Vec<String> = (-2..=3).map(|k| authenticator(&secret, t + 30 * k)).collect();
+    let mut bad = wrong(&near[2]);
+    while near.contains(&bad) {
+        bad = wrong(&bad);
+    }
+    let guesses: Vec<_> = (0..100)
+        .map(|n| {
+            let mut client = app.auth.clone();
+            let req = pb::VerifyMfaRequest {
+                challenge_id: challenges[n % 20].clone(),
+                factor_id: factor.clone(),
+                code: bad.clone(),
+            };
+            tokio::spawn(async move { client.verify_mfa(req).await })
+        })
+        .collect();
+    let (mut checked, mut limited, mut exhausted) = (0, 0, 0);
+    for guess in guesses {
+        let status = guess.await.unwrap().expect_err("a wrong code never passes");
+        match code_and_reason(&status) {
+            (Code::InvalidArgument, reason) if reason == "CODE_INVALID" => checked += 1,
+            (Code::ResourceExhausted, reason) if reason == "RATE_LIMITED" => limited += 1,
+            (Code::ResourceExhausted, reason) if reason == "ATTEMPTS_EXHAUSTED" => exhausted += 1,
+            other => panic!("unexpected answer {other:?}: {status:?}"),
+        }
+    }
+    assert_eq!(checked, 10, "checked {checked}, rate limited {limited}, challenge exhausted {exhausted}");
+    assert_eq!(limited + exhausted, 90);
+    let db = sea_orm::Database::connect(app.config.effective_database_url()).await.unwrap();
+    let row = db
+        .query_one(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT CAST(COALESCE(SUM(attempts), 0) AS INTEGER) AS failures FROM mfa_challenges",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let failures: i32 = row.try_get("", "failures").unwrap();
+    assert_eq!(failures, 10, "the failures recorded are the codes checked");
+    let _ = db.close().await;
 }
 
 async fn a_password_reset_does_not_skip_the_second_factor(mode: Mode) {

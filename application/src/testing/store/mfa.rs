@@ -5,12 +5,13 @@ use super::*;
 #[async_trait]
 impl MfaRepository for InMemoryStore {
     async fn factors(&self, user: UserId) -> Result<Vec<Factor>, StoreError> {
-        Ok(self.state.lock().await.factors_of(user))
+        let factors = self.state.lock().await.factors_of(user);
+        self.read_delay();
+        Ok(factors)
     }
 
     async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
-        let mut state = self.state.lock().await;
-        Ok(state.factors.iter_mut().find(|f| f.id() == factor).is_some_and(|f| f.accept_totp_step(step)))
+        Ok(self.state.lock().await.advance_totp_step(factor, step))
     }
 
     async fn use_code(
@@ -20,23 +21,7 @@ impl MfaRepository for InMemoryStore {
         hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut state = self.state.lock().await;
-        let newest = state
-            .codes
-            .iter_mut()
-            .filter(|(c, consumed)| c.factor_id == factor && c.challenge_id == challenge && consumed.is_none())
-            .max_by_key(|(c, _)| (c.created_at, c.id));
-        let Some((code, consumed)) = newest else { return Ok(false) };
-        if code.expires_at <= now || code.attempts >= code.max_attempts {
-            return Ok(false);
-        }
-        if crate::secrets::hashes_equal(&code.code_hash, hash) {
-            *consumed = Some(now);
-            Ok(true)
-        } else {
-            code.attempts += 1;
-            Ok(false)
-        }
+        Ok(self.state.lock().await.use_code(factor, challenge, hash, now))
     }
 
     async fn create_challenge(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
@@ -47,27 +32,62 @@ impl MfaRepository for InMemoryStore {
     }
 
     async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
-        Ok(self.state.lock().await.challenges.iter().find(|c| c.id() == id).cloned())
+        let challenge = self.state.lock().await.challenges.iter().find(|c| c.id() == id).cloned();
+        self.read_delay();
+        Ok(challenge)
     }
 
     async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
-        let mut state = self.state.lock().await;
-        Ok(state.challenges.iter_mut().find(|c| c.id() == id).and_then(|c| c.count_failure().then(|| c.attempts())))
+        Ok(self.state.lock().await.record_challenge_failure(id))
     }
 
     async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut state = self.state.lock().await;
-        Ok(state.challenges.iter_mut().find(|c| c.id() == id).is_some_and(|c| c.pass(now)))
+        Ok(self.state.lock().await.pass_challenge(id, now))
     }
 
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
-        let state = self.state.lock().await;
-        Ok(state
-            .challenges
-            .iter()
-            .filter(|c| c.user_id() == user && c.created_at() >= since)
-            .map(|c| c.attempts())
-            .sum())
+        let failures = self.state.lock().await.failures_since(user, since);
+        self.read_delay();
+        Ok(failures)
+    }
+}
+
+/// The guarded steps of second-factor checks, shared by the repository
+/// (one lock per call) and the unit of work (its working copy).
+impl State {
+    fn advance_totp_step(&mut self, factor: Uuid, step: i64) -> bool {
+        self.factors.iter_mut().find(|f| f.id() == factor).is_some_and(|f| f.accept_totp_step(step))
+    }
+
+    fn use_code(&mut self, factor: Uuid, challenge: Option<Uuid>, hash: &TokenHash, now: DateTime<Utc>) -> bool {
+        let newest = self
+            .codes
+            .iter_mut()
+            .filter(|(c, consumed)| c.factor_id == factor && c.challenge_id == challenge && consumed.is_none())
+            .max_by_key(|(c, _)| (c.created_at, c.id));
+        let Some((code, consumed)) = newest else { return false };
+        if code.expires_at <= now || code.attempts >= code.max_attempts {
+            return false;
+        }
+        if crate::secrets::hashes_equal(&code.code_hash, hash) {
+            *consumed = Some(now);
+            true
+        } else {
+            code.attempts += 1;
+            false
+        }
+    }
+
+    fn record_challenge_failure(&mut self, id: Uuid) -> Option<u32> {
+        self.challenges.iter_mut().find(|c| c.id() == id).and_then(|c| c.count_failure().then(|| c.attempts()))
+    }
+
+    fn pass_challenge(&mut self, id: Uuid, now: DateTime<Utc>) -> bool {
+        self.challenges.iter_mut().find(|c| c.id() == id).is_some_and(|c| c.pass(now))
+    }
+
+    fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> u32 {
+        self.challenges.iter().filter(|c| c.user_id() == user && c.created_at() >= since).map(|c| c.attempts()).sum()
     }
 }
 
@@ -150,5 +170,53 @@ impl FactorWrites for MemoryUnitOfWork {
             code.2 = Some(now);
             Some(state.backup_codes.iter().filter(|(u, _, used)| *u == user && used.is_none()).count() as u32)
         }))
+    }
+    async fn advance_totp_step(&self, factor: Uuid, step: i64) -> Result<bool, StoreError> {
+        Ok(self.with(|state| state.advance_totp_step(factor, step)))
+    }
+
+    async fn use_code(
+        &self,
+        factor: Uuid,
+        challenge: Option<Uuid>,
+        hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|state| state.use_code(factor, challenge, hash, now)))
+    }
+}
+
+#[async_trait]
+impl ChallengeWrites for MemoryUnitOfWork {
+    async fn get(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError> {
+        Ok(self.with(|state| state.challenges.iter().find(|c| c.id() == id).cloned()))
+    }
+
+    async fn insert(&self, challenge: &MfaChallenge) -> Result<(), StoreError> {
+        self.with(|state| {
+            state.require_user(challenge.user_id(), "challenge")?;
+            state.challenges.push(challenge.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<(), StoreError> {
+        self.with(|state| {
+            state.challenges.retain(|c| c.id() != id);
+            state.codes.retain(|(c, _)| c.challenge_id != Some(id));
+        });
+        Ok(())
+    }
+
+    async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
+        Ok(self.with(|state| state.failures_since(user, since)))
+    }
+
+    async fn record_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
+        Ok(self.with(|state| state.record_challenge_failure(id)))
+    }
+
+    async fn pass(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self.with(|state| state.pass_challenge(id, now)))
     }
 }

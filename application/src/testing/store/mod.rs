@@ -23,7 +23,7 @@ use crate::ports::store::{
     NewRefreshToken, Retirement, SessionRepository, StoreError, UserCredentials, UserRepository,
 };
 use crate::ports::unit_of_work::{
-    AccountWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
+    AccountWrites, ChallengeWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
 };
 use crate::ports::verifications::VerificationRepository;
 
@@ -128,6 +128,29 @@ impl State {
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     state: Arc<Mutex<State>>,
+    /// Microseconds each second-factor read outside a unit of work takes
+    /// to come back (see [`InMemoryStore::delay_reads`]).
+    read_delay_us: std::sync::atomic::AtomicU64,
+}
+
+impl InMemoryStore {
+    /// Makes every second-factor read outside a unit of work take `delay`
+    /// to answer, like a round trip to a database, so that parallel use
+    /// cases (on threads) interleave between a read and the write they base
+    /// on it, as they do against SQL.
+    pub fn delay_reads(&self, delay: std::time::Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.read_delay_us.store(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits out the read delay, if any (on the calling thread: the fakes
+    /// run under `block_on`).
+    fn read_delay(&self) {
+        let micros = self.read_delay_us.load(std::sync::atomic::Ordering::Relaxed);
+        if micros > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(micros));
+        }
+    }
 }
 
 impl InMemoryStore {
@@ -218,6 +241,10 @@ impl UnitOfWork for MemoryUnitOfWork {
     }
 
     fn factors(&self) -> &dyn FactorWrites {
+        self
+    }
+
+    fn challenges(&self) -> &dyn ChallengeWrites {
         self
     }
 

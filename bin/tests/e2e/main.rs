@@ -14,6 +14,7 @@ mod email_flows;
 mod forged_tokens;
 mod grpcurl;
 mod log_hygiene;
+mod login_throttle;
 mod mfa;
 mod one_time_codes;
 mod outage;

@@ -77,6 +77,47 @@ async fn sign_up_event_reaches_the_mailer_and_its_link_token_verifies() {
     app.login("ann@example.com", "correct horse battery").await.unwrap();
 }
 
+/// OWASP ASVS 5.0 V6.3.8: a sign-up with a taken address is answered like a
+/// new one; its owner's mailer gets `email.signup_attempted`, and no
+/// verification goes out for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_up_with_a_taken_address_emails_its_owner() {
+    let app = TestApp::spawn(Mode::Production).await;
+    let owner = app.verified_user("ann@example.com").await;
+    let mut mailer = mailer(&app).await;
+    app.sign_up("Ann@Example.com", "some other password").await.unwrap();
+    let notice = event_for(&mut mailer, "email.signup_attempted", "ann@example.com").await;
+    assert_eq!(mail(&notice).user_id, owner);
+    assert!(
+        !app.outbox().await.iter().any(|r| r.event_type == "email.verification_requested" && r.event.user_id != owner),
+        "the attempt issued a verification"
+    );
+}
+
+/// The owner of an account hit by guessing from everywhere is told once,
+/// through the broker, when the account's ceiling is reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_ceiling_emails_the_owner_once() {
+    let app = TestApp::spawn_with(Mode::Production, |c| {
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.login_limit_account =
+            gatehouse_application::ports::rate_limit::Limit::new(6, chrono::TimeDelta::hours(1)).unwrap();
+    })
+    .await;
+    let owner = app.verified_user("cy@example.com").await;
+    let mut mailer = mailer(&app).await;
+    for n in 0..10 {
+        let mut req =
+            tonic::Request::new(pb::LoginRequest { email: "cy@example.com".into(), password: "wrong guess".into() });
+        req.metadata_mut().insert("x-forwarded-for", format!("198.51.100.{n}").parse().unwrap());
+        app.auth.clone().login(req).await.unwrap_err();
+    }
+    let notice = event_for(&mut mailer, "email.login_throttled", "cy@example.com").await;
+    assert_eq!(mail(&notice).user_id, owner);
+    let notices = app.outbox().await.into_iter().filter(|r| r.event_type == "email.login_throttled").count();
+    assert_eq!(notices, 1, "one notice, however many attempts were refused");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_reset_through_the_mailer() {
     let app = TestApp::spawn(Mode::Production).await;

@@ -2,6 +2,7 @@
 //! loop, shared by `main` and by the end-to-end tests (which build the app
 //! with exactly the same wiring and serve it on port 0).
 
+pub mod background;
 pub mod config;
 pub mod wiring;
 

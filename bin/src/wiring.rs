@@ -171,7 +171,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
     let proof = PasswordProof::new(users.clone(), hasher.clone(), throttle.clone());
-    let sender = VerificationSender::new(verifications, uow.clone(), issuer.clone(), clock.clone(), throttle.clone());
+    let sender = VerificationSender::new(
+        verifications,
+        uow.clone(),
+        issuer.clone(),
+        clock.clone(),
+        throttle.clone(),
+        Arc::new(crate::background::TokioBackground::default()),
+    );
     let mfa_deps = MfaDeps {
         mfa: Arc::new(SqlMfaRepository::new(&db)),
         uow: uow.clone(),

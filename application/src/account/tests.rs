@@ -33,6 +33,7 @@ struct Parts {
     clock: Arc<FixedClock>,
     throttle: crate::throttle::Throttle,
     limiter: Arc<crate::testing::FakeRateLimiter>,
+    background: Arc<crate::testing::FakeBackground>,
 }
 
 struct Harness {
@@ -86,6 +87,7 @@ impl Harness {
             events: factory.clone(),
         };
         let limiter = Arc::new(crate::testing::FakeRateLimiter::default());
+        let background = Arc::new(crate::testing::FakeBackground::default());
         let redeemer = Redeemer::new(store.clone(), verification.clone());
         let sender = crate::auth::VerificationSender::new(
             store.clone(),
@@ -93,6 +95,7 @@ impl Harness {
             issuer.clone(),
             clock.clone(),
             crate::testing::throttle(&limiter, &clock),
+            background.clone(),
         );
         Self {
             sign_up: SignUp::new(
@@ -134,6 +137,7 @@ impl Harness {
                 clock: clock.clone(),
                 throttle: crate::testing::throttle(&limiter, &clock),
                 limiter,
+                background,
             },
             clock,
             store,
@@ -506,6 +510,32 @@ fn sign_ups_are_limited_per_address_and_recipient() {
     }
     let r = from("203.0.113.9");
     assert!(matches!(r, Err(AppError::RateLimited { .. })), "the recipient's limit: {r:?}");
+}
+
+/// OWASP ASVS 5.0 V6.3.8: `RequestPasswordReset` and `ResendVerification`
+/// answer before the address is looked up, so their time cannot tell an
+/// address with an account from one without; the work follows.
+#[test]
+fn reset_and_resend_answer_before_looking_the_address_up() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com");
+    let unverified = email("ann@example.com");
+    h.parts.background.defer();
+    let sent = |t: &str| h.outbox_types().iter().filter(|x| *x == t).count();
+    let (resets, verifications) = (sent("email.password_reset_requested"), sent("email.verification_requested"));
+    for address in [&unverified, &email("nobody@example.com")] {
+        block_on(h.request_reset.execute(address)).unwrap();
+        block_on(h.resend.execute(address)).unwrap();
+    }
+    assert_eq!(sent("email.password_reset_requested"), resets, "nothing happened before the answer");
+    assert_eq!(
+        h.parts.background.waiting(),
+        ["request_password_reset", "resend_verification", "request_password_reset", "resend_verification"],
+        "the same work is left for a known and an unknown address"
+    );
+    h.parts.background.run_waiting();
+    assert_eq!(sent("email.password_reset_requested"), resets + 1, "the work ran after the answer");
+    assert_eq!(sent("email.verification_requested"), verifications + 1);
 }
 
 /// NIST SP 800-63B-4 §3.2.2: the account ceiling must not lock the owner

@@ -23,15 +23,29 @@ impl RequestPasswordReset {
         Self { users, sender }
     }
 
-    /// Unknown addresses get the same answer and no email.
+    /// Unknown addresses get the same answer and no email. The answer comes
+    /// before the address is looked up: the look-up and the reset run after
+    /// it, so its time is the same for any address, and a failure there is
+    /// logged rather than answered.
     ///
     /// # Errors
-    /// Only [`AppError::Unavailable`] and kin; never whether the address exists.
+    /// [`AppError::RateLimited`] past the recipient's limit, and
+    /// `UNAVAILABLE` when the limiter cannot be asked: never whether the
+    /// address exists.
     pub async fn execute(&self, email: &EmailAddress) -> Result<(), AppError> {
         self.sender.admit(email).await?;
-        match self.users.find_credentials(email).await? {
-            Some(c) => self.sender.send(c.user_id, email, Purpose::ResetPassword).await,
-            None => Ok(()),
-        }
+        let (users, sender, email) = (self.users.clone(), self.sender.clone(), email.clone());
+        let task = async move {
+            let result = match users.find_credentials(&email).await {
+                Ok(Some(c)) => sender.send(c.user_id, &email, Purpose::ResetPassword).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(error) = result {
+                tracing::warn!(error = %crate::error_chain(&error), "sending a password reset failed");
+            }
+        };
+        self.sender.after_answer("request_password_reset", Box::pin(task)).await;
+        Ok(())
     }
 }

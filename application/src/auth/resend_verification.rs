@@ -24,15 +24,27 @@ impl ResendVerification {
     }
 
     /// A new email verification, if `email` is an unverified login email.
-    /// Otherwise nothing happens, silently.
+    /// Otherwise nothing happens, silently. The answer comes before the
+    /// address is looked up (see [`super::RequestPasswordReset::execute`]).
     ///
     /// # Errors
-    /// Only [`AppError::Unavailable`] and kin; never whether the address exists.
+    /// [`AppError::RateLimited`] past the recipient's limit, and
+    /// `UNAVAILABLE` when the limiter cannot be asked: never whether the
+    /// address exists.
     pub async fn execute(&self, email: &EmailAddress) -> Result<(), AppError> {
         self.sender.admit(email).await?;
-        match self.users.find_credentials(email).await? {
-            Some(c) if !c.email_verified => self.sender.send(c.user_id, email, Purpose::VerifyEmail).await,
-            _ => Ok(()),
-        }
+        let (users, sender, email) = (self.users.clone(), self.sender.clone(), email.clone());
+        let task = async move {
+            let result = match users.find_credentials(&email).await {
+                Ok(Some(c)) if !c.email_verified => sender.send(c.user_id, &email, Purpose::VerifyEmail).await,
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(error) = result {
+                tracing::warn!(error = %crate::error_chain(&error), "resending a verification failed");
+            }
+        };
+        self.sender.after_answer("resend_verification", Box::pin(task)).await;
+        Ok(())
     }
 }

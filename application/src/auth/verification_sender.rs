@@ -8,6 +8,7 @@ use gatehouse_domain::{EmailAddress, Purpose, UserId};
 
 use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
+use crate::ports::background::{Background, Task};
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 use crate::ports::verifications::VerificationRepository;
@@ -21,6 +22,7 @@ pub struct VerificationSender {
     issuer: VerificationIssuer,
     clock: Arc<dyn Clock>,
     throttle: Throttle,
+    background: Arc<dyn Background>,
 }
 
 impl VerificationSender {
@@ -31,8 +33,16 @@ impl VerificationSender {
         issuer: VerificationIssuer,
         clock: Arc<dyn Clock>,
         throttle: Throttle,
+        background: Arc<dyn Background>,
     ) -> Self {
-        Self { verifications, uow, issuer, clock, throttle }
+        Self { verifications, uow, issuer, clock, throttle, background }
+    }
+
+    /// Runs `task` after the answer when the background has room, else now.
+    pub(crate) async fn after_answer(&self, name: &'static str, task: Task) {
+        if let Err(task) = self.background.start(name, task) {
+            task.await;
+        }
     }
 
     /// Counts one requested message to `email` against its recipient limit,

@@ -3,6 +3,7 @@
 //! them. Adapters implement them; `bin` chooses which.
 
 pub mod audit;
+pub mod background;
 pub mod clock;
 pub mod denylist;
 pub mod events;

@@ -16,6 +16,7 @@ use gatehouse_domain::{
 };
 use uuid::Uuid;
 
+mod background;
 mod clock;
 mod denylist;
 mod events;
@@ -27,6 +28,7 @@ mod store;
 mod tokens;
 mod totp;
 
+pub use background::FakeBackground;
 pub use clock::FixedClock;
 pub use denylist::FakeDenylist;
 pub use events::RecordingEncoder;

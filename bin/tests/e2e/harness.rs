@@ -278,14 +278,29 @@ impl TestApp {
         gatehouse_crypto::AeadSecretBox::new(key, Vec::new()).open(&framed).unwrap()
     }
 
-    /// The newest committed `event_type` event addressed to `email`.
+    /// The newest committed `event_type` event addressed to `email`. Some
+    /// requests answer before their work is done (a reset or a resent
+    /// verification, so their timing reveals nothing), so this waits a
+    /// while for the event, as a mailer would.
     pub async fn last_event(&self, event_type: &str, email: &str) -> Mail {
-        let rows = self.outbox().await;
-        rows.into_iter()
-            .rev()
-            .find(|r| r.event_type == event_type && r.event.email == email)
-            .map(|r| r.event)
-            .unwrap_or_else(|| panic!("no {event_type} event for {email} in the outbox"))
+        self.event_after(event_type, email, None).await
+    }
+
+    /// The newest `event_type` event for `email` other than `previous`,
+    /// waiting for it like [`Self::last_event`]: what a second request sent.
+    pub async fn event_after(&self, event_type: &str, email: &str, previous: impl Into<Option<&Mail>>) -> Mail {
+        let previous = previous.into().map(|m| m.event_id.clone());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let rows = self.outbox().await;
+            let newest =
+                rows.into_iter().rev().find(|r| r.event_type == event_type && r.event.email == email).map(|r| r.event);
+            if let Some(mail) = newest.filter(|m| Some(&m.event_id) != previous.as_ref()) {
+                return mail;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no {event_type} event for {email} in the outbox");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn validate(&self, access_token: &str) -> Result<pb::ValidateTokenResponse, Status> {

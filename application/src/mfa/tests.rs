@@ -509,3 +509,22 @@ fn pending_enrolments_are_bounded_to_one_per_kind() {
     assert_eq!(violated(&r), ["factor_id"], "a replaced enrolment is gone: {r:?}");
     block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, last.factor_id, &h.totp_now(last.factor_id))).unwrap();
 }
+
+/// OWASP ASVS 5.0 V6.4.1: an enrolment expires an hour after it started;
+/// it cannot be confirmed, is not listed, and the next enrolment deletes it.
+#[test]
+fn an_expired_enrolment_cannot_be_confirmed_and_goes_with_the_next_one() {
+    let h = H::new();
+    let stale = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user, &password())).unwrap().factor_id;
+    h.clock.advance(gatehouse_domain::mfa::ENROLMENT_TTL);
+    let confirm = ConfirmFactor::new(h.deps.clone());
+    let r = block_on(confirm.execute(h.user, stale, &h.totp_now(stale)));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_EXPIRED", .. })), "{r:?}");
+    assert!(block_on(h.store.factors(h.user)).unwrap().iter().all(|f| !f.active()), "nothing activated");
+    assert!(block_on(ListFactors::new(h.deps.clone()).execute(h.user, &password())).unwrap().is_empty());
+
+    let phone = PhoneNumber::parse("+447700900112").unwrap();
+    let sms = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone, &password())).unwrap();
+    let ids: Vec<_> = block_on(h.store.factors(h.user)).unwrap().iter().map(gatehouse_domain::Factor::id).collect();
+    assert_eq!(ids, [sms], "the expired TOTP enrolment was deleted");
+}

@@ -21,7 +21,7 @@ use gatehouse_application::auth::{
 };
 use gatehouse_application::events::{EventFactory, OpeningPublisher, RelayOutbox, RelaySettings, SealingEncoder};
 use gatehouse_application::mfa::{
-    ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, ListFactors, MfaDeps, MfaGate,
+    ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, FreshProofs, ListFactors, MfaDeps, MfaGate,
     RegenerateBackupCodes, RemoveFactor, SendMfaCode, VerifyMfa,
 };
 use gatehouse_application::ports::clock::Clock;
@@ -235,6 +235,9 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         send_mfa_code: SendMfaCode::new(mfa_deps.clone()),
         verify_mfa: VerifyMfa::new(mfa_deps.clone(), opener, minter),
     };
+    // Changes to login emails need the same fresh proof as changes to
+    // factors, counted against the same per-account limit.
+    let fresh_proofs = FreshProofs::from(&mfa_deps);
     let mfa = MfaApi {
         enroll_totp: EnrollTotp::new(mfa_deps.clone()),
         enroll_email_factor: EnrollEmailFactor::new(mfa_deps.clone()),
@@ -254,9 +257,9 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             events.clone(),
             clock.clone(),
         ),
-        add_login_email: AddLoginEmail::new(uow.clone(), issuer, clock.clone()),
-        remove_login_email: RemoveLoginEmail::new(uow.clone(), events.clone(), clock.clone()),
-        set_primary_email: SetPrimaryEmail::new(uow.clone(), events.clone(), clock.clone()),
+        add_login_email: AddLoginEmail::new(fresh_proofs.clone(), uow.clone(), issuer, clock.clone()),
+        remove_login_email: RemoveLoginEmail::new(fresh_proofs.clone(), uow.clone(), events.clone(), clock.clone()),
+        set_primary_email: SetPrimaryEmail::new(fresh_proofs, uow.clone(), events.clone(), clock.clone()),
         delete_me: DeleteMe::new(proof, uow.clone(), revoker.clone(), events, clock.clone()),
     };
     let session_api = SessionApi {

@@ -1,7 +1,7 @@
 //! Second factors: TOTP apps, email codes, SMS codes, backup codes, and the
 //! login challenge that asks for one of them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 use crate::email::EmailAddress;
@@ -88,6 +88,11 @@ impl std::fmt::Debug for SealedSecret {
         write!(f, "SealedSecret(key {}, {} bytes)", self.key_id, self.data.len())
     }
 }
+
+/// How long a pending factor waits for its confirmation: ample time to scan
+/// a QR code or read a code (which itself lives 10 minutes), short enough
+/// that a secret shown once does not stay confirmable for days.
+pub const ENROLMENT_TTL: TimeDelta = TimeDelta::hours(1);
 
 /// One second factor of a user. It is pending until confirmed with a code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -236,15 +241,27 @@ impl Factor {
     }
 
     /// The factors of `existing` that a new enrolment of this one replaces:
-    /// the same user's pending factors of the same kind (an abandoned
-    /// enrolment must not linger, nor pile up).
+    /// the same user's pending factors of the same kind, and their expired
+    /// enrolments of any kind. An abandoned enrolment must not linger, nor
+    /// pile up: a user has at most one pending factor of each kind, which is
+    /// what someone who starts over expects (the newest QR code or code sent
+    /// is the one that works).
     #[must_use]
     pub fn replaces(&self, existing: &[Self]) -> Vec<Uuid> {
         existing
             .iter()
-            .filter(|f| f.id != self.id && f.user_id == self.user_id && !f.active && f.kind == self.kind)
+            .filter(|f| f.id != self.id && f.user_id == self.user_id && !f.active)
+            .filter(|f| f.kind == self.kind || f.enrolment_expired(self.created_at))
             .map(|f| f.id)
             .collect()
+    }
+
+    /// A pending factor not confirmed within [`ENROLMENT_TTL`] of its
+    /// enrolment can no longer be confirmed (its secret or code was shown
+    /// long ago); an active factor never expires.
+    #[must_use]
+    pub fn enrolment_expired(&self, now: DateTime<Utc>) -> bool {
+        !self.active && now >= self.created_at + ENROLMENT_TTL
     }
 
     /// A masked hint a login screen can show: `a***@example.com`,
@@ -462,6 +479,46 @@ mod tests {
     }
 
     use super::*;
+
+    /// OWASP ASVS 5.0 V6.4.1 (enrolment is bounded and short-lived): one
+    /// pending factor per kind, and an expired enrolment of any kind goes
+    /// with the next one.
+    #[test]
+    fn an_enrolment_replaces_pending_factors_of_its_kind_and_expired_ones() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let user = UserId::from_uuid(Uuid::nil());
+        let other = UserId::from_uuid(Uuid::from_u128(9));
+        let sms = |id: u128, user: UserId, at: DateTime<Utc>| {
+            Factor::pending_code(Uuid::from_u128(id), user, FactorKind::Sms, "+447700900123".into(), at)
+        };
+        let email = |id: u128, at: DateTime<Utc>| {
+            Factor::pending_code(Uuid::from_u128(id), user, FactorKind::Email, "ann@example.com".into(), at)
+        };
+        let mut active = sms(1, user, t0);
+        active.confirm(t0);
+        let existing = vec![active, sms(2, user, t0), sms(3, other, t0), email(4, t0), email(5, t0 + ENROLMENT_TTL)];
+
+        let soon = sms(10, user, t0 + TimeDelta::minutes(59));
+        assert_eq!(soon.replaces(&existing), [Uuid::from_u128(2)], "same kind only; the active one stays");
+        let later = sms(11, user, t0 + ENROLMENT_TTL);
+        assert_eq!(later.replaces(&existing), [Uuid::from_u128(2), Uuid::from_u128(4)], "and the expired email one");
+    }
+
+    #[test]
+    fn a_pending_factor_expires_an_hour_after_enrolment_and_an_active_one_never() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
+        let mut f = Factor::pending_code(
+            Uuid::nil(),
+            UserId::from_uuid(Uuid::nil()),
+            FactorKind::Sms,
+            "+447700900123".into(),
+            t0,
+        );
+        assert!(!f.enrolment_expired(t0 + ENROLMENT_TTL - TimeDelta::seconds(1)));
+        assert!(f.enrolment_expired(t0 + ENROLMENT_TTL));
+        f.confirm(t0);
+        assert!(!f.enrolment_expired(t0 + TimeDelta::days(400)));
+    }
 
     #[test]
     fn phone_numbers_must_be_e164() {

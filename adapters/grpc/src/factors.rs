@@ -1,6 +1,6 @@
 //! Second factors on the wire, both ways: factor kinds and the login
 //! challenge as messages, and the proofs requests carry (`VerifyMfa`'s code,
-//! the fresh proof of `RemoveFactor` and `RegenerateBackupCodes`) as
+//! the fresh proof of account changes and factor management) as
 //! application values.
 
 use gatehouse_application::mfa::{ChallengeView, FactorView, FreshProof, MfaProof};
@@ -61,38 +61,39 @@ pub(crate) fn mfa_proof(fields: &mut Fields, factor_id: &str, code: &str) -> Opt
     Some(MfaProof::Factor { factor_id: factor_id?, code: code? })
 }
 
-/// The `proof` oneof of `RemoveFactor` and `RegenerateBackupCodes`, before parsing.
+/// The `proof` oneof of every request that needs a fresh proof of presence
+/// (account changes, factor enrolment and management), before parsing.
 pub(crate) enum FreshProofField {
     Password(String),
     TotpCode(pb::ProofCode),
 }
 
-impl From<pb::remove_factor_request::Proof> for FreshProofField {
-    fn from(proof: pb::remove_factor_request::Proof) -> Self {
-        match proof {
-            pb::remove_factor_request::Proof::Password(p) => Self::Password(p),
-            pb::remove_factor_request::Proof::TotpCode(c) => Self::TotpCode(c),
+/// Each request declares its own `proof` oneof with the same two fields;
+/// they all parse through [`fresh_proof`], so the answers cannot drift.
+macro_rules! fresh_proof_fields {
+    ($($request:ident),+ $(,)?) => {$(
+        impl From<pb::$request::Proof> for FreshProofField {
+            fn from(proof: pb::$request::Proof) -> Self {
+                match proof {
+                    pb::$request::Proof::Password(p) => Self::Password(p),
+                    pb::$request::Proof::TotpCode(c) => Self::TotpCode(c),
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl From<pb::list_factors_request::Proof> for FreshProofField {
-    fn from(proof: pb::list_factors_request::Proof) -> Self {
-        match proof {
-            pb::list_factors_request::Proof::Password(p) => Self::Password(p),
-            pb::list_factors_request::Proof::TotpCode(c) => Self::TotpCode(c),
-        }
-    }
-}
-
-impl From<pb::regenerate_backup_codes_request::Proof> for FreshProofField {
-    fn from(proof: pb::regenerate_backup_codes_request::Proof) -> Self {
-        match proof {
-            pb::regenerate_backup_codes_request::Proof::Password(p) => Self::Password(p),
-            pb::regenerate_backup_codes_request::Proof::TotpCode(c) => Self::TotpCode(c),
-        }
-    }
-}
+fresh_proof_fields!(
+    remove_factor_request,
+    list_factors_request,
+    regenerate_backup_codes_request,
+    enroll_totp_request,
+    enroll_email_factor_request,
+    enroll_phone_factor_request,
+    add_login_email_request,
+    set_primary_email_request,
+    remove_login_email_request,
+);
 
 /// Parses the fresh proof, recording in `fields` every part that is missing or bad.
 pub(crate) fn fresh_proof(fields: &mut Fields, proof: Option<FreshProofField>) -> Option<FreshProof> {

@@ -36,7 +36,10 @@ impl MfaApi {
         mut request: Request<pb::EnrollTotpRequest>,
     ) -> Result<pb::EnrollTotpResponse, AppError> {
         let caller = signed_in(&mut request)?;
-        let enrollment = self.enroll_totp.execute(caller.user_id).await?;
+        let mut fields = Fields::default();
+        let proof = fresh_proof(&mut fields, request.into_inner().proof.map(Into::into));
+        let (proof,) = parsed!(fields, proof);
+        let enrollment = self.enroll_totp.execute(caller.user_id, &proof).await?;
         Ok(pb::EnrollTotpResponse {
             factor_id: enrollment.factor_id.to_string(),
             secret: enrollment.secret,
@@ -50,10 +53,12 @@ impl MfaApi {
         mut request: Request<pb::EnrollEmailFactorRequest>,
     ) -> Result<pb::EnrollEmailFactorResponse, AppError> {
         let caller = signed_in(&mut request)?;
+        let req = request.into_inner();
         let mut fields = Fields::default();
-        let email = fields.check("email", EmailAddress::parse(&request.get_ref().email));
-        let (email,) = parsed!(fields, email);
-        let factor_id = self.enroll_email_factor.execute(caller.user_id, &email).await?;
+        let email = fields.check("email", EmailAddress::parse(&req.email));
+        let proof = fresh_proof(&mut fields, req.proof.map(Into::into));
+        let (email, proof) = parsed!(fields, email, proof);
+        let factor_id = self.enroll_email_factor.execute(caller.user_id, &email, &proof).await?;
         Ok(pb::EnrollEmailFactorResponse { factor_id: factor_id.to_string() })
     }
 
@@ -62,10 +67,12 @@ impl MfaApi {
         mut request: Request<pb::EnrollPhoneFactorRequest>,
     ) -> Result<pb::EnrollPhoneFactorResponse, AppError> {
         let caller = signed_in(&mut request)?;
+        let req = request.into_inner();
         let mut fields = Fields::default();
-        let phone = fields.check("phone_number", PhoneNumber::parse(&request.get_ref().phone_number));
-        let (phone,) = parsed!(fields, phone);
-        let factor_id = self.enroll_phone_factor.execute(caller.user_id, &phone).await?;
+        let phone = fields.check("phone_number", PhoneNumber::parse(&req.phone_number));
+        let proof = fresh_proof(&mut fields, req.proof.map(Into::into));
+        let (phone, proof) = parsed!(fields, phone, proof);
+        let factor_id = self.enroll_phone_factor.execute(caller.user_id, &phone, &proof).await?;
         Ok(pb::EnrollPhoneFactorResponse { factor_id: factor_id.to_string() })
     }
 

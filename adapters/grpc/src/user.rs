@@ -6,11 +6,13 @@ use gatehouse_application::AppError;
 use gatehouse_application::account::{
     AddLoginEmail, ChangePassword, DeleteMe, GetMe, RemoveLoginEmail, SetPrimaryEmail, UpdateMe,
 };
+use gatehouse_application::mfa::FreshProof;
 use gatehouse_domain::{EmailAddress, Password};
 use tonic::{Request, Response, Status};
 
 use crate::caller::signed_in;
 use crate::error::status;
+use crate::factors::{FreshProofField, fresh_proof};
 use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::profile::{display_name_change, login_email, user};
@@ -28,12 +30,14 @@ pub struct UserApi {
     pub delete_me: DeleteMe,
 }
 
-/// The `email` field of the login-email requests.
-fn email(address: &str) -> Result<EmailAddress, AppError> {
+/// The `email` and `proof` fields of the login-email requests, with every
+/// bad part named at once.
+fn email_and_proof(address: &str, proof: Option<FreshProofField>) -> Result<(EmailAddress, FreshProof), AppError> {
     let mut fields = Fields::default();
     let email = fields.check("email", EmailAddress::parse(address));
-    let (email,) = parsed!(fields, email);
-    Ok(email)
+    let proof = fresh_proof(&mut fields, proof);
+    let (email, proof) = parsed!(fields, email, proof);
+    Ok((email, proof))
 }
 
 impl UserApi {
@@ -81,8 +85,9 @@ impl UserApi {
         mut request: Request<pb::AddLoginEmailRequest>,
     ) -> Result<pb::AddLoginEmailResponse, AppError> {
         let caller = signed_in(&mut request)?;
-        let email = email(&request.get_ref().email)?;
-        self.add_login_email.execute(caller.user_id, &email).await?;
+        let req = request.into_inner();
+        let (email, proof) = email_and_proof(&req.email, req.proof.map(Into::into))?;
+        self.add_login_email.execute(caller.user_id, &email, &proof).await?;
         Ok(pb::AddLoginEmailResponse {})
     }
 
@@ -91,8 +96,9 @@ impl UserApi {
         mut request: Request<pb::RemoveLoginEmailRequest>,
     ) -> Result<pb::RemoveLoginEmailResponse, AppError> {
         let caller = signed_in(&mut request)?;
-        let email = email(&request.get_ref().email)?;
-        self.remove_login_email.execute(caller.user_id, &email).await?;
+        let req = request.into_inner();
+        let (email, proof) = email_and_proof(&req.email, req.proof.map(Into::into))?;
+        self.remove_login_email.execute(caller.user_id, &email, &proof).await?;
         Ok(pb::RemoveLoginEmailResponse {})
     }
 
@@ -101,8 +107,9 @@ impl UserApi {
         mut request: Request<pb::SetPrimaryEmailRequest>,
     ) -> Result<pb::SetPrimaryEmailResponse, AppError> {
         let caller = signed_in(&mut request)?;
-        let email = email(&request.get_ref().email)?;
-        self.set_primary_email.execute(caller.user_id, &email).await?;
+        let req = request.into_inner();
+        let (email, proof) = email_and_proof(&req.email, req.proof.map(Into::into))?;
+        self.set_primary_email.execute(caller.user_id, &email, &proof).await?;
         Ok(pb::SetPrimaryEmailResponse {})
     }
 

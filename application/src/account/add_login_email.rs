@@ -1,4 +1,6 @@
 //! AddLoginEmail: a new, unverified login email; a verification goes to it.
+//! A fresh proof comes first (OWASP ASVS 5.0 V7.5.1): a verified address can
+//! receive password resets, so an access token alone must not add one.
 
 use std::sync::Arc;
 
@@ -7,12 +9,14 @@ use gatehouse_domain::{EmailAddress, Purpose, UserId};
 use crate::auth::VerificationIssuer;
 use crate::error::AppError;
 use crate::events::Audit;
+use crate::mfa::{FreshProof, FreshProofs};
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Adds login emails.
 #[derive(Clone, Debug)]
 pub struct AddLoginEmail {
+    proofs: FreshProofs,
     uow: Arc<dyn UnitOfWorkFactory>,
     issuer: VerificationIssuer,
     clock: Arc<dyn Clock>,
@@ -20,13 +24,21 @@ pub struct AddLoginEmail {
 
 impl AddLoginEmail {
     #[must_use]
-    pub fn new(uow: Arc<dyn UnitOfWorkFactory>, issuer: VerificationIssuer, clock: Arc<dyn Clock>) -> Self {
-        Self { uow, issuer, clock }
+    pub fn new(
+        proofs: FreshProofs,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        issuer: VerificationIssuer,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { proofs, uow, issuer, clock }
     }
 
     /// # Errors
+    /// A failed fresh proof (`WrongPassword`, `CodeInvalid`, `RateLimited`)
+    /// changes nothing;
     /// [`AppError::EmailTaken`] when the address is a login email of any account.
-    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
+    pub async fn execute(&self, user: UserId, email: &EmailAddress, proof: &FreshProof) -> Result<(), AppError> {
+        self.proofs.check(user, proof).await?;
         let now = self.clock.now();
         let issued = self.issuer.issue(user, email, Purpose::VerifyEmail, now);
         let audit = self.issuer.events().audit(now, Audit::by("email.added", user).detail("email", email));

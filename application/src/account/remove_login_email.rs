@@ -1,5 +1,7 @@
 //! RemoveLoginEmail: the rule is the account's ([`Account::remove_email`]);
-//! this stores what it decided, in one unit of work.
+//! this stores what it decided, in one unit of work. A fresh proof comes
+//! first (OWASP ASVS 5.0 V7.5.1): removing the owner's address is the last
+//! step of a takeover.
 //!
 //! [`Account::remove_email`]: gatehouse_domain::Account::remove_email
 
@@ -9,12 +11,14 @@ use gatehouse_domain::{EmailAddress, Purpose, UserId};
 
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
+use crate::mfa::{FreshProof, FreshProofs};
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Removes login emails.
 #[derive(Clone, Debug)]
 pub struct RemoveLoginEmail {
+    proofs: FreshProofs,
     uow: Arc<dyn UnitOfWorkFactory>,
     events: EventFactory,
     clock: Arc<dyn Clock>,
@@ -22,8 +26,13 @@ pub struct RemoveLoginEmail {
 
 impl RemoveLoginEmail {
     #[must_use]
-    pub fn new(uow: Arc<dyn UnitOfWorkFactory>, events: EventFactory, clock: Arc<dyn Clock>) -> Self {
-        Self { uow, events, clock }
+    pub fn new(
+        proofs: FreshProofs,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { proofs, uow, events, clock }
     }
 
     /// Removes the address, retires its live verifications (a late link must
@@ -31,8 +40,11 @@ impl RemoveLoginEmail {
     /// factors that send codes to it.
     ///
     /// # Errors
+    /// A failed fresh proof (`WrongPassword`, `CodeInvalid`, `RateLimited`)
+    /// changes nothing;
     /// `NotFound`, or `FailedPrecondition` with `EMAIL_IS_PRIMARY` / `LAST_VERIFIED_EMAIL`.
-    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
+    pub async fn execute(&self, user: UserId, email: &EmailAddress, proof: &FreshProof) -> Result<(), AppError> {
+        self.proofs.check(user, proof).await?;
         let now = self.clock.now();
         let mut uow = self.uow.begin().await?;
         let mut account = uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;

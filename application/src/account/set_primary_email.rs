@@ -1,5 +1,6 @@
 //! SetPrimaryEmail: the rule is the account's ([`Account::set_primary_email`]);
-//! the old primary address is told.
+//! the old primary address is told. A fresh proof comes first (OWASP ASVS
+//! 5.0 V7.5.1): notices stop reaching the old address.
 //!
 //! [`Account::set_primary_email`]: gatehouse_domain::Account::set_primary_email
 
@@ -9,12 +10,14 @@ use gatehouse_domain::{EmailAddress, Event, PrimaryChange, UserId};
 
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
+use crate::mfa::{FreshProof, FreshProofs};
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
 /// Changes the primary login email.
 #[derive(Clone, Debug)]
 pub struct SetPrimaryEmail {
+    proofs: FreshProofs,
     uow: Arc<dyn UnitOfWorkFactory>,
     events: EventFactory,
     clock: Arc<dyn Clock>,
@@ -22,13 +25,21 @@ pub struct SetPrimaryEmail {
 
 impl SetPrimaryEmail {
     #[must_use]
-    pub fn new(uow: Arc<dyn UnitOfWorkFactory>, events: EventFactory, clock: Arc<dyn Clock>) -> Self {
-        Self { uow, events, clock }
+    pub fn new(
+        proofs: FreshProofs,
+        uow: Arc<dyn UnitOfWorkFactory>,
+        events: EventFactory,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { proofs, uow, events, clock }
     }
 
     /// # Errors
+    /// A failed fresh proof (`WrongPassword`, `CodeInvalid`, `RateLimited`)
+    /// changes nothing;
     /// `NotFound`, or `FailedPrecondition` / `EMAIL_NOT_VERIFIED`.
-    pub async fn execute(&self, user: UserId, email: &EmailAddress) -> Result<(), AppError> {
+    pub async fn execute(&self, user: UserId, email: &EmailAddress, proof: &FreshProof) -> Result<(), AppError> {
+        self.proofs.check(user, proof).await?;
         let now = self.clock.now();
         let mut uow = self.uow.begin().await?;
         let mut account = uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;

@@ -20,7 +20,7 @@ use crate::auth::{
 };
 use crate::error::AppError;
 use crate::events::EventFactory;
-use crate::mfa::MfaGate;
+use crate::mfa::{FreshProof, FreshProofs, MfaGate};
 use crate::settings::{TokenSettings, VerificationSettings};
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
@@ -30,6 +30,7 @@ struct Parts {
     hasher: Arc<FakeHasher>,
     revoker: SessionRevoker,
     issuer: VerificationIssuer,
+    proofs: FreshProofs,
     clock: Arc<FixedClock>,
     throttle: crate::throttle::Throttle,
     limiter: Arc<crate::testing::FakeRateLimiter>,
@@ -62,6 +63,11 @@ fn pw(s: &str) -> Password {
 
 fn code(s: &str) -> OneTimeCode {
     OneTimeCode::parse(s).unwrap()
+}
+
+/// The password every test account signs up with, as a fresh proof.
+fn fresh() -> FreshProof {
+    FreshProof::Password(pw(PASSWORD))
 }
 
 impl Harness {
@@ -134,6 +140,12 @@ impl Harness {
                 hasher,
                 revoker,
                 issuer,
+                proofs: FreshProofs::from(&crate::testing::mfa_deps(
+                    &store,
+                    &clock,
+                    &events,
+                    crate::MfaSettings::default(),
+                )),
                 clock: clock.clone(),
                 throttle: crate::testing::throttle(&limiter, &clock),
                 limiter,
@@ -166,15 +178,18 @@ impl Harness {
     }
 
     fn add_login_email(&self) -> AddLoginEmail {
-        AddLoginEmail::new(self.parts.store.clone(), self.parts.issuer.clone(), self.parts.clock.clone())
+        let p = &self.parts;
+        AddLoginEmail::new(p.proofs.clone(), p.store.clone(), p.issuer.clone(), p.clock.clone())
     }
 
     fn set_primary_email(&self) -> SetPrimaryEmail {
-        SetPrimaryEmail::new(self.parts.store.clone(), self.parts.issuer.events().clone(), self.parts.clock.clone())
+        let p = &self.parts;
+        SetPrimaryEmail::new(p.proofs.clone(), p.store.clone(), p.issuer.events().clone(), p.clock.clone())
     }
 
     fn remove_login_email(&self) -> RemoveLoginEmail {
-        RemoveLoginEmail::new(self.parts.store.clone(), self.parts.issuer.events().clone(), self.parts.clock.clone())
+        let p = &self.parts;
+        RemoveLoginEmail::new(p.proofs.clone(), p.store.clone(), p.issuer.events().clone(), p.clock.clone())
     }
 
     fn get_me(&self) -> GetMe {
@@ -600,13 +615,13 @@ fn password_checks_of_a_signed_in_account_are_limited() {
 fn login_emails_are_added_verified_made_primary_and_removed() {
     let h = Harness::new();
     let user = h.signed_up_and_verified("ann@example.com");
-    block_on(h.add_login_email().execute(user, &email("ann@work.example"))).unwrap();
+    block_on(h.add_login_email().execute(user, &email("ann@work.example"), &fresh())).unwrap();
     assert!(matches!(
-        block_on(h.add_login_email().execute(user, &email("ann@example.com"))),
+        block_on(h.add_login_email().execute(user, &email("ann@example.com"), &fresh())),
         Err(AppError::EmailTaken)
     ));
     let set_primary = h.set_primary_email();
-    let r = block_on(set_primary.execute(user, &email("ann@work.example")));
+    let r = block_on(set_primary.execute(user, &email("ann@work.example"), &fresh()));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_NOT_VERIFIED", .. })), "{r:?}");
     assert!(matches!(h.login("ann@work.example", PASSWORD), Err(AppError::EmailNotVerified)));
 
@@ -614,7 +629,7 @@ fn login_emails_are_added_verified_made_primary_and_removed() {
     h.verify_token(&token).unwrap();
     h.login("ann@work.example", PASSWORD).unwrap();
 
-    block_on(set_primary.execute(user, &email("ann@work.example"))).unwrap();
+    block_on(set_primary.execute(user, &email("ann@work.example"), &fresh())).unwrap();
     let changed = h.committed("email.changed");
     assert!(matches!(&changed[..], [Event::EmailChanged { email, new_email, .. }]
         if email.as_str() == "ann@example.com" && new_email.as_str() == "ann@work.example"));
@@ -623,13 +638,13 @@ fn login_emails_are_added_verified_made_primary_and_removed() {
     assert!(account.emails()[0].primary);
 
     let remove = h.remove_login_email();
-    let r = block_on(remove.execute(user, &email("ann@work.example")));
+    let r = block_on(remove.execute(user, &email("ann@work.example"), &fresh()));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "EMAIL_IS_PRIMARY", .. })), "{r:?}");
     assert!(matches!(
-        block_on(remove.execute(user, &email("zed@example.com"))),
+        block_on(remove.execute(user, &email("zed@example.com"), &fresh())),
         Err(AppError::NotFound("login email"))
     ));
-    block_on(remove.execute(user, &email("ann@example.com"))).unwrap();
+    block_on(remove.execute(user, &email("ann@example.com"), &fresh())).unwrap();
     assert!(matches!(h.login("ann@example.com", PASSWORD), Err(AppError::InvalidCredentials)));
 }
 
@@ -637,10 +652,10 @@ fn login_emails_are_added_verified_made_primary_and_removed() {
 fn the_last_verified_email_cannot_be_removed() {
     let h = Harness::new();
     let user = h.sign_up("ann@example.com");
-    block_on(h.add_login_email().execute(user, &email("ann@work.example"))).unwrap();
+    block_on(h.add_login_email().execute(user, &email("ann@work.example"), &fresh())).unwrap();
     let (token, _, _) = h.secrets("email.verification_requested", "ann@work.example");
     h.verify_token(&token).unwrap();
-    let r = block_on(h.remove_login_email().execute(user, &email("ann@work.example")));
+    let r = block_on(h.remove_login_email().execute(user, &email("ann@work.example"), &fresh()));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "LAST_VERIFIED_EMAIL", .. })), "{r:?}");
 }
 
@@ -765,4 +780,44 @@ fn account_changes_and_logins_leave_audit_rows() {
     assert_eq!(rows[1].subject, Some(caller.user_id), "a wrong password is recorded against the account");
     assert_eq!(rows[2].subject, None, "an unknown address names no account");
     assert!(rows.iter().all(|r| r.details.iter().all(|(_, v)| !v.contains(PASSWORD))));
+}
+
+/// OWASP ASVS 5.0 V7.5.1: changing the login emails needs a fresh proof, so
+/// an access token alone cannot point password resets at another address.
+/// A wrong proof changes nothing, is answered against the field it names,
+/// and counts toward the account's limit on wrong proofs.
+#[test]
+fn login_email_changes_need_a_fresh_proof_and_a_wrong_one_changes_nothing() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    block_on(h.add_login_email().execute(user, &email("ann@work.example"), &fresh())).unwrap();
+    let (token, _, _) = h.secrets("email.verification_requested", "ann@work.example");
+    h.verify_token(&token).unwrap();
+    let before = (block_on(h.get_me().execute(user)).unwrap(), h.store.outbox().len());
+
+    let wrong = FreshProof::Password(pw("not my password"));
+    let r = block_on(h.add_login_email().execute(user, &email("thief@example.net"), &wrong));
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "password" })), "{r:?}");
+    let r = block_on(h.set_primary_email().execute(user, &email("ann@work.example"), &wrong));
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "password" })), "{r:?}");
+    let r = block_on(h.remove_login_email().execute(user, &email("ann@work.example"), &wrong));
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "password" })), "{r:?}");
+    let no_such_factor = FreshProof::TotpCode { factor_id: uuid::Uuid::nil(), code: code("123456") };
+    let r = block_on(h.remove_login_email().execute(user, &email("ann@work.example"), &no_such_factor));
+    assert!(
+        matches!(&r, Err(AppError::InvalidArgument(v)) if v.iter().map(|v| v.field).eq(["totp_code.factor_id"])),
+        "{r:?}"
+    );
+    assert_eq!((block_on(h.get_me().execute(user)).unwrap(), h.store.outbox().len()), before, "nothing changed");
+
+    // Ten wrong proofs in the window (three above): the right one is refused
+    // for a while too, so a stolen token cannot keep guessing.
+    for _ in 0..7 {
+        let r = block_on(h.add_login_email().execute(user, &email("thief@example.net"), &wrong));
+        assert!(matches!(r, Err(AppError::WrongPassword { .. })), "{r:?}");
+    }
+    let r = block_on(h.add_login_email().execute(user, &email("thief@example.net"), &fresh()));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "{r:?}");
+    h.clock.advance(TimeDelta::minutes(16));
+    block_on(h.set_primary_email().execute(user, &email("ann@work.example"), &fresh())).unwrap();
 }

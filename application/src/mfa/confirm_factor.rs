@@ -37,7 +37,8 @@ impl ConfirmFactor {
     ///
     /// # Errors
     /// `INVALID_ARGUMENT` for an unknown factor, `CodeInvalid` for a wrong code,
-    /// `FailedPrecondition` when the factor is already active.
+    /// `FailedPrecondition` when the factor is already active (`FACTOR_ACTIVE`)
+    /// or its enrolment expired (`FACTOR_EXPIRED`).
     pub async fn execute(
         &self,
         user: UserId,
@@ -53,6 +54,14 @@ impl ConfirmFactor {
             });
         }
         let now = d.factors.clock.now();
+        // OWASP ASVS 5.0 V6.4.1: an enrolment is short-lived; a stale one is
+        // refused before its code is looked at, so nothing changes.
+        if factor.enrolment_expired(now) {
+            return Err(AppError::FailedPrecondition {
+                reason: "FACTOR_EXPIRED",
+                message: "the enrolment expired; enrol the factor again",
+            });
+        }
         let accepted = match factor.kind() {
             FactorKind::Totp => d.factors.accept_totp(&factor, code, now).await?,
             FactorKind::Email | FactorKind::Sms => {

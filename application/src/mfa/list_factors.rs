@@ -19,14 +19,19 @@ impl ListFactors {
         Self { proofs }
     }
 
-    /// Pending and active factors, oldest first. Needs a fresh proof: the
-    /// list reveals where codes go.
+    /// Active factors and unexpired pending ones, oldest first. Needs a
+    /// fresh proof: the list reveals where codes go.
     ///
     /// # Errors
     /// A failed fresh proof; storage failures.
     pub async fn execute(&self, user: UserId, proof: &FreshProof) -> Result<Vec<Factor>, AppError> {
         let d = self;
         d.proofs.check(user, proof).await?;
-        Ok(d.proofs.factors.mfa.factors(user).await?)
+        let now = d.proofs.factors.clock.now();
+        // An expired enrolment can no longer be confirmed; the next one
+        // deletes it, and until then it is nobody's concern.
+        let mut factors = d.proofs.factors.mfa.factors(user).await?;
+        factors.retain(|f| !f.enrolment_expired(now));
+        Ok(factors)
     }
 }

@@ -100,7 +100,10 @@ impl From<&MfaDeps> for SecondFactors {
 }
 
 /// A fresh proof of presence checked against the account's limit: the
-/// current password, or a current TOTP code.
+/// current password, or a current TOTP code. The one check behind every
+/// change a stolen access token must not make alone (OWASP ASVS 5.0
+/// V7.5.1): the account's login emails (`crate::account`) and its factors.
+/// Built from [`MfaDeps`].
 #[derive(Clone, Debug)]
 pub struct FreshProofs {
     factors: SecondFactors,
@@ -259,8 +262,9 @@ impl FreshProofs {
     /// Checks a fresh proof of presence; wrong proofs count toward the
     /// account's limit, so a stolen access token cannot guess TOTP codes.
     /// The attempt is counted before the check and given back when the
-    /// proof was right, so parallel guesses cannot outrun the count.
-    async fn check(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
+    /// proof was right, so parallel guesses cannot outrun the count. Call it
+    /// before any change: a failed proof changes nothing but that count.
+    pub(crate) async fn check(&self, user: UserId, proof: &FreshProof) -> Result<(), AppError> {
         let now = self.factors.clock.now();
         let attempt = self.factors.reserve_account_attempt(self.uow.as_ref(), user, now).await?;
         let result = self.matches(user, proof).await;

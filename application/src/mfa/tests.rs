@@ -36,6 +36,11 @@ fn code(s: &str) -> OneTimeCode {
     OneTimeCode::parse(s).unwrap()
 }
 
+/// The user's password as a fresh proof.
+fn password() -> FreshProof {
+    FreshProof::Password(Password::candidate(PASSWORD.into()).unwrap())
+}
+
 impl H {
     fn with(settings: crate::MfaSettings) -> Self {
         let clock = Arc::new(FixedClock::new());
@@ -96,7 +101,7 @@ impl H {
 
     /// An active TOTP factor; returns it and the backup codes.
     fn totp_factor(&self) -> (Uuid, Vec<String>) {
-        let enrolment = block_on(EnrollTotp::new(self.deps.clone()).execute(self.user)).unwrap();
+        let enrolment = block_on(EnrollTotp::new(self.deps.clone()).execute(self.user, &password())).unwrap();
         let codes = block_on(ConfirmFactor::new(self.deps.clone()).execute(
             self.user,
             enrolment.factor_id,
@@ -154,7 +159,7 @@ fn wrong(digits: &str) -> String {
 #[test]
 fn totp_enrolment_gives_an_otpauth_uri_and_the_first_confirmation_ten_backup_codes() {
     let h = H::new();
-    let enrolment = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user)).unwrap();
+    let enrolment = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user, &password())).unwrap();
     assert_eq!(enrolment.secret.len(), 32, "160 bits in base32");
     assert!(enrolment.uri.starts_with("otpauth://totp/Gatehouse:ann@example.com?secret="));
     assert!(enrolment.uri.contains(&enrolment.secret));
@@ -175,7 +180,7 @@ fn totp_enrolment_gives_an_otpauth_uri_and_the_first_confirmation_ten_backup_cod
 
     // A second factor does not re-issue backup codes.
     h.clock.advance(TimeDelta::seconds(30));
-    let second = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user)).unwrap();
+    let second = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user, &password())).unwrap();
     assert_eq!(block_on(confirm.execute(h.user, second.factor_id, &h.totp_now(second.factor_id))).unwrap(), None);
 }
 
@@ -237,9 +242,10 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
     let h = H::new();
     let enroll = EnrollEmailFactor::new(h.deps.clone());
     let other = EmailAddress::parse("bob@example.com").unwrap();
-    let r = block_on(enroll.execute(h.user, &other));
+    let r = block_on(enroll.execute(h.user, &other, &password()));
     assert_eq!(violated(&r), ["email"], "{r:?}");
-    let factor = block_on(enroll.execute(h.user, &EmailAddress::parse("ann@example.com").unwrap())).unwrap();
+    let factor =
+        block_on(enroll.execute(h.user, &EmailAddress::parse("ann@example.com").unwrap(), &password())).unwrap();
     let sent = h.last_code("email.mfa_code");
     block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, factor, &code(&sent))).unwrap();
 
@@ -261,7 +267,7 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
 fn an_sms_factor_goes_to_the_number_and_totp_needs_no_sending() {
     let h = H::new();
     let phone = PhoneNumber::parse("+447700900112").unwrap();
-    let factor = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone)).unwrap();
+    let factor = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone, &password())).unwrap();
     block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, factor, &code(&h.last_code("sms.mfa_code")))).unwrap();
     let (totp, _) = h.totp_factor();
     let challenge = h.challenge();
@@ -402,10 +408,10 @@ fn disabled_factor_kinds_cannot_be_enrolled() {
         ..crate::MfaSettings::default()
     });
     let email = EmailAddress::parse("ann@example.com").unwrap();
-    let r = block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email));
+    let r = block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email, &password()));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", .. })), "{r:?}");
     let phone = PhoneNumber::parse("+15555550100").unwrap();
-    let r = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone));
+    let r = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone, &password()));
     assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_DISABLED", .. })), "{r:?}");
 }
 
@@ -533,4 +539,91 @@ fn backup_codes_racing_on_one_challenge_spend_only_the_winner() {
         }
     }
     assert_eq!(remaining, 0);
+}
+
+/// What the store holds that a failed enrolment must not have touched.
+fn snapshot(h: &H) -> (Vec<gatehouse_domain::Factor>, usize) {
+    (block_on(h.store.factors(h.user)).unwrap(), h.store.outbox().len())
+}
+
+/// OWASP ASVS 5.0 V7.5.1 and NIST SP 800-63B-4 §4.1.2 (binding another
+/// authenticator needs an authenticated subscriber, not just a session):
+/// enrolling any factor needs a fresh proof, and a wrong or missing one
+/// changes nothing but the account's count of wrong proofs.
+#[test]
+fn enrolment_needs_a_fresh_proof_and_a_failed_one_changes_nothing() {
+    let h = H::new();
+    let (totp, _) = h.totp_factor();
+    let email = EmailAddress::parse("ann@example.com").unwrap();
+    let phone = PhoneNumber::parse("+447700900112").unwrap();
+    let enroll_totp = EnrollTotp::new(h.deps.clone());
+    let enroll_email = EnrollEmailFactor::new(h.deps.clone());
+    let enroll_phone = EnrollPhoneFactor::new(h.deps.clone());
+    let before = snapshot(&h);
+
+    let wrong_password = FreshProof::Password(Password::candidate("guess guess".into()).unwrap());
+    let r = block_on(enroll_totp.execute(h.user, &wrong_password)).map(|e| e.factor_id);
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "password" })), "{r:?}");
+    let r = block_on(enroll_email.execute(h.user, &email, &wrong_password));
+    assert!(matches!(r, Err(AppError::WrongPassword { field: "password" })), "{r:?}");
+    let guess = FreshProof::TotpCode { factor_id: totp, code: code(&wrong(h.totp_now(totp).expose())) };
+    let r = block_on(enroll_phone.execute(h.user, &phone, &guess));
+    assert!(matches!(r, Err(AppError::CodeInvalid { field: "totp_code.code" })), "{r:?}");
+    let unknown = FreshProof::TotpCode { factor_id: Uuid::nil(), code: code("123456") };
+    let r = block_on(enroll_phone.execute(h.user, &phone, &unknown));
+    assert_eq!(violated(&r), ["totp_code.factor_id"], "{r:?}");
+
+    assert_eq!(snapshot(&h), before, "no factor stored and no code sent");
+    let failures = block_on(h.store.failures_since(h.user, h.now() - TimeDelta::minutes(1))).unwrap();
+    assert_eq!(failures, 3, "each wrong proof counts toward the account's limit");
+
+    let proof = FreshProof::TotpCode { factor_id: totp, code: h.totp_now(totp) };
+    let factor = block_on(enroll_phone.execute(h.user, &phone, &proof)).unwrap();
+    assert_eq!(h.last_code("sms.mfa_code").len(), 6);
+    assert!(block_on(h.store.factors(h.user)).unwrap().iter().any(|f| f.id() == factor && !f.active()));
+}
+
+/// OWASP ASVS 5.0 V6.4.1: pending enrolments are bounded, one per kind; a
+/// new one replaces the pending one of its kind (the newest QR code or code
+/// is the one that works), so no number of calls piles them up.
+#[test]
+fn pending_enrolments_are_bounded_to_one_per_kind() {
+    let h = H::new();
+    let enroll = EnrollTotp::new(h.deps.clone());
+    let enrolments: Vec<_> = (0..20).map(|_| block_on(enroll.execute(h.user, &password())).unwrap()).collect();
+    let email = EmailAddress::parse("ann@example.com").unwrap();
+    block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email, &password())).unwrap();
+    block_on(EnrollEmailFactor::new(h.deps.clone()).execute(h.user, &email, &password())).unwrap();
+    let phone = PhoneNumber::parse("+447700900112").unwrap();
+    block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone, &password())).unwrap();
+
+    let stored = block_on(h.store.factors(h.user)).unwrap();
+    let mut kinds: Vec<_> = stored.iter().map(|f| f.kind().as_str()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["email", "sms", "totp"], "{stored:?}");
+    let last = enrolments.last().unwrap();
+    let totp: Vec<_> = stored.iter().filter(|f| f.kind() == FactorKind::Totp).map(|f| f.id()).collect();
+    assert_eq!(totp, [last.factor_id], "the newest TOTP enrolment is the one kept");
+    let r = block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, enrolments[0].factor_id, &code("123456")));
+    assert_eq!(violated(&r), ["factor_id"], "a replaced enrolment is gone: {r:?}");
+    block_on(ConfirmFactor::new(h.deps.clone()).execute(h.user, last.factor_id, &h.totp_now(last.factor_id))).unwrap();
+}
+
+/// OWASP ASVS 5.0 V6.4.1: an enrolment expires an hour after it started;
+/// it cannot be confirmed, is not listed, and the next enrolment deletes it.
+#[test]
+fn an_expired_enrolment_cannot_be_confirmed_and_goes_with_the_next_one() {
+    let h = H::new();
+    let stale = block_on(EnrollTotp::new(h.deps.clone()).execute(h.user, &password())).unwrap().factor_id;
+    h.clock.advance(gatehouse_domain::mfa::ENROLMENT_TTL);
+    let confirm = ConfirmFactor::new(h.deps.clone());
+    let r = block_on(confirm.execute(h.user, stale, &h.totp_now(stale)));
+    assert!(matches!(r, Err(AppError::FailedPrecondition { reason: "FACTOR_EXPIRED", .. })), "{r:?}");
+    assert!(block_on(h.store.factors(h.user)).unwrap().iter().all(|f| !f.active()), "nothing activated");
+    assert!(block_on(ListFactors::new(h.deps.clone()).execute(h.user, &password())).unwrap().is_empty());
+
+    let phone = PhoneNumber::parse("+447700900112").unwrap();
+    let sms = block_on(EnrollPhoneFactor::new(h.deps.clone()).execute(h.user, &phone, &password())).unwrap();
+    let ids: Vec<_> = block_on(h.store.factors(h.user)).unwrap().iter().map(gatehouse_domain::Factor::id).collect();
+    assert_eq!(ids, [sms], "the expired TOTP enrolment was deleted");
 }

@@ -249,7 +249,10 @@ async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
     let mut mailer = TestConsumer::bind_keys(&app.config.amqp_exchange, &keys).await;
     let mut mfa = app.mfa.clone();
 
-    let email = pb::EnrollEmailFactorRequest { email: "mfa@example.com".into() };
+    let email = pb::EnrollEmailFactorRequest {
+        email: "mfa@example.com".into(),
+        proof: crate::password_proof!(enroll_email_factor_request),
+    };
     let email_factor = mfa.enroll_email_factor(authed(email, &pair.access_token)).await.unwrap().into_inner().factor_id;
     let delivery = event_for(&mut mailer, "email.mfa_code", "mfa@example.com").await;
     assert_eq!(delivery.routing_key.as_str(), "email.mfa_code");
@@ -260,7 +263,10 @@ async fn mfa_codes_reach_the_mailer_and_the_sms_gateway() {
     let added = event_for(&mut mailer, "audit.mfa_factor_added", "mfa@example.com").await;
     assert_eq!(added.routing_key.as_str(), "audit.mfa_factor_added");
 
-    let phone = pb::EnrollPhoneFactorRequest { phone_number: "+15555550123".into() };
+    let phone = pb::EnrollPhoneFactorRequest {
+        phone_number: "+15555550123".into(),
+        proof: crate::password_proof!(enroll_phone_factor_request),
+    };
     let sms_factor = mfa.enroll_phone_factor(authed(phone, &pair.access_token)).await.unwrap().into_inner().factor_id;
     let delivery = event_for(&mut mailer, "sms.mfa_code", "+15555550123").await;
     assert_eq!(delivery.routing_key.as_str(), "sms.mfa_code");

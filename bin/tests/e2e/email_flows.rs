@@ -150,11 +150,34 @@ async fn login_emails_add_verify_login_set_primary_remove(mode: Mode) {
     let token = pair.access_token.as_str();
     let mut user = app.user.clone();
 
-    user.add_login_email(authed(pb::AddLoginEmailRequest { email: "gil@work.example".into() }, token)).await.unwrap();
-    let taken = user.add_login_email(authed(pb::AddLoginEmailRequest { email: "GIL@example.com".into() }, token)).await;
+    user.add_login_email(authed(
+        pb::AddLoginEmailRequest {
+            email: "gil@work.example".into(),
+            proof: crate::password_proof!(add_login_email_request),
+        },
+        token,
+    ))
+    .await
+    .unwrap();
+    let taken = user
+        .add_login_email(authed(
+            pb::AddLoginEmailRequest {
+                email: "GIL@example.com".into(),
+                proof: crate::password_proof!(add_login_email_request),
+            },
+            token,
+        ))
+        .await;
     assert_error(taken, Code::AlreadyExists, "EMAIL_TAKEN");
-    let unverified =
-        user.set_primary_email(authed(pb::SetPrimaryEmailRequest { email: "gil@work.example".into() }, token)).await;
+    let unverified = user
+        .set_primary_email(authed(
+            pb::SetPrimaryEmailRequest {
+                email: "gil@work.example".into(),
+                proof: crate::password_proof!(set_primary_email_request),
+            },
+            token,
+        ))
+        .await;
     assert_error(unverified, Code::FailedPrecondition, "EMAIL_NOT_VERIFIED");
     assert_error(app.login("gil@work.example", PASSWORD).await, Code::FailedPrecondition, "EMAIL_NOT_VERIFIED");
 
@@ -162,9 +185,15 @@ async fn login_emails_add_verify_login_set_primary_remove(mode: Mode) {
     app.verify_token(&mail.token).await.unwrap();
     app.login("gil@work.example", PASSWORD).await.unwrap();
 
-    user.set_primary_email(authed(pb::SetPrimaryEmailRequest { email: "gil@work.example".into() }, token))
-        .await
-        .unwrap();
+    user.set_primary_email(authed(
+        pb::SetPrimaryEmailRequest {
+            email: "gil@work.example".into(),
+            proof: crate::password_proof!(set_primary_email_request),
+        },
+        token,
+    ))
+    .await
+    .unwrap();
     let notice = app.last_event("email.changed", "gil@example.com").await;
     assert_eq!(notice.new_email, "gil@work.example");
 
@@ -173,15 +202,35 @@ async fn login_emails_add_verify_login_set_primary_remove(mode: Mode) {
     let listed: Vec<_> = emails.iter().map(|e| (e.email.as_str(), e.primary, e.verified)).collect();
     assert_eq!(listed, [("gil@work.example", true, true), ("gil@example.com", false, true)]);
 
-    let primary =
-        user.remove_login_email(authed(pb::RemoveLoginEmailRequest { email: "gil@work.example".into() }, token)).await;
+    let primary = user
+        .remove_login_email(authed(
+            pb::RemoveLoginEmailRequest {
+                email: "gil@work.example".into(),
+                proof: crate::password_proof!(remove_login_email_request),
+            },
+            token,
+        ))
+        .await;
     assert_error(primary, Code::FailedPrecondition, "EMAIL_IS_PRIMARY");
-    let missing =
-        user.remove_login_email(authed(pb::RemoveLoginEmailRequest { email: "zed@example.com".into() }, token)).await;
+    let missing = user
+        .remove_login_email(authed(
+            pb::RemoveLoginEmailRequest {
+                email: "zed@example.com".into(),
+                proof: crate::password_proof!(remove_login_email_request),
+            },
+            token,
+        ))
+        .await;
     assert_error(missing, Code::NotFound, "NOT_FOUND");
-    user.remove_login_email(authed(pb::RemoveLoginEmailRequest { email: "gil@example.com".into() }, token))
-        .await
-        .unwrap();
+    user.remove_login_email(authed(
+        pb::RemoveLoginEmailRequest {
+            email: "gil@example.com".into(),
+            proof: crate::password_proof!(remove_login_email_request),
+        },
+        token,
+    ))
+    .await
+    .unwrap();
     assert_error(app.login("gil@example.com", PASSWORD).await, Code::Unauthenticated, "INVALID_CREDENTIALS");
 }
 

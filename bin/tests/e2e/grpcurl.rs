@@ -83,6 +83,15 @@ async fn grpcurl_happy_path_with_reflection_only() {
     assert_eq!(claims["userId"], user_id.as_str());
     assert_eq!(claims["sessionId"], login["tokens"]["sessionId"]);
 
+    // An account change takes its fresh proof as README shows it (OWASP
+    // ASVS 5.0 V7.5.1): without one, grpcurl shows the missing field.
+    let add = serde_json::json!({"email": "curl@work.example"});
+    let (ok, _, stderr) = call(&app, "gatehouse.v1.UserService/AddLoginEmail", &add, Some(&access)).await;
+    assert!(!ok && stderr.contains("InvalidArgument") && stderr.contains(r#""field":"proof""#), "{stderr}");
+    let add = serde_json::json!({"email": "curl@work.example", "password": "correct horse battery"});
+    ok_json(&app, "gatehouse.v1.UserService/AddLoginEmail", &add, Some(&access)).await;
+    app.last_event("email.verification_requested", "curl@work.example").await;
+
     ok_json(&app, "gatehouse.v1.AuthService/Logout", &serde_json::json!({}), Some(&access)).await;
 
     let (ok, _, stderr) = call(&app, "gatehouse.v1.TokenService/ValidateToken", &body, None).await;

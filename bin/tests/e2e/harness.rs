@@ -58,6 +58,22 @@ macro_rules! in_both_modes {
     };
 }
 
+/// The password [`TestApp::user_session`] and [`TestApp::verified_user`] sign up with.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A password as the fresh proof of a request whose `proof` oneof is
+/// generated in `pb::$request` (every account or factor change needs one):
+/// [`PASSWORD`] unless another is given.
+#[macro_export]
+macro_rules! password_proof {
+    ($request:ident) => {
+        $crate::password_proof!($request, $crate::harness::PASSWORD)
+    };
+    ($request:ident, $password:expr) => {
+        Some(gatehouse_grpc::pb::$request::Proof::Password(String::from($password)))
+    };
+}
+
 /// What a test owns outside the process, each removed when dropped, pass
 /// or fail: the testkit's guards.
 #[expect(dead_code, reason = "held only to be dropped with the test")]
@@ -223,12 +239,12 @@ impl TestApp {
     /// with the link token from its event, and logs in.
     pub async fn user_session(&self, email: &str) -> pb::TokenPair {
         self.verified_user(email).await;
-        self.login(email, "correct horse battery").await.unwrap()
+        self.login(email, PASSWORD).await.unwrap()
     }
 
     /// Signs up `email` with the fixed good password and verifies it.
     pub async fn verified_user(&self, email: &str) -> String {
-        let user_id = self.sign_up(email, "correct horse battery").await.unwrap();
+        let user_id = self.sign_up(email, PASSWORD).await.unwrap();
         let event = self.last_event("email.verification_requested", email).await;
         self.verify_token(&event.token).await.unwrap();
         user_id

@@ -123,13 +123,23 @@ async fn secrets_never_reach_the_log() {
     let login = auth.login(pb::LoginRequest { email: email.into(), password: p3.into() }).await.unwrap().into_inner();
     let Some(pb::login_response::Result::Tokens(pair)) = login.result else { panic!("no tokens") };
     let mut mfa = MfaServiceClient::new(channel_for_mfa.clone());
-    let enrolment = mfa.enroll_totp(authed(pb::EnrollTotpRequest {}, &pair.access_token)).await.unwrap().into_inner();
+    let enrolment = mfa
+        .enroll_totp(authed(
+            pb::EnrollTotpRequest { proof: crate::password_proof!(enroll_totp_request, p3) },
+            &pair.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     secrets.push(enrolment.secret.clone());
     let totp = crate::mfa::authenticator(&enrolment.secret, chrono::Utc::now().timestamp());
     let confirm = pb::ConfirmFactorRequest { factor_id: enrolment.factor_id.clone(), code: totp.clone() };
     let backup = mfa.confirm_factor(authed(confirm, &pair.access_token)).await.unwrap().into_inner().backup_codes;
     secrets.extend(backup.iter().cloned());
-    let enrol_email = pb::EnrollEmailFactorRequest { email: email.into() };
+    let enrol_email = pb::EnrollEmailFactorRequest {
+        email: email.into(),
+        proof: crate::password_proof!(enroll_email_factor_request, p3),
+    };
     mfa.enroll_email_factor(authed(enrol_email, &pair.access_token)).await.unwrap();
     let mfa_mail = app.last_event("email.mfa_code", email).await;
     let challenge = match auth

@@ -20,3 +20,4 @@ mod one_time_codes;
 mod outage;
 mod session_service;
 mod sessions;
+mod takeover;

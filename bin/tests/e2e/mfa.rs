@@ -70,7 +70,14 @@ fn wrong(code: &str) -> String {
 async fn user_with_totp(app: &TestApp, email: &str) -> (String, String, String, Vec<String>) {
     let pair = app.user_session(email).await;
     let mut mfa = app.mfa.clone();
-    let enrolment = mfa.enroll_totp(authed(pb::EnrollTotpRequest {}, &pair.access_token)).await.unwrap().into_inner();
+    let enrolment = mfa
+        .enroll_totp(authed(
+            pb::EnrollTotpRequest { proof: crate::password_proof!(enroll_totp_request) },
+            &pair.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(enrolment.otpauth_uri.starts_with("otpauth://totp/"), "{}", enrolment.otpauth_uri);
     assert!(enrolment.otpauth_uri.contains(&enrolment.secret));
     assert!(enrolment.qr_code_png.starts_with(b"\x89PNG"));
@@ -134,13 +141,19 @@ async fn code_factor(
     let pair = app.user_session(email).await;
     let mut mfa = enrol;
     let (factor, recipient) = if sms {
-        let req = pb::EnrollPhoneFactorRequest { phone_number: "+44 7700 900112".into() };
+        let req = pb::EnrollPhoneFactorRequest {
+            phone_number: "+44 7700 900112".into(),
+            proof: crate::password_proof!(enroll_phone_factor_request),
+        };
         (
             mfa.enroll_phone_factor(authed(req, &pair.access_token)).await.unwrap().into_inner().factor_id,
             "+447700900112".to_owned(),
         )
     } else {
-        let req = pb::EnrollEmailFactorRequest { email: email.into() };
+        let req = pb::EnrollEmailFactorRequest {
+            email: email.into(),
+            proof: crate::password_proof!(enroll_email_factor_request),
+        };
         (
             mfa.enroll_email_factor(authed(req, &pair.access_token)).await.unwrap().into_inner().factor_id,
             email.to_owned(),
@@ -397,7 +410,10 @@ async fn bad_mfa_input_names_the_field(mode: Mode) {
     let pair = app.user_session("jo@example.com").await;
     let mut mfa = app.mfa.clone();
     for phone in ["07700 900112", "+0 12", "+44 77OO 900112"] {
-        let req = pb::EnrollPhoneFactorRequest { phone_number: phone.into() };
+        let req = pb::EnrollPhoneFactorRequest {
+            phone_number: phone.into(),
+            proof: crate::password_proof!(enroll_phone_factor_request),
+        };
         let status = assert_error(
             mfa.enroll_phone_factor(authed(req, &pair.access_token)).await,
             Code::InvalidArgument,

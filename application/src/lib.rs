@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod mfa;
+pub mod password_strength;
 pub mod ports;
 pub mod secrets;
 pub mod sessions;
@@ -21,4 +22,5 @@ pub mod settings;
 pub mod testing;
 
 pub use error::{AppError, FieldViolation, TokenRejection, error_chain};
+pub use password_strength::PasswordStrength;
 pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};

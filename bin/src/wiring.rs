@@ -32,10 +32,11 @@ use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
-use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
+use gatehouse_application::{MfaSettings, PasswordStrength, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
+use gatehouse_domain::PasswordPolicy;
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
 use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, SessionApi, TokenApi, UserApi};
 use gatehouse_memory::MemoryDenylist;
@@ -128,6 +129,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency));
     let users = Arc::new(SqlUserRepository::new(&db));
+    let policy = PasswordPolicy::new(config.password_min_score).context("GATEHOUSE_PASSWORD_MIN_SCORE")?;
+    let strength = PasswordStrength::new(users.clone(), policy);
     let sessions = Arc::new(SqlSessionRepository::new(&db));
     let verifications = Arc::new(SqlVerificationRepository::new(&db));
     let outbox = Arc::new(SqlOutboxStore::new(&db));
@@ -177,7 +180,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         },
     };
     let auth = AuthApi {
-        sign_up: SignUp::new(uow.clone(), hasher.clone(), clock.clone(), rng.clone(), issuer.clone()),
+        sign_up: SignUp::new(uow.clone(), hasher.clone(), strength.clone(), clock.clone(), rng.clone(), issuer.clone()),
         login: Login::new(
             users.clone(),
             hasher.clone(),
@@ -195,6 +198,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             redeemer,
             uow.clone(),
             hasher.clone(),
+            strength.clone(),
             issuer.clone(),
             revoker.clone(),
             clock.clone(),
@@ -216,6 +220,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         update_me: UpdateMe::new(users, clock.clone()),
         change_password: ChangePassword::new(
             proof.clone(),
+            strength,
             uow.clone(),
             revoker.clone(),
             events.clone(),

@@ -2,7 +2,9 @@
 //!
 //! Policy follows NIST SP 800-63B-4 §3.1.1.2 and OWASP ASVS 5.0 §6.2: at least
 //! 8 characters, at most 128; every character is allowed (spaces and emoji
-//! too) and there are no composition rules.
+//! too) and there are no composition rules. Whether a new password is too easy
+//! to guess is [`PasswordPolicy`](crate::PasswordPolicy)'s question, since it
+//! needs the account's email and name.
 //!
 //! A password is normalised to Unicode NFKC as it arrives (NIST SP 800-63B-4
 //! §3.1.1.2 asks for NFKC or NFKD), so the same password typed on two keyboards
@@ -23,6 +25,13 @@ pub enum PasswordError {
     TooShort { min: usize },
     #[error("password must be at most {max} characters")]
     TooLong { max: usize },
+    /// A common password, a pattern (`aaaaaaaa`, `12345678`), or too few
+    /// guesses for the policy; `advice` is zxcvbn's feedback, for a person.
+    #[error("password is too easy to guess: {advice}")]
+    TooGuessable { advice: String },
+    /// Built from the account's own email address or name, or the service's name.
+    #[error("password must not be built from the email address, the display name or the service's name")]
+    FromAccountDetails,
 }
 
 /// A password that meets the length policy, in NFKC.

@@ -8,6 +8,7 @@ use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
+use crate::password_strength::PasswordStrength;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
@@ -26,6 +27,7 @@ pub struct SignUpCommand {
 pub struct SignUp {
     uow: Arc<dyn UnitOfWorkFactory>,
     hasher: Arc<dyn PasswordHasher>,
+    strength: PasswordStrength,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     issuer: VerificationIssuer,
@@ -36,19 +38,23 @@ impl SignUp {
     pub fn new(
         uow: Arc<dyn UnitOfWorkFactory>,
         hasher: Arc<dyn PasswordHasher>,
+        strength: PasswordStrength,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn RandomSource>,
         issuer: VerificationIssuer,
     ) -> Self {
-        Self { uow, hasher, clock, rng, issuer }
+        Self { uow, hasher, strength, clock, rng, issuer }
     }
 
     /// Hashes the password and stores the account, with a verification of
     /// its email whose event goes out through the outbox.
     ///
     /// # Errors
+    /// [`AppError::InvalidArgument`] (`password`) when the password is too
+    /// easy to guess or built from the address or name;
     /// [`AppError::EmailTaken`] when the (normalized) email already has an account.
     pub async fn execute(&self, cmd: SignUpCommand) -> Result<UserId, AppError> {
+        self.strength.check_new_account(&cmd.password, &cmd.email, &cmd.display_name, "password")?;
         let password_hash = self.hasher.hash(&cmd.password).await?;
         let now = self.clock.now();
         let id = UserId::from_uuid(new_uuid_v7(now, self.rng.as_ref()));

@@ -55,7 +55,8 @@ impl H {
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let opener =
             SessionOpener { sessions: store.clone(), uow: store.clone(), users: store.clone(), events: factory };
-        let signup = SignUp::new(store.clone(), hasher.clone(), clock.clone(), rng, issuer);
+        let strength = crate::PasswordStrength::new(store.clone(), gatehouse_domain::PasswordPolicy::default());
+        let signup = SignUp::new(store.clone(), hasher.clone(), strength, clock.clone(), rng, issuer);
         for email in ["ann@example.com", "bob@example.com"] {
             block_on(signup.execute(SignUpCommand {
                 email: EmailAddress::parse(email).unwrap(),

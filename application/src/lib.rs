@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod mfa;
+pub mod password_strength;
 pub mod ports;
 pub mod secrets;
 pub mod sessions;
@@ -22,4 +23,5 @@ pub mod testing;
 pub mod throttle;
 
 pub use error::{AppError, FieldViolation, TokenRejection, error_chain};
+pub use password_strength::PasswordStrength;
 pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};

@@ -151,6 +151,9 @@ pub struct Config {
     /// Parallel argon2 hashes, 19 MiB each [default: the number of cores]
     #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_CONCURRENCY", default_value_t = parse::cores(), hide_default_value = true, value_parser = parse::positive)]
     pub password_hash_concurrency: usize,
+    /// Lowest zxcvbn score (1 to 4) a new password needs; 3 is more than 10^8 guesses
+    #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_SCORE", default_value = "3", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub password_min_score: u8,
 
     /// postgres://… or sqlite://… [default: a SQLite file in the data dir]
     #[arg(long, env = "DATABASE_URL", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = parse::optional)]

@@ -34,10 +34,11 @@ use gatehouse_application::ports::rate_limit::RateLimiter;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::throttle::Throttle;
-use gatehouse_application::{MfaSettings, TokenSettings, VerificationSettings};
+use gatehouse_application::{MfaSettings, PasswordStrength, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
+use gatehouse_domain::PasswordPolicy;
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
 use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, SessionApi, TokenApi, UserApi};
 use gatehouse_memory::{MemoryDenylist, MemoryRateLimiter};
@@ -140,6 +141,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
     let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency));
     let users = Arc::new(SqlUserRepository::new(&db));
+    let policy = PasswordPolicy::new(config.password_min_score).context("GATEHOUSE_PASSWORD_MIN_SCORE")?;
+    let strength = PasswordStrength::new(users.clone(), policy);
     let sessions = Arc::new(SqlSessionRepository::new(&db));
     let verifications = Arc::new(SqlVerificationRepository::new(&db));
     let outbox = Arc::new(SqlOutboxStore::new(&db));
@@ -203,6 +206,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             uow.clone(),
             users.clone(),
             hasher.clone(),
+            strength.clone(),
             clock.clone(),
             rng.clone(),
             issuer.clone(),
@@ -227,6 +231,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             redeemer,
             uow.clone(),
             hasher.clone(),
+            strength.clone(),
             issuer.clone(),
             revoker.clone(),
             clock.clone(),
@@ -252,6 +257,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         update_me: UpdateMe::new(users, clock.clone()),
         change_password: ChangePassword::new(
             proof.clone(),
+            strength,
             uow.clone(),
             revoker.clone(),
             events.clone(),

@@ -12,6 +12,7 @@ pub mod events;
 pub mod ids;
 pub mod mfa;
 pub mod password;
+pub mod password_policy;
 pub mod secret;
 pub mod session;
 pub mod token;
@@ -27,6 +28,7 @@ pub use mfa::{
     Activation, ChallengeClosed, Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, Removal, SealedSecret,
 };
 pub use password::{Password, PasswordError, PasswordHash};
+pub use password_policy::{PasswordContext, PasswordPolicy, ScoreOutOfRange};
 pub use secret::Secret;
 pub use session::{ClientInfo, RevokeReason, Session, SessionEnded, describe_device, revoke_all};
 pub use token::{AccessClaims, RefreshToken, TokenHash, TokenPair};

@@ -1,6 +1,12 @@
 //! Password hashing with argon2id (OWASP Password Storage Cheat Sheet:
 //! m=19456 KiB, t=2, p=1), stored as PHC strings.
 //!
+//! New hashes are made from the password's NFKC form. Hashes stored before
+//! passwords were normalised were made from the text as typed: when the NFKC
+//! form does not match and the typed text differs from it, the typed text is
+//! tried too, and a match that way reports `needs_rehash`, so the next login
+//! stores an NFKC hash.
+//!
 //! Each hash takes tens of milliseconds of CPU and 19 MiB of memory, so it
 //! runs on tokio's blocking pool behind a semaphore: logins queue rather than
 //! starve the async workers that validate tokens, and memory stays bounded at
@@ -109,7 +115,7 @@ impl PasswordHasher for Argon2Hasher {
         let password = password.clone();
         let stored = hash.map(|h| h.as_str().to_owned());
         let dummy = Arc::clone(&self.dummy);
-        self.run(move |argon2| check(argon2, password.expose().as_bytes(), stored.as_deref(), &dummy)).await
+        self.run(move |argon2| check(argon2, Forms::of(&password), stored.as_deref(), &dummy)).await
     }
 }
 
@@ -120,35 +126,84 @@ fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, argon2::pas
     Ok(argon2.hash_password(password, &salt)?.to_string())
 }
 
-/// The blocking part of `verify`. Every path runs exactly one argon2 hash.
-fn check(argon2: &Argon2<'_>, password: &[u8], stored: Option<&str>, dummy: &str) -> PasswordCheck {
+/// The texts a stored hash may have been made from.
+#[derive(Clone, Copy)]
+struct Forms<'a> {
+    /// The NFKC form, what every new hash is made from.
+    normalized: &'a [u8],
+    /// The text as typed, when it is not NFKC: older hashes were made from it.
+    as_received: Option<&'a [u8]>,
+}
+
+impl<'a> Forms<'a> {
+    fn of(password: &'a Password) -> Self {
+        Self { normalized: password.expose().as_bytes(), as_received: password.expose_as_received().map(str::as_bytes) }
+    }
+
+    /// How many argon2 hashes a check that does not match runs.
+    fn count(self) -> usize {
+        1 + usize::from(self.as_received.is_some())
+    }
+}
+
+/// The blocking part of `verify`. A check that does not match runs one
+/// argon2 hash per form, whether or not the account exists or its stored
+/// hash can be read, so the time says nothing about the account (OWASP ASVS
+/// 5.0 V6.3.8).
+fn check(argon2: &Argon2<'_>, forms: Forms<'_>, stored: Option<&str>, dummy: &str) -> PasswordCheck {
     let Some(stored) = stored else {
-        verify_dummy(argon2, password, dummy);
+        verify_dummy(argon2, forms, dummy);
         return PasswordCheck::Mismatch;
     };
     let phc = match Phc::new(stored) {
         Ok(phc) => phc,
         Err(e) => {
             tracing::warn!(error = %e, "stored password hash is not a PHC string; treating as mismatch");
-            verify_dummy(argon2, password, dummy);
+            verify_dummy(argon2, forms, dummy);
             return PasswordCheck::Mismatch;
         }
     };
     // Verification uses the algorithm and parameters recorded in the hash.
-    match argon2.verify_password(password, &phc) {
-        Ok(()) => PasswordCheck::Match { needs_rehash: needs_rehash(argon2, &phc) },
-        Err(argon2::password_hash::Error::Password) => PasswordCheck::Mismatch,
+    match verify_one(argon2, forms.normalized, &phc) {
+        Verified::Match => return PasswordCheck::Match { needs_rehash: needs_rehash(argon2, &phc) },
+        Verified::Mismatch => {}
+        Verified::Unverifiable => {
+            verify_dummy(argon2, forms, dummy);
+            return PasswordCheck::Mismatch;
+        }
+    }
+    match forms.as_received.map(|typed| verify_one(argon2, typed, &phc)) {
+        // Made before normalisation: store the NFKC form's hash from now on.
+        Some(Verified::Match) => PasswordCheck::Match { needs_rehash: true },
+        Some(Verified::Mismatch | Verified::Unverifiable) | None => PasswordCheck::Mismatch,
+    }
+}
+
+enum Verified {
+    Match,
+    Mismatch,
+    /// The stored hash cannot be checked at all (a broken or foreign PHC string).
+    Unverifiable,
+}
+
+fn verify_one(argon2: &Argon2<'_>, password: &[u8], phc: &Phc<'_>) -> Verified {
+    match argon2.verify_password(password, phc) {
+        Ok(()) => Verified::Match,
+        Err(argon2::password_hash::Error::Password) => Verified::Mismatch,
         Err(e) => {
             tracing::warn!(error = %e, "stored password hash cannot be verified; treating as mismatch");
-            PasswordCheck::Mismatch
+            Verified::Unverifiable
         }
     }
 }
 
-fn verify_dummy(argon2: &Argon2<'_>, password: &[u8], dummy: &str) {
+/// One dummy check per form: the cost of checking a real hash in vain.
+fn verify_dummy(argon2: &Argon2<'_>, forms: Forms<'_>, dummy: &str) {
     if let Ok(phc) = Phc::new(dummy) {
-        // The answer is irrelevant: the work is the point.
-        let _ = argon2.verify_password(password, &phc);
+        for _ in 0..forms.count() {
+            // The answer is irrelevant: the work is the point.
+            let _ = argon2.verify_password(forms.normalized, &phc);
+        }
     }
 }
 
@@ -178,6 +233,10 @@ mod tests {
     fn password(text: &str) -> Password {
         Password::new(text.to_owned()).unwrap()
     }
+
+    /// One password with composed accents (NFC, also NFKC) and decomposed ones (NFD).
+    const CREME_NFC: &str = "cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} minuit";
+    const CREME_NFD: &str = "cre\u{300}me bru\u{302}le\u{301}e a\u{300} minuit";
 
     /// Cheap parameters so most tests stay fast; the OWASP ones are covered once.
     fn cheap() -> Argon2Hasher {
@@ -263,6 +322,43 @@ mod tests {
             let stored = PasswordHash::from_phc(junk.to_owned());
             assert_eq!(hasher.verify(&pw, Some(&stored)).await.unwrap(), PasswordCheck::Mismatch, "{junk}");
         }
+    }
+
+    /// NIST SP 800-63B-4 §3.1.1.2: the NFKC form is hashed, so the password
+    /// typed with decomposed accents (NFD) matches one set with composed ones.
+    #[tokio::test]
+    async fn nfc_and_nfd_typings_match_one_nfkc_hash() {
+        let hasher = cheap();
+        let hash = hasher.hash(&password(CREME_NFC)).await.unwrap();
+        let nfd = Password::candidate(CREME_NFD.to_owned()).unwrap();
+        assert_eq!(hasher.verify(&nfd, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
+        // The hash is the NFKC text's, byte for byte.
+        assert!(hasher.argon2.verify_password(CREME_NFC.as_bytes(), &Phc::new(hash.as_str()).unwrap()).is_ok());
+    }
+
+    /// A hash made from the text as typed, before passwords were normalised,
+    /// still matches that text, and asks for a rehash so the NFKC one is stored.
+    #[tokio::test]
+    async fn a_hash_of_the_unnormalised_text_matches_and_needs_rehash() {
+        let hasher = cheap();
+        let legacy = PasswordHash::from_phc(hash_with(&hasher.argon2, CREME_NFD.as_bytes()).unwrap());
+        let nfd = Password::candidate(CREME_NFD.to_owned()).unwrap();
+        assert_eq!(hasher.verify(&nfd, Some(&legacy)).await.unwrap(), PasswordCheck::Match { needs_rehash: true });
+        let wrong = Password::candidate("cre\u{300}me bru\u{302}le\u{301}e a\u{300} midi".to_owned()).unwrap();
+        assert_eq!(hasher.verify(&wrong, Some(&legacy)).await.unwrap(), PasswordCheck::Mismatch);
+        let rehashed = hasher.hash(&nfd).await.unwrap();
+        let nfc = Password::candidate(CREME_NFC.to_owned()).unwrap();
+        assert_eq!(hasher.verify(&nfc, Some(&rehashed)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
+    }
+
+    /// OWASP ASVS 5.0 V6.3.8: a text that is not NFKC is checked twice
+    /// against a real hash (both forms), so it is checked twice against the
+    /// dummy too when there is no account, or no readable hash.
+    #[test]
+    fn every_mismatch_path_runs_one_hash_per_form() {
+        let nfd = Password::candidate(CREME_NFD.to_owned()).unwrap();
+        assert_eq!(Forms::of(&nfd).count(), 2);
+        assert_eq!(Forms::of(&password(CREME_NFC)).count(), 1);
     }
 
     /// Hashes beyond the limit queue for a permit instead of running (memory bound).

@@ -9,6 +9,7 @@ use super::PasswordProof;
 use crate::auth::SessionRevoker;
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
+use crate::password_strength::PasswordStrength;
 use crate::ports::clock::Clock;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
@@ -16,6 +17,7 @@ use crate::ports::unit_of_work::UnitOfWorkFactory;
 #[derive(Clone, Debug)]
 pub struct ChangePassword {
     proof: PasswordProof,
+    strength: PasswordStrength,
     uow: Arc<dyn UnitOfWorkFactory>,
     revoker: SessionRevoker,
     events: EventFactory,
@@ -26,18 +28,22 @@ impl ChangePassword {
     #[must_use]
     pub fn new(
         proof: PasswordProof,
+        strength: PasswordStrength,
         uow: Arc<dyn UnitOfWorkFactory>,
         revoker: SessionRevoker,
         events: EventFactory,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { proof, uow, revoker, events, clock }
+        Self { proof, strength, uow, revoker, events, clock }
     }
 
     /// # Errors
+    /// [`AppError::InvalidArgument`] (`new_password`) when the new password is
+    /// too easy to guess, before the current one is checked;
     /// [`AppError::WrongPassword`] (`current_password`) when the current password is wrong.
     pub async fn execute(&self, caller: &AccessClaims, current: &Password, new: &Password) -> Result<(), AppError> {
         let user = caller.user_id;
+        self.strength.check_account(user, new, "new_password").await?;
         self.proof.check(user, current, "current_password").await?;
         let hash = self.proof.hasher().hash(new).await?;
         let now = self.clock.now();

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use chrono::TimeDelta;
 use futures_executor::block_on;
 use gatehouse_domain::{
-    AccessClaims, ClientInfo, DisplayName, EmailAddress, Event, OneTimeCode, Password, Secret, TokenPair, UserId,
+    AccessClaims, ClientInfo, DisplayName, EmailAddress, Event, OneTimeCode, Password, PasswordPolicy, Secret,
+    TokenPair, UserId,
 };
 
 use super::*;
@@ -21,6 +22,7 @@ use crate::auth::{
 use crate::error::AppError;
 use crate::events::EventFactory;
 use crate::mfa::{FreshProof, FreshProofs, MfaGate};
+use crate::password_strength::PasswordStrength;
 use crate::settings::{TokenSettings, VerificationSettings};
 use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryStore, RecordingEncoder, SeqRandom};
 
@@ -28,6 +30,7 @@ use crate::testing::{FakeDenylist, FakeHasher, FakeTokens, FixedClock, InMemoryS
 struct Parts {
     store: Arc<InMemoryStore>,
     hasher: Arc<FakeHasher>,
+    strength: PasswordStrength,
     revoker: SessionRevoker,
     issuer: VerificationIssuer,
     proofs: FreshProofs,
@@ -52,6 +55,8 @@ struct Harness {
 }
 
 const PASSWORD: &str = "correct horse battery";
+/// Another password good enough for the default policy.
+const NEW_PASSWORD: &str = "mauve tractor on the hill";
 
 fn email(s: &str) -> EmailAddress {
     EmailAddress::parse(s).unwrap()
@@ -103,11 +108,13 @@ impl Harness {
             crate::testing::throttle(&limiter, &clock),
             background.clone(),
         );
+        let strength = PasswordStrength::new(store.clone(), PasswordPolicy::default());
         Self {
             sign_up: SignUp::new(
                 store.clone(),
                 store.clone(),
                 hasher.clone(),
+                strength.clone(),
                 clock.clone(),
                 rng,
                 issuer.clone(),
@@ -130,6 +137,7 @@ impl Harness {
                 redeemer,
                 store.clone(),
                 hasher.clone(),
+                strength.clone(),
                 issuer.clone(),
                 revoker.clone(),
                 clock.clone(),
@@ -138,6 +146,7 @@ impl Harness {
             parts: Parts {
                 store: store.clone(),
                 hasher,
+                strength,
                 revoker,
                 issuer,
                 proofs: FreshProofs::from(&crate::testing::mfa_deps(
@@ -165,6 +174,7 @@ impl Harness {
         let p = &self.parts;
         ChangePassword::new(
             self.proof(),
+            p.strength.clone(),
             p.store.clone(),
             p.revoker.clone(),
             p.issuer.events().clone(),
@@ -453,8 +463,60 @@ fn reset_expires_after_two_hours() {
     block_on(h.request_reset.execute(&email("ann@example.com"))).unwrap();
     let (token, _, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     h.clock.advance(TimeDelta::hours(2));
-    let r = block_on(h.reset.execute(Proof::Token(Secret::new(token)), Password::new("x".repeat(8)).unwrap()));
+    let r = block_on(h.reset.execute(Proof::Token(Secret::new(token)), Password::new(NEW_PASSWORD.into()).unwrap()));
     assert!(matches!(r, Err(AppError::VerificationExpired)), "{r:?}");
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2, OWASP ASVS 5.0 V6.2.4 and V6.2.11: a reset
+/// to a common password, or one built from the account's addresses, is
+/// refused naming `new_password`, and leaves the link and the code usable:
+/// the strength is judged after the proof is checked, before anything is
+/// consumed or hashed.
+#[test]
+fn reset_to_a_guessable_password_is_refused_and_consumes_nothing() {
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann.lee@example.com");
+    block_on(h.add_login_email().execute(user, &email("annie.work@corp.example"), &fresh())).unwrap();
+    block_on(h.request_reset.execute(&email("ann.lee@example.com"))).unwrap();
+    let (token, code, _) = h.secrets("email.password_reset_requested", "ann.lee@example.com");
+    let by_token = || Proof::Token(Secret::new(token.clone()));
+    let by_code = || Proof::Code { email: email("ann.lee@example.com"), code: self::code(&code) };
+    let outbox = h.outbox_types();
+    for weak in ["12345678", "password", "ann.lee@example.com", "annie.work@corp.example"] {
+        for proof in [by_token(), by_code()] {
+            let r = block_on(h.reset.execute(proof, Password::new(weak.into()).unwrap()));
+            let Err(AppError::InvalidArgument(v)) = r else { panic!("{weak}: {r:?}") };
+            assert_eq!(v.iter().map(|v| v.field).collect::<Vec<_>>(), ["new_password"], "{weak}");
+        }
+    }
+    assert_eq!(h.outbox_types(), outbox, "nothing written");
+    assert!(h.store.verifications().iter().all(|v| v.attempts() == 0), "no attempt counted");
+    h.login("ann.lee@example.com", PASSWORD).unwrap();
+    block_on(h.reset.execute(by_code(), Password::new(NEW_PASSWORD.into()).unwrap())).unwrap();
+    h.login("ann.lee@example.com", NEW_PASSWORD).unwrap();
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2, OWASP ASVS 5.0 V6.2.4: a guessable new
+/// password is refused before the current one is even checked (no argon2
+/// work), and nothing changes: no session ends, nobody is notified.
+#[test]
+fn change_to_a_guessable_password_is_refused_and_changes_nothing() {
+    let h = Harness::new();
+    h.signed_up_and_verified("ann@example.com");
+    let here = h.login("ann@example.com", PASSWORD).unwrap();
+    let elsewhere = h.login("ann@example.com", PASSWORD).unwrap();
+    let caller = h.claims(&here).unwrap();
+    let checks = h.parts.hasher.verifications.load(std::sync::atomic::Ordering::Relaxed);
+    for (current, weak) in [(PASSWORD, "password1"), ("not my password", "qwertyuiop"), (PASSWORD, "ann@example.com")] {
+        let r = block_on(h.change_password().execute(&caller, &pw(current), &Password::new(weak.into()).unwrap()));
+        let Err(AppError::InvalidArgument(v)) = r else { panic!("{weak}: {r:?}") };
+        assert_eq!(v.iter().map(|v| v.field).collect::<Vec<_>>(), ["new_password"], "{weak}");
+        assert!(!v[0].description.is_empty());
+    }
+    assert_eq!(h.parts.hasher.verifications.load(std::sync::atomic::Ordering::Relaxed), checks);
+    assert!(h.claims(&elsewhere).is_ok());
+    assert!(!h.outbox_types().iter().any(|t| t == "email.password_changed"));
+    h.login("ann@example.com", PASSWORD).unwrap();
 }
 
 /// OWASP ASVS 5.0 V7.4.3: changing the password ends the other sessions.
@@ -695,7 +757,7 @@ fn new_reset_requests_do_not_reset_the_guess_budget() {
     h.signed_up_and_verified("ann@example.com");
     let reset = |digits: &str| {
         let proof = Proof::Code { email: email("ann@example.com"), code: code(digits) };
-        block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap()))
+        block_on(h.reset.execute(proof, Password::new(NEW_PASSWORD.into()).unwrap()))
     };
     // 4 + 4 + 1 wrong codes, then a fourth reset is still sent (nine failures).
     for wrong_codes in [4, 4, 1, 0] {
@@ -741,7 +803,7 @@ fn at_most_five_resets_are_sent_per_hour_and_the_answer_stays_the_same() {
     assert_eq!(h.committed("email.password_reset_requested").len(), 5);
     let (_, code, _) = h.secrets("email.password_reset_requested", "ann@example.com");
     let proof = Proof::Code { email: email("ann@example.com"), code: OneTimeCode::parse(&code).unwrap() };
-    block_on(h.reset.execute(proof, Password::new("x".repeat(10)).unwrap())).unwrap();
+    block_on(h.reset.execute(proof, Password::new(NEW_PASSWORD.into()).unwrap())).unwrap();
 
     // The same throttle guards resending a verification; the sign-up's own
     // verification is the first of the five.

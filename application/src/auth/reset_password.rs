@@ -13,6 +13,7 @@ use crate::auth::revoker::SessionRevoker;
 use crate::auth::verification::{Proof, Redeemer, VerificationIssuer};
 use crate::error::AppError;
 use crate::events::Audit;
+use crate::password_strength::PasswordStrength;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
@@ -24,6 +25,7 @@ pub struct ResetPassword {
     redeemer: Redeemer,
     uow: Arc<dyn UnitOfWorkFactory>,
     hasher: Arc<dyn PasswordHasher>,
+    strength: PasswordStrength,
     issuer: VerificationIssuer,
     revoker: SessionRevoker,
     clock: Arc<dyn Clock>,
@@ -32,25 +34,30 @@ pub struct ResetPassword {
 
 impl ResetPassword {
     #[must_use]
+    #[allow(clippy::too_many_arguments, reason = "each is a port or policy of its own; a bundle would only hide them")]
     pub fn new(
         redeemer: Redeemer,
         uow: Arc<dyn UnitOfWorkFactory>,
         hasher: Arc<dyn PasswordHasher>,
+        strength: PasswordStrength,
         issuer: VerificationIssuer,
         revoker: SessionRevoker,
         clock: Arc<dyn Clock>,
         throttle: Throttle,
     ) -> Self {
-        Self { redeemer, uow, hasher, issuer, revoker, clock, throttle }
+        Self { redeemer, uow, hasher, strength, issuer, revoker, clock, throttle }
     }
 
     /// Redeems the reset `proof` names and sets `new_password`.
     ///
     /// # Errors
-    /// See [`Redeemer::check`].
+    /// See [`Redeemer::check`]; [`AppError::InvalidArgument`] (`new_password`)
+    /// when the password is too easy to guess, with the verification left
+    /// unused (checking a right proof consumes nothing).
     pub async fn execute(&self, proof: Proof, new_password: Password) -> Result<(), AppError> {
         let now = self.clock.now();
         let verification = self.redeemer.check(Purpose::ResetPassword, &proof, now).await?;
+        self.strength.check_account(verification.user_id(), &new_password, "new_password").await?;
         let hash = self.hasher.hash(&new_password).await?;
         let notice = self.issuer.events().message(
             now,

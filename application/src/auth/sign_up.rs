@@ -17,6 +17,7 @@ use crate::auth::verification::VerificationIssuer;
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
+use crate::password_strength::PasswordStrength;
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
 use crate::ports::random::RandomSource;
@@ -38,6 +39,7 @@ pub struct SignUpCommand {
 pub struct SignUp {
     uow: Arc<dyn UnitOfWorkFactory>,
     hasher: Arc<dyn PasswordHasher>,
+    strength: PasswordStrength,
     clock: Arc<dyn Clock>,
     rng: Arc<dyn RandomSource>,
     issuer: VerificationIssuer,
@@ -50,16 +52,18 @@ impl SignUp {
     /// `users` finds the owner of a taken address. Taken addresses are
     /// concealed unless [`SignUp::reveal_taken_addresses`] says otherwise.
     #[must_use]
+    #[allow(clippy::too_many_arguments, reason = "each is a port or policy of its own; a bundle would only hide them")]
     pub fn new(
         uow: Arc<dyn UnitOfWorkFactory>,
         users: Arc<dyn UserRepository>,
         hasher: Arc<dyn PasswordHasher>,
+        strength: PasswordStrength,
         clock: Arc<dyn Clock>,
         rng: Arc<dyn RandomSource>,
         issuer: VerificationIssuer,
         throttle: Throttle,
     ) -> Self {
-        Self { uow, hasher, clock, rng, issuer, throttle, users, conceal_taken: true }
+        Self { uow, hasher, strength, clock, rng, issuer, throttle, users, conceal_taken: true }
     }
 
     /// Answers `ALREADY_EXISTS` for a taken address: right only when logins
@@ -74,10 +78,13 @@ impl SignUp {
     /// its email whose event goes out through the outbox.
     ///
     /// # Errors
+    /// [`AppError::InvalidArgument`] (`password`) when the password is too
+    /// easy to guess or built from the address or name;
     /// [`AppError::EmailTaken`] when the (normalized) email already has an
     /// account and taken addresses are revealed; [`AppError::RateLimited`]
     /// past the sign-up or message limits.
     pub async fn execute(&self, cmd: SignUpCommand) -> Result<UserId, AppError> {
+        self.strength.check_new_account(&cmd.password, &cmd.email, &cmd.display_name, "password")?;
         self.throttle.sign_up(cmd.client.ip.as_deref()).await?;
         self.throttle.message(cmd.email.as_str(), None).await?;
         let password_hash = self.hasher.hash(&cmd.password).await?;

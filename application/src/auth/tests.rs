@@ -7,13 +7,16 @@ use std::sync::atomic::Ordering;
 
 use chrono::TimeDelta;
 use futures_executor::block_on;
-use gatehouse_domain::{ClientInfo, DisplayName, EmailAddress, Password, PasswordHash, RefreshToken, TokenPair};
+use gatehouse_domain::{
+    ClientInfo, DisplayName, EmailAddress, Password, PasswordHash, PasswordPolicy, RefreshToken, TokenPair,
+};
 
 use super::*;
 use crate::auth::login::SessionOpener;
 use crate::error::{AppError, TokenRejection};
 use crate::events::EventFactory;
 use crate::mfa::MfaGate;
+use crate::password_strength::PasswordStrength;
 use crate::ports::denylist::DenyKey;
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::UserRepository;
@@ -55,6 +58,7 @@ impl Harness {
                 store.clone(),
                 store.clone(),
                 hasher.clone(),
+                PasswordStrength::new(store.clone(), PasswordPolicy::default()),
                 clock.clone(),
                 rng,
                 issuer,
@@ -203,6 +207,52 @@ fn login_with_an_outdated_hash_stores_a_fresh_one() {
     let stored = h.store.users()[0].password_hash().clone();
     let expected = block_on(h.hasher.hash(&Password::new("correct horse".into()).unwrap())).unwrap();
     assert_eq!(stored, expected);
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2, OWASP ASVS 5.0 V6.2.4 and V6.2.11: common
+/// passwords and the account's own address or name are refused, naming
+/// `password`, before anything is hashed or stored.
+#[test]
+fn sign_up_refuses_common_passwords_and_the_accounts_own_words() {
+    let h = Harness::new();
+    for weak in ["password", "12345678", "aaaaaaaa", "annabel.lee@example.com", "annabel.lee", "Annabel Lee!"] {
+        let r = block_on(h.sign_up.execute(SignUpCommand {
+            email: EmailAddress::parse("annabel.lee@example.com").unwrap(),
+            password: Password::new(weak.into()).unwrap(),
+            display_name: DisplayName::parse("Annabel Lee").unwrap(),
+            client: ClientInfo::default(),
+        }));
+        let Err(AppError::InvalidArgument(v)) = r else { panic!("{weak}: {r:?}") };
+        assert_eq!(v.iter().map(|v| v.field).collect::<Vec<_>>(), ["password"], "{weak}");
+    }
+    assert!(h.store.users().is_empty());
+    assert!(h.store.outbox().is_empty());
+    h.sign_up("annabel.lee@example.com", "correct horse battery").unwrap();
+}
+
+/// NIST SP 800-63B-4 §3.1.1.2: hashes stored before passwords were
+/// normalised were made from the text as typed. That text still logs in,
+/// and the login replaces the hash with one of the NFKC form, which every
+/// way of typing the password then matches.
+#[test]
+fn a_hash_of_the_unnormalised_password_logs_in_and_is_rehashed() {
+    let h = Harness::new();
+    let nfc = "cr\u{e8}me br\u{fb}l\u{e9}e \u{e0} minuit";
+    let nfd = "cre\u{300}me bru\u{302}le\u{301}e a\u{300} minuit";
+    let id = h.sign_up("ann@example.com", nfc).unwrap();
+    // What the hasher stored when it hashed the NFD text as it came.
+    let legacy = PasswordHash::from_phc(format!("fake2${nfd}"));
+    block_on(h.store.update_password_hash(id, &legacy, h.clock.now_for_tests())).unwrap();
+    let check = |p: &str| block_on(h.hasher.verify(&Password::candidate(p.into()).unwrap(), Some(&legacy))).unwrap();
+    assert_eq!(check(nfd), PasswordCheck::Match { needs_rehash: true });
+
+    h.login("ann@example.com", nfd).unwrap();
+    let stored = h.store.users()[0].password_hash().clone();
+    assert_eq!(stored, PasswordHash::from_phc(format!("fake2${nfc}")), "rehashed from the NFKC form");
+    h.login("ann@example.com", nfc).unwrap();
+    h.login("ann@example.com", nfd).unwrap();
+    let recheck = block_on(h.hasher.verify(&Password::candidate(nfd.into()).unwrap(), Some(&stored))).unwrap();
+    assert_eq!(recheck, PasswordCheck::Match { needs_rehash: false }, "no further rehash");
 }
 
 #[test]

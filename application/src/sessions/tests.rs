@@ -55,10 +55,12 @@ impl H {
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let opener =
             SessionOpener { sessions: store.clone(), uow: store.clone(), users: store.clone(), events: factory };
+        let strength = crate::PasswordStrength::new(store.clone(), gatehouse_domain::PasswordPolicy::default());
         let signup = SignUp::new(
             store.clone(),
             store.clone(),
             hasher.clone(),
+            strength,
             clock.clone(),
             rng,
             issuer,

@@ -171,6 +171,8 @@ fn a_bad_flag_is_reported_with_its_variable_name() {
     refused(&["--db-max-connections", "0"], "GATEHOUSE_DB_MAX_CONNECTIONS");
     refused(&["--max-code-attempts", "0"], "GATEHOUSE_MAX_CODE_ATTEMPTS");
     refused(&["--password-hash-concurrency", "0"], "GATEHOUSE_PASSWORD_HASH_CONCURRENCY");
+    refused(&["--password-min-score", "0"], "GATEHOUSE_PASSWORD_MIN_SCORE");
+    refused(&["--password-min-score", "5"], "GATEHOUSE_PASSWORD_MIN_SCORE");
     refused(&["--issuer", " "], "GATEHOUSE_ISSUER");
     refused(&["--log-filter", "info,[=bad"], "RUST_LOG (--log-filter): ");
 }

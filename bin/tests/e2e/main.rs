@@ -18,6 +18,7 @@ mod login_throttle;
 mod mfa;
 mod one_time_codes;
 mod outage;
+mod passwords;
 mod session_service;
 mod sessions;
 mod takeover;

@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod caller;
 mod client_ip;
+mod codec;
 pub mod error;
 mod factors;
 mod fields;

@@ -8,6 +8,7 @@
 //! in [`Config::check`].
 
 mod error;
+mod limits;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,7 @@ use ipnet::IpNet;
 
 pub use self::error::ConfigError;
 use self::error::{from_clap, invalid, setting_name};
+pub use self::limits::ServerLimitsConfig;
 
 /// The command line: `gatehouse [serve|migrate] [--flag value]...`.
 #[derive(Debug, Parser)]
@@ -123,6 +125,9 @@ pub struct Config {
     /// Parallel argon2 hashes, 19 MiB each [default: the number of cores]
     #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_CONCURRENCY", default_value_t = parse::cores(), hide_default_value = true, value_parser = parse::positive)]
     pub password_hash_concurrency: usize,
+    /// The gRPC server's resource limits (`config/limits.rs`).
+    #[command(flatten)]
+    pub server_limits: ServerLimitsConfig,
 
     /// postgres://… or sqlite://… [default: a SQLite file in the data dir]
     #[arg(long, env = "DATABASE_URL", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = parse::optional)]
@@ -320,6 +325,7 @@ impl Config {
         ] {
             bounded(field, d, MAX_INTERVAL)?;
         }
+        self.server_limits.check()?;
         if self.refresh_token_ttl <= self.access_token_ttl {
             return Err(invalid(
                 "refresh_token_ttl",

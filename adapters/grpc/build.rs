@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // prost's codec, but an undecodable message is INVALID_ARGUMENT, not INTERNAL.
+        .codec_path("crate::codec::StrictCodec")
         .file_descriptor_set_path(out_dir.join("gatehouse_descriptor.bin"))
         .compile_with_config(config, &files, &[proto_root.clone(), protoc_bin_vendored::include_path()?])?;
     println!("cargo:rerun-if-changed={}", proto_root.display());

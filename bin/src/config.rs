@@ -8,6 +8,7 @@
 //! in [`Config::check`].
 
 mod error;
+mod limits;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use ipnet::IpNet;
 
 pub use self::error::ConfigError;
 use self::error::{from_clap, invalid, setting_name};
+pub use self::limits::ServerLimitsConfig;
 
 /// The command line: `gatehouse [serve|migrate] [--flag value]...`.
 #[derive(Debug, Parser)]
@@ -154,6 +156,9 @@ pub struct Config {
     /// Lowest zxcvbn score (1 to 4) a new password needs; 3 is more than 10^8 guesses
     #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_SCORE", default_value = "3", value_parser = clap::value_parser!(u8).range(1..=4))]
     pub password_min_score: u8,
+    /// The gRPC server's resource limits (`config/limits.rs`).
+    #[command(flatten)]
+    pub server_limits: ServerLimitsConfig,
 
     /// postgres://… or sqlite://… [default: a SQLite file in the data dir]
     #[arg(long, env = "DATABASE_URL", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = parse::optional)]
@@ -376,6 +381,7 @@ impl Config {
         ] {
             bounded(field, d, MAX_INTERVAL)?;
         }
+        self.server_limits.check()?;
         if self.refresh_token_ttl <= self.access_token_ttl {
             return Err(invalid(
                 "refresh_token_ttl",

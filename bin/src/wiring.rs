@@ -283,7 +283,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
 
     probes.insert(0, Arc::new(db));
     Ok(App {
-        grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval),
+        grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval)
+            .with_limits(config.server_limits.limits()),
         rebuild_denylist: RebuildDenylist::new(sessions.clone(), denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
         relay: RelayOutbox::new(outbox, publisher, clock.clone(), relay_settings),

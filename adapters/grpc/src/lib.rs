@@ -15,9 +15,13 @@ mod audit;
 mod auth;
 mod caller;
 mod client_ip;
+mod codec;
+mod connection;
 pub mod error;
 mod factors;
 mod fields;
+mod guard;
+mod limits;
 mod mfa;
 mod profile;
 mod proof;
@@ -29,6 +33,7 @@ mod user;
 pub use audit::AuditApi;
 pub use auth::AuthApi;
 pub use client_ip::{ClientIpPolicy, IpNet};
+pub use limits::ServerLimits;
 pub use mfa::MfaApi;
 pub use server::{GrpcServer, ServeError};
 pub use session::SessionApi;
@@ -44,7 +49,8 @@ pub mod pb {
 /// The encoded descriptor set of `gatehouse.v1`, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gatehouse_descriptor");
 
-/// Largest request message accepted, in bytes. Gatehouse requests are small;
+/// Largest request message accepted by default, in bytes
+/// ([`ServerLimits::max_message_bytes`]). Gatehouse requests are small;
 /// refusing big ones early bounds the memory a caller can make us spend.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 

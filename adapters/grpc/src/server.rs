@@ -1,5 +1,6 @@
 //! Serving: the gatehouse services plus `grpc.health.v1` and reflection
-//! (v1 and v1alpha, so older grpcurl builds work too), with graceful shutdown.
+//! (v1 and v1alpha, so older grpcurl builds work too), under the server's
+//! [`ServerLimits`], with graceful shutdown.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -8,30 +9,26 @@ use std::time::Duration;
 use gatehouse_application::error_chain;
 use gatehouse_application::ports::health::Probe;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
-use tonic::transport::Server;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::caller::Identify;
+use crate::limits::ServerLimits;
 use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::mfa_service_server::MfaServiceServer;
 use crate::pb::session_service_server::SessionServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
-use crate::{
-    AuditApi, AuthApi, ClientIpPolicy, FILE_DESCRIPTOR_SET, MAX_REQUEST_BYTES, MfaApi, SessionApi, TokenApi, UserApi,
-};
+use crate::{AuditApi, AuthApi, ClientIpPolicy, FILE_DESCRIPTOR_SET, MfaApi, SessionApi, TokenApi, UserApi};
 
 /// The gRPC server failed to start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("reflection service")]
     Reflection(#[source] tonic_reflection::server::Error),
-    #[error("transport")]
-    Transport(#[source] tonic::transport::Error),
 }
 
 /// Names under which `grpc.health.v1` reports status: the whole server
@@ -58,11 +55,15 @@ pub struct GrpcServer {
     identify: Identify,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
+    limits: ServerLimits,
 }
 
 impl std::fmt::Debug for GrpcServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrpcServer").field("health_interval", &self.health_interval).finish_non_exhaustive()
+        f.debug_struct("GrpcServer")
+            .field("health_interval", &self.health_interval)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,13 +87,21 @@ impl GrpcServer {
         health_interval: Duration,
     ) -> Self {
         let identify = Identify::new(client_ip, token.validate.clone());
-        Self { auth, token, user, mfa, sessions, audit, identify, probes, health_interval }
+        let limits = ServerLimits::default();
+        Self { auth, token, user, mfa, sessions, audit, identify, probes, health_interval, limits }
+    }
+
+    /// The server with `limits` instead of the defaults.
+    #[must_use]
+    pub const fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains in-flight calls.
     ///
     /// # Errors
-    /// [`ServeError`] when the services cannot be built or the transport fails.
+    /// [`ServeError`] when the services cannot be built.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -108,24 +117,23 @@ impl GrpcServer {
         // Each service says what it needs of its callers. TokenService needs
         // nothing: ValidateToken takes its token in the body, and the hot
         // path must not pay for a second validation or a client look-up.
+        // Each also refuses a message over the limit itself, behind the
+        // guard that refuses it from its length prefix.
         let id = &self.identify;
-        let result = Server::builder()
-            .add_service(health_service)
+        let max = self.limits.max_message_bytes;
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(id.anonymous(AuthServiceServer::new(self.auth).max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(MAX_REQUEST_BYTES))
-            .add_service(id.signed_in(UserServiceServer::new(self.user).max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .add_service(id.signed_in(MfaServiceServer::new(self.mfa).max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .add_service(
-                id.signed_in(SessionServiceServer::new(self.sessions).max_decoding_message_size(MAX_REQUEST_BYTES)),
-            )
-            .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(MAX_REQUEST_BYTES)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-            .await
-            .map_err(ServeError::Transport);
+            .add_service(id.anonymous(AuthServiceServer::new(self.auth).max_decoding_message_size(max)))
+            .add_service(TokenServiceServer::new(self.token).max_decoding_message_size(max))
+            .add_service(id.signed_in(UserServiceServer::new(self.user).max_decoding_message_size(max)))
+            .add_service(id.signed_in(MfaServiceServer::new(self.mfa).max_decoding_message_size(max)))
+            .add_service(id.signed_in(SessionServiceServer::new(self.sessions).max_decoding_message_size(max)))
+            .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(max)))
+            .prepare();
+        crate::connection::serve(listener, routes, self.limits, shutdown).await;
         health_task.abort();
-        result
+        Ok(())
     }
 }
 

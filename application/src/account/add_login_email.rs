@@ -36,9 +36,12 @@ impl AddLoginEmail {
     /// # Errors
     /// A failed fresh proof (`WrongPassword`, `CodeInvalid`, `RateLimited`)
     /// changes nothing;
-    /// [`AppError::EmailTaken`] when the address is a login email of any account.
+    /// [`AppError::EmailTaken`] when the address is a login email of any account;
+    /// [`AppError::RateLimited`] past the recipient's or the account's
+    /// message limit (each added address is sent a verification).
     pub async fn execute(&self, user: UserId, email: &EmailAddress, proof: &FreshProof) -> Result<(), AppError> {
         self.proofs.check(user, proof).await?;
+        self.proofs.throttle().message(email.as_str(), Some(user)).await?;
         let now = self.clock.now();
         let issued = self.issuer.issue(user, email, Purpose::VerifyEmail, now);
         let audit = self.issuer.events().audit(now, Audit::by("email.added", user).detail("email", email));

@@ -259,6 +259,11 @@ impl SecondFactors {
 }
 
 impl FreshProofs {
+    /// The limits, for use cases that check a proof and then send a message.
+    pub(crate) fn throttle(&self) -> &crate::throttle::Throttle {
+        &self.factors.throttle
+    }
+
     /// Checks a fresh proof of presence; wrong proofs count toward the
     /// account's limit, so a stolen access token cannot guess TOTP codes.
     /// The attempt is counted before the check and given back when the
@@ -411,6 +416,9 @@ async fn enroll_with_code(
     kind: FactorKind,
     destination: &str,
 ) -> Result<Uuid, AppError> {
+    // Each enrolment sends a code: limited per recipient and per account, so
+    // an account cannot pump texts to numbers it does not own.
+    factors.throttle.message(destination, Some(user)).await?;
     let now = factors.clock.now();
     let factor = Factor::pending_code(new_uuid_v7(now, factors.rng.as_ref()), user, kind, destination.to_owned(), now);
     let (code, stored) = factors.new_code(factor.id(), None, now);

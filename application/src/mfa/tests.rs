@@ -263,6 +263,31 @@ fn an_email_factor_needs_a_verified_address_and_its_code() {
     h.pass(challenge.id, factor, &second).unwrap();
 }
 
+/// SMS pumping (OWASP ASVS 5.0 V6.3.1 applied to messages that cost
+/// money): codes sent by enrolment and by SendMfaCode are limited per
+/// recipient and per account, before a code is stored or sent.
+#[test]
+fn codes_are_limited_per_recipient_and_per_account() {
+    let h = H::new();
+    let limits = crate::throttle::RateLimits::default();
+    let enroll = EnrollPhoneFactor::new(h.deps.clone());
+    let same = PhoneNumber::parse("+447700900100").unwrap();
+    for n in 0..limits.message_recipient.max() {
+        block_on(enroll.execute(h.user, &same, &password())).unwrap_or_else(|e| panic!("code {}: {e:?}", n + 1));
+    }
+    let sent = h.store.outbox().len();
+    let r = block_on(enroll.execute(h.user, &same, &password()));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "the recipient's limit: {r:?}");
+    assert_eq!(h.store.outbox().len(), sent, "nothing sent past the limit");
+    for n in limits.message_recipient.max()..limits.message_account.max() {
+        let other = PhoneNumber::parse(&format!("+4477009002{n:02}")).unwrap();
+        block_on(enroll.execute(h.user, &other, &password())).unwrap_or_else(|e| panic!("code {}: {e:?}", n + 1));
+    }
+    let fresh = PhoneNumber::parse("+447700900399").unwrap();
+    let r = block_on(enroll.execute(h.user, &fresh, &password()));
+    assert!(matches!(r, Err(AppError::RateLimited { .. })), "the account's limit: {r:?}");
+}
+
 #[test]
 fn an_sms_factor_goes_to_the_number_and_totp_needs_no_sending() {
     let h = H::new();

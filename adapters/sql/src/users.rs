@@ -66,6 +66,26 @@ impl AccountWrites for SqlUnitOfWork {
         Ok(())
     }
 
+    async fn release_unverified_claim(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError> {
+        let claim = user_email::Entity::find()
+            .filter(user_email::Column::Email.eq(email.as_str()))
+            .filter(user_email::Column::VerifiedAt.is_null())
+            .filter(user_email::Column::IsPrimary.eq(false))
+            .one(&self.txn)
+            .await
+            .map_err(store_error)?;
+        let Some(claim) = claim else { return Ok(None) };
+        // Guarded again: a verification committed since the read keeps it.
+        let deleted = user_email::Entity::delete_many()
+            .filter(user_email::Column::Id.eq(claim.id))
+            .filter(user_email::Column::VerifiedAt.is_null())
+            .filter(user_email::Column::IsPrimary.eq(false))
+            .exec(&self.txn)
+            .await
+            .map_err(store_error)?;
+        Ok((deleted.rows_affected == 1).then(|| UserId::from_uuid(claim.user_id)))
+    }
+
     async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<(), StoreError> {
         user_email::Entity::delete_many()
             .filter(user_email::Column::UserId.eq(*user.as_uuid()))

@@ -62,6 +62,7 @@ contract_tests! {
         change_password_revokes_every_session_but_the_kept_one,
         change_password_of_an_unknown_user_changes_nothing,
         add_email_is_a_conflict_for_any_accounts_address,
+        only_an_added_unverified_address_is_released,
         remove_email_outcomes,
         set_primary_email_outcomes,
         delete_returns_live_sessions_and_removes_everything,
@@ -975,6 +976,37 @@ async fn add_email_is_a_conflict_for_any_accounts_address(s: Stores) {
         (added.email, added.primary, added.verified_at, added.created_at),
         (v.email().clone(), false, None, now)
     );
+}
+
+/// An address another account added and never verified proves nothing,
+/// so it cannot keep its owner out; a primary or verified one keeps its
+/// account (OWASP ASVS 5.0 V6.3.8: no squatting on others' addresses).
+async fn only_an_added_unverified_address_is_released(s: Stores) {
+    let ann = user(1, "ann@example.com");
+    sign_up(&s, &ann).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for (n, address) in [(10, "ann@work.example"), (11, "ann@home.example")] {
+        let v = verification(n, ann.id(), address, Purpose::VerifyEmail, now);
+        ops::add_email(&s, ann.id(), v.email(), &v, &[], now).await.unwrap();
+    }
+    verify(&s, 20, ann.id(), "ann@home.example", now).await;
+    let release = |address: &'static str| {
+        let s = s.clone();
+        async move {
+            let uow = s.uow.begin().await.unwrap();
+            let released = uow.accounts().release_unverified_claim(&email(address)).await.unwrap();
+            uow.commit().await.unwrap();
+            released
+        }
+    };
+    for kept in ["ann@example.com", "ann@home.example", "nobody@example.com"] {
+        assert_eq!(release(kept).await, None, "{kept}");
+    }
+    assert_eq!(release("ann@work.example").await, Some(ann.id()));
+    let left: Vec<String> =
+        s.users.get(ann.id()).await.unwrap().unwrap().emails().iter().map(|e| e.email.to_string()).collect();
+    assert_eq!(left, ["ann@example.com", "ann@home.example"]);
+    assert!(s.users.find_credentials(&email("ann@work.example")).await.unwrap().is_none());
 }
 
 async fn remove_email_outcomes(s: Stores) {

@@ -47,9 +47,14 @@ impl AddLoginEmail {
         let audit = self.issuer.events().audit(now, Audit::by("email.added", user).detail("email", email));
         let mut uow = self.uow.begin().await?;
         uow.accounts().lock(user).await?.ok_or(AppError::NotFound("user"))?;
+        // Another account's unverified, added claim proves nothing.
+        let mut messages = vec![issued.message, audit];
+        if let Some(loser) = uow.accounts().release_unverified_claim(email).await?.filter(|l| *l != user) {
+            messages.push(crate::auth::sign_up::released(self.issuer.events(), now, loser, email));
+        }
         uow.accounts().add_email(user, email, now).await.map_err(AppError::email_taken_on_conflict)?;
         uow.verifications().insert(&issued.verification).await?;
-        uow.add_messages(vec![issued.message, audit]);
+        uow.add_messages(messages);
         uow.commit().await.map_err(AppError::email_taken_on_conflict)
     }
 }

@@ -34,6 +34,17 @@ pub struct SignUpCommand {
     pub client: ClientInfo,
 }
 
+/// The audit row of an unverified claim given up to someone signing up or
+/// adding the address.
+pub(crate) fn released(
+    events: &crate::events::EventFactory,
+    now: chrono::DateTime<chrono::Utc>,
+    loser: UserId,
+    email: &EmailAddress,
+) -> crate::ports::events::OutboxMessage {
+    events.audit(now, Audit::of("email.unverified_claim_released").subject(loser).detail("email", email))
+}
+
 /// Creates accounts.
 #[derive(Clone, Debug)]
 pub struct SignUp {
@@ -95,6 +106,11 @@ impl SignUp {
         let audit = self.issuer.events().audit(now, Audit::by("user.signed_up", user.id()));
         let result = async {
             let mut uow = self.uow.begin().await?;
+            // An address another account only added and never verified
+            // proves nothing: it must not keep its real owner out.
+            if let Some(loser) = uow.accounts().release_unverified_claim(user.email()).await? {
+                uow.add_messages(vec![released(self.issuer.events(), now, loser, user.email())]);
+            }
             uow.accounts().insert(&user).await.map_err(AppError::email_taken_on_conflict)?;
             uow.verifications().insert(&issued.verification).await?;
             uow.add_messages(vec![issued.message, audit]);

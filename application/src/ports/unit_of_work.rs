@@ -98,6 +98,12 @@ pub trait AccountWrites: fmt::Debug + Send + Sync {
     /// [`StoreError::Conflict`] when the address is a login email of any account.
     async fn add_email(&self, user: UserId, email: &EmailAddress, now: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// Drops another account's claim on `email` when that claim proves
+    /// nothing: an added (not primary) login email that was never verified.
+    /// Returns the account that lost it. Called before `email` is claimed,
+    /// so an unverified address cannot block its real owner.
+    async fn release_unverified_claim(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError>;
+
     /// Deletes a login email.
     async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<(), StoreError>;
 

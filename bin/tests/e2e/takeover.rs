@@ -19,6 +19,7 @@ crate::in_both_modes!(
     enrolling_a_factor_needs_a_fresh_proof,
     wrong_proofs_count_toward_the_account_limit,
     pending_enrolments_are_bounded,
+    an_address_added_but_never_verified_does_not_block_its_owner,
 );
 
 const THIEF: &str = "thief@evil.example";
@@ -242,4 +243,22 @@ async fn pending_enrolments_are_bounded(mode: Mode) {
     let confirm =
         pb::ConfirmFactorRequest { factor_id: newest.factor_id.clone(), code: authenticator(&newest.secret, now()) };
     mfa.confirm_factor(authed(confirm, token)).await.unwrap();
+}
+
+/// An account that adds someone else's address, and never verifies it,
+/// must not keep the address's owner from signing up (squatting): the
+/// unverified claim gives way, and the owner signs up, verifies and logs in.
+async fn an_address_added_but_never_verified_does_not_block_its_owner(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let squatter = app.user_session("squatter@evil.example").await;
+    let add =
+        pb::AddLoginEmailRequest { email: "owner@example.com".into(), proof: password_proof!(add_login_email_request) };
+    app.user.clone().add_login_email(authed(add, &squatter.access_token)).await.unwrap();
+
+    let owner = app.verified_user("owner@example.com").await;
+    app.login("owner@example.com", PASSWORD).await.unwrap();
+    let me = app.user.clone().get_me(authed(pb::GetMeRequest {}, &squatter.access_token)).await.unwrap();
+    let emails: Vec<String> = me.into_inner().user.unwrap().emails.into_iter().map(|e| e.email).collect();
+    assert_eq!(emails, ["squatter@evil.example"], "the unverified claim was dropped");
+    assert_ne!(owner, squatter.user_id);
 }

@@ -95,6 +95,16 @@ impl AccountWrites for MemoryUnitOfWork {
         })
     }
 
+    async fn release_unverified_claim(&self, email: &EmailAddress) -> Result<Option<UserId>, StoreError> {
+        Ok(self.with(|state| {
+            state.users.iter_mut().find_map(|u| {
+                let before = u.emails.len();
+                u.emails.retain(|e| !(&e.email == email && !e.primary && e.verified_at.is_none()));
+                (u.emails.len() < before).then_some(u.id)
+            })
+        }))
+    }
+
     async fn remove_email(&self, user: UserId, email: &EmailAddress) -> Result<(), StoreError> {
         self.with(|state| {
             if let Some(u) = state.user_mut(user) {

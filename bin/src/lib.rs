@@ -6,7 +6,9 @@ pub mod config;
 pub mod wiring;
 
 use std::future::Future;
+use std::time::Duration;
 
+use gatehouse_application::auth::RebuildDenylist;
 use tokio::net::TcpListener;
 
 use crate::wiring::App;
@@ -14,11 +16,16 @@ use crate::wiring::App;
 /// How many times the start-up denylist refill is tried before giving up.
 const START_REFILL_ATTEMPTS: u32 = 10;
 
+/// The first and the longest pause between rebuild attempts while the
+/// denylist is stale: short, since validation fails closed until one works.
+const REBUILD_RETRY_FIRST: Duration = Duration::from_millis(100);
+const REBUILD_RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Serves `app` on `listener` until `shutdown` completes. The denylist is
-/// refilled from SQL *before* the first call is answered (a restarted
+/// rebuilt from SQL *before* the first call is answered (a restarted
 /// in-process denylist is empty; answering earlier would let a revoked token
-/// through), and again every resync interval, so a Redis that lost its keys
-/// is whole again quickly.
+/// through), again every resync interval, and at once whenever it goes
+/// stale (Redis lost data or could not be reached, or a write failed).
 ///
 /// # Errors
 /// When the denylist cannot be refilled at start, or the gRPC server fails.
@@ -33,24 +40,13 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
             }
             Err(error) if attempt < START_REFILL_ATTEMPTS => {
                 tracing::warn!(%error, attempt, "denylist refill failed; retrying before serving");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 attempt += 1;
             }
             Err(error) => anyhow::bail!("cannot refill the denylist from sessions: {error}"),
         }
     }
-    let interval = app.denylist_resync_interval;
-    let resync = tokio::spawn(async move {
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match rebuild.execute().await {
-                Ok(n) => tracing::debug!(entries = n, "denylist resynced from sessions"),
-                Err(error) => tracing::warn!(%error, "denylist resync failed; will retry"),
-            }
-        }
-    });
+    let resync = tokio::spawn(keep_denylist_complete(rebuild, app.denylist_resync_interval));
     let relay = tokio::spawn(relay_outbox(app.relay, app.outbox_poll_interval));
     let prune = tokio::spawn(prune_sessions(app.prune_sessions, app.session_prune_interval));
     let result = app.grpc.serve(listener, shutdown).await;
@@ -58,6 +54,40 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
     relay.abort();
     prune.abort();
     Ok(result?)
+}
+
+/// Rebuilds the denylist every `interval`, and at once when it goes stale;
+/// a failed rebuild is retried with a short backoff until one succeeds, so
+/// the window in which validation fails closed is the outage plus one
+/// rebuild, and a write that failed reaches the denylist from SQL.
+async fn keep_denylist_complete(rebuild: RebuildDenylist, interval: Duration) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let urgent = tokio::select! {
+            _ = ticker.tick() => false,
+            () = rebuild.needed() => true,
+        };
+        let mut pause = REBUILD_RETRY_FIRST;
+        loop {
+            match rebuild.execute().await {
+                Ok(n) if urgent => {
+                    tracing::info!(entries = n, "denylist was stale; rebuilt from sessions");
+                    break;
+                }
+                Ok(n) => {
+                    tracing::debug!(entries = n, "denylist resynced from sessions");
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = pause.as_millis(), "denylist rebuild failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(REBUILD_RETRY_MAX);
+                }
+            }
+        }
+        ticker.reset();
+    }
 }
 
 /// Deletes ended sessions every `interval`, for as long as the server runs.

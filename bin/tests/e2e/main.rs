@@ -17,5 +17,6 @@ mod log_hygiene;
 mod mfa;
 mod one_time_codes;
 mod outage;
+mod revocation;
 mod session_service;
 mod sessions;

@@ -6,14 +6,15 @@
 //! after a restart and a Redis that restarted without persistence forgets
 //! its keys, and until the rebuild has run validation fails closed. Only
 //! sessions revoked within the last access-token lifetime can still have
-//! live access tokens, so that is all that needs re-denying.
+//! live access tokens, so that is all that needs re-denying, with the
+//! tombstones of accounts deleted within it (their sessions are gone).
 
 use std::sync::Arc;
 
 use crate::auth::revoker::SessionRevoker;
 use crate::error::AppError;
 use crate::ports::clock::Clock;
-use crate::ports::denylist::Denylist;
+use crate::ports::denylist::{DenyEntry, DenyKey, Denylist};
 use crate::ports::store::SessionRepository;
 use crate::settings::TokenSettings;
 
@@ -51,7 +52,9 @@ impl RebuildDenylist {
         let ticket = self.denylist.begin_rebuild().await?;
         let now = self.clock.now();
         let revoked = self.sessions.revoked_since(now - self.settings.access_ttl).await?;
-        let entries: Vec<_> = revoked.iter().filter_map(|s| self.revoker.session_entry(s, now)).collect();
+        let deleted = self.sessions.tombstones(now).await?;
+        let mut entries: Vec<_> = revoked.iter().filter_map(|s| self.revoker.session_entry(s, now)).collect();
+        entries.extend(deleted.iter().map(|t| DenyEntry { key: DenyKey::User(t.user), until: t.until }));
         self.denylist.complete_rebuild(ticket, &entries, now).await?;
         Ok(entries.len())
     }

@@ -132,6 +132,14 @@ impl SessionRevoker {
         Ok(())
     }
 
+    /// The denylist entry (and tombstone) that refuses every access token of
+    /// an account deleted at `now`: none was minted later, so none lives
+    /// past one access-token lifetime from now.
+    #[must_use]
+    pub fn account_entry(&self, user: UserId, now: DateTime<Utc>) -> DenyEntry {
+        DenyEntry { key: DenyKey::User(user), until: now + self.settings.access_ttl }
+    }
+
     /// The denylist entry that refuses every access token of a revoked
     /// session: it lives as long as the newest one could (`last_used_at`
     /// is when the last token was minted). `None` when all have expired.

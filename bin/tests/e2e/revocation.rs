@@ -12,8 +12,11 @@ use tonic::Code;
 
 use gatehouse_testkit::{FaultProxy, eventually, redis};
 
-use crate::harness::{Mode, TestApp, assert_error, code_and_reason};
+use crate::harness::{Mode, TestApp, assert_error, authed, code_and_reason};
 use crate::sessions::revoked_never_accepted;
+use gatehouse_grpc::pb;
+
+crate::in_both_modes!(asvs_7_4_1_a_deleted_accounts_tokens_stay_refused_through_restarts_and_data_loss);
 
 /// Sessions logged out before the data loss.
 const SESSIONS: usize = 20;
@@ -167,4 +170,31 @@ async fn asvs_7_4_1_logout_while_redis_is_down_is_refused_on_both_replicas_after
     revoked_never_accepted(&app, &pair.access_token).await;
     app.logout_bearer(&pair.access_token).await.unwrap();
     assert_error(replica.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+}
+
+/// The deleted account's sessions are gone with it, so only its tombstone
+/// tells the rebuild to keep refusing its tokens: after a restart (the
+/// in-process denylist starts empty) and after Redis lost its keys.
+async fn asvs_7_4_1_a_deleted_accounts_tokens_stay_refused_through_restarts_and_data_loss(mode: Mode) {
+    let app = TestApp::spawn_with(mode, |c| c.denylist_resync_interval = NO_RESYNC).await;
+    let pair = app.user_session("gone@example.com").await;
+    let mut user = app.user.clone();
+    user.delete_me(authed(pb::DeleteMeRequest { password: "correct horse battery".into() }, &pair.access_token))
+        .await
+        .unwrap();
+    assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+
+    if mode == Mode::Production {
+        assert!(redis::delete_keys(&app.config.redis_key_prefix) > 0, "the denylist keys were lost");
+        revoked_never_accepted(&app, &pair.access_token).await;
+    }
+    let mut app = app.restart().await;
+    assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    if mode == Mode::Production {
+        // Lost while no server runs: the start-up rebuild reads the tombstone.
+        app.stop().await;
+        assert!(redis::delete_keys(&app.config.redis_key_prefix) > 0);
+        let app = app.restart().await;
+        assert_error(app.validate(&pair.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    }
 }

@@ -17,6 +17,7 @@ mod log_hygiene;
 mod mfa;
 mod one_time_codes;
 mod outage;
+mod reset_flow;
 mod revocation;
 mod session_service;
 mod sessions;

@@ -2700,6 +2700,22 @@ async fn unreachable_postgres_is_unavailable() {
     // Port 1 on loopback: nothing listens there, so the connection is refused.
     let err = Database::connect("postgres://postgres@127.0.0.1:1/postgres", settings).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // The operator reads the real cause, not the pool's "timed out".
+    let cause = gatehouse_application::error_chain(&err);
+    assert!(cause.to_lowercase().contains("refused"), "{cause}");
+}
+
+#[tokio::test]
+async fn an_unknown_postgres_host_is_named_as_such() {
+    let settings = PoolSettings {
+        connect_timeout: std::time::Duration::from_secs(2),
+        acquire_timeout: std::time::Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let err = Database::connect("postgres://postgres@no-such-host.invalid/postgres", settings).await.unwrap_err();
+    let cause = gatehouse_application::error_chain(&err);
+    assert!(!cause.contains("timed out"), "{cause}");
+    assert!(cause.to_lowercase().contains("lookup") || cause.to_lowercase().contains("resolve"), "{cause}");
 }
 
 /// Several replicas start at once against a fresh database: the advisory

@@ -21,3 +21,4 @@ mod reset_flow;
 mod revocation;
 mod session_service;
 mod sessions;
+mod startup;

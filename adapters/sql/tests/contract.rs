@@ -82,6 +82,7 @@ contract_tests! {
         sent_rows_are_never_claimed_again,
         retry_later_delays_and_counts_attempts,
         prune_sent_deletes_rows_sent_before,
+        retry_now_makes_rows_in_backoff_due_and_leaves_the_rest,
         two_relays_claim_every_row_exactly_once,
         add_factor_stores_it_and_replaces_pending_factors_of_its_kind,
         activate_factor_activates_only_the_users_pending_factor,
@@ -1444,6 +1445,27 @@ async fn prune_sent_deletes_rows_sent_before(s: Stores) {
     assert_eq!(s.outbox.prune_sent(far_future()).await.unwrap(), 0);
     // The unsent row stays, whatever its age.
     assert_eq!(pending(&s).await, vec![m3.id]);
+}
+
+/// The broker is back: rows waiting out a backoff are due at once; sent
+/// rows, rows already due and rows not named stay as they are.
+async fn retry_now_makes_rows_in_backoff_due_and_leaves_the_rest(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
+    let m3 = enqueue(&s, 3, t0() + TimeDelta::milliseconds(2)).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for m in [&m1, &m2, &m3] {
+        s.outbox.retry_later(m.id, 5, now + TimeDelta::minutes(1)).await.unwrap();
+    }
+    s.outbox.mark_sent(m3.id, now).await.unwrap();
+    assert!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap().is_empty(), "all in backoff");
+
+    assert_eq!(s.outbox.retry_now(&[m1.id, m3.id], now).await.unwrap(), 1, "the sent row is left alone");
+    let claimed = s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| (c.message.id, c.attempts)).collect();
+    assert_eq!(ids, vec![(m1.id, 5)], "due again, its attempts kept; m2 was not named");
+    assert_eq!(s.outbox.retry_now(&[], now).await.unwrap(), 0);
 }
 
 async fn two_relays_claim_every_row_exactly_once(s: Stores) {

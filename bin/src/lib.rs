@@ -47,11 +47,18 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
         }
     }
     let resync = tokio::spawn(keep_denylist_complete(rebuild, app.denylist_resync_interval));
-    let relay = tokio::spawn(relay_outbox(app.relay, app.outbox_poll_interval));
+    let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
+    let mut relay = tokio::spawn(relay_outbox(app.relay, app.outbox_poll_interval, relay_stopped));
     let prune = tokio::spawn(prune_sessions(app.prune_sessions, app.session_prune_interval));
     let result = app.grpc.serve(listener, shutdown).await;
     resync.abort();
-    relay.abort();
+    // The relay finishes its round (bounded by half its lease), so no row
+    // is left claimed for a lease's length; past the bound it is cut short.
+    let _ = stop_relay.send(true);
+    if tokio::time::timeout(RELAY_STOP_BOUND, &mut relay).await.is_err() {
+        tracing::warn!("the outbox relay did not finish its round in time; its claimed rows wait out their lease");
+        relay.abort();
+    }
     prune.abort();
     Ok(result?)
 }
@@ -105,13 +112,21 @@ async fn prune_sessions(prune: gatehouse_application::sessions::PruneSessions, i
 /// How often sent outbox rows past their retention are deleted.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Publishes the outbox for as long as the server runs: straight on while
-/// rows keep coming, a poll interval's pause when idle or failing. A publish
-/// cut short by shutdown leaves its row claimed; it is sent again after its
-/// lease (consumers de-duplicate by event id).
-async fn relay_outbox(relay: gatehouse_application::events::RelayOutbox, poll: std::time::Duration) {
+/// How long a graceful stop waits for the relay's round to end.
+const RELAY_STOP_BOUND: Duration = Duration::from_secs(5);
+
+/// Publishes the outbox until `stop` turns true: straight on while rows keep
+/// coming, a poll interval's pause when idle or failing. A stop waits for
+/// the round in progress, whose rows then end sent or handed back; only a
+/// round cut short (a `kill -9`, or the stop bound) leaves rows claimed, and
+/// they are sent again after their lease (consumers de-duplicate by event id).
+async fn relay_outbox(
+    relay: gatehouse_application::events::RelayOutbox,
+    poll: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let mut next_prune = tokio::time::Instant::now();
-    loop {
+    while !*stop.borrow() {
         let busy = match relay.run_once().await {
             Ok(report) => report.claimed > 0 && report.failed == 0,
             Err(error) => {
@@ -128,7 +143,10 @@ async fn relay_outbox(relay: gatehouse_application::events::RelayOutbox, poll: s
             next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
         }
         if !busy {
-            tokio::time::sleep(poll).await;
+            tokio::select! {
+                () = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 }

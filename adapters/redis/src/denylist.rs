@@ -174,6 +174,10 @@ impl Denylist for RedisDenylist {
             .arg(self.keys.session(session.as_uuid()))
             .arg(self.keys.token(token.as_uuid()))
             .arg(self.keys.user(user.as_uuid()));
+        // What was known before asking: a rebuild that completes while this
+        // lookup is in flight raises the generation, and the marker this
+        // lookup read, current when read, must not count as going back.
+        let seen = self.generation.load(Ordering::Acquire);
         let mut connection = self.connection.clone();
         let (marker, sid, jti, uid): (Option<u64>, Option<u8>, Option<u8>, Option<u8>) =
             self.within_timeout(mget.query_async(&mut connection)).await?;
@@ -181,7 +185,7 @@ impl Denylist for RedisDenylist {
             self.mark_stale();
             return Err(incomplete(Incomplete::MarkerMissing));
         };
-        let seen = self.generation.fetch_max(found, Ordering::AcqRel);
+        self.generation.fetch_max(found, Ordering::AcqRel);
         if found < seen {
             self.mark_stale();
             return Err(incomplete(Incomplete::MarkerOlder { seen, found }));

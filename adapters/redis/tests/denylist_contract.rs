@@ -464,6 +464,18 @@ mod redis_server {
         assert!(!h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.unwrap());
     }
 
+    /// A rebuild that completes while a lookup is in flight moves the marker
+    /// past the one the lookup read: that is no loss, and the lookup answers.
+    #[tokio::test]
+    async fn lookups_racing_rebuilds_still_answer() {
+        let h = RedisHarness::start().await;
+        for _ in 0..200 {
+            let lookup = h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now());
+            let (answer, ()) = tokio::join!(lookup, contract::rebuild(&h.denylist, &[]));
+            assert!(!answer.unwrap(), "a racing lookup failed or denied");
+        }
+    }
+
     /// Replicas share the marker: another replica's rebuild moves it forward
     /// and that is no loss.
     #[tokio::test]

@@ -123,6 +123,14 @@ pub enum AppError {
     /// A token whose session was revoked (logout, reuse detection).
     #[error("token revoked")]
     TokenRevoked,
+    /// The change is saved (the sessions are ended in storage, where
+    /// validation's rebuilds read them) but the denylist could not be
+    /// written, so a replica that has not noticed the outage may still
+    /// accept their access tokens for a moment. The server keeps rewriting
+    /// the denylist from storage until it succeeds; repeating the call is
+    /// safe and, once the denylist answers, completes the job.
+    #[error("the change is saved; its revocation is still being propagated")]
+    RevocationPending(#[source] BoxError),
     /// A dependency (database, denylist) cannot be reached; retry later.
     /// The source says which and why, for the log only.
     #[error("service unavailable")]

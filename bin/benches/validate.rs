@@ -10,15 +10,23 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
 use gatehouse_application::auth::ValidateToken;
+use gatehouse_application::ports::denylist::Denylist;
 use gatehouse_application::ports::password::PasswordHasher as _;
 use gatehouse_application::ports::tokens::{AccessTokenSigner as _, AccessTokenVerifier as _};
 use gatehouse_crypto::{Argon2Hasher, JwtKeys, SigningKey, SystemClock};
 use gatehouse_domain::{AccessClaims, Password, SessionId, TokenId, UserId};
 use gatehouse_memory::MemoryDenylist;
+use gatehouse_redis::RedisDenylist;
 
 fn report(name: &str, iterations: u32, elapsed: Duration) {
     let per_op = elapsed.as_nanos() / u128::from(iterations);
     println!("{name:<45} {per_op:>10} ns/op  ({iterations} iterations)");
+}
+
+/// Brings a fresh denylist to the state the server answers from.
+async fn rebuilt(denylist: &dyn Denylist) {
+    let ticket = denylist.begin_rebuild().await.unwrap();
+    denylist.complete_rebuild(ticket, &[], Utc::now()).await.unwrap();
 }
 
 fn main() {
@@ -49,13 +57,41 @@ fn main() {
     report("verify access token (signature + claims)", n, start.elapsed());
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let validate = ValidateToken::new(keys.clone(), Arc::new(MemoryDenylist::default()), Arc::new(SystemClock));
     runtime.block_on(async {
+        let memory = Arc::new(MemoryDenylist::default());
+        rebuilt(memory.as_ref()).await;
+        let validate = ValidateToken::new(keys.clone(), memory, Arc::new(SystemClock));
         let start = Instant::now();
         for _ in 0..n {
             std::hint::black_box(validate.execute(&token).await.unwrap());
         }
         report("ValidateToken with the in-process denylist", n, start.elapsed());
+
+        // The production hot path: one round trip to a local Redis (the
+        // test server, `make services`), under a throwaway key prefix.
+        let url = std::env::var("GATEHOUSE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("gh-bench-{}:", uuid::Uuid::now_v7().simple());
+        match RedisDenylist::connect(&url, &prefix, Duration::from_secs(2)).await {
+            Ok(redis) => {
+                let redis = Arc::new(redis);
+                rebuilt(redis.as_ref()).await;
+                let validate = ValidateToken::new(keys.clone(), redis, Arc::new(SystemClock));
+                let r = 5_000;
+                let start = Instant::now();
+                for _ in 0..r {
+                    std::hint::black_box(validate.execute(&token).await.unwrap());
+                }
+                report("ValidateToken with Redis (one round trip)", r, start.elapsed());
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+                let _: () = redis::cmd("DEL")
+                    .arg(format!("{prefix}denylist:generation"))
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            Err(e) => println!("ValidateToken with Redis: not measured, Redis at {url} unreachable ({e})"),
+        }
 
         let hasher = Argon2Hasher::new(1);
         let password = Password::new("correct horse battery staple".into()).unwrap();

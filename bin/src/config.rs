@@ -172,6 +172,9 @@ pub struct Config {
     /// Longest PostgreSQL statement
     #[arg(long, env = "GATEHOUSE_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse::duration)]
     pub db_statement_timeout: Duration,
+    /// At start, wait (with backoff) for an unreachable database instead of exiting (true or false)
+    #[arg(long, env = "GATEHOUSE_WAIT_FOR_DEPENDENCIES", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub wait_for_dependencies: bool,
 
     /// redis://… for the shared denylist and rate limits [default: none, in-process (one replica only)]
     #[arg(long, env = "REDIS_URL", default_value = "", hide_default_value = true, hide_env_values = true, value_parser = parse::optional)]

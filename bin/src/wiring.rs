@@ -31,6 +31,7 @@ use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
 use gatehouse_application::ports::rate_limit::RateLimiter;
+use gatehouse_application::ports::store::StoreError;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::throttle::Throttle;
@@ -95,10 +96,30 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         acquire_timeout: config.db_connect_timeout,
         statement_timeout: config.db_statement_timeout,
     };
-    let db = Database::connect(&url, pool).await.with_context(|| format!("connecting to {}", redact_url(&url)))?;
+    let mut pause = WAIT_FIRST;
+    let db = loop {
+        match Database::connect(&url, pool).await {
+            Ok(db) => break db,
+            // An unreachable database (refused, unknown host, failed
+            // authentication: each can be fixed while we wait); a malformed
+            // URL cannot.
+            Err(error @ StoreError::Unavailable(_)) if config.wait_for_dependencies => {
+                let cause = gatehouse_application::error_chain(&error);
+                tracing::warn!(database = %redact_url(&url), %cause, retry_in_ms = pause.as_millis(), "database unreachable; waiting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(WAIT_MAX);
+            }
+            Err(error) => return Err(error).with_context(|| format!("connecting to {}", redact_url(&url))),
+        }
+    };
     db.migrate().await.context("applying migrations")?;
     Ok(db)
 }
+
+/// The first and the longest pause between start-up connection attempts
+/// with `--wait-for-dependencies`.
+const WAIT_FIRST: Duration = Duration::from_millis(500);
+const WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// Builds every adapter and use case from `config`.
 ///

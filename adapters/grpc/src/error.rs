@@ -78,6 +78,11 @@ pub fn status(error: AppError) -> Status {
         }
         AppError::TokenExpired => (Code::Unauthenticated, "TOKEN_EXPIRED", "token expired".to_owned()),
         AppError::TokenRevoked => (Code::Unauthenticated, "TOKEN_REVOKED", "token revoked".to_owned()),
+        AppError::RevocationPending(cause) => {
+            tracing::warn!(cause = %error_chain(cause.as_ref()), "revocation saved, denylist write pending");
+            details.set_retry_info(Some(Duration::from_secs(1)));
+            (Code::Unavailable, "REVOCATION_PENDING", error.to_string())
+        }
         AppError::Unavailable(cause) => {
             tracing::warn!(cause = %error_chain(cause.as_ref()), "dependency unavailable");
             details.set_retry_info(Some(Duration::from_secs(1)));

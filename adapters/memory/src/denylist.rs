@@ -4,6 +4,10 @@
 //! rare. Entries past their `until` deny nothing and are dropped in bulk when
 //! the map has doubled since the last sweep, so memory stays proportional to
 //! the live entries at an amortised O(1) per write.
+//!
+//! The map starts empty with the process, so it answers no lookup before its
+//! first rebuild from storage (the revocations of the previous run live only
+//! there); after that it cannot lose anything while the process runs.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -11,9 +15,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::BoxError;
-use gatehouse_application::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
+use gatehouse_application::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError, RebuildTicket};
 use gatehouse_application::ports::health::Probe;
-use gatehouse_domain::{SessionId, TokenId};
+use gatehouse_domain::{SessionId, TokenId, UserId};
 
 /// Below this many entries `deny` never sweeps: a sweep of a small map buys
 /// nothing.
@@ -33,13 +37,15 @@ struct State {
     entries: HashMap<DenyKey, DateTime<Utc>>,
     /// `deny` sweeps expired entries once the map reaches this size.
     sweep_at: usize,
+    /// Set by the first rebuild: from then on the map holds every entry.
+    complete: bool,
 }
 
 impl MemoryDenylist {
     /// An empty denylist.
     #[must_use]
     pub fn new() -> Self {
-        Self { state: RwLock::new(State { entries: HashMap::new(), sweep_at: MIN_SWEEP_LEN }) }
+        Self { state: RwLock::new(State { entries: HashMap::new(), sweep_at: MIN_SWEEP_LEN, complete: false }) }
     }
 
     /// Drops every entry whose `until` is not after `now`, and returns how
@@ -89,25 +95,68 @@ impl State {
     fn is_live(&self, key: DenyKey, now: DateTime<Utc>) -> bool {
         self.entries.get(&key).is_some_and(|until| *until > now)
     }
+
+    fn insert_live(&mut self, entries: &[DenyEntry], now: DateTime<Utc>) {
+        // An entry already expired would deny nothing: don't store it.
+        for entry in entries.iter().filter(|e| e.until > now) {
+            self.entries.insert(entry.key, entry.until);
+        }
+        if self.entries.len() >= self.sweep_at {
+            self.purge_expired(now);
+        }
+    }
 }
+
+/// The error of a lookup before the first rebuild.
+#[derive(Debug, thiserror::Error)]
+#[error("the in-process denylist has not been filled from storage yet")]
+struct NotRebuilt;
 
 #[async_trait]
 impl Denylist for MemoryDenylist {
     async fn deny(&self, entries: &[DenyEntry], now: DateTime<Utc>) -> Result<(), DenylistError> {
-        let mut state = self.write();
-        // An entry already expired would deny nothing: don't store it.
-        for entry in entries.iter().filter(|e| e.until > now) {
-            state.entries.insert(entry.key, entry.until);
-        }
-        if state.entries.len() >= state.sweep_at {
-            state.purge_expired(now);
-        }
+        self.write().insert_live(entries, now);
         Ok(())
     }
 
-    async fn is_denied(&self, session: SessionId, token: TokenId, now: DateTime<Utc>) -> Result<bool, DenylistError> {
+    async fn is_denied(
+        &self,
+        session: SessionId,
+        token: TokenId,
+        user: UserId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DenylistError> {
         let state = self.read();
-        Ok(state.is_live(DenyKey::Session(session), now) || state.is_live(DenyKey::Token(token), now))
+        if !state.complete {
+            return Err(DenylistError(Box::new(NotRebuilt)));
+        }
+        Ok(state.is_live(DenyKey::Session(session), now)
+            || state.is_live(DenyKey::Token(token), now)
+            || state.is_live(DenyKey::User(user), now))
+    }
+
+    async fn begin_rebuild(&self) -> Result<RebuildTicket, DenylistError> {
+        // Nothing can be lost between the read and the write in-process.
+        Ok(RebuildTicket(0))
+    }
+
+    async fn complete_rebuild(
+        &self,
+        _ticket: RebuildTicket,
+        entries: &[DenyEntry],
+        now: DateTime<Utc>,
+    ) -> Result<(), DenylistError> {
+        let mut state = self.write();
+        state.insert_live(entries, now);
+        state.complete = true;
+        Ok(())
+    }
+
+    async fn stale(&self) {
+        if self.read().complete {
+            // Nothing is ever lost again while the process runs.
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -137,6 +186,13 @@ mod tests {
         DateTime::from_timestamp(1_767_225_600, 0).unwrap()
     }
 
+    async fn rebuilt() -> MemoryDenylist {
+        let denylist = MemoryDenylist::new();
+        let ticket = denylist.begin_rebuild().await.unwrap();
+        denylist.complete_rebuild(ticket, &[], now()).await.unwrap();
+        denylist
+    }
+
     fn token_entry(n: usize, until: DateTime<Utc>) -> DenyEntry {
         let n = u128::try_from(n).unwrap();
         DenyEntry { key: DenyKey::Token(TokenId::from_uuid(Uuid::from_u128(n + 1))), until }
@@ -144,7 +200,7 @@ mod tests {
 
     #[tokio::test]
     async fn purge_expired_drops_only_expired_entries() {
-        let denylist = MemoryDenylist::new();
+        let denylist = rebuilt().await;
         let t0 = now();
         let short = token_entry(1, t0 + TimeDelta::seconds(10));
         let long = token_entry(2, t0 + TimeDelta::seconds(60));
@@ -154,7 +210,8 @@ mod tests {
         assert_eq!(denylist.len(), 1);
         let DenyKey::Token(long_id) = long.key else { unreachable!() };
         let session = SessionId::from_uuid(Uuid::from_u128(99));
-        assert!(denylist.is_denied(session, long_id, t0 + TimeDelta::seconds(10)).await.unwrap());
+        let user = UserId::from_uuid(Uuid::from_u128(98));
+        assert!(denylist.is_denied(session, long_id, user, t0 + TimeDelta::seconds(10)).await.unwrap());
     }
 
     #[tokio::test]

@@ -1,20 +1,39 @@
-//! [`RedisDenylist`]: `SET key 1 PX <ms>` to deny, `EXISTS sid jti` to check.
+//! [`RedisDenylist`]: `SET key 1 PX <ms>` to deny; `MGET generation sid jti
+//! uid` to check, in one round trip.
+//!
+//! Redis is a cache that can lose its keys (a flush, a restart without
+//! persistence, a failover to a copy that lags), and a lost entry would let
+//! a revoked token through. So every completed rebuild from storage bumps a
+//! generation marker, and every lookup reads the marker with the entries: a
+//! missing marker, or one older than this replica has already seen, means
+//! data was lost. The lookup then fails (validation fails closed) and the
+//! denylist is stale until the next rebuild, which [`Denylist::stale`] starts
+//! at once. A replica that could not reach Redis, or failed a write, is stale
+//! in the same way: what it missed or failed to write is only in storage.
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_application::ports::BoxError;
-use gatehouse_application::ports::denylist::{DenyEntry, Denylist, DenylistError};
+use gatehouse_application::ports::denylist::{DenyEntry, Denylist, DenylistError, RebuildTicket};
 use gatehouse_application::ports::health::Probe;
-use gatehouse_domain::{SessionId, TokenId};
-use redis::RedisError;
+use gatehouse_domain::{SessionId, TokenId, UserId};
 use redis::aio::ConnectionManager;
+use redis::{RedisError, Script};
+use tokio::sync::Notify;
 
 use crate::connection;
 use crate::key::KeyPrefixes;
+
+/// The script that completes a rebuild (see the file for what it checks).
+const COMPLETE_REBUILD: &str = include_str!("denylist_rebuild.lua");
+
+/// How long a rebuild's key lives if its rebuild never completes.
+const REBUILD_KEY_TTL_MS: u64 = 10 * 60 * 1000;
 
 /// The token denylist in Redis, shared by every replica.
 ///
@@ -25,6 +44,17 @@ pub struct RedisDenylist {
     connection: ConnectionManager,
     keys: KeyPrefixes,
     timeout: Duration,
+    complete_rebuild: Script,
+    /// Whether lookups may be answered: set by a rebuild that saw no
+    /// failure while it ran, cleared by any sign of missing data.
+    complete: AtomicBool,
+    /// Bumped each time the denylist goes stale; a rebuild that began
+    /// before the latest bump may have read storage too early to cover it.
+    stale_count: AtomicU64,
+    /// The newest generation seen: a marker older than this was restored
+    /// from a copy that lost later writes.
+    generation: AtomicU64,
+    stale: Notify,
 }
 
 impl fmt::Debug for RedisDenylist {
@@ -32,13 +62,35 @@ impl fmt::Debug for RedisDenylist {
         f.debug_struct("RedisDenylist")
             .field("keys", &self.keys)
             .field("timeout", &self.timeout)
+            .field("complete", &self.complete)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
 
+/// Why the denylist cannot vouch for its lookups.
+#[derive(Debug, thiserror::Error)]
+enum Incomplete {
+    #[error("the denylist has not been rebuilt since it went stale")]
+    NotRebuilt,
+    #[error("the generation marker is missing: Redis lost the denylist")]
+    MarkerMissing,
+    #[error("the generation marker went back from {seen} to {found}: Redis lost recent writes")]
+    MarkerOlder { seen: u64, found: u64 },
+    #[error("Redis lost data while the rebuild ran; starting over")]
+    LostDuringRebuild,
+    #[error("the denylist went stale while the rebuild ran; starting over")]
+    StaleDuringRebuild,
+}
+
+fn incomplete(why: Incomplete) -> DenylistError {
+    DenylistError(Box::new(why))
+}
+
 impl RedisDenylist {
     /// Connects to the Redis at `url` (`redis://[user:password@]host[:port][/db]`),
-    /// storing keys under `key_prefix` (such as `gatehouse:`).
+    /// storing keys under `key_prefix` (such as `gatehouse:`). The denylist
+    /// answers lookups only after its first rebuild.
     ///
     /// `timeout` bounds each connection attempt and each later call, including
     /// any wait for a reconnection.
@@ -47,15 +99,37 @@ impl RedisDenylist {
     /// When the URL is invalid or Redis cannot be reached (after one retry).
     pub async fn connect(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, DenylistError> {
         let connection = connection::connect(url, timeout).await.map_err(|e| DenylistError(Box::new(e)))?;
-        Ok(Self { connection, keys: KeyPrefixes::new(key_prefix), timeout })
+        Ok(Self {
+            connection,
+            keys: KeyPrefixes::new(key_prefix),
+            timeout,
+            complete_rebuild: Script::new(COMPLETE_REBUILD),
+            complete: AtomicBool::new(false),
+            stale_count: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            stale: Notify::new(),
+        })
     }
 
-    /// Runs one request within the timeout.
+    /// Runs one request within the timeout; a failure makes the denylist
+    /// stale (a lookup missed nothing, but a write may be lost, and an
+    /// outage may have hidden a restart).
     async fn within_timeout<T>(
         &self,
         request: impl Future<Output = Result<T, RedisError>>,
     ) -> Result<T, DenylistError> {
-        connection::within_timeout(self.timeout, request).await.map_err(DenylistError)
+        let result = connection::within_timeout(self.timeout, request).await.map_err(DenylistError);
+        if result.is_err() {
+            self.mark_stale();
+        }
+        result
+    }
+
+    /// Refuses lookups until the next rebuild, and wakes the rebuild task.
+    fn mark_stale(&self) {
+        self.stale_count.fetch_add(1, Ordering::AcqRel);
+        self.complete.store(false, Ordering::Release);
+        self.stale.notify_one();
     }
 }
 
@@ -82,13 +156,93 @@ impl Denylist for RedisDenylist {
         self.within_timeout(pipe.exec_async(&mut connection)).await
     }
 
-    async fn is_denied(&self, session: SessionId, token: TokenId, _now: DateTime<Utc>) -> Result<bool, DenylistError> {
+    async fn is_denied(
+        &self,
+        session: SessionId,
+        token: TokenId,
+        user: UserId,
+        _now: DateTime<Utc>,
+    ) -> Result<bool, DenylistError> {
+        if !self.complete.load(Ordering::Acquire) {
+            return Err(incomplete(Incomplete::NotRebuilt));
+        }
         // Redis expires entries itself, so `now` is not needed.
-        let mut exists = redis::Cmd::with_capacity(3, "EXISTS".len() + 2 * self.keys.key_len());
-        exists.arg("EXISTS").arg(self.keys.session(session.as_uuid())).arg(self.keys.token(token.as_uuid()));
+        let generation = self.keys.generation();
+        let mut mget = redis::Cmd::with_capacity(5, "MGET".len() + generation.len() + 3 * self.keys.key_len());
+        mget.arg("MGET")
+            .arg(generation)
+            .arg(self.keys.session(session.as_uuid()))
+            .arg(self.keys.token(token.as_uuid()))
+            .arg(self.keys.user(user.as_uuid()));
+        // What was known before asking: a rebuild that completes while this
+        // lookup is in flight raises the generation, and the marker this
+        // lookup read, current when read, must not count as going back.
+        let seen = self.generation.load(Ordering::Acquire);
         let mut connection = self.connection.clone();
-        let found: u64 = self.within_timeout(exists.query_async(&mut connection)).await?;
-        Ok(found > 0)
+        let (marker, sid, jti, uid): (Option<u64>, Option<u8>, Option<u8>, Option<u8>) =
+            self.within_timeout(mget.query_async(&mut connection)).await?;
+        let Some(found) = marker else {
+            self.mark_stale();
+            return Err(incomplete(Incomplete::MarkerMissing));
+        };
+        self.generation.fetch_max(found, Ordering::AcqRel);
+        if found < seen {
+            self.mark_stale();
+            return Err(incomplete(Incomplete::MarkerOlder { seen, found }));
+        }
+        Ok(sid.is_some() || jti.is_some() || uid.is_some())
+    }
+
+    async fn begin_rebuild(&self) -> Result<RebuildTicket, DenylistError> {
+        // The low half names this rebuild's key; the high half remembers how
+        // often the denylist had gone stale when it began.
+        let nonce = u128::from(uuid::Uuid::now_v7().as_u64_pair().1);
+        let ticket = RebuildTicket(u128::from(self.stale_count.load(Ordering::Acquire)) << 64 | nonce);
+        let mut set = redis::cmd("SET");
+        set.arg(self.keys.rebuild(nonce)).arg(1).arg("PX").arg(REBUILD_KEY_TTL_MS);
+        let mut connection = self.connection.clone();
+        self.within_timeout(set.exec_async(&mut connection)).await?;
+        Ok(ticket)
+    }
+
+    async fn complete_rebuild(
+        &self,
+        ticket: RebuildTicket,
+        entries: &[DenyEntry],
+        now: DateTime<Utc>,
+    ) -> Result<(), DenylistError> {
+        let nonce = ticket.0 & u128::from(u64::MAX);
+        let mut invocation = self.complete_rebuild.key(self.keys.rebuild(nonce));
+        invocation.key(self.keys.generation());
+        for entry in entries {
+            if let Some(ms) = ttl_millis(entry, now) {
+                invocation.key(self.keys.of(&entry.key));
+                invocation.arg(ms);
+            }
+        }
+        let mut connection = self.connection.clone();
+        let written: Option<u64> = self.within_timeout(invocation.invoke_async(&mut connection)).await?;
+        let Some(generation) = written else {
+            self.mark_stale();
+            return Err(incomplete(Incomplete::LostDuringRebuild));
+        };
+        // After a loss the marker starts again from 1: this rebuild is the
+        // new reference, lower than what was seen before or not.
+        self.generation.store(generation, Ordering::Release);
+        if u128::from(self.stale_count.load(Ordering::Acquire)) != ticket.0 >> 64 {
+            // A failed write or a lookup that saw a loss while storage was
+            // being read: what it missed may not be in what was read.
+            self.stale.notify_one();
+            return Err(incomplete(Incomplete::StaleDuringRebuild));
+        }
+        self.complete.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn stale(&self) {
+        if self.complete.load(Ordering::Acquire) {
+            self.stale.notified().await;
+        }
     }
 }
 
@@ -100,7 +254,13 @@ impl Probe for RedisDenylist {
 
     async fn check(&self) -> Result<(), BoxError> {
         let mut connection = self.connection.clone();
-        connection::within_timeout(self.timeout, redis::cmd("PING").exec_async(&mut connection)).await
+        let result = connection::within_timeout(self.timeout, redis::cmd("PING").exec_async(&mut connection)).await;
+        if result.is_err() {
+            // Redis may come back empty, or without writes this replica
+            // missed: rebuild before answering from it again.
+            self.mark_stale();
+        }
+        result
     }
 }
 

@@ -1,5 +1,8 @@
-//! Denylist keys, `{prefix}sid:{uuid}` and `{prefix}jti:{uuid}`, written
-//! straight into the command buffer: validating a token builds no `String`.
+//! Denylist keys, `{prefix}sid:{uuid}`, `{prefix}jti:{uuid}` and
+//! `{prefix}uid:{uuid}`, written straight into the command buffer:
+//! validating a token builds no `String`. Next to them live the generation
+//! marker `{prefix}denylist:generation` and the short-lived
+//! `{prefix}denylist:rebuild:{nonce}` key of each rebuild in progress.
 
 use std::io::Write as _;
 
@@ -8,17 +11,41 @@ use redis::{RedisWrite, ToRedisArgs};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-/// The two key prefixes of one denylist, built once at connect time.
+/// The key prefixes of one denylist, built once at connect time.
 #[derive(Debug)]
 pub(crate) struct KeyPrefixes {
     session: Box<[u8]>,
     token: Box<[u8]>,
+    user: Box<[u8]>,
+    generation: Box<[u8]>,
+    rebuild: String,
 }
 
 impl KeyPrefixes {
     pub(crate) fn new(prefix: &str) -> Self {
         let with = |kind: &str| format!("{prefix}{kind}").into_bytes().into_boxed_slice();
-        Self { session: with("sid:"), token: with("jti:") }
+        Self {
+            session: with("sid:"),
+            token: with("jti:"),
+            user: with("uid:"),
+            generation: with("denylist:generation"),
+            rebuild: format!("{prefix}denylist:rebuild:"),
+        }
+    }
+
+    /// The generation marker: written by every completed rebuild.
+    pub(crate) fn generation(&self) -> &[u8] {
+        &self.generation
+    }
+
+    /// The key that lives while the rebuild `nonce` runs.
+    pub(crate) fn rebuild(&self, nonce: u128) -> String {
+        format!("{}{nonce:032x}", self.rebuild)
+    }
+
+    /// The key of a deleted account.
+    pub(crate) fn user<'a>(&'a self, id: &'a Uuid) -> Key<'a> {
+        Key { prefix: &self.user, id }
     }
 
     /// The key of a revoked session.
@@ -35,10 +62,11 @@ impl KeyPrefixes {
         match key {
             DenyKey::Session(id) => self.session(id.as_uuid()),
             DenyKey::Token(id) => self.token(id.as_uuid()),
+            DenyKey::User(id) => self.user(id.as_uuid()),
         }
     }
 
-    /// The length in bytes of every key (both prefixes are equally long).
+    /// The length in bytes of every entry key (the prefixes are equally long).
     pub(crate) fn key_len(&self) -> usize {
         self.session.len() + Hyphenated::LENGTH
     }
@@ -68,7 +96,7 @@ impl ToRedisArgs for Key<'_> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use gatehouse_domain::{SessionId, TokenId};
+    use gatehouse_domain::{SessionId, TokenId, UserId};
 
     use super::*;
 
@@ -87,7 +115,13 @@ mod tests {
             prefixes.of(&jti).to_redis_args(),
             vec![b"gatehouse:jti:01930000-0000-7000-8000-0000000000ab".to_vec()]
         );
+        assert_eq!(
+            prefixes.of(&DenyKey::User(UserId::from_uuid(ID))).to_redis_args(),
+            vec![b"gatehouse:uid:01930000-0000-7000-8000-0000000000ab".to_vec()]
+        );
         assert_eq!(prefixes.key_len(), "gatehouse:sid:".len() + 36);
+        assert_eq!(prefixes.generation(), b"gatehouse:denylist:generation");
+        assert_eq!(prefixes.rebuild(0xab), "gatehouse:denylist:rebuild:000000000000000000000000000000ab");
     }
 
     #[test]

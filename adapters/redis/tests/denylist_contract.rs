@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_application::ports::denylist::{DenyEntry, DenyKey, Denylist};
 use gatehouse_application::ports::health::Probe;
-use gatehouse_domain::{SessionId, TokenId};
+use gatehouse_domain::{SessionId, TokenId, UserId};
 use gatehouse_memory::MemoryDenylist;
 use gatehouse_redis::RedisDenylist;
 use uuid::Uuid;
@@ -33,7 +33,16 @@ mod contract {
 
     /// One adapter under test.
     pub(crate) trait Harness: Sized {
-        async fn start() -> Self;
+        /// A denylist as a process starts it: never rebuilt.
+        async fn start_unbuilt() -> Self;
+
+        /// A denylist after its first (empty) rebuild, as the server
+        /// answers from it.
+        async fn start() -> Self {
+            let h = Self::start_unbuilt().await;
+            rebuild(h.denylist(), &[]).await;
+            h
+        }
 
         fn denylist(&self) -> &dyn Denylist;
 
@@ -53,6 +62,48 @@ mod contract {
         TokenId::from_uuid(Uuid::now_v7())
     }
 
+    pub(crate) fn user() -> UserId {
+        UserId::from_uuid(Uuid::now_v7())
+    }
+
+    pub(crate) async fn rebuild(d: &dyn Denylist, entries: &[DenyEntry]) {
+        let ticket = d.begin_rebuild().await.unwrap();
+        d.complete_rebuild(ticket, entries, now()).await.unwrap();
+    }
+
+    /// OWASP ASVS 5.0 V7.4.1: a denylist that has not been filled from
+    /// storage cannot tell a revoked token from a live one, so it answers
+    /// nothing (validation fails closed) and asks for a rebuild.
+    pub(crate) async fn a_denylist_answers_nothing_before_its_first_rebuild<H: Harness>(_rebuilt: &H) {
+        let h = H::start_unbuilt().await;
+        let d = h.denylist();
+        assert!(d.is_denied(session(), token(), user(), now()).await.is_err());
+        tokio::time::timeout(Duration::from_secs(5), d.stale()).await.expect("a fresh denylist asks for a rebuild");
+
+        let revoked = session();
+        rebuild(d, &[deny_session(revoked, now() + TimeDelta::minutes(15))]).await;
+        assert!(d.is_denied(revoked, token(), user(), now()).await.unwrap());
+        assert!(!d.is_denied(session(), token(), user(), now()).await.unwrap());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), d.stale()).await.is_err(),
+            "a complete denylist does not ask for a rebuild"
+        );
+    }
+
+    /// ASVS 5.0 V7.4.1 / V7.4.2: deleting an account ends every session of it.
+    pub(crate) async fn denied_user_refuses_every_token_of_the_account(h: &impl Harness) {
+        let now = now();
+        let (deleted, other) = (user(), user());
+        let entry = DenyEntry { key: DenyKey::User(deleted), until: now + TimeDelta::minutes(15) };
+        h.denylist().deny(&[entry], now).await.unwrap();
+
+        let d = h.denylist();
+        assert!(d.is_denied(session(), token(), deleted, now).await.unwrap());
+        assert!(!d.is_denied(session(), token(), other, now).await.unwrap());
+        // A session id equal to the user id is a different key.
+        assert!(!d.is_denied(SessionId::from_uuid(*deleted.as_uuid()), token(), other, now).await.unwrap());
+    }
+
     fn deny_session(id: SessionId, until: DateTime<Utc>) -> DenyEntry {
         DenyEntry { key: DenyKey::Session(id), until }
     }
@@ -67,9 +118,9 @@ mod contract {
         h.denylist().deny(&[deny_session(revoked, now + TimeDelta::minutes(15))], now).await.unwrap();
 
         let d = h.denylist();
-        assert!(d.is_denied(revoked, token(), now).await.unwrap());
-        assert!(d.is_denied(revoked, token(), now).await.unwrap());
-        assert!(!d.is_denied(other, token(), now).await.unwrap());
+        assert!(d.is_denied(revoked, token(), user(), now).await.unwrap());
+        assert!(d.is_denied(revoked, token(), user(), now).await.unwrap());
+        assert!(!d.is_denied(other, token(), user(), now).await.unwrap());
     }
 
     pub(crate) async fn denied_token_refuses_only_that_token(h: &impl Harness) {
@@ -78,24 +129,24 @@ mod contract {
         h.denylist().deny(&[deny_token(revoked, now + TimeDelta::minutes(15))], now).await.unwrap();
 
         let d = h.denylist();
-        assert!(d.is_denied(sid, revoked, now).await.unwrap());
-        assert!(!d.is_denied(sid, token(), now).await.unwrap(), "a sibling token of the same session");
-        assert!(d.is_denied(session(), revoked, now).await.unwrap(), "the jti is refused whatever the sid");
+        assert!(d.is_denied(sid, revoked, user(), now).await.unwrap());
+        assert!(!d.is_denied(sid, token(), user(), now).await.unwrap(), "a sibling token of the same session");
+        assert!(d.is_denied(session(), revoked, user(), now).await.unwrap(), "the jti is refused whatever the sid");
     }
 
     pub(crate) async fn unknown_keys_are_not_denied(h: &impl Harness) {
         let now = now();
         let d = h.denylist();
-        assert!(!d.is_denied(session(), token(), now).await.unwrap(), "empty denylist");
+        assert!(!d.is_denied(session(), token(), user(), now).await.unwrap(), "empty denylist");
 
         let (sid, jti) = (session(), token());
         d.deny(&[deny_session(sid, now + TimeDelta::minutes(1)), deny_token(jti, now + TimeDelta::minutes(1))], now)
             .await
             .unwrap();
-        assert!(!d.is_denied(session(), token(), now).await.unwrap());
+        assert!(!d.is_denied(session(), token(), user(), now).await.unwrap());
         // A session id that happens to equal a denied jti is a different key.
         let same_uuid = SessionId::from_uuid(*jti.as_uuid());
-        assert!(!d.is_denied(same_uuid, token(), now).await.unwrap());
+        assert!(!d.is_denied(same_uuid, token(), user(), now).await.unwrap());
     }
 
     pub(crate) async fn entry_past_its_until_is_no_longer_denied(h: &impl Harness) {
@@ -113,11 +164,11 @@ mod contract {
             )
             .await
             .unwrap();
-        assert!(h.denylist().is_denied(short, token(), now).await.unwrap());
+        assert!(h.denylist().is_denied(short, token(), user(), now).await.unwrap());
 
         let later = h.elapse(now, TimeDelta::milliseconds(3500)).await;
-        assert!(!h.denylist().is_denied(short, token(), later).await.unwrap());
-        assert!(h.denylist().is_denied(long, token(), later).await.unwrap());
+        assert!(!h.denylist().is_denied(short, token(), user(), later).await.unwrap());
+        assert!(h.denylist().is_denied(long, token(), user(), later).await.unwrap());
     }
 
     pub(crate) async fn already_expired_entries_are_not_written(h: &impl Harness) {
@@ -129,7 +180,7 @@ mod contract {
             .unwrap();
 
         assert_eq!(h.stored().await, 0);
-        assert!(!h.denylist().is_denied(past, at_now, now).await.unwrap());
+        assert!(!h.denylist().is_denied(past, at_now, user(), now).await.unwrap());
     }
 
     pub(crate) async fn only_live_entries_of_a_mixed_batch_are_written(h: &impl Harness) {
@@ -144,8 +195,8 @@ mod contract {
             .unwrap();
 
         assert_eq!(h.stored().await, 1);
-        assert!(h.denylist().is_denied(live, token(), now).await.unwrap());
-        assert!(!h.denylist().is_denied(expired, token(), now).await.unwrap());
+        assert!(h.denylist().is_denied(live, token(), user(), now).await.unwrap());
+        assert!(!h.denylist().is_denied(expired, token(), user(), now).await.unwrap());
     }
 
     pub(crate) async fn many_entries_are_denied_in_one_call(h: &impl Harness) {
@@ -162,10 +213,10 @@ mod contract {
 
         assert_eq!(h.stored().await, 500);
         for s in &sessions {
-            assert!(h.denylist().is_denied(*s, token(), now).await.unwrap());
+            assert!(h.denylist().is_denied(*s, token(), user(), now).await.unwrap());
         }
         for t in &tokens {
-            assert!(h.denylist().is_denied(session(), *t, now).await.unwrap());
+            assert!(h.denylist().is_denied(session(), *t, user(), now).await.unwrap());
         }
     }
 
@@ -180,6 +231,8 @@ macro_rules! contract_suite {
     ($harness:ty) => {
         contract_suite!(
             $harness;
+            a_denylist_answers_nothing_before_its_first_rebuild,
+            denied_user_refuses_every_token_of_the_account,
             denied_session_refuses_every_token_of_it,
             denied_token_refuses_only_that_token,
             unknown_keys_are_not_denied,
@@ -208,7 +261,7 @@ mod memory {
     pub(crate) struct MemoryHarness(MemoryDenylist);
 
     impl Harness for MemoryHarness {
-        async fn start() -> Self {
+        async fn start_unbuilt() -> Self {
             Self(MemoryDenylist::new())
         }
 
@@ -238,8 +291,8 @@ mod fake {
     pub(crate) struct FakeHarness(FakeDenylist);
 
     impl Harness for FakeHarness {
-        async fn start() -> Self {
-            Self(FakeDenylist::default())
+        async fn start_unbuilt() -> Self {
+            Self(FakeDenylist::unbuilt())
         }
 
         fn denylist(&self) -> &dyn Denylist {
@@ -278,7 +331,7 @@ mod redis_server {
     }
 
     impl Harness for RedisHarness {
-        async fn start() -> Self {
+        async fn start_unbuilt() -> Self {
             // Armed before anything is written, so even a failing test cleans up.
             let prefix = RedisPrefix::new("gh-test");
             let url = gatehouse_testkit::redis::url();
@@ -304,11 +357,17 @@ mod redis_server {
         }
 
         async fn stored(&self) -> usize {
-            self.prefix.keys().await.len()
+            self.entry_keys().await.len()
         }
     }
 
     impl RedisHarness {
+        /// The entries' keys, without the generation marker.
+        async fn entry_keys(&self) -> Vec<String> {
+            let marker = format!("{}denylist:", self.prefix.prefix());
+            self.prefix.keys().await.into_iter().filter(|k| !k.starts_with(&marker)).collect()
+        }
+
         async fn pttl(&self, key: &str) -> i64 {
             ::redis::cmd("PTTL").arg(key).query_async(&mut self.inspect.clone()).await.unwrap()
         }
@@ -328,7 +387,7 @@ mod redis_server {
         h.denylist.deny(&entries, now).await.unwrap();
 
         let prefix = h.prefix.prefix();
-        let mut keys = h.prefix.keys().await;
+        let mut keys = h.entry_keys().await;
         keys.sort();
         let mut expected = vec![format!("{prefix}jti:{jti}"), format!("{prefix}sid:{sid}")];
         expected.sort();
@@ -338,6 +397,96 @@ mod redis_server {
         assert!((55_000..=60_000).contains(&sid_ttl), "PTTL {sid_ttl} ms, expected about 60 000");
         let jti_ttl = h.pttl(&format!("{prefix}jti:{jti}")).await;
         assert!((20_000..=30_000).contains(&jti_ttl), "PTTL {jti_ttl} ms, expected about 30 000");
+    }
+
+    fn deny(sid: SessionId) -> DenyEntry {
+        DenyEntry { key: DenyKey::Session(sid), until: now() + TimeDelta::minutes(15) }
+    }
+
+    /// Within the bound, `stale()` must complete.
+    async fn asks_for_a_rebuild(d: &RedisDenylist) {
+        tokio::time::timeout(Duration::from_secs(5), d.stale()).await.expect("the denylist did not ask for a rebuild");
+    }
+
+    /// OWASP ASVS 5.0 V7.4.1: a Redis that lost its keys (FLUSHALL, a restart
+    /// without persistence; here: this test's own keys deleted) must not
+    /// answer "not revoked" for a revoked token. The missing marker is seen
+    /// by the first lookup, which fails closed, and the rebuild is asked for.
+    #[tokio::test]
+    async fn lost_keys_are_refused_until_the_next_rebuild() {
+        let h = RedisHarness::start().await;
+        let revoked = contract::session();
+        h.denylist.deny(&[deny(revoked)], now()).await.unwrap();
+        assert!(h.denylist.is_denied(revoked, contract::token(), contract::user(), now()).await.unwrap());
+
+        assert!(gatehouse_testkit::redis::delete_keys(h.prefix.prefix()) >= 2, "marker and entry were lost");
+        for _ in 0..3 {
+            let answer = h.denylist.is_denied(revoked, contract::token(), contract::user(), now()).await;
+            assert!(answer.is_err(), "a lost denylist answered {answer:?}");
+        }
+        asks_for_a_rebuild(&h.denylist).await;
+
+        contract::rebuild(&h.denylist, &[deny(revoked)]).await;
+        assert!(h.denylist.is_denied(revoked, contract::token(), contract::user(), now()).await.unwrap());
+    }
+
+    /// ASVS 5.0 V7.4.1: keys lost after the rebuild read storage may include
+    /// a revocation the read missed, so such a rebuild must not mark the
+    /// denylist complete.
+    #[tokio::test]
+    async fn keys_lost_while_a_rebuild_runs_refuse_its_write() {
+        let h = RedisHarness::start().await;
+        let ticket = h.denylist.begin_rebuild().await.unwrap();
+        let _ = gatehouse_testkit::redis::delete_keys(h.prefix.prefix());
+        assert!(h.denylist.complete_rebuild(ticket, &[deny(contract::session())], now()).await.is_err());
+        assert_eq!(h.stored().await, 0, "nothing of the refused rebuild was written");
+        assert!(h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.is_err());
+
+        contract::rebuild(&h.denylist, &[]).await;
+        assert!(!h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.unwrap());
+    }
+
+    /// ASVS 5.0 V7.4.1: a marker older than one already seen means Redis came
+    /// back from an older copy (a snapshot, a lagging replica) that lacks the
+    /// revocations written since.
+    #[tokio::test]
+    async fn a_marker_older_than_one_seen_is_refused() {
+        let h = RedisHarness::start().await;
+        contract::rebuild(&h.denylist, &[]).await;
+        let marker = format!("{}denylist:generation", h.prefix.prefix());
+        let generation: u64 = ::redis::cmd("GET").arg(&marker).query_async(&mut h.inspect.clone()).await.unwrap();
+        assert_eq!(generation, 2, "each rebuild bumps the marker");
+
+        let _: () = ::redis::cmd("SET").arg(&marker).arg(1).query_async(&mut h.inspect.clone()).await.unwrap();
+        assert!(h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.is_err());
+        asks_for_a_rebuild(&h.denylist).await;
+        contract::rebuild(&h.denylist, &[]).await;
+        assert!(!h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.unwrap());
+    }
+
+    /// A rebuild that completes while a lookup is in flight moves the marker
+    /// past the one the lookup read: that is no loss, and the lookup answers.
+    #[tokio::test]
+    async fn lookups_racing_rebuilds_still_answer() {
+        let h = RedisHarness::start().await;
+        for _ in 0..200 {
+            let lookup = h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now());
+            let (answer, ()) = tokio::join!(lookup, contract::rebuild(&h.denylist, &[]));
+            assert!(!answer.unwrap(), "a racing lookup failed or denied");
+        }
+    }
+
+    /// Replicas share the marker: another replica's rebuild moves it forward
+    /// and that is no loss.
+    #[tokio::test]
+    async fn another_replicas_rebuild_is_no_loss() {
+        let h = RedisHarness::start().await;
+        let url = gatehouse_testkit::redis::url();
+        let other = RedisDenylist::connect(&url, h.prefix.prefix(), TIMEOUT).await.unwrap();
+        contract::rebuild(&other, &[deny(contract::session())]).await;
+        contract::rebuild(&other, &[]).await;
+        assert!(!h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.unwrap());
+        assert!(!other.is_denied(contract::session(), contract::token(), contract::user(), now()).await.unwrap());
     }
 
     #[tokio::test]

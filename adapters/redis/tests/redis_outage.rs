@@ -5,7 +5,8 @@
 //! The outage is staged with the testkit's fault proxy in front of the real
 //! Redis at `GATEHOUSE_TEST_REDIS_URL` (default `redis://127.0.0.1:6379`,
 //! started by `make services`): blackholed for a hung Redis, cut for a
-//! stopped one. These tests write no keys.
+//! stopped one. Each test writes only its denylist's generation marker,
+//! under a key prefix of its own that is deleted when it ends.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,9 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use gatehouse_application::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
 use gatehouse_application::ports::health::Probe;
-use gatehouse_domain::{SessionId, TokenId};
+use gatehouse_domain::{SessionId, TokenId, UserId};
 use gatehouse_redis::RedisDenylist;
-use gatehouse_testkit::redis as test_redis;
+use gatehouse_testkit::redis::{self as test_redis, RedisPrefix};
 use gatehouse_testkit::{FaultProxy, fails_within};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -41,7 +42,14 @@ fn now() -> DateTime<Utc> {
 }
 
 async fn is_denied(denylist: &RedisDenylist) -> Result<bool, DenylistError> {
-    denylist.is_denied(SessionId::from_uuid(Uuid::now_v7()), TokenId::from_uuid(Uuid::now_v7()), now()).await
+    let (sid, jti) = (SessionId::from_uuid(Uuid::now_v7()), TokenId::from_uuid(Uuid::now_v7()));
+    denylist.is_denied(sid, jti, UserId::from_uuid(Uuid::now_v7()), now()).await
+}
+
+/// An empty rebuild, as the server runs before answering.
+async fn rebuild(denylist: &RedisDenylist) -> Result<(), DenylistError> {
+    let ticket = denylist.begin_rebuild().await?;
+    denylist.complete_rebuild(ticket, &[], now()).await
 }
 
 /// Runs `call` and checks it failed within [`FAIL_WITHIN`].
@@ -49,14 +57,17 @@ async fn fails_fast<T: std::fmt::Debug, E>(what: &str, call: impl Future<Output 
     fails_within(what, FAIL_WITHIN, call).await;
 }
 
-/// A proxy in front of the test Redis and a denylist connected through it.
-async fn denylist_behind_a_proxy() -> (FaultProxy, RedisDenylist) {
+/// A proxy in front of the test Redis and a rebuilt denylist connected
+/// through it, under a prefix of its own.
+async fn denylist_behind_a_proxy() -> (FaultProxy, RedisDenylist, RedisPrefix) {
+    let prefix = RedisPrefix::new("gh-test-outage");
     let proxy = FaultProxy::start(test_redis::upstream()).await;
     let url = test_redis::url_via(proxy.addr());
-    let denylist = RedisDenylist::connect(&url, "gh-test-outage:", TIMEOUT).await.unwrap_or_else(|e| {
+    let denylist = RedisDenylist::connect(&url, prefix.prefix(), TIMEOUT).await.unwrap_or_else(|e| {
         panic!("Redis at {} is unreachable ({e}); start it with `make services`", test_redis::upstream())
     });
-    (proxy, denylist)
+    rebuild(&denylist).await.unwrap();
+    (proxy, denylist, prefix)
 }
 
 #[tokio::test]
@@ -88,7 +99,7 @@ async fn silent_server_fails_connect_within_the_timeout() {
 #[tokio::test]
 async fn redis_that_stops_answering_fails_calls_within_the_timeout() {
     tokio::time::timeout(TEST_BOUND, async {
-        let (proxy, denylist) = denylist_behind_a_proxy().await;
+        let (proxy, denylist, _prefix) = denylist_behind_a_proxy().await;
         assert!(!is_denied(&denylist).await.unwrap());
         denylist.check().await.unwrap();
 
@@ -107,7 +118,7 @@ async fn redis_that_stops_answering_fails_calls_within_the_timeout() {
 #[tokio::test]
 async fn probe_fails_when_redis_stops_answering() {
     tokio::time::timeout(TEST_BOUND, async {
-        let (proxy, denylist) = denylist_behind_a_proxy().await;
+        let (proxy, denylist, _prefix) = denylist_behind_a_proxy().await;
         proxy.blackhole();
         fails_fast("check", denylist.check()).await;
     })
@@ -118,7 +129,7 @@ async fn probe_fails_when_redis_stops_answering() {
 #[tokio::test]
 async fn redis_that_goes_away_fails_calls_within_the_timeout() {
     tokio::time::timeout(TEST_BOUND, async {
-        let (proxy, denylist) = denylist_behind_a_proxy().await;
+        let (proxy, denylist, _prefix) = denylist_behind_a_proxy().await;
         assert!(!is_denied(&denylist).await.unwrap());
 
         proxy.cut();
@@ -131,4 +142,56 @@ async fn redis_that_goes_away_fails_calls_within_the_timeout() {
     })
     .await
     .expect("the denylist hung on a vanished Redis");
+}
+
+/// OWASP ASVS 5.0 V7.4.1: a replica that could not reach Redis may have
+/// missed a restart (keys lost) or failed a write (a revocation missing), so
+/// once Redis answers again it still refuses to answer until it has been
+/// rebuilt from storage, and asks for that rebuild.
+#[tokio::test]
+async fn after_an_outage_lookups_wait_for_a_rebuild() {
+    tokio::time::timeout(TEST_BOUND, async {
+        let (proxy, denylist, _prefix) = denylist_behind_a_proxy().await;
+        proxy.cut();
+        let entry = DenyEntry {
+            key: DenyKey::Session(SessionId::from_uuid(Uuid::now_v7())),
+            until: now() + TimeDelta::minutes(1),
+        };
+        fails_fast("deny", denylist.deny(&[entry], now())).await;
+        proxy.restore();
+        gatehouse_testkit::eventually("Redis answers again", async || denylist.check().await.is_ok()).await;
+
+        assert!(is_denied(&denylist).await.is_err(), "answered from Redis before a rebuild");
+        tokio::time::timeout(FAIL_WITHIN, denylist.stale()).await.expect("no rebuild asked for");
+        rebuild(&denylist).await.unwrap();
+        assert!(!is_denied(&denylist).await.unwrap());
+    })
+    .await
+    .expect("the denylist hung");
+}
+
+/// ASVS 5.0 V7.4.1: a rebuild that began before the denylist went stale
+/// read storage too early to hold what the failure missed: it does not mark
+/// the denylist complete.
+#[tokio::test]
+async fn a_rebuild_that_began_before_a_failed_write_does_not_count() {
+    tokio::time::timeout(TEST_BOUND, async {
+        let (proxy, denylist, _prefix) = denylist_behind_a_proxy().await;
+        let ticket = denylist.begin_rebuild().await.unwrap();
+        proxy.cut();
+        let entry = DenyEntry {
+            key: DenyKey::Session(SessionId::from_uuid(Uuid::now_v7())),
+            until: now() + TimeDelta::minutes(1),
+        };
+        fails_fast("deny", denylist.deny(&[entry], now())).await;
+        proxy.restore();
+        gatehouse_testkit::eventually("Redis answers again", async || denylist.check().await.is_ok()).await;
+
+        assert!(denylist.complete_rebuild(ticket, &[], now()).await.is_err());
+        assert!(is_denied(&denylist).await.is_err());
+        rebuild(&denylist).await.unwrap();
+        assert!(!is_denied(&denylist).await.unwrap());
+    })
+    .await
+    .expect("the denylist hung");
 }

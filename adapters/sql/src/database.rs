@@ -43,6 +43,21 @@ impl Default for PoolSettings {
     }
 }
 
+/// Why a pool could not be opened. The pool itself only says "pool timed
+/// out" however the connections failed, which tells an operator nothing; one
+/// plain connection attempt names the cause (connection refused, password
+/// authentication failed, unknown host).
+async fn real_cause(url: &str, timeout: Duration, pool_error: sea_orm::DbErr) -> StoreError {
+    if !url.starts_with("postgres") {
+        return store_error(pool_error);
+    }
+    use sea_orm::sqlx::Connection as _;
+    match tokio::time::timeout(timeout, sea_orm::sqlx::PgConnection::connect(url)).await {
+        Ok(Err(cause)) => StoreError::Unavailable(Box::new(cause)),
+        Ok(Ok(_)) | Err(_) => store_error(pool_error),
+    }
+}
+
 /// The advisory lock that serializes migrations across replicas ("gatehouse" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573;
 
@@ -89,8 +104,10 @@ impl Database {
         } else {
             return Err(StoreError::Internal("unsupported database URL: expected postgres:// or sqlite:".into()));
         }
-        let conn = sea_orm::Database::connect(options).await.map_err(store_error)?;
-        Ok(Self { conn })
+        match sea_orm::Database::connect(options).await {
+            Ok(conn) => Ok(Self { conn }),
+            Err(pool_error) => Err(real_cause(url, settings.connect_timeout, pool_error).await),
+        }
     }
 
     /// Applies the migrations not applied yet; a no-op when the schema is current.

@@ -100,6 +100,23 @@ impl OutboxStore for SqlOutboxStore {
         Ok(())
     }
 
+    async fn retry_now(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        // In chunks: SQLite bounds the number of bound parameters.
+        for chunk in ids.chunks(500) {
+            let result = outbox::Entity::update_many()
+                .col_expr(outbox::Column::AvailableAt, Expr::value(now))
+                .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                .filter(outbox::Column::SentAt.is_null())
+                .filter(outbox::Column::AvailableAt.gt(now))
+                .exec(&self.conn)
+                .await
+                .map_err(store_error)?;
+            changed += result.rows_affected;
+        }
+        Ok(changed)
+    }
+
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StoreError> {
         let pruned = outbox::Entity::delete_many()
             .filter(outbox::Column::SentAt.lt(sent_before))

@@ -17,7 +17,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_application::ports::store::{NewRefreshToken, Retirement, SessionRepository, StoreError};
+use gatehouse_application::ports::store::{NewRefreshToken, Retirement, SessionRepository, StoreError, Tombstone};
 use gatehouse_application::ports::unit_of_work::SessionWrites;
 use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, LockType, UpdateStatement};
@@ -28,7 +28,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::database::Database;
-use crate::entity::{refresh_token, session};
+use crate::entity::{account_tombstone, refresh_token, session};
 use crate::error::store_error;
 use crate::unit_of_work::SqlUnitOfWork;
 
@@ -206,14 +206,30 @@ impl SessionRepository for SqlSessionRepository {
         Ok(rows.into_iter().map(to_domain).collect())
     }
 
+    async fn tombstones(&self, now: DateTime<Utc>) -> Result<Vec<Tombstone>, StoreError> {
+        let rows = account_tombstone::Entity::find()
+            .filter(account_tombstone::Column::Until.gt(now))
+            .order_by_asc(account_tombstone::Column::Until)
+            .order_by_asc(account_tombstone::Column::UserId)
+            .all(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(rows.into_iter().map(|r| Tombstone { user: UserId::from_uuid(r.user_id), until: r.until }).collect())
+    }
+
     async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
-        // One statement; the refresh tokens go with their sessions (ON DELETE CASCADE).
+        // One statement each; the refresh tokens go with their sessions (ON DELETE CASCADE).
         let pruned = session::Entity::delete_many()
             .filter(session::Column::ExpiresAt.lt(ended_before).or(session::Column::RevokedAt.lt(ended_before)))
             .exec(&self.conn)
             .await
             .map_err(store_error)?;
-        Ok(pruned.rows_affected)
+        let tombstones = account_tombstone::Entity::delete_many()
+            .filter(account_tombstone::Column::Until.lt(ended_before))
+            .exec(&self.conn)
+            .await
+            .map_err(store_error)?;
+        Ok(pruned.rows_affected + tombstones.rows_affected)
     }
 }
 

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::convert::to_email;
 use crate::database::Database;
-use crate::entity::{user, user_email};
+use crate::entity::{account_tombstone, user, user_email};
 use crate::error::store_error;
 use crate::unit_of_work::SqlUnitOfWork;
 
@@ -140,11 +140,16 @@ impl AccountWrites for SqlUnitOfWork {
         set_password_hash(&self.txn, user, hash, now).await.map_err(store_error)
     }
 
-    async fn delete(&self, user: UserId) -> Result<(), StoreError> {
+    async fn delete(&self, user: UserId, tombstone_until: DateTime<Utc>) -> Result<(), StoreError> {
         // Emails, sessions, refresh tokens, verifications and factors go with
         // it (ON DELETE CASCADE); its audit rows, which have no foreign key
-        // to it, stay.
+        // to it, stay, and so does its tombstone, written in this transaction.
         user::Entity::delete_by_id(*user.as_uuid()).exec(&self.txn).await.map_err(store_error)?;
+        let tombstone = account_tombstone::ActiveModel {
+            user_id: sea_orm::ActiveValue::Set(*user.as_uuid()),
+            until: sea_orm::ActiveValue::Set(tombstone_until),
+        };
+        account_tombstone::Entity::insert(tombstone).exec(&self.txn).await.map_err(store_error)?;
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use gatehouse_application::ports::audit::AuditCursor;
 use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage};
 use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::mfa::FactorCode;
-use gatehouse_application::ports::store::{NewRefreshToken, StoreError};
+use gatehouse_application::ports::store::{NewRefreshToken, StoreError, Tombstone};
 use gatehouse_domain::mfa::Activation;
 use gatehouse_domain::{
     AuditOutcome, AuditRecord, ClientInfo, DisplayName, EmailAddress, Factor, FactorKind, MfaChallenge, PasswordHash,
@@ -44,6 +44,7 @@ contract_tests! {
         revoke_keeps_the_first_revocation_time,
         revoke_of_an_unknown_session_is_none,
         revoked_since_lists_sessions_revoked_at_or_after,
+        deleting_an_account_leaves_a_tombstone_until_its_last_token_expires,
         find_by_refresh_token_finds_the_session_of_a_rotated_token,
         create_session_writes_its_outbox_atomically,
         rotation_never_extends_a_session_past_its_absolute_end,
@@ -82,6 +83,7 @@ contract_tests! {
         sent_rows_are_never_claimed_again,
         retry_later_delays_and_counts_attempts,
         prune_sent_deletes_rows_sent_before,
+        retry_now_makes_rows_in_backoff_due_and_leaves_the_rest,
         two_relays_claim_every_row_exactly_once,
         add_factor_stores_it_and_replaces_pending_factors_of_its_kind,
         activate_factor_activates_only_the_users_pending_factor,
@@ -1128,6 +1130,31 @@ async fn delete_returns_live_sessions_and_removes_everything(s: Stores) {
     sign_up(&s, &user(3, "ann@example.com")).await;
 }
 
+/// OWASP ASVS 5.0 V7.4.1: a deleted account's sessions are gone, so the
+/// denylist rebuild reads its tombstone instead, for as long as one of its
+/// access tokens could live; pruning removes it only after that.
+async fn deleting_an_account_leaves_a_tombstone_until_its_last_token_expires(s: Stores) {
+    let (ann, bob) = (user(1, "ann@example.com"), user(2, "bob@example.com"));
+    sign_up(&s, &ann).await;
+    sign_up(&s, &bob).await;
+    let now = t0() + TimeDelta::hours(1);
+    let until = now + TimeDelta::minutes(15);
+    ops::delete_user_until(&s, ann.id(), &[], now, until).await.unwrap();
+
+    let expected = vec![Tombstone { user: ann.id(), until }];
+    assert_eq!(s.sessions.tombstones(now).await.unwrap(), expected);
+    assert_eq!(s.sessions.tombstones(until - TimeDelta::microseconds(1)).await.unwrap(), expected);
+    assert!(s.sessions.tombstones(until).await.unwrap().is_empty(), "no token of it lives past `until`");
+
+    assert_eq!(s.sessions.prune(until).await.unwrap(), 0, "kept while a token may live");
+    assert_eq!(s.sessions.tombstones(now).await.unwrap(), expected);
+    assert_eq!(s.sessions.prune(until + TimeDelta::microseconds(1)).await.unwrap(), 1);
+    assert!(s.sessions.tombstones(now).await.unwrap().is_empty());
+    // An unknown user leaves nothing behind.
+    ops::delete_user(&s, UserId::from_uuid(Uuid::from_u128(404)), &[], now).await.unwrap();
+    assert!(s.sessions.tombstones(now).await.unwrap().is_empty());
+}
+
 // ----------------------------------------------------------- verifications
 
 async fn replace_retires_the_previous_live_verification(s: Stores) {
@@ -1450,6 +1477,27 @@ async fn prune_sent_deletes_rows_sent_before(s: Stores) {
     assert_eq!(s.outbox.prune_sent(far_future()).await.unwrap(), 0);
     // The unsent row stays, whatever its age.
     assert_eq!(pending(&s).await, vec![m3.id]);
+}
+
+/// The broker is back: rows waiting out a backoff are due at once; sent
+/// rows, rows already due and rows not named stay as they are.
+async fn retry_now_makes_rows_in_backoff_due_and_leaves_the_rest(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let m1 = enqueue(&s, 1, t0()).await;
+    let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
+    let m3 = enqueue(&s, 3, t0() + TimeDelta::milliseconds(2)).await;
+    let now = t0() + TimeDelta::minutes(1);
+    for m in [&m1, &m2, &m3] {
+        s.outbox.retry_later(m.id, 5, now + TimeDelta::minutes(1)).await.unwrap();
+    }
+    s.outbox.mark_sent(m3.id, now).await.unwrap();
+    assert!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap().is_empty(), "all in backoff");
+
+    assert_eq!(s.outbox.retry_now(&[m1.id, m3.id], now).await.unwrap(), 1, "the sent row is left alone");
+    let claimed = s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| (c.message.id, c.attempts)).collect();
+    assert_eq!(ids, vec![(m1.id, 5)], "due again, its attempts kept; m2 was not named");
+    assert_eq!(s.outbox.retry_now(&[], now).await.unwrap(), 0);
 }
 
 async fn two_relays_claim_every_row_exactly_once(s: Stores) {
@@ -2444,7 +2492,7 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(s.users.find_credentials(ann.email()).await.unwrap().is_some());
-    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert_eq!(t.count("seaql_migrations").await, 6);
 }
 
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
@@ -2501,12 +2549,13 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
     let (_, sess) = user_with_session(&s).await;
     assert_ne!(sess.absolute_expires_at(), sess.expires_at());
     let raw = t.raw().await;
-    // Back to before the session-lifetimes migration (and the audit table after it).
-    Migrator::down(&raw, Some(2)).await.unwrap();
+    // Back to before the session-lifetimes migration (and the audit and
+    // tombstone tables after it).
+    Migrator::down(&raw, Some(3)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 3);
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
-    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert_eq!(t.count("seaql_migrations").await, 6);
 
     let migrated = s.sessions.get(sess.id()).await.unwrap();
     assert_eq!(
@@ -2657,13 +2706,14 @@ async fn migration_creates_and_drops_the_audit_table(t: TestDb) {
     let ann = UserId::from_uuid(Uuid::from_u128(1));
     s.audit.record(&facts(&[audit_record(1, "login.failed", t0(), None, Some(ann))])).await.unwrap();
     let raw = t.raw().await;
-    Migrator::down(&raw, Some(1)).await.unwrap();
+    // The tombstone table, then the audit table.
+    Migrator::down(&raw, Some(2)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 4);
     let gone = s.audit.list(ann, None, 10).await;
     assert!(matches!(gone, Err(StoreError::Internal(_))), "no audit table: {gone:?}");
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
-    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert_eq!(t.count("seaql_migrations").await, 6);
     assert!(trail(&s, ann).await.is_empty());
 }
 
@@ -2704,6 +2754,22 @@ async fn unreachable_postgres_is_unavailable() {
     // Port 1 on loopback: nothing listens there, so the connection is refused.
     let err = Database::connect("postgres://postgres@127.0.0.1:1/postgres", settings).await.unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    // The operator reads the real cause, not the pool's "timed out".
+    let cause = gatehouse_application::error_chain(&err);
+    assert!(cause.to_lowercase().contains("refused"), "{cause}");
+}
+
+#[tokio::test]
+async fn an_unknown_postgres_host_is_named_as_such() {
+    let settings = PoolSettings {
+        connect_timeout: std::time::Duration::from_secs(2),
+        acquire_timeout: std::time::Duration::from_secs(2),
+        ..PoolSettings::default()
+    };
+    let err = Database::connect("postgres://postgres@no-such-host.invalid/postgres", settings).await.unwrap_err();
+    let cause = gatehouse_application::error_chain(&err);
+    assert!(!cause.contains("timed out"), "{cause}");
+    assert!(cause.to_lowercase().contains("lookup") || cause.to_lowercase().contains("resolve"), "{cause}");
 }
 
 /// Several replicas start at once against a fresh database: the advisory
@@ -2724,7 +2790,7 @@ async fn replicas_migrating_at_once_do_not_collide(t: TestDb) {
     for r in replicas {
         r.await.unwrap().unwrap();
     }
-    assert_eq!(t.count("seaql_migrations").await, 5);
+    assert_eq!(t.count("seaql_migrations").await, 6);
 }
 
 /// A statement that would wait forever (here on a row another transaction

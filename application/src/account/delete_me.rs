@@ -1,5 +1,8 @@
 //! DeleteMe: with the password as a fresh proof, the account and all it
-//! owns are deleted, and its sessions' tokens stop validating at once.
+//! owns are deleted, and its tokens stop validating at once and for good: a
+//! tombstone row outlives the account until its last access token has
+//! expired, so every denylist rebuild (after a restart, after Redis lost its
+//! keys) refuses them again (OWASP ASVS 5.0 V7.4.1).
 
 use std::sync::Arc;
 
@@ -46,10 +49,13 @@ impl DeleteMe {
         // Read under the lock: no login can add a session between this list
         // and the delete, so none escapes the denylist.
         let sessions = uow.sessions().unrevoked(user).await?;
-        uow.accounts().delete(user).await?;
+        let tombstone = self.revoker.account_entry(user, now);
+        uow.accounts().delete(user, tombstone.until).await?;
         uow.add_messages(vec![self.events.audit(now, Audit::by("account.deleted", user))]);
         uow.commit().await?;
-        self.revoker.deny_revoked(&sessions, now).await?;
+        let mut entries: Vec<_> = sessions.iter().filter_map(|s| self.revoker.session_entry(s, now)).collect();
+        entries.push(tombstone);
+        self.revoker.deny(&entries, now).await?;
         tracing::info!(user_id = %user, sessions = sessions.len(), "account deleted");
         Ok(())
     }

@@ -747,6 +747,40 @@ fn delete_me_needs_the_password_and_ends_every_session() {
     assert!(matches!(block_on(h.get_me().execute(user)), Err(AppError::NotFound("user"))));
 }
 
+/// OWASP ASVS 5.0 V7.4.1: the deleted account's sessions go with it, so a
+/// tombstone stays until its last access token has expired; a denylist that
+/// lost its data is rebuilt from it and refuses the token again.
+#[test]
+fn delete_me_leaves_a_tombstone_the_rebuild_denies_until_the_last_token_expires() {
+    use crate::ports::store::SessionRepository as _;
+
+    let h = Harness::new();
+    let user = h.signed_up_and_verified("ann@example.com");
+    let pair = h.login("ann@example.com", PASSWORD).unwrap();
+    block_on(h.delete_me().execute(user, &pw(PASSWORD))).unwrap();
+    let now = crate::ports::clock::Clock::now(h.clock.as_ref());
+    let until = now + TokenSettings::default().access_ttl;
+    let tombstones = block_on(h.store.tombstones(now)).unwrap();
+    assert_eq!(tombstones, vec![crate::ports::store::Tombstone { user, until }]);
+
+    let denylist = Arc::new(FakeDenylist::default());
+    let rebuild = crate::auth::RebuildDenylist::new(
+        h.store.clone(),
+        denylist.clone(),
+        h.parts.revoker.clone(),
+        h.clock.clone(),
+        TokenSettings::default(),
+    );
+    assert_eq!(block_on(rebuild.execute()).unwrap(), 1, "the tombstone alone: the sessions are gone");
+    let validate = ValidateToken::new(Arc::new(FakeTokens), denylist, h.clock.clone());
+    assert!(matches!(block_on(validate.execute(pair.access_token.expose())), Err(AppError::TokenRevoked)));
+
+    // Pruned only once no token of the account can be alive.
+    assert_eq!(block_on(h.store.prune(until)).unwrap(), 0);
+    assert_eq!(block_on(h.store.prune(until + TimeDelta::seconds(1))).unwrap(), 1);
+    assert!(block_on(h.store.tombstones(now)).unwrap().is_empty());
+}
+
 /// OWASP ASVS 5.0 V6.3.1, NIST SP 800-63B-4 §3.2.2 (rate limiting): asking
 /// for new codes buys no extra guesses. The wrong codes are spread over four
 /// resets so that none reaches its own limit of five: only the per-user

@@ -9,9 +9,15 @@ use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenId, Us
 
 use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
-use crate::ports::denylist::{DenyEntry, DenyKey, Denylist};
+use crate::ports::denylist::{DenyEntry, DenyKey, Denylist, DenylistError};
 use crate::ports::unit_of_work::{UnitOfWork, UnitOfWorkFactory};
 use crate::settings::TokenSettings;
+
+/// A denylist write failed after storage committed: the change stands.
+fn pending(e: DenylistError) -> AppError {
+    tracing::warn!(error = %e, "denylist write failed; the rebuild from storage will write it");
+    AppError::RevocationPending(Box::new(e))
+}
 
 /// Revokes sessions and propagates the revocation to the denylist.
 #[derive(Clone, Debug)]
@@ -39,8 +45,10 @@ impl SessionRevoker {
     /// denylist outage completes the job. An unknown id does nothing.
     ///
     /// # Errors
-    /// [`AppError::Unavailable`] when storage or the denylist cannot be
-    /// reached; the caller may retry.
+    /// [`AppError::Unavailable`] when storage cannot be reached (nothing
+    /// changed); [`AppError::RevocationPending`] when the session is ended
+    /// but the denylist could not be written (the denylist's rebuild writes
+    /// it; a retry is safe).
     pub async fn revoke(
         &self,
         id: SessionId,
@@ -71,7 +79,7 @@ impl SessionRevoker {
             entries.push(DenyEntry { key: DenyKey::Token(jti), until: exp });
         }
         if !entries.is_empty() {
-            self.denylist.deny(&entries, now).await?;
+            self.denylist.deny(&entries, now).await.map_err(pending)?;
         }
         tracing::info!(session_id = %id, user_id = %session.user_id(), reason = reason.as_str(), "session revoked");
         Ok(())
@@ -105,14 +113,31 @@ impl SessionRevoker {
     /// revoked (a password change or reset, an account deletion).
     ///
     /// # Errors
-    /// [`AppError::Unavailable`] when the denylist cannot be reached; the
-    /// periodic refill from storage completes the job later.
+    /// [`AppError::RevocationPending`] when the denylist cannot be reached;
+    /// the denylist then goes stale and its rebuild from storage completes
+    /// the job.
     pub async fn deny_revoked(&self, sessions: &[Session], now: DateTime<Utc>) -> Result<(), AppError> {
         let entries: Vec<_> = sessions.iter().filter_map(|s| self.session_entry(s, now)).collect();
+        self.deny(&entries, now).await
+    }
+
+    /// Writes `entries` after storage has committed what they reflect.
+    ///
+    /// # Errors
+    /// [`AppError::RevocationPending`] when the denylist cannot be reached.
+    pub async fn deny(&self, entries: &[DenyEntry], now: DateTime<Utc>) -> Result<(), AppError> {
         if !entries.is_empty() {
-            self.denylist.deny(&entries, now).await?;
+            self.denylist.deny(entries, now).await.map_err(pending)?;
         }
         Ok(())
+    }
+
+    /// The denylist entry (and tombstone) that refuses every access token of
+    /// an account deleted at `now`: none was minted later, so none lives
+    /// past one access-token lifetime from now.
+    #[must_use]
+    pub fn account_entry(&self, user: UserId, now: DateTime<Utc>) -> DenyEntry {
+        DenyEntry { key: DenyKey::User(user), until: now + self.settings.access_ttl }
     }
 
     /// The denylist entry that refuses every access token of a revoked

@@ -17,7 +17,7 @@ use crate::error::{AppError, TokenRejection};
 use crate::events::EventFactory;
 use crate::mfa::MfaGate;
 use crate::password_strength::PasswordStrength;
-use crate::ports::denylist::DenyKey;
+use crate::ports::denylist::{DenyKey, Denylist as _};
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::UserRepository;
 use crate::settings::TokenSettings;
@@ -355,7 +355,8 @@ fn logout_by_refresh_token_ends_that_session_and_is_idempotent() {
     ));
 }
 
-/// OWASP ASVS 5.0 V16.5.3: validation fails closed when the denylist is down.
+/// OWASP ASVS 5.0 V16.5.3: validation fails closed when the denylist is
+/// down, and after it comes back until a rebuild (it may have missed writes).
 #[test]
 fn validation_fails_closed_when_the_denylist_is_unreachable() {
     let h = Harness::new();
@@ -363,21 +364,67 @@ fn validation_fails_closed_when_the_denylist_is_unreachable() {
     h.denylist.set_down(true);
     assert!(matches!(h.validate(&pair), Err(AppError::Unavailable(_))));
     h.denylist.set_down(false);
+    assert!(matches!(h.validate(&pair), Err(AppError::Unavailable(_))), "answered before a rebuild");
+    block_on(h.rebuild.execute()).unwrap();
     assert!(h.validate(&pair).is_ok());
 }
 
+/// OWASP ASVS 5.0 V7.4.1: a denylist that lost its data refuses to answer
+/// (never "valid") until it is rebuilt from the session rows.
 #[test]
-fn a_lost_denylist_is_rebuilt_from_the_session_rows() {
+fn a_lost_denylist_fails_closed_until_rebuilt_from_the_session_rows() {
     let h = Harness::new();
     let revoked = h.signed_up_and_logged_in();
     let live = h.login("ann@example.com", "correct horse").unwrap();
     block_on(h.logout.execute(LogoutTarget::RefreshToken(revoked.refresh_token.clone()), &ClientInfo::default()))
         .unwrap();
     h.denylist.clear();
-    assert!(h.validate(&revoked).is_ok(), "precondition: the cleared denylist forgot the revocation");
+    assert!(matches!(h.validate(&revoked), Err(AppError::Unavailable(_))));
+    assert!(matches!(h.validate(&live), Err(AppError::Unavailable(_))));
     assert_eq!(block_on(h.rebuild.execute()).unwrap(), 1);
     assert!(matches!(h.validate(&revoked), Err(AppError::TokenRevoked)));
     assert!(h.validate(&live).is_ok());
+}
+
+/// ASVS 5.0 V7.4.1: a logout whose denylist write fails says so (the
+/// session is ended, the propagation pending); the rebuild writes what the
+/// logout could not, and a retry of the logout succeeds and is effective.
+#[test]
+fn logout_during_a_denylist_outage_reports_pending_and_the_rebuild_completes_it() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    h.denylist.set_down(true);
+    let target = LogoutTarget::RefreshToken(pair.refresh_token.clone());
+    let outcome = block_on(h.logout.execute(target.clone(), &ClientInfo::default()));
+    assert!(matches!(outcome, Err(AppError::RevocationPending(_))), "{outcome:?}");
+    assert!(h.store.get_session(pair.session_id).unwrap().revoked_at().is_some(), "the session is ended in storage");
+
+    h.denylist.set_down(false);
+    assert!(matches!(h.validate(&pair), Err(AppError::Unavailable(_))), "stale until rebuilt");
+    block_on(h.rebuild.execute()).unwrap();
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
+    block_on(h.logout.execute(target, &ClientInfo::default())).unwrap();
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
+}
+
+/// ASVS 5.0 V7.4.1: a rebuild that began before a failed write read the
+/// session rows too early to hold it, so it must not mark the denylist
+/// complete; the next one does.
+#[test]
+fn a_rebuild_that_overlaps_a_failed_write_does_not_count() {
+    let h = Harness::new();
+    let pair = h.signed_up_and_logged_in();
+    let ticket = block_on(h.denylist.begin_rebuild()).unwrap();
+    h.denylist.set_down(true);
+    assert!(
+        block_on(h.logout.execute(LogoutTarget::RefreshToken(pair.refresh_token.clone()), &ClientInfo::default()))
+            .is_err()
+    );
+    h.denylist.set_down(false);
+    assert!(block_on(h.denylist.complete_rebuild(ticket, &[], h.clock.now_for_tests())).is_err());
+    assert!(matches!(h.validate(&pair), Err(AppError::Unavailable(_))));
+    block_on(h.rebuild.execute()).unwrap();
+    assert!(matches!(h.validate(&pair), Err(AppError::TokenRevoked)));
 }
 
 #[test]

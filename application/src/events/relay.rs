@@ -10,8 +10,14 @@
 //! is not sent: it waits with its own backoff and is retried, with a warning
 //! naming the key, until someone binds a queue for it; the rest of the batch
 //! goes on, since the broker is up.
+//!
+//! When the broker comes back, the first confirmed publish makes every row
+//! this relay had put into backoff for the outage due at once, so the
+//! backlog drains within a poll interval or two instead of each row waiting
+//! out its own (up to `max_backoff`) delay.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::TimeDelta;
 
@@ -59,6 +65,10 @@ pub struct RelayReport {
     pub deferred: usize,
 }
 
+/// At most this many rows waiting out an outage are remembered for the
+/// reset; the rest keep their own backoff.
+const MAX_WAITING: usize = 10_000;
+
 /// Relays the outbox to an [`EventPublisher`].
 #[derive(Clone, Debug)]
 pub struct RelayOutbox {
@@ -66,6 +76,8 @@ pub struct RelayOutbox {
     publisher: Arc<dyn EventPublisher>,
     clock: Arc<dyn Clock>,
     settings: RelaySettings,
+    /// Rows this relay put into backoff because the broker failed.
+    waiting: Arc<Mutex<HashSet<uuid::Uuid>>>,
 }
 
 impl RelayOutbox {
@@ -76,7 +88,7 @@ impl RelayOutbox {
         clock: Arc<dyn Clock>,
         settings: RelaySettings,
     ) -> Self {
-        Self { store, publisher, clock, settings }
+        Self { store, publisher, clock, settings, waiting: Arc::default() }
     }
 
     /// Claims one batch and publishes it in order. After the first failure
@@ -93,6 +105,13 @@ impl RelayOutbox {
         let deadline = now + self.settings.lease / 2;
         let mut report = RelayReport { claimed: batch.len(), ..RelayReport::default() };
         let mut failure: Option<String> = None;
+        let mut failed_ids = Vec::new();
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            for claimed in &batch {
+                waiting.remove(&claimed.message.id);
+            }
+        }
         for claimed in batch {
             let id = claimed.message.id;
             if failure.is_none() && self.clock.now() >= deadline {
@@ -124,12 +143,33 @@ impl RelayOutbox {
                 }
             }
             self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
+            failed_ids.push(id);
             report.failed += 1;
         }
         if let Some(error) = failure {
             tracing::warn!(%error, failed = report.failed, "event publishing failed; will retry");
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = MAX_WAITING.saturating_sub(waiting.len());
+            waiting.extend(failed_ids.into_iter().take(room));
+        } else if report.published > 0 {
+            self.release_waiting().await?;
         }
         Ok(report)
+    }
+
+    /// The broker confirmed a publish: the rows that waited out its outage
+    /// are due now.
+    async fn release_waiting(&self) -> Result<(), AppError> {
+        let ids: Vec<uuid::Uuid> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            waiting.drain().collect()
+        };
+        let due = self.store.retry_now(&ids, self.clock.now()).await?;
+        tracing::info!(events = due, "the broker is back; events that waited for it are due now");
+        Ok(())
     }
 
     /// Deletes rows sent longer ago than the retention period.
@@ -237,6 +277,30 @@ mod tests {
         clock.advance(TimeDelta::seconds(1));
         assert_eq!(block_on(relay.run_once()).unwrap().published, 2);
         assert_eq!(broker.received.lock().unwrap().len(), 2);
+    }
+
+    /// After an outage the backlog must not wait out each row's own
+    /// backoff: the first confirmed publish makes the rest due at once.
+    #[test]
+    fn the_first_confirmed_publish_after_an_outage_releases_the_backlog() {
+        let (clock, store, broker, relay, factory) = setup();
+        broker.down.store(true, Ordering::SeqCst);
+        enqueue(&store, &factory, &clock, 3);
+        for _ in 0..4 {
+            // Failures pile up: the backoff grows to 8 s.
+            assert_eq!(block_on(relay.run_once()).unwrap().failed, 3);
+            clock.advance(TimeDelta::seconds(8));
+        }
+        assert_eq!(block_on(relay.run_once()).unwrap().failed, 3, "backoff now 16 s");
+        broker.down.store(false, Ordering::SeqCst);
+        clock.advance(TimeDelta::seconds(1));
+        assert_eq!(block_on(relay.run_once()).unwrap().claimed, 0, "the backlog still waits");
+        // A new event goes out at once and proves the broker is back.
+        enqueue(&store, &factory, &clock, 1);
+        assert_eq!(block_on(relay.run_once()).unwrap().published, 1);
+        let drained = block_on(relay.run_once()).unwrap();
+        assert_eq!((drained.claimed, drained.published), (3, 3), "the backlog is due at once");
+        assert_eq!(broker.received.lock().unwrap().len(), 4);
     }
 
     /// An event nobody is bound for is not sent and not lost: it waits with

@@ -94,6 +94,12 @@ pub trait OutboxStore: std::fmt::Debug + Send + Sync {
     /// Records a failed attempt and makes the message due again at `next_attempt_at`.
     async fn retry_later(&self, id: Uuid, attempts: u32, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;
 
+    /// Makes these unsent messages that are not due yet due at `now` (the
+    /// broker is back: their backoff no longer serves a purpose); returns how
+    /// many. A row another relay has claimed meanwhile may then be claimed
+    /// twice, which at-least-once delivery allows.
+    async fn retry_now(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Deletes messages sent before `sent_before`; returns how many.
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -114,7 +114,19 @@ pub trait SessionRepository: std::fmt::Debug + Send + Sync {
     /// may still be alive, used to rebuild a denylist that lost its data.
     async fn revoked_since(&self, since: DateTime<Utc>) -> Result<Vec<Session>, StoreError>;
 
+    /// Deleted accounts whose last access token expires after `now`: the
+    /// rebuild re-denies them, since their sessions are gone.
+    async fn tombstones(&self, now: DateTime<Utc>) -> Result<Vec<Tombstone>, StoreError>;
+
     /// Deletes sessions (with their refresh tokens) that expired, or were
-    /// revoked, before `ended_before`; returns how many.
+    /// revoked, before `ended_before`, and tombstones that ended before it;
+    /// returns how many rows.
     async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// What is left of a deleted account until its last access token expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tombstone {
+    pub user: UserId,
+    pub until: DateTime<Utc>,
 }

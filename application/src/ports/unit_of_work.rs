@@ -127,8 +127,9 @@ pub trait AccountWrites: fmt::Debug + Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the account and everything it owns; its audit rows stay.
-    async fn delete(&self, user: UserId) -> Result<(), StoreError>;
+    /// Deletes the account and everything it owns, leaving a tombstone (the
+    /// user id) until `tombstone_until`; its audit rows stay.
+    async fn delete(&self, user: UserId, tombstone_until: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 /// Sessions inside a unit of work.

@@ -9,9 +9,9 @@ use crate::ports::clock::Clock;
 use crate::ports::store::SessionRepository;
 use crate::settings::TokenSettings;
 
-/// Deletes sessions that ended long enough ago. A revoked session is kept as
-/// long as its access tokens could live, since the denylist is rebuilt from
-/// revoked sessions.
+/// Deletes sessions that ended long enough ago, and tombstones of deleted
+/// accounts likewise. A revoked session or a tombstone is kept as long as
+/// its access tokens could live, since the denylist is rebuilt from them.
 #[derive(Clone, Debug)]
 pub struct PruneSessions {
     sessions: Arc<dyn SessionRepository>,

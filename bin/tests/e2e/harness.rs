@@ -141,6 +141,10 @@ impl TestApp {
             let prefix = RedisPrefix::new("gh-e2e");
             config.redis_url = Some(redis::url());
             config.redis_key_prefix = prefix.prefix().to_owned();
+            // A Redis call that times out makes the denylist stale (validation
+            // fails closed until the rebuild it triggers): on a loaded CI
+            // machine the production default of 500 ms is too tight.
+            config.redis_timeout = Duration::from_secs(2);
             resources.redis_prefix = Some(prefix);
             let exchange = TestExchange::new("gh-e2e");
             config.amqp_url = Some(rabbitmq::url());

@@ -1,6 +1,7 @@
 //! sea-orm entities mirroring the tables of `gatehouse-migration`. They stay
 //! inside this crate: the repositories translate them to domain types.
 
+pub(crate) mod account_tombstone;
 pub(crate) mod audit_event;
 pub(crate) mod backup_code;
 pub(crate) mod mfa_challenge;

@@ -243,20 +243,32 @@ pub async fn set_primary_email(
     Ok(PrimaryChange::Changed)
 }
 
-/// DeleteMe: the account and all it owns go; returns its sessions that were
-/// still live. Nothing is written for an unknown user.
+/// DeleteMe: the account and all it owns go, leaving a tombstone for one
+/// (default) access-token lifetime; returns its sessions that were still
+/// live. Nothing is written for an unknown user.
 pub async fn delete_user(
     s: &Stores,
     user: UserId,
     outbox: &[OutboxMessage],
     now: DateTime<Utc>,
 ) -> Result<Vec<Session>, StoreError> {
+    delete_user_until(s, user, outbox, now, now + chrono::TimeDelta::minutes(15)).await
+}
+
+/// [`delete_user`] with the tombstone's end given.
+pub async fn delete_user_until(
+    s: &Stores,
+    user: UserId,
+    outbox: &[OutboxMessage],
+    now: DateTime<Utc>,
+    tombstone_until: DateTime<Utc>,
+) -> Result<Vec<Session>, StoreError> {
     let mut uow = s.uow.begin().await?;
     if uow.accounts().lock(user).await?.is_none() {
         return Ok(Vec::new());
     }
     let live: Vec<Session> = uow.sessions().unrevoked(user).await?.into_iter().filter(|s| s.is_active(now)).collect();
-    uow.accounts().delete(user).await?;
+    uow.accounts().delete(user, tombstone_until).await?;
     uow.add_messages(outbox.to_vec());
     uow.commit().await?;
     Ok(live)

@@ -71,6 +71,7 @@ struct State {
     challenges: Vec<MfaChallenge>,
     backup_codes: Vec<(UserId, TokenHash, Option<DateTime<Utc>>)>,
     audit: Vec<AuditRecord>,
+    tombstones: HashMap<UserId, DateTime<Utc>>,
 }
 
 impl State {

@@ -43,6 +43,18 @@ impl OutboxStore for InMemoryStore {
         Ok(())
     }
 
+    async fn retry_now(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut state = self.state.lock().await;
+        let mut n = 0;
+        for r in state.outbox.iter_mut().filter(|r| r.sent_at.is_none() && r.available_at > now) {
+            if ids.contains(&r.message.id) {
+                r.available_at = now;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     async fn prune_sent(&self, sent_before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut state = self.state.lock().await;
         let before = state.outbox.len();

@@ -1,6 +1,7 @@
 //! The session repository and the unit of work's session writes.
 
 use super::*;
+use crate::ports::store::Tombstone;
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
@@ -38,9 +39,24 @@ impl SessionRepository for InMemoryStore {
         Ok(revoked)
     }
 
+    async fn tombstones(&self, now: DateTime<Utc>) -> Result<Vec<Tombstone>, StoreError> {
+        let state = self.state.lock().await;
+        let mut live: Vec<Tombstone> = state
+            .tombstones
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(user, until)| Tombstone { user: *user, until: *until })
+            .collect();
+        live.sort_by_key(|t| (t.until, t.user));
+        Ok(live)
+    }
+
     async fn prune(&self, ended_before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut state = self.state.lock().await;
-        let before = state.sessions.len();
+        let tombstones = state.tombstones.len();
+        state.tombstones.retain(|_, until| *until >= ended_before);
+        let tombstones = tombstones - state.tombstones.len();
+        let before = state.sessions.len() + tombstones;
         state
             .sessions
             .retain(|_, s| s.expires_at() >= ended_before && s.revoked_at().is_none_or(|r| r >= ended_before));

@@ -158,10 +158,11 @@ impl AccountWrites for MemoryUnitOfWork {
         }))
     }
 
-    async fn delete(&self, user: UserId) -> Result<(), StoreError> {
+    async fn delete(&self, user: UserId, tombstone_until: DateTime<Utc>) -> Result<(), StoreError> {
         // What ON DELETE CASCADE does in SQL; audit rows stay.
         self.with(|state| {
             state.users.retain(|u| u.id != user);
+            state.tombstones.insert(user, tombstone_until);
             let gone: Vec<SessionId> =
                 state.sessions.values().filter(|s| s.user_id() == user).map(|s| s.id()).collect();
             state.sessions.retain(|_, s| s.user_id() != user);

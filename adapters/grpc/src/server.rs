@@ -31,18 +31,6 @@ pub enum ServeError {
     Reflection(#[source] tonic_reflection::server::Error),
 }
 
-/// Names under which `grpc.health.v1` reports status: the whole server
-/// (empty name) and each service, by the name it is routed under.
-const HEALTH_NAMES: [&str; 7] = [
-    "",
-    <AuthServiceServer<AuthApi> as NamedService>::NAME,
-    <TokenServiceServer<TokenApi> as NamedService>::NAME,
-    <UserServiceServer<UserApi> as NamedService>::NAME,
-    <MfaServiceServer<MfaApi> as NamedService>::NAME,
-    <SessionServiceServer<SessionApi> as NamedService>::NAME,
-    <AuditServiceServer<AuditApi> as NamedService>::NAME,
-];
-
 /// Everything the gRPC side needs to serve.
 #[derive(Clone)]
 pub struct GrpcServer {
@@ -72,7 +60,7 @@ impl GrpcServer {
     /// trusted proxies, for every service. Callers' Bearer tokens are checked
     /// by `token.validate`, the check `ValidateToken` answers gateways with,
     /// so a token is good for all of Gatehouse or for none of it. `probes`
-    /// decide the health status: SERVING only while every one answers.
+    /// decide the health status, per service by what it needs (`SERVICE_NEEDS`).
     #[must_use]
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -159,8 +147,31 @@ async fn watch_health(reporter: HealthReporter, probes: Vec<Arc<dyn Probe>>, eve
 /// connection that stops answering must not freeze the status at SERVING.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What each service needs to answer, by probe name: `TokenService`
+/// validates with the keys (in memory) and the denylist only, so a database
+/// outage must not take the hot path out of a load balancer's rotation; the
+/// account services need the database, and those that revoke or throttle
+/// also need the denylist or the rate limiter. The whole server (`""`)
+/// needs every probe. A probe not named here counts for `""` only.
+const SERVICE_NEEDS: [(&str, &[&str]); 6] = [
+    (<AuthServiceServer<AuthApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
+    (<TokenServiceServer<TokenApi> as NamedService>::NAME, &["denylist"]),
+    (<UserServiceServer<UserApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
+    (<MfaServiceServer<MfaApi> as NamedService>::NAME, &["database", "rate_limiter"]),
+    (<SessionServiceServer<SessionApi> as NamedService>::NAME, &["database", "denylist"]),
+    (<AuditServiceServer<AuditApi> as NamedService>::NAME, &["database"]),
+];
+
+/// The status of every health name given the probes that failed.
+fn statuses(failed: &[&str]) -> Vec<(&'static str, ServingStatus)> {
+    let status = |ok: bool| if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+    let mut all = vec![("", status(failed.is_empty()))];
+    all.extend(SERVICE_NEEDS.iter().map(|(name, needs)| (*name, status(!needs.iter().any(|n| failed.contains(n))))));
+    all
+}
+
 async fn report_health(reporter: &HealthReporter, probes: &[Arc<dyn Probe>]) {
-    let mut serving = true;
+    let mut failed = Vec::new();
     for probe in probes {
         let error = match tokio::time::timeout(PROBE_TIMEOUT, probe.check()).await {
             Ok(Ok(())) => continue,
@@ -168,10 +179,43 @@ async fn report_health(reporter: &HealthReporter, probes: &[Arc<dyn Probe>]) {
             Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
         };
         tracing::warn!(dependency = probe.name(), %error, "health check failed");
-        serving = false;
+        failed.push(probe.name());
     }
-    let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
-    for name in HEALTH_NAMES {
+    for (name, status) in statuses(&failed) {
         reporter.set_service_status(name, status).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_of(failed: &[&str], name: &str) -> ServingStatus {
+        statuses(failed).into_iter().find(|(n, _)| *n == name).map(|(_, s)| s).unwrap_or(ServingStatus::Unknown)
+    }
+
+    const TOKEN: &str = <TokenServiceServer<TokenApi> as NamedService>::NAME;
+    const USER: &str = <UserServiceServer<UserApi> as NamedService>::NAME;
+
+    #[test]
+    fn a_database_outage_leaves_token_validation_serving() {
+        assert_eq!(status_of(&["database"], TOKEN), ServingStatus::Serving);
+        assert_eq!(status_of(&["database"], USER), ServingStatus::NotServing);
+        assert_eq!(status_of(&["database"], ""), ServingStatus::NotServing);
+    }
+
+    #[test]
+    fn a_denylist_outage_takes_token_validation_out() {
+        assert_eq!(status_of(&["denylist"], TOKEN), ServingStatus::NotServing);
+        let audit = <AuditServiceServer<AuditApi> as NamedService>::NAME;
+        assert_eq!(status_of(&["denylist"], audit), ServingStatus::Serving);
+    }
+
+    #[test]
+    fn every_routed_service_and_the_whole_server_are_reported() {
+        let names: Vec<&str> = statuses(&[]).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 7);
+        assert!(statuses(&[]).iter().all(|(_, s)| *s == ServingStatus::Serving));
+        assert!(names.contains(&"") && names.contains(&TOKEN) && names.contains(&USER));
     }
 }

@@ -11,8 +11,38 @@ use gatehouse_testkit::{FaultProxy, eventually, redis};
 use crate::harness::{Mode, TestApp, assert_error};
 
 async fn health_status(app: &TestApp) -> i32 {
+    health_of(app, "").await
+}
+
+async fn health_of(app: &TestApp, service: &str) -> i32 {
     let mut health = HealthClient::new(app.channel.clone());
-    health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner().status
+    health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status
+}
+
+/// A PostgreSQL outage takes the account services out of rotation but not
+/// `TokenService`, which validates from the keys and the denylist alone: a
+/// load balancer following health keeps the hot path (OWASP ASVS 5.0
+/// V16.5.2: degrade only what depends on the failed resource).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_leaves_token_service_serving() {
+    let database = gatehouse_testkit::postgres::TestDatabase::create("gh_e2e").await;
+    let proxy = FaultProxy::start(crate::startup::upstream(&database)).await;
+    let (head, _, tail) = crate::startup::split(database.url());
+    let via = format!("{head}{}{tail}", proxy.addr());
+    let app = TestApp::spawn_with(Mode::Production, |c| c.database_url = Some(via)).await;
+    let pair = app.user_session("pg.outage@example.com").await;
+    let (token, user) = ("gatehouse.v1.TokenService", "gatehouse.v1.UserService");
+    assert_eq!((health_of(&app, token).await, health_of(&app, user).await), (1, 1));
+
+    proxy.cut();
+    eventually("UserService to report NOT_SERVING", async || health_of(&app, user).await == 2).await;
+    assert_eq!(health_of(&app, token).await, 1, "TokenService needs no database");
+    assert_eq!(health_status(&app).await, 2, "the whole server is not all there");
+    app.validate(&pair.access_token).await.unwrap();
+
+    proxy.restore();
+    eventually("UserService to serve again", async || health_of(&app, user).await == 1).await;
+    drop(database);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

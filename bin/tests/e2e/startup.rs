@@ -12,7 +12,7 @@ use gatehouse_testkit::postgres::TestDatabase;
 
 /// The `host:port` of a `postgres://user@host:port/db…` URL, and the URL
 /// with it replaced.
-fn split(url: &str) -> (String, String, String) {
+pub(crate) fn split(url: &str) -> (String, String, String) {
     let start = url.find('@').map_or_else(|| url.find("://").unwrap() + 3, |at| at + 1);
     let end = start + url[start..].find('/').unwrap();
     (url[..start].to_owned(), url[start..end].to_owned(), url[end..].to_owned())
@@ -29,7 +29,7 @@ fn via_proxy(database: &TestDatabase, proxy: &FaultProxy, wait: bool) -> Config 
     }
 }
 
-fn upstream(database: &TestDatabase) -> String {
+pub(crate) fn upstream(database: &TestDatabase) -> String {
     let host = split(database.url()).1;
     if host.contains(':') { host } else { format!("{host}:5432") }
 }

@@ -189,14 +189,6 @@ impl MfaRepository for SqlMfaRepository {
         row.map(challenge_to_domain).transpose().map_err(store_error)
     }
 
-    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
-        record_challenge_failure(&self.conn, id).await
-    }
-
-    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        pass_challenge(&self.conn, id, now).await.map_err(store_error)
-    }
-
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
         failures_since(&self.conn, user, since).await
     }

@@ -1993,26 +1993,26 @@ async fn challenge_failures_stop_at_the_limit(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     for n in 1..=5 {
-        assert_eq!(s.mfa.record_challenge_failure(login.id()).await.unwrap(), Some(n));
+        assert_eq!(ops::record_challenge_failure(&s, login.id()).await.unwrap(), Some(n));
     }
-    assert_eq!(s.mfa.record_challenge_failure(login.id()).await.unwrap(), None);
+    assert_eq!(ops::record_challenge_failure(&s, login.id()).await.unwrap(), None);
     assert_eq!(s.mfa.challenge(login.id()).await.unwrap().unwrap().attempts(), 5);
-    assert_eq!(s.mfa.record_challenge_failure(Uuid::from_u128(0xdead)).await.unwrap(), None);
+    assert_eq!(ops::record_challenge_failure(&s, Uuid::from_u128(0xdead)).await.unwrap(), None);
     // A passed challenge counts no more failures.
     let passed = challenge(2, ann, t0());
     s.mfa.create_challenge(&passed).await.unwrap();
-    assert!(s.mfa.consume_challenge(passed.id(), t0()).await.unwrap());
-    assert_eq!(s.mfa.record_challenge_failure(passed.id()).await.unwrap(), None);
+    assert!(ops::pass_challenge(&s, passed.id(), t0()).await.unwrap());
+    assert_eq!(ops::record_challenge_failure(&s, passed.id()).await.unwrap(), None);
 }
 
 async fn concurrent_challenge_failures_stop_at_the_limit(s: Stores) {
     let (ann, _) = ann_and_bob(&s).await;
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
-    let (mfa, id) = (Arc::clone(&s.mfa), login.id());
+    let id = login.id();
     let results = race(20, || {
-        let mfa = Arc::clone(&mfa);
-        async move { mfa.record_challenge_failure(id).await.unwrap() }
+        let s = s.clone();
+        async move { ops::record_challenge_failure(&s, id).await.unwrap() }
     })
     .await;
     let mut counted: Vec<u32> = results.into_iter().flatten().collect();
@@ -2026,26 +2026,26 @@ async fn a_challenge_passes_once_while_live(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    assert!(s.mfa.consume_challenge(login.id(), now).await.unwrap());
-    assert!(!s.mfa.consume_challenge(login.id(), now).await.unwrap(), "passed already");
+    assert!(ops::pass_challenge(&s, login.id(), now).await.unwrap());
+    assert!(!ops::pass_challenge(&s, login.id(), now).await.unwrap(), "passed already");
     assert_eq!(s.mfa.challenge(login.id()).await.unwrap().unwrap().consumed_at(), Some(now));
-    assert!(!s.mfa.consume_challenge(Uuid::from_u128(0xdead), now).await.unwrap());
+    assert!(!ops::pass_challenge(&s, Uuid::from_u128(0xdead), now).await.unwrap());
 
     let expiring = challenge(2, ann, t0());
     s.mfa.create_challenge(&expiring).await.unwrap();
-    assert!(!s.mfa.consume_challenge(expiring.id(), expiring.expires_at()).await.unwrap(), "expired");
+    assert!(!ops::pass_challenge(&s, expiring.id(), expiring.expires_at()).await.unwrap(), "expired");
     let just_before = expiring.expires_at() - TimeDelta::microseconds(1);
-    assert!(s.mfa.consume_challenge(expiring.id(), just_before).await.unwrap());
+    assert!(ops::pass_challenge(&s, expiring.id(), just_before).await.unwrap());
 
     let exhausted = challenge(3, ann, t0());
     s.mfa.create_challenge(&exhausted).await.unwrap();
     for _ in 0..5 {
-        s.mfa.record_challenge_failure(exhausted.id()).await.unwrap();
+        ops::record_challenge_failure(&s, exhausted.id()).await.unwrap();
     }
     // Attempts are the caller's check (before a code is accepted): wrong codes
     // racing with an accepted right one must not lock it out.
-    assert!(s.mfa.consume_challenge(exhausted.id(), now).await.unwrap(), "attempts are not checked here");
-    assert!(!s.mfa.consume_challenge(exhausted.id(), now).await.unwrap(), "but still only once");
+    assert!(ops::pass_challenge(&s, exhausted.id(), now).await.unwrap(), "attempts are not checked here");
+    assert!(!ops::pass_challenge(&s, exhausted.id(), now).await.unwrap(), "but still only once");
 }
 
 async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
@@ -2053,10 +2053,10 @@ async fn concurrent_passes_of_a_challenge_succeed_once(s: Stores) {
     let login = challenge(1, ann, t0());
     s.mfa.create_challenge(&login).await.unwrap();
     let now = t0() + TimeDelta::minutes(1);
-    let (mfa, id) = (Arc::clone(&s.mfa), login.id());
+    let id = login.id();
     let results = race(20, || {
-        let mfa = Arc::clone(&mfa);
-        async move { mfa.consume_challenge(id, now).await.unwrap() }
+        let s = s.clone();
+        async move { ops::pass_challenge(&s, id, now).await.unwrap() }
     })
     .await;
     assert_eq!(results.iter().filter(|&&passed| passed).count(), 1, "{results:?}");
@@ -2083,7 +2083,7 @@ async fn failures_since_sums_the_users_challenges(s: Stores) {
     for (c, failures) in [(challenge(1, ann, t0()), 2), (challenge(2, ann, later), 3), (challenge(3, bob, later), 4)] {
         s.mfa.create_challenge(&c).await.unwrap();
         for _ in 0..failures {
-            s.mfa.record_challenge_failure(c.id()).await.unwrap();
+            ops::record_challenge_failure(&s, c.id()).await.unwrap();
         }
     }
     assert_eq!(s.mfa.failures_since(ann, t0() - TimeDelta::hours(1)).await.unwrap(), 5);

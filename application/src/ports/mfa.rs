@@ -103,16 +103,6 @@ pub trait MfaRepository: std::fmt::Debug + Send + Sync {
 
     async fn challenge(&self, id: Uuid) -> Result<Option<MfaChallenge>, StoreError>;
 
-    /// Counts one wrong code on the challenge, only while it is unconsumed
-    /// and below its limit; returns the new count, `None` if nothing counted.
-    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
-
-    /// Marks the challenge passed if it is unconsumed and unexpired at `now`.
-    /// `true` exactly once. Attempts are not checked here: the caller checked
-    /// them before accepting the code, and wrong codes racing with the right
-    /// one must not lock it out after it was accepted.
-    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
-
     /// Wrong codes summed over the user's challenges created at or after
     /// `since`: the per-account limit that new challenges cannot reset.
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError>;

@@ -269,6 +269,8 @@ pub trait ChallengeWrites: fmt::Debug + Send + Sync {
     async fn record_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError>;
 
     /// Marks the challenge passed if it is unconsumed and unexpired at `now`;
-    /// `true` exactly once.
+    /// `true` exactly once. Attempts are not checked here: the caller checked
+    /// them before accepting the code, and wrong codes racing with the right
+    /// one must not lock it out after it was accepted.
     async fn pass(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }

@@ -424,3 +424,20 @@ pub async fn add_code(s: &Stores, code: &FactorCode, outbox: &[OutboxMessage]) -
     uow.add_messages(outbox.to_vec());
     uow.commit().await
 }
+
+/// One wrong code on a challenge, in its own unit of work (as VerifyMfa
+/// records it): the new count, `None` when nothing was counted.
+pub async fn record_challenge_failure(s: &Stores, id: Uuid) -> Result<Option<u32>, StoreError> {
+    let uow = s.uow.begin().await?;
+    let counted = uow.challenges().record_failure(id).await?;
+    uow.commit().await?;
+    Ok(counted)
+}
+
+/// Passes a challenge in its own unit of work: `true` exactly once.
+pub async fn pass_challenge(s: &Stores, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let uow = s.uow.begin().await?;
+    let passed = uow.challenges().pass(id, now).await?;
+    uow.commit().await?;
+    Ok(passed)
+}

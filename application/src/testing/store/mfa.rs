@@ -37,14 +37,6 @@ impl MfaRepository for InMemoryStore {
         Ok(challenge)
     }
 
-    async fn record_challenge_failure(&self, id: Uuid) -> Result<Option<u32>, StoreError> {
-        Ok(self.state.lock().await.record_challenge_failure(id))
-    }
-
-    async fn consume_challenge(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self.state.lock().await.pass_challenge(id, now))
-    }
-
     async fn failures_since(&self, user: UserId, since: DateTime<Utc>) -> Result<u32, StoreError> {
         let failures = self.state.lock().await.failures_since(user, since);
         self.read_delay();

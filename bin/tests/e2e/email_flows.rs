@@ -125,18 +125,13 @@ async fn change_password_needs_the_current_one_and_ends_other_sessions(mode: Mod
     let app = TestApp::spawn(mode).await;
     let here = app.user_session("fin@example.com").await;
     let there = app.login("fin@example.com", PASSWORD).await.unwrap();
-    let change = |current: &str, new: &str| {
-        let mut client = app.user.clone();
-        let req = authed(
-            pb::ChangePasswordRequest { current_password: current.into(), new_password: new.into() },
-            &here.access_token,
-        );
-        async move { client.change_password(req).await }
-    };
-    let status =
-        assert_error(change("not my password", "the new password").await, Code::InvalidArgument, "INVALID_CREDENTIALS");
+    let status = assert_error(
+        app.change_password(&here.access_token, "not my password", "the new password").await,
+        Code::InvalidArgument,
+        "INVALID_CREDENTIALS",
+    );
     assert_eq!(violated_fields(&status), ["current_password"]);
-    change(PASSWORD, "the new password").await.unwrap();
+    app.change_password(&here.access_token, PASSWORD, "the new password").await.unwrap();
     app.validate(&here.access_token).await.unwrap();
     assert_error(app.validate(&there.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
     assert_error(app.login("fin@example.com", PASSWORD).await, Code::Unauthenticated, "INVALID_CREDENTIALS");

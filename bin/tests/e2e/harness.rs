@@ -254,6 +254,12 @@ impl TestApp {
         user_id
     }
 
+    /// `ChangePassword` as the holder of `access_token`.
+    pub async fn change_password(&self, access_token: &str, current: &str, new: &str) -> Result<(), Status> {
+        let req = pb::ChangePasswordRequest { current_password: current.into(), new_password: new.into() };
+        self.user.clone().change_password(authed(req, access_token)).await.map(|_| ())
+    }
+
     pub async fn verify_token(&self, token: &str) -> Result<(), Status> {
         let req = pb::VerifyEmailRequest { proof: Some(pb::verify_email_request::Proof::Token(token.into())) };
         self.auth.clone().verify_email(req).await.map(|_| ())

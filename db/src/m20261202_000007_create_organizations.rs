@@ -16,6 +16,8 @@
 //! - `sessions.organization_id` (nullable, no foreign key: deleting an
 //!   organization revokes its sessions, and the revoked rows keep saying
 //!   where they were scoped) is the organization a refresh re-checks.
+//! - `idx_audit_events_organization_id` serves an organization's audit
+//!   trail, newest first, paged by `(occurred_at, id)`.
 
 use sea_orm_migration::prelude::*;
 
@@ -129,6 +131,17 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
+            .create_index(
+                Index::create()
+                    .name("idx_audit_events_organization_id")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::OrganizationId)
+                    .col(AuditEvents::OccurredAt)
+                    .col(AuditEvents::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
             .alter_table(
                 Table::alter()
                     .table(Sessions::Table)
@@ -141,6 +154,9 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .alter_table(Table::alter().table(Sessions::Table).drop_column(Sessions::OrganizationId).to_owned())
+            .await?;
+        manager
+            .drop_index(Index::drop().name("idx_audit_events_organization_id").table(AuditEvents::Table).to_owned())
             .await?;
         for table in [
             OrganizationInvitations::Table.into_iden(),
@@ -202,6 +218,14 @@ enum OrganizationInvitations {
 enum Users {
     Table,
     Id,
+}
+
+#[derive(DeriveIden)]
+enum AuditEvents {
+    Table,
+    Id,
+    OrganizationId,
+    OccurredAt,
 }
 
 #[derive(DeriveIden)]

@@ -31,6 +31,7 @@ pub use mfa::{
 pub use organization::{
     BuiltinRole, Invitation, InvitationClosed, Membership, Organization, OrganizationInputError, OrganizationName,
     OrganizationRuleError, Permission, PermissionSet, Role, RoleChange, RoleName, Slug, ensure_an_owner_remains,
+    permissions,
 };
 pub use password::{Password, PasswordError, PasswordHash};
 pub use password_policy::{PasswordContext, PasswordPolicy, ScoreOutOfRange};

@@ -374,6 +374,7 @@ pub mod permissions {
         organization_delete = "organization:delete",
         members_read = "members:read",
         members_write = "members:write",
+        roles_read = "roles:read",
         roles_write = "roles:write",
         invitations_read = "invitations:read",
         invitations_write = "invitations:write",

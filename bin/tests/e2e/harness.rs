@@ -442,6 +442,15 @@ impl Mail {
             E::PasswordChanged(e) => {
                 Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
             }
+            E::OrganizationInvitation(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                token: e.token,
+                link: e.link,
+                expires_at: e.expires_at,
+                ..Self::default()
+            },
             E::EmailChanged(e) => Self {
                 event_id: e.event_id,
                 user_id: e.user_id,

@@ -1,0 +1,29 @@
+//! GetOrganization: an organization the caller is a member of, and the
+//! caller's role in it.
+
+use gatehouse_domain::{Organization, OrganizationId, RoleName, UserId};
+
+use super::{Access, OrganizationDeps, not_found};
+use crate::error::AppError;
+
+/// Reads organizations.
+#[derive(Clone, Debug)]
+pub struct GetOrganization {
+    deps: OrganizationDeps,
+}
+
+impl GetOrganization {
+    #[must_use]
+    pub const fn new(deps: OrganizationDeps) -> Self {
+        Self { deps }
+    }
+
+    /// # Errors
+    /// `NOT_FOUND` unless the caller is a member.
+    pub async fn execute(&self, caller: UserId, org: OrganizationId) -> Result<(Organization, RoleName), AppError> {
+        let reads = self.deps.organizations.as_ref();
+        let access = Access::of(reads, org, caller).await?;
+        let found = reads.get(org).await?.ok_or_else(not_found)?;
+        Ok((found, access.membership.role))
+    }
+}

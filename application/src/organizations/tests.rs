@@ -1,0 +1,1 @@
+//! Use-case tests of organizations over the in-memory fakes.

@@ -196,8 +196,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let redeemer = Redeemer::new(verifications.clone(), verification_settings.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
     let revoker = SessionRevoker::new(uow.clone(), denylist.clone(), events.clone(), settings);
-    let opener =
-        SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
+    let organization_reads = Arc::new(SqlOrganizationRepository::new(&db));
+    let opener = SessionOpener {
+        sessions: sessions.clone(),
+        organizations: organization_reads.clone(),
+        uow: uow.clone(),
+        users: users.clone(),
+        events: events.clone(),
+    };
 
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
@@ -281,7 +287,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         regenerate_backup_codes: RegenerateBackupCodes::new(mfa_deps),
     };
     let org_deps = OrganizationDeps {
-        organizations: Arc::new(SqlOrganizationRepository::new(&db)),
+        organizations: organization_reads,
         users: users.clone(),
         audit: audit_log.clone(),
         uow: uow.clone(),

@@ -88,6 +88,14 @@ pub struct OrganizationDeps {
     pub settings: OrganizationSettings,
 }
 
+/// The role `user` holds in `org`: what an organization-scoped token carries.
+///
+/// # Errors
+/// `NOT_FOUND` (`organization`) unless `user` is a member.
+pub async fn member_role(reads: &dyn OrganizationReads, org: OrganizationId, user: UserId) -> Result<Role, AppError> {
+    Ok(Access::of(reads, org, user).await?.role)
+}
+
 /// The role `name` stands for in `org`: a built-in one, or the
 /// organization's custom role of that name.
 ///

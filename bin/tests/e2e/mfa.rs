@@ -103,7 +103,12 @@ async fn verify(
     factor: &str,
     code: &str,
 ) -> Result<pb::VerifyMfaResponse, tonic::Status> {
-    let req = pb::VerifyMfaRequest { challenge_id: challenge.into(), factor_id: factor.into(), code: code.into() };
+    let req = pb::VerifyMfaRequest {
+        challenge_id: challenge.into(),
+        factor_id: factor.into(),
+        code: code.into(),
+        ..Default::default()
+    };
     app.auth.clone().verify_mfa(req).await.map(tonic::Response::into_inner)
 }
 
@@ -301,6 +306,7 @@ async fn parallel_verifications_with_one_code_succeed_once(mode: Mode) {
                 challenge_id: c.challenge_id.clone(),
                 factor_id: factor.clone(),
                 code: code.clone(),
+                ..Default::default()
             };
             tokio::spawn(async move { client.verify_mfa(req).await })
         })
@@ -356,6 +362,7 @@ async fn parallel_wrong_codes_across_challenges_stay_within_the_account_limit(mo
                 challenge_id: challenges[n % 20].clone(),
                 factor_id: factor.clone(),
                 code: bad.clone(),
+                ..Default::default()
             };
             tokio::spawn(async move { client.verify_mfa(req).await })
         })

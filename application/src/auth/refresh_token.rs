@@ -91,16 +91,16 @@ impl RefreshToken {
             Retirement::Expired => return Err(AppError::TokenExpired),
             Retirement::Unknown => return Err(AppError::InvalidRefreshToken),
         };
-        let session = uow.sessions().get(session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let mut session = uow.sessions().get(session_id).await?.ok_or(AppError::InvalidRefreshToken)?;
+        let (next, mut record) = self.minter.new_refresh_token(now);
+        // The session decides; dropping the unit of work undoes the retirement.
+        record.expires_at = session.rotate(now, record.expires_at, client).map_err(|_| AppError::TokenRevoked)?;
         let scope = organization.or(session.organization());
         let role = match scope {
             Some(org) => Some(member_role(uow.organizations(), org, owner).await?),
             None => None,
         };
-        let mut session = session.with_organization(scope);
-        let (next, mut record) = self.minter.new_refresh_token(now);
-        // The session decides; dropping the unit of work undoes the retirement.
-        record.expires_at = session.rotate(now, record.expires_at, client).map_err(|_| AppError::TokenRevoked)?;
+        let session = session.with_organization(scope);
         uow.sessions().save_rotation(&session, &record).await?;
         uow.commit().await?;
         self.minter.token_pair(&session, role.as_ref(), next, record.expires_at, now)

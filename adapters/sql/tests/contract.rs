@@ -143,6 +143,7 @@ contract_tests! {
         deleting_a_user_ends_their_memberships,
         a_session_keeps_the_organization_it_is_scoped_to,
         concurrent_demotions_of_two_owners_leave_one,
+        an_organizations_audit_trail_lists_its_rows_newest_first,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,

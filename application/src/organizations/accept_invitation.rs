@@ -6,27 +6,21 @@
 use gatehouse_domain::{Invitation, Membership, Secret, UserId};
 
 use super::add_member::member_conflict;
-use super::{OrganizationDeps, resolve_role};
+use super::resolve_role;
 use crate::error::{AppError, FieldViolation};
 use crate::events::Audit;
 use crate::secrets::{has_token_shape, hash_secret};
 
-/// Accepts invitations.
-#[derive(Clone, Debug)]
-pub struct AcceptInvitation {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Accepts invitations.
+    AcceptInvitation
+);
 
 fn invalid() -> AppError {
     AppError::InvalidArgument(vec![FieldViolation::new("token", "this is not an invitation link token")])
 }
 
 impl AcceptInvitation {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `INVALID_ARGUMENT` (`token`) for a token never issued;
     /// `FAILED_PRECONDITION` (`INVITATION_USED`, `INVITATION_REVOKED`,

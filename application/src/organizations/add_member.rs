@@ -9,7 +9,7 @@ use gatehouse_domain::{
     EmailAddress, Event, Invitation, Membership, OrganizationId, RoleChange, RoleName, Secret, UserId,
 };
 
-use super::{OrganizationDeps, assignable_role, lock_for, not_found};
+use super::{assignable_role, lock_for, not_found};
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
@@ -32,18 +32,12 @@ pub enum Added {
     Invited(Invitation),
 }
 
-/// Adds members and sends invitations.
-#[derive(Clone, Debug)]
-pub struct AddMember {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Adds members and sends invitations.
+    AddMember
+);
 
 impl AddMember {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member (and `NOT_FOUND("user")` for an unknown
     /// user id), `PERMISSION_DENIED` without `members:write` (by id) or

@@ -6,7 +6,7 @@
 use gatehouse_domain::permissions::members_read;
 use gatehouse_domain::{OrganizationId, Permission, RoleName, UserId};
 
-use super::{Access, OrganizationDeps, resolve_role};
+use super::{Access, resolve_role};
 use crate::error::AppError;
 
 /// One answer.
@@ -17,18 +17,12 @@ pub struct PermissionAnswer {
     pub role: Option<RoleName>,
 }
 
-/// Checks permissions.
-#[derive(Clone, Debug)]
-pub struct CheckPermission {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Checks permissions.
+    CheckPermission
+);
 
 impl CheckPermission {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// One answer per permission, in order.
     ///
     /// # Errors

@@ -2,24 +2,18 @@
 
 use gatehouse_domain::{Membership, Organization, OrganizationId, OrganizationName, Slug, UserId};
 
-use super::{OrganizationDeps, owner};
+use super::owner;
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
 use crate::ports::store::StoreError;
 
-/// Creates organizations.
-#[derive(Clone, Debug)]
-pub struct CreateOrganization {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Creates organizations.
+    CreateOrganization
+);
 
 impl CreateOrganization {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `ALREADY_EXISTS` (`SLUG_TAKEN`) when another organization has the slug.
     pub async fn execute(

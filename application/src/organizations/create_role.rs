@@ -5,26 +5,19 @@
 use gatehouse_domain::permissions::roles_write;
 use gatehouse_domain::{OrganizationId, PermissionSet, Role, RoleName, UserId};
 
-use super::{OrganizationDeps, lock_for};
+use super::{lock_for, role_audit};
 use crate::error::AppError;
-use crate::events::Audit;
 use crate::ports::store::StoreError;
 
 /// Most custom roles one organization may define.
 pub const MAX_CUSTOM_ROLES: usize = 100;
 
-/// Creates roles.
-#[derive(Clone, Debug)]
-pub struct CreateRole {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Creates roles.
+    CreateRole
+);
 
 impl CreateRole {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` without
     /// `roles:write`, `ALREADY_EXISTS` (`ROLE_EXISTS`), `FAILED_PRECONDITION`
@@ -53,10 +46,7 @@ impl CreateRole {
             }
             other => other.into(),
         })?;
-        let audit = Audit::by("role.created", caller)
-            .organization(org)
-            .detail("role", &role.name)
-            .detail("permissions", role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+        let audit = role_audit("role.created", caller, org, &role);
         uow.add_messages(vec![d.events.audit(now, audit)]);
         uow.commit().await?;
         Ok(role)

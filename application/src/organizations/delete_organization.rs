@@ -5,22 +5,16 @@
 use gatehouse_domain::permissions::organization_delete;
 use gatehouse_domain::{OrganizationId, UserId};
 
-use super::{OrganizationDeps, end_scoped_sessions, lock_for};
+use super::{end_scoped_sessions, lock_for};
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Deletes organizations.
-#[derive(Clone, Debug)]
-pub struct DeleteOrganization {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Deletes organizations.
+    DeleteOrganization
+);
 
 impl DeleteOrganization {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` for anyone but an
     /// owner; `REVOCATION_PENDING` when the denylist could not be written

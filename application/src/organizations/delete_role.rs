@@ -3,23 +3,17 @@
 use gatehouse_domain::permissions::roles_write;
 use gatehouse_domain::{OrganizationId, RoleName, UserId};
 
+use super::lock_for;
 use super::update_role::refuse_builtin;
-use super::{OrganizationDeps, lock_for};
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Deletes roles.
-#[derive(Clone, Debug)]
-pub struct DeleteRole {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Deletes roles.
+    DeleteRole
+);
 
 impl DeleteRole {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// As `UpdateRole`, and `FAILED_PRECONDITION` (`ROLE_IN_USE`).
     pub async fn execute(&self, caller: UserId, org: OrganizationId, name: RoleName) -> Result<(), AppError> {

@@ -3,21 +3,15 @@
 
 use gatehouse_domain::{Organization, OrganizationId, RoleName, UserId};
 
-use super::{Access, OrganizationDeps, not_found};
+use super::{Access, not_found};
 use crate::error::AppError;
 
-/// Reads organizations.
-#[derive(Clone, Debug)]
-pub struct GetOrganization {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Reads organizations.
+    GetOrganization
+);
 
 impl GetOrganization {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` unless the caller is a member.
     pub async fn execute(&self, caller: UserId, org: OrganizationId) -> Result<(Organization, RoleName), AppError> {

@@ -3,22 +3,16 @@
 
 use gatehouse_domain::{OrganizationId, UserId, ensure_an_owner_remains};
 
-use super::{OrganizationDeps, end_scoped_sessions, lock_for, owner};
+use super::{end_scoped_sessions, lock_for, owner};
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Leaves organizations.
-#[derive(Clone, Debug)]
-pub struct LeaveOrganization {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Leaves organizations.
+    LeaveOrganization
+);
 
 impl LeaveOrganization {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `FAILED_PRECONDITION` (`LAST_OWNER`).
     pub async fn execute(&self, caller: UserId, org: OrganizationId) -> Result<(), AppError> {

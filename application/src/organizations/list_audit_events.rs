@@ -4,23 +4,17 @@
 use gatehouse_domain::permissions::audit_read;
 use gatehouse_domain::{OrganizationId, UserId};
 
-use super::{Access, OrganizationDeps};
+use super::Access;
 use crate::audit::{AuditPage, page_of};
 use crate::error::AppError;
 use crate::ports::audit::AuditCursor;
 
-/// Lists an organization's audit trail.
-#[derive(Clone, Debug)]
-pub struct ListOrganizationAuditEvents {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Lists an organization's audit trail.
+    ListOrganizationAuditEvents
+);
 
 impl ListOrganizationAuditEvents {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` without
     /// `audit:read`, `INVALID_ARGUMENT` (`page_size`).

@@ -4,21 +4,15 @@
 use gatehouse_domain::permissions::invitations_read;
 use gatehouse_domain::{Invitation, OrganizationId, UserId};
 
-use super::{Access, OrganizationDeps};
+use super::Access;
 use crate::error::AppError;
 
-/// Lists invitations.
-#[derive(Clone, Debug)]
-pub struct ListInvitations {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Lists invitations.
+    ListInvitations
+);
 
 impl ListInvitations {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` without `invitations:read`.
     pub async fn execute(&self, caller: UserId, org: OrganizationId) -> Result<Vec<Invitation>, AppError> {

@@ -4,21 +4,15 @@
 use gatehouse_domain::permissions::members_read;
 use gatehouse_domain::{Membership, OrganizationId, UserId};
 
-use super::{Access, OrganizationDeps, page_size};
+use super::{Access, page_size};
 use crate::error::AppError;
 
-/// Lists members.
-#[derive(Clone, Debug)]
-pub struct ListMembers {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Lists members.
+    ListMembers
+);
 
 impl ListMembers {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// One page after `after`, and where the next starts.
     ///
     /// # Errors

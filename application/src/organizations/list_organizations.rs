@@ -3,22 +3,16 @@
 
 use gatehouse_domain::{OrganizationId, UserId};
 
-use super::{OrganizationDeps, page_size};
+use super::page_size;
 use crate::error::AppError;
 use crate::ports::organizations::MemberOf;
 
-/// Lists the caller's organizations.
-#[derive(Clone, Debug)]
-pub struct ListOrganizations {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Lists the caller's organizations.
+    ListOrganizations
+);
 
 impl ListOrganizations {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// One page after `after`, and where the next starts (`None` on the last).
     ///
     /// # Errors

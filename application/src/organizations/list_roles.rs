@@ -4,21 +4,15 @@
 use gatehouse_domain::permissions::roles_read;
 use gatehouse_domain::{BuiltinRole, OrganizationId, Role, UserId};
 
-use super::{Access, OrganizationDeps};
+use super::Access;
 use crate::error::AppError;
 
-/// Lists roles.
-#[derive(Clone, Debug)]
-pub struct ListRoles {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Lists roles.
+    ListRoles
+);
 
 impl ListRoles {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// Built-in roles first (owner, admin, member), then custom ones by name.
     ///
     /// # Errors

@@ -8,6 +8,24 @@
 //! as for an id that was never issued, so nothing tells whether it exists.
 //! A member without the permission an action needs gets `PERMISSION_DENIED`.
 
+/// A use case: a struct holding the organization ports, built with `new`.
+macro_rules! use_case {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            deps: $crate::organizations::OrganizationDeps,
+        }
+
+        impl $name {
+            #[must_use]
+            pub const fn new(deps: $crate::organizations::OrganizationDeps) -> Self {
+                Self { deps }
+            }
+        }
+    };
+}
+
 mod accept_invitation;
 mod add_member;
 mod check_permission;
@@ -31,9 +49,10 @@ mod update_role;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use gatehouse_domain::permissions::members_write;
 use gatehouse_domain::{
     BuiltinRole, InvitationClosed, Membership, OrganizationId, OrganizationRuleError, Permission, RevokeReason, Role,
-    RoleName, Session, UserId, revoke_all,
+    RoleChange, RoleName, Session, UserId, ensure_an_owner_remains, revoke_all,
 };
 
 pub use accept_invitation::AcceptInvitation;
@@ -58,7 +77,7 @@ pub use update_role::UpdateRole;
 
 use crate::auth::SessionRevoker;
 use crate::error::{AppError, FieldViolation};
-use crate::events::EventFactory;
+use crate::events::{Audit, EventFactory};
 use crate::ports::audit::AuditLog;
 use crate::ports::clock::Clock;
 use crate::ports::organizations::OrganizationReads;
@@ -182,6 +201,41 @@ impl Access {
 pub(crate) async fn lock_for(uow: &dyn UnitOfWork, org: OrganizationId, caller: UserId) -> Result<Access, AppError> {
     uow.organizations().lock(org).await?.ok_or_else(not_found)?;
     Access::of(uow.organizations(), org, caller).await
+}
+
+/// Decides, in `uow` with the organization locked, whether the caller may
+/// change `user`'s role from what it is to `to` (`None`: remove them): the
+/// caller needs `members:write`, only owners touch the owner role, and the
+/// last owner keeps it. Returns the member as they are now.
+///
+/// # Errors
+/// `NOT_FOUND` (`organization`, `member`), `PERMISSION_DENIED`,
+/// `FAILED_PRECONDITION` (`LAST_OWNER`).
+pub(crate) async fn decide_role_change(
+    uow: &dyn UnitOfWork,
+    org: OrganizationId,
+    caller: UserId,
+    user: UserId,
+    to: Option<&RoleName>,
+) -> Result<Membership, AppError> {
+    let access = lock_for(uow, org, caller).await?;
+    access.require(&members_write())?;
+    let target = uow.organizations().membership(org, user).await?.ok_or(AppError::NotFound("member"))?;
+    let change = RoleChange { actor: access.role_name(), from: Some(&target.role), to };
+    change.check()?;
+    if let Some(role) = to {
+        assignable_role(uow.organizations(), org, role).await?;
+    }
+    if change.demotes_an_owner() {
+        ensure_an_owner_remains(uow.organizations().count_holding(org, &owner()).await?)?;
+    }
+    Ok(target)
+}
+
+/// The audit fact of a custom role written (`role.created`, `role.changed`).
+pub(crate) fn role_audit(kind: &'static str, caller: UserId, org: OrganizationId, role: &Role) -> Audit {
+    let permissions: Vec<String> = role.permissions.iter().map(ToString::to_string).collect();
+    Audit::by(kind, caller).organization(org).detail("role", &role.name).detail("permissions", permissions.join(" "))
 }
 
 /// Ends, in `uow`, every unrevoked session of `user` scoped to `org` (the

@@ -2,25 +2,18 @@
 //! scoped to the organization (their tokens stop validating at once, and a
 //! refresh into it is refused). Only owners remove owners, and never the last.
 
-use gatehouse_domain::permissions::members_write;
-use gatehouse_domain::{OrganizationId, RoleChange, UserId, ensure_an_owner_remains};
+use gatehouse_domain::{OrganizationId, UserId};
 
-use super::{OrganizationDeps, end_scoped_sessions, lock_for, owner};
+use super::{decide_role_change, end_scoped_sessions};
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Removes members.
-#[derive(Clone, Debug)]
-pub struct RemoveMember {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Removes members.
+    RemoveMember
+);
 
 impl RemoveMember {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// As `UpdateMember`; `REVOCATION_PENDING` when the denylist could not
     /// be written (the removal stands).
@@ -28,14 +21,7 @@ impl RemoveMember {
         let d = &self.deps;
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
-        let access = lock_for(uow.as_ref(), org, caller).await?;
-        access.require(&members_write())?;
-        let target = uow.organizations().membership(org, user).await?.ok_or(AppError::NotFound("member"))?;
-        let change = RoleChange { actor: access.role_name(), from: Some(&target.role), to: None };
-        change.check()?;
-        if change.demotes_an_owner() {
-            ensure_an_owner_remains(uow.organizations().count_holding(org, &owner()).await?)?;
-        }
+        let target = decide_role_change(uow.as_ref(), org, caller, user, None).await?;
         uow.organizations().remove_member(org, user).await?;
         let ended = end_scoped_sessions(uow.as_ref(), org, user, now).await?;
         let audit = Audit::of("member.removed")

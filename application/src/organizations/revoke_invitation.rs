@@ -4,22 +4,16 @@ use gatehouse_domain::permissions::invitations_write;
 use gatehouse_domain::{OrganizationId, UserId};
 use uuid::Uuid;
 
-use super::{OrganizationDeps, lock_for};
+use super::lock_for;
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Revokes invitations.
-#[derive(Clone, Debug)]
-pub struct RevokeInvitation {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Revokes invitations.
+    RevokeInvitation
+);
 
 impl RevokeInvitation {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, or when the organization has no such
     /// open invitation; `PERMISSION_DENIED` without `invitations:write`.

@@ -3,25 +3,18 @@
 //! locked while this is decided, so two owners demoting each other at once
 //! leave one.
 
-use gatehouse_domain::permissions::members_write;
-use gatehouse_domain::{Membership, OrganizationId, RoleChange, RoleName, UserId, ensure_an_owner_remains};
+use gatehouse_domain::{Membership, OrganizationId, RoleName, UserId};
 
-use super::{OrganizationDeps, assignable_role, lock_for, owner};
+use super::decide_role_change;
 use crate::error::AppError;
 use crate::events::Audit;
 
-/// Changes members' roles.
-#[derive(Clone, Debug)]
-pub struct UpdateMember {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Changes members' roles.
+    UpdateMember
+);
 
 impl UpdateMember {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member caller or target (`member`),
     /// `PERMISSION_DENIED` without `members:write` or for the owner role by a
@@ -37,15 +30,7 @@ impl UpdateMember {
         let d = &self.deps;
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
-        let access = lock_for(uow.as_ref(), org, caller).await?;
-        access.require(&members_write())?;
-        let target = uow.organizations().membership(org, user).await?.ok_or(AppError::NotFound("member"))?;
-        let change = RoleChange { actor: access.role_name(), from: Some(&target.role), to: Some(&role) };
-        change.check()?;
-        assignable_role(uow.organizations(), org, &role).await?;
-        if change.demotes_an_owner() {
-            ensure_an_owner_remains(uow.organizations().count_holding(org, &owner()).await?)?;
-        }
+        let target = decide_role_change(uow.as_ref(), org, caller, user, Some(&role)).await?;
         uow.organizations().set_role(org, user, &role).await?;
         let audit = Audit::of("member.role_changed")
             .actor(caller)

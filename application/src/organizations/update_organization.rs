@@ -5,7 +5,7 @@ use gatehouse_domain::permissions::organization_update;
 use gatehouse_domain::{Organization, OrganizationId, OrganizationName, Slug, UserId};
 
 use super::create_organization::slug_taken;
-use super::{OrganizationDeps, lock_for, not_found};
+use super::{lock_for, not_found};
 use crate::error::AppError;
 use crate::events::Audit;
 
@@ -17,18 +17,12 @@ pub struct OrganizationUpdate {
     pub slug: Option<Option<Slug>>,
 }
 
-/// Updates organizations.
-#[derive(Clone, Debug)]
-pub struct UpdateOrganization {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Updates organizations.
+    UpdateOrganization
+);
 
 impl UpdateOrganization {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` without
     /// `organization:update`, `ALREADY_EXISTS` for a taken slug.

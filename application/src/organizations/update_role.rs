@@ -5,15 +5,13 @@
 use gatehouse_domain::permissions::roles_write;
 use gatehouse_domain::{OrganizationId, PermissionSet, Role, RoleName, UserId};
 
-use super::{OrganizationDeps, lock_for};
+use super::{lock_for, role_audit};
 use crate::error::{AppError, FieldViolation};
-use crate::events::Audit;
 
-/// Changes roles.
-#[derive(Clone, Debug)]
-pub struct UpdateRole {
-    deps: OrganizationDeps,
-}
+use_case!(
+    /// Changes roles.
+    UpdateRole
+);
 
 /// Built-in roles are the same everywhere and documented: never changed or deleted.
 pub(super) fn refuse_builtin(name: &RoleName) -> Result<(), AppError> {
@@ -27,11 +25,6 @@ pub(super) fn refuse_builtin(name: &RoleName) -> Result<(), AppError> {
 }
 
 impl UpdateRole {
-    #[must_use]
-    pub const fn new(deps: OrganizationDeps) -> Self {
-        Self { deps }
-    }
-
     /// # Errors
     /// `NOT_FOUND` for a non-member or an unknown role, `PERMISSION_DENIED`
     /// without `roles:write`, `INVALID_ARGUMENT` (`name`) for a built-in role.
@@ -51,10 +44,7 @@ impl UpdateRole {
         if !uow.organizations().update_role(org, &role, now).await? {
             return Err(AppError::NotFound("role"));
         }
-        let audit = Audit::by("role.changed", caller)
-            .organization(org)
-            .detail("role", &role.name)
-            .detail("permissions", role.permissions.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
+        let audit = role_audit("role.changed", caller, org, &role);
         uow.add_messages(vec![d.events.audit(now, audit)]);
         uow.commit().await?;
         Ok(role)

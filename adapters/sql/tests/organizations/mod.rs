@@ -323,3 +323,29 @@ pub async fn concurrent_demotions_of_two_owners_leave_one(s: Stores) {
         assert_eq!(owners.iter().filter(|m| m.role.is_owner()).count(), 1, "round {round}");
     }
 }
+
+/// An organization's audit trail: its rows only, newest first, paged by
+/// the (time, id) cursor so every row comes once.
+pub async fn an_organizations_audit_trail_lists_its_rows_newest_first(s: Stores) {
+    use gatehouse_application::ports::audit::AuditCursor;
+
+    let (ann, _) = ann_and_bob(&s).await;
+    let (acme, other) = (org(1, None).id, org(2, None).id);
+    let at = |m: i64| t0() + TimeDelta::minutes(m);
+    let about = |n: u128, m: i64, o: Option<OrganizationId>| gatehouse_domain::AuditRecord {
+        organization: o.map(|o| o.to_string()),
+        ..super::audit_record(n, "member.added", at(m), Some(ann), Some(ann))
+    };
+    // Two rows of one instant: the id breaks the tie.
+    let rows = [about(1, 1, Some(acme)), about(2, 2, Some(other)), about(3, 3, Some(acme)), about(4, 3, Some(acme))];
+    let rows = rows.into_iter().chain([about(5, 4, None)]).collect::<Vec<_>>();
+    s.audit.record(&super::facts(&rows)).await.unwrap();
+    let all = s.audit.list_organization(acme, None, 10).await.unwrap();
+    assert_eq!(all, vec![rows[3].clone(), rows[2].clone(), rows[0].clone()]);
+    let first = s.audit.list_organization(acme, None, 2).await.unwrap();
+    let last = &first[1];
+    let cursor = AuditCursor { occurred_at: last.occurred_at, id: last.id };
+    let rest = s.audit.list_organization(acme, Some(cursor), 2).await.unwrap();
+    assert_eq!(rest, vec![rows[0].clone()]);
+    assert!(s.audit.list_organization(org(9, None).id, None, 10).await.unwrap().is_empty());
+}

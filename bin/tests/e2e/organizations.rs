@@ -178,6 +178,9 @@ async fn alice_builds_an_organization_that_bob_and_carol_join(mode: Mode) {
     let leave = pb::LeaveOrganizationRequest { organization_id: org.id.clone() };
     assert_error(orgs(&app).leave_organization(authed(leave, &alice)).await, Code::FailedPrecondition, "LAST_OWNER");
     assert_error(set_role(&app, &alice, &org.id, &alice_id, "admin").await, Code::FailedPrecondition, "LAST_OWNER");
+    // Nor delete the account and leave the organization without one.
+    let delete_me = pb::DeleteMeRequest { password: PASSWORD.into() };
+    assert_error(app.user.clone().delete_me(authed(delete_me, &alice)).await, Code::FailedPrecondition, "LAST_OWNER");
     set_role(&app, &alice, &org.id, &bob_id, "admin").await.unwrap();
     assert_error(set_role(&app, &bob, &org.id, &bob_id, "owner").await, Code::PermissionDenied, "OWNER_ONLY");
     assert_error(set_role(&app, &bob, &org.id, &alice_id, "member").await, Code::PermissionDenied, "OWNER_ONLY");

@@ -17,6 +17,7 @@ use crate::auth::login::{SessionOpener, open_session};
 use crate::error::{AppError, FieldViolation};
 use crate::events::Audit;
 use crate::events::EventFactory;
+use crate::organizations::member_role;
 use crate::ports::store::UserRepository;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
@@ -96,6 +97,10 @@ impl VerifyMfa {
         // Read before the lock, only to learn whose account to lock (and to
         // refuse a dead challenge cheaply); decided again under the lock.
         let user = live_challenge(&d.factors, challenge_id, now).await?.user_id();
+        if let Some(org) = organization {
+            // Refused before the code is spent: a non-member keeps the challenge.
+            member_role(self.opener.organizations.as_ref(), org, user).await?;
+        }
         let email = match proof {
             MfaProof::BackupCode(_) => primary_email(d.users.as_ref(), user).await?,
             MfaProof::Factor { .. } => None,

@@ -172,6 +172,9 @@ pub struct Config {
     /// Longest PostgreSQL statement
     #[arg(long, env = "GATEHOUSE_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse::duration)]
     pub db_statement_timeout: Duration,
+    /// While the database is known to be down, how long one trial call waits for it; the others answer UNAVAILABLE at once
+    #[arg(long, env = "GATEHOUSE_DB_OUTAGE_TIMEOUT", default_value = "1s", value_parser = parse::duration)]
+    pub db_outage_timeout: Duration,
     /// At start, wait (with backoff) for an unreachable database instead of exiting (true or false)
     #[arg(long, env = "GATEHOUSE_WAIT_FOR_DEPENDENCIES", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub wait_for_dependencies: bool,
@@ -374,6 +377,7 @@ impl Config {
         for (field, d) in [
             ("db_connect_timeout", self.db_connect_timeout),
             ("db_statement_timeout", self.db_statement_timeout),
+            ("db_outage_timeout", self.db_outage_timeout),
             ("redis_timeout", self.redis_timeout),
             ("amqp_timeout", self.amqp_timeout),
             ("health_interval", self.health_interval),

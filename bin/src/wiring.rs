@@ -95,6 +95,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         connect_timeout: config.db_connect_timeout,
         acquire_timeout: config.db_connect_timeout,
         statement_timeout: config.db_statement_timeout,
+        outage_timeout: config.db_outage_timeout,
     };
     let mut pause = WAIT_FIRST;
     let db = loop {

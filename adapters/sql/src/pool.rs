@@ -72,11 +72,8 @@ impl Pool {
     /// Resolves when the up/down state changed after the counter stood at `seen`.
     pub(crate) async fn changed(&self, seen: u64) -> u64 {
         let mut rx = self.reach.changes.subscribe();
-        match rx.wait_for(|now| *now != seen).await {
-            Ok(now) => *now,
-            // The sender lives as long as `self`: never reached.
-            Err(_) => seen,
-        }
+        // The sender lives as long as `self`: the error is never seen.
+        rx.wait_for(|now| *now != seen).await.map_or(seen, |now| *now)
     }
 
     pub(crate) async fn close(self) -> Result<(), DbErr> {

@@ -245,6 +245,9 @@ pub struct Config {
     /// Longest wait between publish retries
     #[arg(long, env = "GATEHOUSE_OUTBOX_MAX_BACKOFF", default_value = "60s", value_parser = parse::duration)]
     pub outbox_max_backoff: Duration,
+    /// How long a relay holds the outbox rows it claimed: after a crash they are sent again (by any replica) once it runs out; more than twice the AMQP timeout
+    #[arg(long, env = "GATEHOUSE_OUTBOX_LEASE", default_value = "15s", value_parser = parse::duration)]
+    pub outbox_lease: Duration,
     /// How long sent events are kept
     #[arg(long, env = "GATEHOUSE_OUTBOX_RETENTION", default_value = "1h", value_parser = parse::duration)]
     pub outbox_retention: Duration,
@@ -384,11 +387,25 @@ impl Config {
             ("denylist_resync_interval", self.denylist_resync_interval),
             ("outbox_poll_interval", self.outbox_poll_interval),
             ("outbox_max_backoff", self.outbox_max_backoff),
+            ("outbox_lease", self.outbox_lease),
             ("session_prune_interval", self.session_prune_interval),
         ] {
             bounded(field, d, MAX_INTERVAL)?;
         }
         self.server_limits.check()?;
+        // A round stops starting publishes at half its lease and the last
+        // one may take the AMQP timeout: shorter, and another replica could
+        // claim rows this one is still publishing.
+        if self.outbox_lease <= self.amqp_timeout * 2 {
+            return Err(invalid(
+                "outbox_lease",
+                &humantime::format_duration(self.outbox_lease).to_string(),
+                &format!(
+                    "must be more than twice {}",
+                    setting_name(|arg| arg.get_id() == "amqp_timeout").unwrap_or_default()
+                ),
+            ));
+        }
         if self.refresh_token_ttl <= self.access_token_ttl {
             return Err(invalid(
                 "refresh_token_ttl",

@@ -299,6 +299,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,
+        lease: to_delta(config.outbox_lease)?,
         retention: to_delta(config.outbox_retention)?,
         ..RelaySettings::default()
     };

@@ -30,6 +30,7 @@ mod error;
 mod mfa;
 mod organizations;
 mod outbox;
+mod pool;
 mod sessions;
 mod transaction;
 mod unit_of_work;

@@ -21,6 +21,7 @@ mod one_time_codes;
 mod organizations;
 mod outage;
 mod passwords;
+mod process;
 mod reset_flow;
 mod revocation;
 mod session_service;

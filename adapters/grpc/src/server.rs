@@ -203,13 +203,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// account services need the database, and those that revoke or throttle
 /// also need the denylist or the rate limiter. The whole server (`""`)
 /// needs every probe. A probe not named here counts for `""` only.
-const SERVICE_NEEDS: [(&str, &[&str]); 6] = [
+const SERVICE_NEEDS: [(&str, &[&str]); 7] = [
     (<AuthServiceServer<AuthApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
     (<TokenServiceServer<TokenApi> as NamedService>::NAME, &["denylist"]),
     (<UserServiceServer<UserApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
     (<MfaServiceServer<MfaApi> as NamedService>::NAME, &["database", "rate_limiter"]),
     (<SessionServiceServer<SessionApi> as NamedService>::NAME, &["database", "denylist"]),
     (<AuditServiceServer<AuditApi> as NamedService>::NAME, &["database"]),
+    (<OrganizationServiceServer<OrganizationApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
 ];
 
 /// The status of every health name given the probes that failed.
@@ -264,7 +265,7 @@ mod tests {
     #[test]
     fn every_routed_service_and_the_whole_server_are_reported() {
         let names: Vec<&str> = statuses(&[]).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 8);
         assert!(statuses(&[]).iter().all(|(_, s)| *s == ServingStatus::Serving));
         assert!(names.contains(&"") && names.contains(&TOKEN) && names.contains(&USER));
     }

@@ -20,8 +20,8 @@ use gatehouse_domain::{
 };
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -29,12 +29,13 @@ use crate::convert::{to_email, to_token_hash};
 use crate::database::Database;
 use crate::entity::{organization, organization_invitation, organization_member, organization_role};
 use crate::error::store_error;
+use crate::pool::Pool;
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// Organizations read on the pool.
 #[derive(Debug, Clone)]
 pub struct SqlOrganizationRepository {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlOrganizationRepository {

@@ -208,30 +208,43 @@ async fn alice_builds_an_organization_that_bob_and_carol_join(mode: Mode) {
     assert_error(audit(&carol).await, Code::PermissionDenied, "PERMISSION_DENIED");
 }
 
+async fn remove(app: &TestApp, access: &str, org: &str, user: &str) -> Result<(), Status> {
+    let req = pb::RemoveMemberRequest { organization_id: org.into(), user_id: user.into() };
+    orgs(app).remove_member(authed(req, access)).await.map(drop)
+}
+
 async fn two_owners_demoting_each_other_at_once_leave_one(mode: Mode) {
     let app = TestApp::spawn(mode).await;
     let alice = app.user_session("alice@example.com").await.access_token;
     let bob_id = app.verified_user("bob@example.com").await;
     let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
     let alice_id = app.validate(&alice).await.unwrap().user_id;
-    for round in 0..5 {
+    for round in 0..6 {
         let org = create(&app, &alice, &format!("Race {round}")).await.unwrap();
         add_user(&app, &alice, &org.id, &bob_id, "owner").await.unwrap();
-        let (a, b) = tokio::join!(
-            set_role(&app, &alice, &org.id, &bob_id, "member"),
-            set_role(&app, &bob, &org.id, &alice_id, "member"),
-        );
+        // Even rounds demote, odd rounds remove: both take the owner role away.
+        let (a, b) = if round % 2 == 0 {
+            tokio::join!(async { set_role(&app, &alice, &org.id, &bob_id, "member").await.map(drop) }, async {
+                set_role(&app, &bob, &org.id, &alice_id, "member").await.map(drop)
+            },)
+        } else {
+            tokio::join!(remove(&app, &alice, &org.id, &bob_id), remove(&app, &bob, &org.id, &alice_id))
+        };
+        // Whoever won is still the owner, and may look.
+        let survivor = if a.is_ok() { &alice } else { &bob };
         let refused: Vec<(Code, String)> =
             [a, b].into_iter().filter_map(Result::err).map(|s| code_and_reason(&s)).collect();
-        assert_eq!(refused.len(), 1, "round {round}: exactly one demotion wins, {refused:?}");
+        assert_eq!(refused.len(), 1, "round {round}: exactly one change wins, {refused:?}");
         // The loser saw the last owner, or had been demoted already (a
-        // member may not change roles at all).
+        // member may not change roles at all), or removed (no longer a
+        // member: the organization is not found).
         assert!(
             refused[0] == (Code::FailedPrecondition, "LAST_OWNER".into())
-                || refused[0] == (Code::PermissionDenied, "PERMISSION_DENIED".into()),
+                || refused[0] == (Code::PermissionDenied, "PERMISSION_DENIED".into())
+                || refused[0] == (Code::NotFound, "NOT_FOUND".into()),
             "round {round}: {refused:?}"
         );
-        let owners = members(&app, &alice, &org.id).await.into_iter().filter(|m| m.role == "owner").count();
+        let owners = members(&app, survivor, &org.id).await.into_iter().filter(|m| m.role == "owner").count();
         assert_eq!(owners, 1, "round {round}");
     }
 }

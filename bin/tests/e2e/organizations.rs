@@ -24,6 +24,7 @@ crate::in_both_modes!(
     invitation_tokens_are_single_use_revocable_and_for_their_address,
     invitations_expire,
     bad_input_names_the_field_and_changes_nothing,
+    an_organization_is_renamed_listed_and_deleted,
 );
 
 fn orgs(app: &TestApp) -> OrganizationServiceClient<Channel> {
@@ -456,4 +457,78 @@ async fn bad_input_names_the_field_and_changes_nothing(mode: Mode) {
     let status =
         assert_error(orgs(&app).get_organization(authed(req, &alice)).await, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(violated_fields(&status), ["organization_id"]);
+}
+
+async fn an_organization_is_renamed_listed_and_deleted(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let bob_id = app.verified_user("bob@example.com").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(create(&app, &alice, &format!("Org {n}")).await.unwrap().id);
+    }
+    let taken = pb::CreateOrganizationRequest { name: "Acme".into(), slug: "acme".into() };
+    let acme = orgs(&app).create_organization(authed(taken.clone(), &alice)).await.unwrap().into_inner();
+    let acme = acme.organization.unwrap();
+    assert_eq!(acme.slug, "acme");
+    assert_error(orgs(&app).create_organization(authed(taken, &alice)).await, Code::AlreadyExists, "SLUG_TAKEN");
+
+    // Paged: two at a time, every organization once.
+    let (mut seen, mut token) = (Vec::new(), String::new());
+    loop {
+        let req = pb::ListOrganizationsRequest { page_size: 2, page_token: token.clone() };
+        let page = orgs(&app).list_organizations(authed(req, &alice)).await.unwrap().into_inner();
+        assert!(page.organizations.len() <= 2);
+        seen.extend(page.organizations.into_iter().map(|m| (m.organization.unwrap().id, m.role)));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    ids.push(acme.id.clone());
+    ids.sort();
+    assert_eq!(seen.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), ids);
+    assert!(seen.iter().all(|(_, role)| role == "owner"));
+
+    // Renamed through the field mask; only the named fields change.
+    let mask = |paths: &[&str]| Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() });
+    let rename = pb::UpdateOrganizationRequest {
+        organization_id: acme.id.clone(),
+        name: "Acme Corp".into(),
+        slug: "ignored-slug".into(),
+        update_mask: mask(&["name"]),
+    };
+    let renamed = orgs(&app).update_organization(authed(rename, &alice)).await.unwrap().into_inner();
+    let renamed = renamed.organization.unwrap();
+    assert_eq!((renamed.name.as_str(), renamed.slug.as_str()), ("Acme Corp", "acme"));
+    let bad = pb::UpdateOrganizationRequest {
+        organization_id: acme.id.clone(),
+        update_mask: mask(&["owner"]),
+        ..Default::default()
+    };
+    let status = assert_error(
+        orgs(&app).update_organization(authed(bad, &alice)).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+    assert_eq!(violated_fields(&status), ["update_mask"]);
+    let get = pb::GetOrganizationRequest { organization_id: acme.id.clone() };
+    let got = orgs(&app).get_organization(authed(get.clone(), &alice)).await.unwrap().into_inner();
+    assert_eq!((got.organization.unwrap().name.as_str(), got.role.as_str()), ("Acme Corp", "owner"));
+
+    // An admin may rename but not delete; deleting ends the sessions scoped to it.
+    add_user(&app, &alice, &acme.id, &bob_id, "admin").await.unwrap();
+    let bob = login_into(&app, "bob@example.com", &acme.id).await.unwrap();
+    let delete = pb::DeleteOrganizationRequest { organization_id: acme.id.clone() };
+    assert_error(
+        orgs(&app).delete_organization(authed(delete.clone(), &bob.access_token)).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+    );
+    orgs(&app).delete_organization(authed(delete, &alice)).await.unwrap();
+    assert_error(app.validate(&bob.access_token).await, Code::Unauthenticated, "TOKEN_REVOKED");
+    assert_error(orgs(&app).get_organization(authed(get, &alice)).await, Code::NotFound, "NOT_FOUND");
+    // The slug is free again.
+    let again = pb::CreateOrganizationRequest { name: "Acme".into(), slug: "acme".into() };
+    orgs(&app).create_organization(authed(again, &alice)).await.unwrap();
 }

@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gatehouse/v1/audit.proto",
         "gatehouse/v1/auth.proto",
         "gatehouse/v1/mfa.proto",
+        "gatehouse/v1/organization.proto",
         "gatehouse/v1/session.proto",
         "gatehouse/v1/token.proto",
         "gatehouse/v1/user.proto",

@@ -108,6 +108,12 @@ pub enum AppError {
     /// The request is valid but the state forbids it; `reason` is stable.
     #[error("{message}")]
     FailedPrecondition { reason: &'static str, message: &'static str },
+    /// The caller may see the resource but not do this to it; `reason` is stable.
+    #[error("{message}")]
+    PermissionDenied { reason: &'static str, message: &'static str },
+    /// What the request would create exists already; `reason` is stable.
+    #[error("{message}")]
+    AlreadyExists { reason: &'static str, message: &'static str },
     /// The request carried no usable credential at all.
     #[error("authentication required")]
     Unauthenticated,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod mfa;
+pub mod organizations;
 pub mod password_strength;
 pub mod ports;
 pub mod secrets;
@@ -24,4 +25,4 @@ pub mod throttle;
 
 pub use error::{AppError, FieldViolation, TokenRejection, error_chain};
 pub use password_strength::PasswordStrength;
-pub use settings::{EnabledFactors, MfaSettings, TokenSettings, VerificationSettings};
+pub use settings::{EnabledFactors, MfaSettings, OrganizationSettings, TokenSettings, VerificationSettings};

@@ -105,3 +105,18 @@ impl Default for MfaSettings {
         }
     }
 }
+
+/// Settings of organizations and their invitations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrganizationSettings {
+    /// Base of invitation links, from configuration (never request headers).
+    pub public_url: String,
+    /// Life of an invitation. Default 7 days.
+    pub invitation_ttl: TimeDelta,
+}
+
+impl Default for OrganizationSettings {
+    fn default() -> Self {
+        Self { public_url: "http://localhost:8080".to_owned(), invitation_ttl: TimeDelta::days(7) }
+    }
+}

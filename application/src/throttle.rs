@@ -23,7 +23,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use gatehouse_domain::{EmailAddress, UserId};
+use gatehouse_domain::{EmailAddress, OrganizationId, UserId};
 
 use crate::error::AppError;
 use crate::ports::clock::Clock;
@@ -54,6 +54,8 @@ pub struct RateLimits {
     pub message_recipient: Limit,
     /// Messages per account, whatever the recipient. Default 20/1h.
     pub message_account: Limit,
+    /// Invitations per organization, whoever sends them. Default 50/1h.
+    pub invitation_organization: Limit,
 }
 
 fn limit(max: u32, window: TimeDelta) -> Limit {
@@ -75,6 +77,7 @@ impl Default for RateLimits {
             sign_up_address: limit(20, TimeDelta::hours(1)),
             message_recipient: limit(10, TimeDelta::hours(1)),
             message_account: limit(20, TimeDelta::hours(1)),
+            invitation_organization: limit(50, TimeDelta::hours(1)),
         }
     }
 }
@@ -288,6 +291,24 @@ impl Throttle {
             }
             None => self.allow(&[to]).await,
         }
+    }
+
+    /// Counts one invitation sent for `organization` to `recipient` by
+    /// `account`: per organization (so one cannot mail the world) and as a
+    /// message (per recipient and per account).
+    ///
+    /// # Errors
+    /// `RESOURCE_EXHAUSTED` past a limit; `UNAVAILABLE` when the limiter
+    /// cannot be asked.
+    pub async fn invitation(
+        &self,
+        organization: OrganizationId,
+        recipient: &str,
+        account: UserId,
+    ) -> Result<(), AppError> {
+        let key = RateKey::new("invitation.organization").with(&organization.to_string());
+        self.allow(&[Rule::new(key, self.limits.invitation_organization)]).await?;
+        self.message(recipient, Some(account)).await
     }
 
     async fn allow(&self, rules: &[Rule]) -> Result<(), AppError> {

@@ -39,6 +39,8 @@ fn main() {
         issued_at: now,
         expires_at: now + TimeDelta::minutes(15),
         organization_id: None,
+        role: None,
+        permissions: Vec::new(),
         scopes: Vec::new(),
     };
     let token = keys.sign(&claims).unwrap();

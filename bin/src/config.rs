@@ -295,6 +295,12 @@ pub struct Config {
     /// Emails and texts per account, whatever the recipient
     #[arg(long, env = "GATEHOUSE_MESSAGE_LIMIT_ACCOUNT", default_value = "20/1h", value_parser = parse::rate)]
     pub message_limit_account: Limit,
+    /// Invitations per organization, whoever sends them
+    #[arg(long, env = "GATEHOUSE_INVITATION_LIMIT_ORGANIZATION", default_value = "50/1h", value_parser = parse::rate)]
+    pub invitation_limit_organization: Limit,
+    /// Life of an organization invitation
+    #[arg(long, env = "GATEHOUSE_INVITATION_TTL", default_value = "7d", value_parser = parse::duration)]
+    pub invitation_ttl: Duration,
 
     /// How log lines are written
     #[arg(long, env = "GATEHOUSE_LOG_FORMAT", default_value = "text")]
@@ -375,6 +381,7 @@ impl Config {
         bounded("session_lifetime", self.session_lifetime, MAX_LONG_TTL)?;
         bounded("verify_email_ttl", self.verify_email_ttl, MAX_LONG_TTL)?;
         bounded("reset_password_ttl", self.reset_password_ttl, MAX_LONG_TTL)?;
+        bounded("invitation_ttl", self.invitation_ttl, MAX_LONG_TTL)?;
         bounded("outbox_retention", self.outbox_retention, MAX_LONG_TTL)?;
         bounded("mfa_challenge_ttl", self.mfa_challenge_ttl, MAX_CHALLENGE_TTL)?;
         for (field, d) in [
@@ -475,6 +482,7 @@ impl Config {
             sign_up_address: self.signup_limit_address,
             message_recipient: self.message_limit_recipient,
             message_account: self.message_limit_account,
+            invitation_organization: self.invitation_limit_organization,
         }
     }
 

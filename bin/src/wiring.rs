@@ -24,6 +24,11 @@ use gatehouse_application::mfa::{
     ConfirmFactor, EnrollEmailFactor, EnrollPhoneFactor, EnrollTotp, FreshProofs, ListFactors, MfaDeps, MfaGate,
     RegenerateBackupCodes, RemoveFactor, SendMfaCode, VerifyMfa,
 };
+use gatehouse_application::organizations::{
+    AcceptInvitation, AddMember, CheckPermission, CreateOrganization, CreateRole, DeleteOrganization, DeleteRole,
+    GetOrganization, LeaveOrganization, ListInvitations, ListMembers, ListOrganizationAuditEvents, ListOrganizations,
+    ListRoles, OrganizationDeps, RemoveMember, RevokeInvitation, UpdateMember, UpdateOrganization, UpdateRole,
+};
 use gatehouse_application::ports::clock::Clock;
 use gatehouse_application::ports::denylist::Denylist;
 use gatehouse_application::ports::events::EventPublisher;
@@ -35,19 +40,21 @@ use gatehouse_application::ports::store::StoreError;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::throttle::Throttle;
-use gatehouse_application::{MfaSettings, PasswordStrength, TokenSettings, VerificationSettings};
+use gatehouse_application::{MfaSettings, OrganizationSettings, PasswordStrength, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
     AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
 };
 use gatehouse_domain::PasswordPolicy;
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
-use gatehouse_grpc::{AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, SessionApi, TokenApi, UserApi};
+use gatehouse_grpc::{
+    AuditApi, AuthApi, ClientIpPolicy, GrpcServer, MfaApi, OrganizationApi, SessionApi, TokenApi, UserApi,
+};
 use gatehouse_memory::{MemoryDenylist, MemoryRateLimiter};
 use gatehouse_rabbitmq::RabbitPublisher;
 use gatehouse_redis::{RedisDenylist, RedisRateLimiter};
 use gatehouse_sql::{
-    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
-    SqlUserRepository, SqlVerificationRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOrganizationRepository, SqlOutboxStore,
+    SqlSessionRepository, SqlUnitOfWorkFactory, SqlUserRepository, SqlVerificationRepository,
 };
 
 use crate::config::{Config, EventsSink, redact_url};
@@ -190,8 +197,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let redeemer = Redeemer::new(verifications.clone(), verification_settings.clone());
     let minter = TokenMinter::new(keys.clone(), clock.clone(), rng.clone(), settings);
     let revoker = SessionRevoker::new(uow.clone(), denylist.clone(), events.clone(), settings);
-    let opener =
-        SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
+    let organization_reads = Arc::new(SqlOrganizationRepository::new(&db));
+    let opener = SessionOpener {
+        sessions: sessions.clone(),
+        organizations: organization_reads.clone(),
+        uow: uow.clone(),
+        users: users.clone(),
+        events: events.clone(),
+    };
 
     let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
@@ -274,6 +287,21 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         remove_factor: RemoveFactor::new(mfa_deps.clone()),
         regenerate_backup_codes: RegenerateBackupCodes::new(mfa_deps),
     };
+    let org_deps = OrganizationDeps {
+        organizations: organization_reads,
+        users: users.clone(),
+        audit: audit_log.clone(),
+        uow: uow.clone(),
+        events: events.clone(),
+        revoker: revoker.clone(),
+        throttle: throttle.clone(),
+        clock: clock.clone(),
+        rng: rng.clone(),
+        settings: OrganizationSettings {
+            public_url: config.public_url.clone(),
+            invitation_ttl: to_delta(config.invitation_ttl)?,
+        },
+    };
     let user = UserApi {
         get_me: GetMe::new(users.clone()),
         update_me: UpdateMe::new(users, clock.clone()),
@@ -295,7 +323,11 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         revoke: RevokeSession::new(sessions.clone(), revoker.clone(), clock.clone()),
         revoke_others: RevokeOtherSessions::new(uow, revoker.clone(), clock.clone()),
     };
-    let audit = AuditApi { list: ListAuditEvents::new(audit_log) };
+    let organizations = organization_api(&org_deps);
+    let audit = AuditApi {
+        list: ListAuditEvents::new(audit_log),
+        list_organization: ListOrganizationAuditEvents::new(org_deps),
+    };
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,
@@ -307,7 +339,8 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     probes.insert(0, Arc::new(db));
     Ok(App {
         grpc: GrpcServer::new(auth, token, user, mfa, session_api, audit, client_ip, probes, config.health_interval)
-            .with_limits(config.server_limits.limits()),
+            .with_limits(config.server_limits.limits())
+            .with_organizations(organizations),
         rebuild_denylist: RebuildDenylist::new(sessions.clone(), denylist, revoker, clock.clone(), settings),
         denylist_resync_interval: config.denylist_resync_interval,
         relay: RelayOutbox::new(outbox, publisher, clock.clone(), relay_settings),
@@ -315,6 +348,30 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         prune_sessions: PruneSessions::new(sessions, clock, settings),
         session_prune_interval: config.session_prune_interval,
     })
+}
+
+/// Every `OrganizationService` use case over the same ports.
+fn organization_api(d: &OrganizationDeps) -> OrganizationApi {
+    OrganizationApi {
+        create: CreateOrganization::new(d.clone()),
+        get: GetOrganization::new(d.clone()),
+        update: UpdateOrganization::new(d.clone()),
+        list: ListOrganizations::new(d.clone()),
+        delete: DeleteOrganization::new(d.clone()),
+        add_member: AddMember::new(d.clone()),
+        accept_invitation: AcceptInvitation::new(d.clone()),
+        list_invitations: ListInvitations::new(d.clone()),
+        revoke_invitation: RevokeInvitation::new(d.clone()),
+        update_member: UpdateMember::new(d.clone()),
+        remove_member: RemoveMember::new(d.clone()),
+        leave: LeaveOrganization::new(d.clone()),
+        list_members: ListMembers::new(d.clone()),
+        create_role: CreateRole::new(d.clone()),
+        update_role: UpdateRole::new(d.clone()),
+        list_roles: ListRoles::new(d.clone()),
+        delete_role: DeleteRole::new(d.clone()),
+        check_permission: CheckPermission::new(d.clone()),
+    }
 }
 
 /// The signing key (configured, or generated on first start in the embedded

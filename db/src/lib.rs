@@ -16,6 +16,7 @@ mod m20261124_000003_create_mfa_tables;
 mod m20261124_000004_session_lifetimes;
 mod m20261124_000005_create_audit_events;
 mod m20261202_000006_create_account_tombstones;
+mod m20261202_000007_create_organizations;
 
 /// The ordered list of Gatehouse migrations.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000004_session_lifetimes::Migration),
             Box::new(m20261124_000005_create_audit_events::Migration),
             Box::new(m20261202_000006_create_account_tombstones::Migration),
+            Box::new(m20261202_000007_create_organizations::Migration),
         ]
     }
 }

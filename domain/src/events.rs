@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditRecord;
 use crate::email::EmailAddress;
-use crate::ids::UserId;
+use crate::ids::{OrganizationId, UserId};
 use crate::mfa::FactorKind;
 use crate::secret::Secret;
 
@@ -69,6 +69,18 @@ pub enum Event {
     /// account: tell its owner (the caller got the same answer as a new
     /// sign-up, so the answer reveals nothing).
     SignupAttempted { user_id: UserId, email: EmailAddress, ip: Option<String>, at: DateTime<Utc> },
+    /// Someone was invited to an organization: email the link. `user_id`
+    /// is whoever sent the invitation (the invitee may have no account).
+    OrganizationInvitation {
+        user_id: UserId,
+        email: EmailAddress,
+        organization_id: OrganizationId,
+        organization_name: String,
+        role: String,
+        token: Secret<String>,
+        link: Secret<String>,
+        expires_at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -89,6 +101,7 @@ impl Event {
             Self::LoginNotice { .. } => "email.login_notice",
             Self::LoginThrottled { .. } => "email.login_throttled",
             Self::SignupAttempted { .. } => "email.signup_attempted",
+            Self::OrganizationInvitation { .. } => "email.org_invitation",
             // The encoder publishes it as `audit.<kind>`.
             Self::Audit(_) => "audit.event",
         }
@@ -109,7 +122,8 @@ impl Event {
             | Self::BackupCodesRegenerated { user_id, .. }
             | Self::LoginNotice { user_id, .. }
             | Self::LoginThrottled { user_id, .. }
-            | Self::SignupAttempted { user_id, .. } => *user_id,
+            | Self::SignupAttempted { user_id, .. }
+            | Self::OrganizationInvitation { user_id, .. } => *user_id,
             Self::Audit(AuditRecord { subject: Some(user), .. })
             | Self::Audit(AuditRecord { subject: None, actor: Some(user), .. }) => *user,
             Self::Audit(_) => UserId::from_uuid(Uuid::nil()),

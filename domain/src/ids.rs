@@ -56,6 +56,10 @@ uuid_id!(
     /// The `jti` of one access token.
     TokenId
 );
+uuid_id!(
+    /// An organization (tenant).
+    OrganizationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod email;
 pub mod events;
 pub mod ids;
 pub mod mfa;
+pub mod organization;
 pub mod password;
 pub mod password_policy;
 pub mod secret;
@@ -23,9 +24,14 @@ pub mod verification;
 pub use audit::{AuditOutcome, AuditRecord};
 pub use email::{EmailAddress, EmailError};
 pub use events::{Event, EventEnvelope};
-pub use ids::{SessionId, TokenId, UserId};
+pub use ids::{OrganizationId, SessionId, TokenId, UserId};
 pub use mfa::{
     Activation, ChallengeClosed, Factor, FactorKind, MfaChallenge, PhoneError, PhoneNumber, Removal, SealedSecret,
+};
+pub use organization::{
+    BuiltinRole, Invitation, InvitationClosed, Membership, Organization, OrganizationInputError, OrganizationName,
+    OrganizationRuleError, Permission, PermissionSet, Role, RoleChange, RoleName, Slug, ensure_an_owner_remains,
+    permissions,
 };
 pub use password::{Password, PasswordError, PasswordHash};
 pub use password_policy::{PasswordContext, PasswordPolicy, ScoreOutOfRange};

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{SessionId, UserId};
+use crate::ids::{OrganizationId, SessionId, UserId};
 
 /// Where a request came from, as far as the server can tell.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -48,6 +48,9 @@ pub enum RevokeReason {
     AccountDeleted,
     /// The user ended it from another session (`RevokeSession`, `RevokeOtherSessions`).
     RevokedByUser,
+    /// The session was scoped to an organization the user is no longer a
+    /// member of (removed, left, or the organization was deleted).
+    OrganizationLeft,
 }
 
 impl RevokeReason {
@@ -61,6 +64,7 @@ impl RevokeReason {
             Self::PasswordReset => "password_reset",
             Self::AccountDeleted => "account_deleted",
             Self::RevokedByUser => "revoked_by_user",
+            Self::OrganizationLeft => "organization_left",
         }
     }
 
@@ -84,6 +88,7 @@ impl RevokeReason {
             "password_reset" => Some(Self::PasswordReset),
             "account_deleted" => Some(Self::AccountDeleted),
             "revoked_by_user" => Some(Self::RevokedByUser),
+            "organization_left" => Some(Self::OrganizationLeft),
             _ => None,
         }
     }
@@ -105,6 +110,9 @@ pub struct Session {
     absolute_expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
     client: ClientInfo,
+    /// The organization the session's tokens are issued for, if any; a
+    /// refresh re-checks the membership behind it.
+    organization: Option<OrganizationId>,
 }
 
 /// A short description of the device behind a user agent, for a session
@@ -169,6 +177,7 @@ impl Session {
             absolute_expires_at,
             revoked_at: None,
             client,
+            organization: None,
         }
     }
 
@@ -185,7 +194,30 @@ impl Session {
         revoked_at: Option<DateTime<Utc>>,
         client: ClientInfo,
     ) -> Self {
-        Self { id, user_id, created_at, last_used_at, expires_at, absolute_expires_at, revoked_at, client }
+        Self {
+            id,
+            user_id,
+            created_at,
+            last_used_at,
+            expires_at,
+            absolute_expires_at,
+            revoked_at,
+            client,
+            organization: None,
+        }
+    }
+
+    /// The session scoped to `organization` (its tokens carry it).
+    #[must_use]
+    pub const fn with_organization(mut self, organization: Option<OrganizationId>) -> Self {
+        self.organization = organization;
+        self
+    }
+
+    /// The organization the session's tokens are issued for.
+    #[must_use]
+    pub const fn organization(&self) -> Option<OrganizationId> {
+        self.organization
     }
 
     #[must_use]
@@ -311,6 +343,7 @@ mod tests {
             absolute_expires_at: now + TimeDelta::days(90),
             revoked_at: None,
             client: ClientInfo::default(),
+            organization: None,
         }
     }
 

@@ -24,6 +24,11 @@ pub struct AccessClaims {
     pub organization_id: Option<String>,
     /// `scope`: the scopes granted.
     pub scopes: Vec<String>,
+    /// `role`: the member's role in `organization_id` when the token was issued.
+    pub role: Option<String>,
+    /// `perm`: the permissions of that role, as of issue (a role change
+    /// reaches tokens at their next refresh).
+    pub permissions: Vec<String>,
 }
 
 /// An opaque refresh token as handed to the client. Only its hash is stored.

@@ -163,6 +163,10 @@ struct ClaimsOut<'a> {
     org: Option<&'a str>,
     #[serde(skip_serializing_if = "String::is_empty")]
     scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    perm: &'a [String],
 }
 
 /// The claims as read. Everything is optional so that an absent claim is
@@ -179,6 +183,8 @@ struct ClaimsIn {
     nbf: Option<i64>,
     org: Option<String>,
     scope: Option<String>,
+    role: Option<String>,
+    perm: Option<Vec<String>>,
 }
 
 impl AccessTokenSigner for JwtKeys {
@@ -200,6 +206,8 @@ impl AccessTokenSigner for JwtKeys {
             exp: claims.expires_at.timestamp(),
             org: claims.organization_id.as_deref(),
             scope: claims.scopes.join(" "),
+            role: claims.role.as_deref(),
+            perm: &claims.permissions,
         };
         let body = serde_json::to_vec(&body).map_err(|e| SigningError(Box::new(e)))?;
         // header "." body "." and 86 characters of signature
@@ -276,6 +284,8 @@ fn to_access_claims(claims: ClaimsIn, now: DateTime<Utc>) -> Result<AccessClaims
             .scope
             .map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default(),
+        role: claims.role,
+        permissions: claims.perm.unwrap_or_default(),
     })
 }
 

@@ -25,6 +25,8 @@ fn claims() -> AccessClaims {
         expires_at: now() + TimeDelta::minutes(15),
         organization_id: Some("acme".to_owned()),
         scopes: vec!["profile:read".to_owned(), "orders:write".to_owned()],
+        role: Some("admin".to_owned()),
+        permissions: vec!["members:*".to_owned(), "audit:read".to_owned()],
     }
 }
 
@@ -95,16 +97,20 @@ fn claims_use_registered_names_and_numeric_dates() {
     assert_eq!(body["exp"], 1_750_000_900);
     assert_eq!(body["org"], "acme");
     assert_eq!(body["scope"], "profile:read orders:write");
+    assert_eq!(body["role"], "admin");
+    assert_eq!(body["perm"], json!(["members:*", "audit:read"]));
 }
 
 #[test]
 fn empty_scope_and_absent_org_are_omitted() {
     let keys = keys_with(&SigningKey::generate());
-    let bare = AccessClaims { organization_id: None, scopes: Vec::new(), ..claims() };
+    let bare =
+        AccessClaims { organization_id: None, scopes: Vec::new(), role: None, permissions: Vec::new(), ..claims() };
     let token = keys.sign(&bare).unwrap();
     let body = decode_part(token.split('.').nth(1).unwrap());
     assert!(body.get("scope").is_none());
     assert!(body.get("org").is_none());
+    assert!(body.get("role").is_none() && body.get("perm").is_none());
     assert_eq!(keys.verify(&token, now()).unwrap(), bare);
 }
 
@@ -149,7 +155,8 @@ fn token_with_nbf_in_the_future_is_refused() {
 fn token_with_nbf_now_or_past_is_accepted() {
     let key = SigningKey::generate();
     let keys = keys_with(&key);
-    let expected = AccessClaims { organization_id: None, scopes: Vec::new(), ..claims() };
+    let expected =
+        AccessClaims { organization_id: None, scopes: Vec::new(), role: None, permissions: Vec::new(), ..claims() };
     for nbf in [now(), now() - TimeDelta::seconds(1), now() - TimeDelta::days(1)] {
         let mut body = payload();
         body["nbf"] = json!(nbf.timestamp());

@@ -22,6 +22,7 @@ const BACKUP_CODES_REGENERATED: &str = "audit.backup_codes_regenerated";
 const LOGIN_NOTICE: &str = "email.login_notice";
 const LOGIN_THROTTLED: &str = "email.login_throttled";
 const SIGNUP_ATTEMPTED: &str = "email.signup_attempted";
+const ORG_INVITATION: &str = "email.org_invitation";
 /// The prefix of the audit trail's routing keys: `audit.<kind>`, each an
 /// [`pb::AuditEvent`] (apart from the four older `audit.` types above).
 const AUDIT_PREFIX: &str = "audit.";
@@ -51,6 +52,7 @@ pub enum DecodedEvent {
     LoginNotice(pb::LoginNotice),
     LoginThrottled(pb::LoginThrottled),
     SignupAttempted(pb::SignupAttempted),
+    OrganizationInvitation(pb::OrganizationInvitation),
     /// `audit.<kind>`: one fact of the audit trail.
     Audit(pb::AuditEvent),
 }
@@ -74,6 +76,7 @@ impl DecodedEvent {
             Self::LoginNotice(_) => LOGIN_NOTICE,
             Self::LoginThrottled(_) => LOGIN_THROTTLED,
             Self::SignupAttempted(_) => SIGNUP_ATTEMPTED,
+            Self::OrganizationInvitation(_) => ORG_INVITATION,
             Self::Audit(m) => return Cow::Owned(format!("{AUDIT_PREFIX}{}", m.kind)),
         })
     }
@@ -94,6 +97,7 @@ impl DecodedEvent {
             Self::LoginNotice(m) => &m.event_id,
             Self::LoginThrottled(m) => &m.event_id,
             Self::SignupAttempted(m) => &m.event_id,
+            Self::OrganizationInvitation(m) => &m.event_id,
             Self::Audit(m) => &m.event_id,
         }
     }
@@ -118,6 +122,7 @@ impl DecodedEvent {
             Self::LoginNotice(m) => &m.email,
             Self::LoginThrottled(m) => &m.email,
             Self::SignupAttempted(m) => &m.email,
+            Self::OrganizationInvitation(m) => &m.email,
             Self::Audit(_) => "",
         }
     }
@@ -162,6 +167,7 @@ pub fn decode(event_type: &str, payload: &[u8]) -> Result<DecodedEvent, DecodeEr
         LOGIN_NOTICE => parse(LOGIN_NOTICE, payload).map(DecodedEvent::LoginNotice),
         LOGIN_THROTTLED => parse(LOGIN_THROTTLED, payload).map(DecodedEvent::LoginThrottled),
         SIGNUP_ATTEMPTED => parse(SIGNUP_ATTEMPTED, payload).map(DecodedEvent::SignupAttempted),
+        ORG_INVITATION => parse(ORG_INVITATION, payload).map(DecodedEvent::OrganizationInvitation),
         audit if audit.starts_with(AUDIT_PREFIX) => parse(AUDIT_EVENT, payload).map(DecodedEvent::Audit),
         other => Err(DecodeError::UnknownType(other.to_owned())),
     }

@@ -482,3 +482,40 @@ fn other_event_messages_carry_no_audit_row() {
     let (_, message) = encode(Event::PasswordChanged { user_id: user(), email: email("cy@example.com") });
     assert_eq!(message.audit, None);
 }
+
+#[test]
+fn an_organization_invitation_round_trips_to_the_invited_address() {
+    let user_id = user();
+    let organization_id = gatehouse_domain::OrganizationId::from_uuid(uuid::Uuid::from_u128(42));
+    let (envelope, message) = encode(Event::OrganizationInvitation {
+        user_id,
+        email: email("carol@example.com"),
+        organization_id,
+        organization_name: "Acme".into(),
+        role: "member".into(),
+        token: Secret::new("ghi_token".into()),
+        link: Secret::new("https://id.example/accept-invitation?token=ghi_token".into()),
+        expires_at: at(),
+    });
+    assert_eq!(message.event_type, "email.org_invitation");
+    let decoded = decode(&message.event_type, &message.payload).unwrap();
+    assert_eq!(
+        decoded,
+        DecodedEvent::OrganizationInvitation(pb::OrganizationInvitation {
+            event_id: envelope.id.to_string(),
+            occurred_at: ts(at()),
+            user_id: user_id.to_string(),
+            email: "carol@example.com".into(),
+            organization_id: organization_id.to_string(),
+            organization_name: "Acme".into(),
+            role: "member".into(),
+            token: "ghi_token".into(),
+            link: "https://id.example/accept-invitation?token=ghi_token".into(),
+            expires_at: ts(at()),
+        })
+    );
+    assert_eq!(decoded.recipient(), "carol@example.com");
+    assert_eq!(decoded.event_type(), message.event_type);
+    // The token and the link never show in Debug.
+    assert!(!format!("{decoded:?}").contains("ghi_token"));
+}

@@ -143,6 +143,28 @@ impl EventEncoder for ProtoEventEncoder {
                 at: Some(timestamp(*at)),
             }
             .encode_to_vec(),
+            Event::OrganizationInvitation {
+                email,
+                organization_id,
+                organization_name,
+                role,
+                token,
+                link,
+                expires_at,
+                ..
+            } => pb::OrganizationInvitation {
+                event_id,
+                occurred_at,
+                user_id,
+                email: email.as_str().to_owned(),
+                organization_id: organization_id.to_string(),
+                organization_name: organization_name.clone(),
+                role: role.clone(),
+                token: token.expose().clone(),
+                link: link.expose().clone(),
+                expires_at: Some(timestamp(*expires_at)),
+            }
+            .encode_to_vec(),
             Event::Audit(record) => audit_event(envelope, record).encode_to_vec(),
         };
         OutboxMessage {

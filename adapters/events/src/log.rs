@@ -91,6 +91,19 @@ impl EventPublisher for LogPublisher {
             Ok(DecodedEvent::SignupAttempted(m)) => {
                 tracing::info!(event_type, %event_id, user_id = %m.user_id, recipient = %m.email, ip = %m.ip, "event (embedded mode, not sent)");
             }
+            Ok(DecodedEvent::OrganizationInvitation(m)) => {
+                tracing::info!(
+                    event_type,
+                    %event_id,
+                    user_id = %m.user_id,
+                    recipient = %m.email,
+                    organization_id = %m.organization_id,
+                    role = %m.role,
+                    link = %m.link,
+                    token = %m.token,
+                    "event (embedded mode, not sent; dev only: shows the link and token)"
+                );
+            }
             Ok(DecodedEvent::Audit(m)) => {
                 let mut details: Vec<_> = m.details.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 details.sort_unstable();

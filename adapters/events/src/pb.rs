@@ -171,6 +171,23 @@ impl fmt::Debug for SignupAttempted {
     }
 }
 
+impl fmt::Debug for OrganizationInvitation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OrganizationInvitation")
+            .field("event_id", &self.event_id)
+            .field("occurred_at", &self.occurred_at)
+            .field("user_id", &self.user_id)
+            .field("email", &self.email)
+            .field("organization_id", &self.organization_id)
+            .field("organization_name", &self.organization_name)
+            .field("role", &self.role)
+            .field("token", &REDACTED)
+            .field("link", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 impl fmt::Debug for AuditEvent {
     /// An audit event never carries a secret: every field is shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,14 +7,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use gatehouse_application::AppError;
 use gatehouse_application::audit::ListAuditEvents;
+use gatehouse_application::organizations::ListOrganizationAuditEvents;
 use gatehouse_application::ports::audit::AuditCursor;
-use gatehouse_domain::AuditRecord;
+use gatehouse_domain::{AuditRecord, OrganizationId};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::caller::signed_in;
 use crate::error::status;
-use crate::fields::Fields;
+use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::timestamp;
 
@@ -25,10 +26,12 @@ const MAX_PAGE_SIZE: i32 = 100;
 /// Longest page token accepted before decoding; real ones are about 90 bytes.
 const MAX_PAGE_TOKEN_BYTES: usize = 256;
 
-/// The use case behind `AuditService`.
+/// The use cases behind `AuditService`.
 #[derive(Clone, Debug)]
 pub struct AuditApi {
     pub list: ListAuditEvents,
+    /// An organization's trail (`organization_id` set).
+    pub list_organization: ListOrganizationAuditEvents,
 }
 
 fn audit_event(record: AuditRecord) -> pb::AuditEvent {
@@ -98,7 +101,15 @@ impl AuditApi {
     ) -> Result<pb::ListAuditEventsResponse, AppError> {
         let caller = signed_in(&mut request)?;
         let (page_size, start) = paging(request.get_ref())?;
-        let page = self.list.execute(&caller, page_size, start).await?;
+        let page = if request.get_ref().organization_id.is_empty() {
+            self.list.execute(&caller, page_size, start).await?
+        } else {
+            let mut fields = Fields::default();
+            let org = fields.uuid("organization_id", &request.get_ref().organization_id);
+            let (org,) = parsed!(fields, org);
+            let org = OrganizationId::from_uuid(org);
+            self.list_organization.execute(caller.user_id, org, page_size, start).await?
+        };
         Ok(pb::ListAuditEventsResponse {
             events: page.events.into_iter().map(audit_event).collect(),
             next_page_token: page.next.map(page_token).unwrap_or_default(),
@@ -134,7 +145,7 @@ mod tests {
     }
 
     fn req(page_size: i32, page_token: &str) -> pb::ListAuditEventsRequest {
-        pb::ListAuditEventsRequest { page_size, page_token: page_token.into() }
+        pb::ListAuditEventsRequest { page_size, page_token: page_token.into(), organization_id: String::new() }
     }
 
     fn at() -> DateTime<Utc> {

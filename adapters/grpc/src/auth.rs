@@ -7,7 +7,7 @@ use gatehouse_application::auth::{
     ResetPassword, SignUp, SignUpCommand, VerifyEmail,
 };
 use gatehouse_application::mfa::{SendMfaCode, VerifyMfa};
-use gatehouse_domain::{DisplayName, EmailAddress, Password, RefreshToken, Secret, TokenPair};
+use gatehouse_domain::{DisplayName, EmailAddress, OrganizationId, Password, RefreshToken, Secret, TokenPair};
 use tonic::{Request, Response, Status};
 
 use crate::caller::{Caller, bearer_token, short_enough};
@@ -67,8 +67,9 @@ impl AuthApi {
         let mut fields = Fields::default();
         let email = fields.check("email", EmailAddress::parse(&req.email));
         let password = fields.check("password", Password::candidate(req.password));
-        let (email, password) = parsed!(fields, email, password);
-        let result = match self.login.execute(LoginCommand { email, password, client }).await? {
+        let organization = optional_organization(&mut fields, &req.organization_id);
+        let (email, password, organization) = parsed!(fields, email, password, organization);
+        let result = match self.login.execute(LoginCommand { email, password, client, organization }).await? {
             LoginOutcome::Tokens(pair) => pb::login_response::Result::Tokens(token_pair(pair)),
             LoginOutcome::MfaRequired(view) => pb::login_response::Result::MfaRequired(challenge(view)),
         };
@@ -93,8 +94,9 @@ impl AuthApi {
         let mut fields = Fields::default();
         let challenge_id = fields.uuid("challenge_id", &req.challenge_id);
         let proof = mfa_proof(&mut fields, &req.factor_id, &req.code);
-        let (challenge_id, proof) = parsed!(fields, challenge_id, proof);
-        let passed = self.verify_mfa.execute(challenge_id, proof).await?;
+        let organization = optional_organization(&mut fields, &req.organization_id);
+        let (challenge_id, proof, organization) = parsed!(fields, challenge_id, proof, organization);
+        let passed = self.verify_mfa.execute_for(challenge_id, proof, organization).await?;
         Ok(pb::VerifyMfaResponse {
             tokens: Some(token_pair(passed.tokens)),
             backup_codes_remaining: passed.backup_codes_remaining.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
@@ -109,8 +111,9 @@ impl AuthApi {
         let req = request.into_inner();
         let mut fields = Fields::default();
         let token = fields.required("refresh_token", &req.refresh_token, MAX_REFRESH_TOKEN_BYTES);
-        let (token,) = parsed!(fields, token);
-        let pair = self.refresh_token.execute(&RefreshToken::new(token.to_owned()), &client).await?;
+        let organization = optional_organization(&mut fields, &req.organization_id);
+        let (token, organization) = parsed!(fields, token, organization);
+        let pair = self.refresh_token.execute_for(&RefreshToken::new(token.to_owned()), &client, organization).await?;
         Ok(pb::RefreshTokenResponse { tokens: Some(token_pair(pair)) })
     }
 
@@ -178,6 +181,15 @@ impl AuthApi {
         let (proof, password) = parsed!(fields, proof, password);
         self.reset_password.execute(proof, password).await?;
         Ok(pb::ResetPasswordResponse {})
+    }
+}
+
+/// An optional `organization_id`: empty is none.
+fn optional_organization(fields: &mut Fields, value: &str) -> Option<Option<OrganizationId>> {
+    if value.is_empty() {
+        Some(None)
+    } else {
+        fields.uuid("organization_id", value).map(|id| Some(OrganizationId::from_uuid(id)))
     }
 }
 

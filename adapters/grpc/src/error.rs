@@ -66,6 +66,8 @@ pub fn status(error: AppError) -> Status {
         }
         AppError::NotFound(_) => (Code::NotFound, "NOT_FOUND", error.to_string()),
         AppError::FailedPrecondition { reason, message } => (Code::FailedPrecondition, *reason, (*message).to_owned()),
+        AppError::PermissionDenied { reason, message } => (Code::PermissionDenied, *reason, (*message).to_owned()),
+        AppError::AlreadyExists { reason, message } => (Code::AlreadyExists, *reason, (*message).to_owned()),
         AppError::Unauthenticated => (Code::Unauthenticated, "UNAUTHENTICATED", "authentication required".to_owned()),
         AppError::InvalidToken(rejection) => {
             let mut metadata = HashMap::new();
@@ -243,6 +245,14 @@ mod tests {
         assert_eq!(s.code(), Code::FailedPrecondition);
         assert_eq!(reason(&s), "LAST_VERIFIED_EMAIL");
         assert_eq!(s.message(), "the last verified address cannot be removed");
+    }
+
+    #[test]
+    fn permission_denied_and_already_exists_keep_the_use_case_reason() {
+        let s = status(AppError::PermissionDenied { reason: "OWNER_ONLY", message: "owners only" });
+        assert_eq!((s.code(), reason(&s), s.message()), (Code::PermissionDenied, "OWNER_ONLY".into(), "owners only"));
+        let s = status(AppError::AlreadyExists { reason: "SLUG_TAKEN", message: "taken" });
+        assert_eq!((s.code(), reason(&s)), (Code::AlreadyExists, "SLUG_TAKEN".into()));
     }
 
     #[test]

@@ -23,6 +23,8 @@ mod fields;
 mod guard;
 mod limits;
 mod mfa;
+mod organization;
+mod organization_fields;
 mod profile;
 mod proof;
 mod server;
@@ -35,6 +37,7 @@ pub use auth::AuthApi;
 pub use client_ip::{ClientIpPolicy, IpNet};
 pub use limits::ServerLimits;
 pub use mfa::MfaApi;
+pub use organization::OrganizationApi;
 pub use server::{GrpcServer, ServeError};
 pub use session::SessionApi;
 pub use token::TokenApi;
@@ -74,6 +77,7 @@ mod tests {
             "gatehouse/v1/audit.proto",
             "gatehouse/v1/auth.proto",
             "gatehouse/v1/mfa.proto",
+            "gatehouse/v1/organization.proto",
             "gatehouse/v1/session.proto",
             "gatehouse/v1/token.proto",
             "gatehouse/v1/user.proto",

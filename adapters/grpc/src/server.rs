@@ -14,11 +14,13 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::OrganizationApi;
 use crate::caller::Identify;
 use crate::limits::ServerLimits;
 use crate::pb::audit_service_server::AuditServiceServer;
 use crate::pb::auth_service_server::AuthServiceServer;
 use crate::pb::mfa_service_server::MfaServiceServer;
+use crate::pb::organization_service_server::OrganizationServiceServer;
 use crate::pb::session_service_server::SessionServiceServer;
 use crate::pb::token_service_server::TokenServiceServer;
 use crate::pb::user_service_server::UserServiceServer;
@@ -40,6 +42,7 @@ pub struct GrpcServer {
     mfa: MfaApi,
     sessions: SessionApi,
     audit: AuditApi,
+    organizations: Option<OrganizationApi>,
     identify: Identify,
     probes: Vec<Arc<dyn Probe>>,
     health_interval: Duration,
@@ -76,7 +79,15 @@ impl GrpcServer {
     ) -> Self {
         let identify = Identify::new(client_ip, token.validate.clone());
         let limits = ServerLimits::default();
-        Self { auth, token, user, mfa, sessions, audit, identify, probes, health_interval, limits }
+        let organizations = None;
+        Self { auth, token, user, mfa, sessions, audit, organizations, identify, probes, health_interval, limits }
+    }
+
+    /// The server with `OrganizationService` too.
+    #[must_use]
+    pub fn with_organizations(mut self, organizations: OrganizationApi) -> Self {
+        self.organizations = Some(organizations);
+        self
     }
 
     /// The server with `limits` instead of the defaults.
@@ -117,8 +128,14 @@ impl GrpcServer {
             .add_service(id.signed_in(UserServiceServer::new(self.user).max_decoding_message_size(max)))
             .add_service(id.signed_in(MfaServiceServer::new(self.mfa).max_decoding_message_size(max)))
             .add_service(id.signed_in(SessionServiceServer::new(self.sessions).max_decoding_message_size(max)))
-            .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(max)))
-            .prepare();
+            .add_service(id.signed_in(AuditServiceServer::new(self.audit).max_decoding_message_size(max)));
+        let routes = match self.organizations {
+            Some(orgs) => {
+                routes.add_service(id.signed_in(OrganizationServiceServer::new(orgs).max_decoding_message_size(max)))
+            }
+            None => routes,
+        }
+        .prepare();
         crate::connection::serve(listener, routes, self.limits, shutdown).await;
         health_task.abort();
         Ok(())
@@ -186,13 +203,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// account services need the database, and those that revoke or throttle
 /// also need the denylist or the rate limiter. The whole server (`""`)
 /// needs every probe. A probe not named here counts for `""` only.
-const SERVICE_NEEDS: [(&str, &[&str]); 6] = [
+const SERVICE_NEEDS: [(&str, &[&str]); 7] = [
     (<AuthServiceServer<AuthApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
     (<TokenServiceServer<TokenApi> as NamedService>::NAME, &["denylist"]),
     (<UserServiceServer<UserApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
     (<MfaServiceServer<MfaApi> as NamedService>::NAME, &["database", "rate_limiter"]),
     (<SessionServiceServer<SessionApi> as NamedService>::NAME, &["database", "denylist"]),
     (<AuditServiceServer<AuditApi> as NamedService>::NAME, &["database"]),
+    (<OrganizationServiceServer<OrganizationApi> as NamedService>::NAME, &["database", "denylist", "rate_limiter"]),
 ];
 
 /// The status of every health name given the probes that failed.
@@ -247,7 +265,7 @@ mod tests {
     #[test]
     fn every_routed_service_and_the_whole_server_are_reported() {
         let names: Vec<&str> = statuses(&[]).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 8);
         assert!(statuses(&[]).iter().all(|(_, s)| *s == ServingStatus::Serving));
         assert!(names.contains(&"") && names.contains(&TOKEN) && names.contains(&USER));
     }

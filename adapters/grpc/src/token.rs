@@ -36,6 +36,8 @@ impl TokenApi {
             expires_at: Some(timestamp(claims.expires_at)),
             token_id: claims.token_id.to_string(),
             issued_at: Some(timestamp(claims.issued_at)),
+            role: claims.role.unwrap_or_default(),
+            permissions: claims.permissions,
         })
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use gatehouse_application::ports::audit::{AuditCursor, AuditLog};
 use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::StoreError;
-use gatehouse_domain::{AuditOutcome, AuditRecord, ClientInfo, UserId};
+use gatehouse_domain::{AuditOutcome, AuditRecord, ClientInfo, OrganizationId, UserId};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -56,13 +56,34 @@ impl AuditLog for SqlAuditLog {
     }
 
     async fn list(&self, user: UserId, after: Option<AuditCursor>, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let user = *user.as_uuid();
+        let whose =
+            Condition::any().add(audit_event::Column::ActorId.eq(user)).add(audit_event::Column::SubjectId.eq(user));
+        self.page(whose, after, limit).await
+    }
+
+    async fn list_organization(
+        &self,
+        org: OrganizationId,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.page(Condition::all().add(audit_event::Column::OrganizationId.eq(org.to_string())), after, limit).await
+    }
+}
+
+impl SqlAuditLog {
+    /// The rows `whose` selects, newest first, after `after`, at most `limit`.
+    async fn page(
+        &self,
+        whose: Condition,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let user = *user.as_uuid();
-        let mut query = audit_event::Entity::find().filter(
-            Condition::any().add(audit_event::Column::ActorId.eq(user)).add(audit_event::Column::SubjectId.eq(user)),
-        );
+        let mut query = audit_event::Entity::find().filter(whose);
         if let Some(c) = after {
             query = query.filter(
                 Condition::any().add(audit_event::Column::OccurredAt.lt(c.occurred_at)).add(

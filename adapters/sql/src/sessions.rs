@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use gatehouse_application::ports::store::{NewRefreshToken, Retirement, SessionRepository, StoreError, Tombstone};
 use gatehouse_application::ports::unit_of_work::SessionWrites;
-use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
+use gatehouse_domain::{ClientInfo, OrganizationId, RevokeReason, Session, SessionId, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, LockType, UpdateStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, JoinType,
@@ -61,6 +61,7 @@ impl SessionWrites for SqlUnitOfWork {
             revoke_reason: Set(None),
             user_agent: Set(session.client().user_agent.clone()),
             client_ip: Set(session.client().ip.clone()),
+            organization_id: Set(session.organization().map(|o| *o.as_uuid())),
         };
         let token = token_row(session.id(), refresh, refresh.expires_at);
         session::Entity::insert(row).exec_without_returning(&self.txn).await.map_err(store_error)?;
@@ -123,6 +124,7 @@ impl SessionWrites for SqlUnitOfWork {
             .col_expr(session::Column::ExpiresAt, Expr::value(session.expires_at()))
             .col_expr(session::Column::ClientIp, Expr::value(session.client().ip.clone()))
             .col_expr(session::Column::UserAgent, Expr::value(session.client().user_agent.clone()))
+            .col_expr(session::Column::OrganizationId, Expr::value(session.organization().map(|o| *o.as_uuid())))
             .filter(session::Column::Id.eq(*session.id().as_uuid()))
             .exec(&self.txn)
             .await
@@ -275,4 +277,5 @@ pub(crate) fn to_domain(row: session::Model) -> Session {
         row.revoked_at,
         ClientInfo { user_agent: row.user_agent, ip: row.client_ip },
     )
+    .with_organization(row.organization_id.map(OrganizationId::from_uuid))
 }

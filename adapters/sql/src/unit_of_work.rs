@@ -19,6 +19,7 @@
 
 use async_trait::async_trait;
 use gatehouse_application::ports::events::OutboxMessage;
+use gatehouse_application::ports::organizations::OrganizationWrites;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_application::ports::unit_of_work::{
     AccountWrites, ChallengeWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
@@ -81,6 +82,10 @@ impl UnitOfWork for SqlUnitOfWork {
     }
 
     fn challenges(&self) -> &dyn ChallengeWrites {
+        self
+    }
+
+    fn organizations(&self) -> &dyn OrganizationWrites {
         self
     }
 

@@ -8,6 +8,7 @@
 #[macro_use]
 mod support;
 mod ops;
+mod organizations;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use gatehouse_domain::{
 };
 use gatehouse_sql::{Database, PoolSettings};
 use ops::{Consumed, Effect, EmailRemoval, PrimaryChange, Rotation};
+use organizations::*;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Stores, TestDb};
 use uuid::Uuid;
@@ -130,6 +132,18 @@ contract_tests! {
         concurrent_sign_ups_with_one_address_succeed_once,
         concurrent_additions_of_one_address_succeed_once,
         a_login_racing_the_accounts_deletion_is_refused_or_reported,
+        an_organization_is_stored_with_its_owner_and_read_back,
+        a_dropped_unit_of_work_stores_no_organization,
+        slugs_are_optional_and_unique,
+        memberships_are_unique_and_need_an_existing_user,
+        lists_are_paged_by_id,
+        custom_roles_are_stored_changed_and_deleted,
+        an_invitation_is_accepted_once_and_never_after_revocation_or_expiry,
+        deleting_an_organization_takes_its_members_roles_and_invitations,
+        deleting_a_user_ends_their_memberships,
+        a_session_keeps_the_organization_it_is_scoped_to,
+        concurrent_demotions_of_two_owners_leave_one,
+        an_organizations_audit_trail_lists_its_rows_newest_first,
     ],
     sql: [
         migrations_applied_twice_are_a_no_op,
@@ -2492,7 +2506,7 @@ async fn migrations_applied_twice_are_a_no_op(t: TestDb) {
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(s.users.find_credentials(ann.email()).await.unwrap().is_some());
-    assert_eq!(t.count("seaql_migrations").await, 6);
+    assert_eq!(t.count("seaql_migrations").await, 7);
 }
 
 async fn failed_sign_up_leaves_no_user_row(t: TestDb) {
@@ -2549,13 +2563,13 @@ async fn migration_gives_existing_sessions_their_expiry_as_absolute_end(t: TestD
     let (_, sess) = user_with_session(&s).await;
     assert_ne!(sess.absolute_expires_at(), sess.expires_at());
     let raw = t.raw().await;
-    // Back to before the session-lifetimes migration (and the audit and
-    // tombstone tables after it).
-    Migrator::down(&raw, Some(3)).await.unwrap();
+    // Back to before the session-lifetimes migration (and the audit,
+    // tombstone and organization tables after it).
+    Migrator::down(&raw, Some(4)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 3);
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
-    assert_eq!(t.count("seaql_migrations").await, 6);
+    assert_eq!(t.count("seaql_migrations").await, 7);
 
     let migrated = s.sessions.get(sess.id()).await.unwrap();
     assert_eq!(
@@ -2706,14 +2720,14 @@ async fn migration_creates_and_drops_the_audit_table(t: TestDb) {
     let ann = UserId::from_uuid(Uuid::from_u128(1));
     s.audit.record(&facts(&[audit_record(1, "login.failed", t0(), None, Some(ann))])).await.unwrap();
     let raw = t.raw().await;
-    // The tombstone table, then the audit table.
-    Migrator::down(&raw, Some(2)).await.unwrap();
+    // The organization tables, the tombstone table, then the audit table.
+    Migrator::down(&raw, Some(3)).await.unwrap();
     assert_eq!(t.count("seaql_migrations").await, 4);
     let gone = s.audit.list(ann, None, 10).await;
     assert!(matches!(gone, Err(StoreError::Internal(_))), "no audit table: {gone:?}");
     Migrator::up(&raw, None).await.unwrap();
     raw.close().await.unwrap();
-    assert_eq!(t.count("seaql_migrations").await, 6);
+    assert_eq!(t.count("seaql_migrations").await, 7);
     assert!(trail(&s, ann).await.is_empty());
 }
 
@@ -2790,7 +2804,7 @@ async fn replicas_migrating_at_once_do_not_collide(t: TestDb) {
     for r in replicas {
         r.await.unwrap().unwrap();
     }
-    assert_eq!(t.count("seaql_migrations").await, 6);
+    assert_eq!(t.count("seaql_migrations").await, 7);
 }
 
 /// A statement that would wait forever (here on a row another transaction

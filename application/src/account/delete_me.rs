@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{Password, UserId};
+use gatehouse_domain::{Password, UserId, ensure_an_owner_remains};
 
 use super::PasswordProof;
 use crate::auth::SessionRevoker;
@@ -38,13 +38,22 @@ impl DeleteMe {
     }
 
     /// # Errors
-    /// [`AppError::WrongPassword`] (`password`) when the password is wrong.
+    /// [`AppError::WrongPassword`] (`password`) when the password is wrong;
+    /// `FAILED_PRECONDITION` (`LAST_OWNER`) for the last owner of an organization.
     pub async fn execute(&self, user: UserId, password: &Password) -> Result<(), AppError> {
         self.proof.check(user, password, "password").await?;
         let now = self.clock.now();
         let mut uow = self.uow.begin().await?;
         if uow.accounts().lock(user).await?.is_none() {
             return Ok(());
+        }
+        // An organization always keeps an owner: the last one hands the role
+        // on (or deletes the organization) before deleting the account.
+        for (org, role) in uow.organizations().member_of(user, None, u32::MAX).await? {
+            if role.is_owner() {
+                uow.organizations().lock(org.id).await?;
+                ensure_an_owner_remains(uow.organizations().count_holding(org.id, &role).await?)?;
+            }
         }
         // Read under the lock: no login can add a session between this list
         // and the delete, so none escapes the denylist.

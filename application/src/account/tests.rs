@@ -93,6 +93,7 @@ impl Harness {
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
         let opener = SessionOpener {
             sessions: store.clone(),
+            organizations: store.clone(),
             uow: store.clone(),
             users: store.clone(),
             events: factory.clone(),
@@ -225,6 +226,7 @@ impl Harness {
             email: email(address),
             password: pw(password),
             client: ClientInfo::default(),
+            organization: None,
         }))?;
         match outcome {
             crate::auth::LoginOutcome::Tokens(pair) => Ok(pair),

@@ -1,6 +1,6 @@
 //! `AuditService.ListAuditEvents`: the caller's own audit trail, newest
-//! first, a page at a time. (Organization admins will list their
-//! organization's once organizations exist.)
+//! first, a page at a time. (An organization's trail is listed by
+//! `organizations::ListOrganizationAuditEvents`, with the same paging.)
 
 use std::sync::Arc;
 
@@ -44,18 +44,32 @@ impl ListAuditEvents {
         page_size: u32,
         page: Option<AuditCursor>,
     ) -> Result<AuditPage, AppError> {
-        if page_size > MAX_PAGE_SIZE {
-            return Err(AppError::InvalidArgument(vec![FieldViolation::new(
-                "page_size",
-                format!("page_size must be at most {MAX_PAGE_SIZE}"),
-            )]));
-        }
-        let size = if page_size == 0 { DEFAULT_PAGE_SIZE } else { page_size };
-        // One more than asked tells whether another page follows.
-        let mut events = self.log.list(caller.user_id, page, size + 1).await?;
-        let more = events.len() > size as usize;
-        events.truncate(size as usize);
-        let next = more.then(|| events.last().map(|e| AuditCursor { occurred_at: e.occurred_at, id: e.id })).flatten();
-        Ok(AuditPage { events, next })
+        let (log, user) = (self.log.clone(), caller.user_id);
+        page_of(page_size, |limit| async move { log.list(user, page, limit).await }).await
     }
+}
+
+/// One page of at most `page_size` rows (0: the default) from `fetch`,
+/// which is asked for up to a limit of rows after the page's cursor.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` (`page_size`) above the maximum; storage failures.
+pub(crate) async fn page_of<F, Fut>(page_size: u32, fetch: F) -> Result<AuditPage, AppError>
+where
+    F: FnOnce(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<AuditRecord>, crate::ports::store::StoreError>>,
+{
+    if page_size > MAX_PAGE_SIZE {
+        return Err(AppError::InvalidArgument(vec![FieldViolation::new(
+            "page_size",
+            format!("page_size must be at most {MAX_PAGE_SIZE}"),
+        )]));
+    }
+    let size = if page_size == 0 { DEFAULT_PAGE_SIZE } else { page_size };
+    // One more than asked tells whether another page follows.
+    let mut events = fetch(size + 1).await?;
+    let more = events.len() > size as usize;
+    events.truncate(size as usize);
+    let next = more.then(|| events.last().map(|e| AuditCursor { occurred_at: e.occurred_at, id: e.id })).flatten();
+    Ok(AuditPage { events, next })
 }

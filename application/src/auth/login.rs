@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use gatehouse_domain::{
-    ClientInfo, EmailAddress, Event, Password, Session, SessionId, TokenPair, UserId, describe_device,
+    ClientInfo, EmailAddress, Event, OrganizationId, Password, Session, SessionId, TokenPair, UserId, describe_device,
 };
 
 use crate::auth::minter::TokenMinter;
@@ -20,6 +20,8 @@ use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
 use crate::ids::new_uuid_v7;
 use crate::mfa::{ChallengeView, MfaGate};
+use crate::organizations::member_role;
+use crate::ports::organizations::OrganizationReads;
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::{SessionRepository, UserRepository};
 use crate::ports::unit_of_work::UnitOfWorkFactory;
@@ -39,6 +41,8 @@ pub enum LoginOutcome {
 #[derive(Clone, Debug)]
 pub struct SessionOpener {
     pub sessions: Arc<dyn SessionRepository>,
+    /// Where an organization-scoped session's membership is read.
+    pub organizations: Arc<dyn OrganizationReads>,
     pub uow: Arc<dyn UnitOfWorkFactory>,
     pub users: Arc<dyn UserRepository>,
     pub events: EventFactory,
@@ -54,7 +58,13 @@ pub(crate) async fn open_session(
     user: UserId,
     client: ClientInfo,
     second_factor: Option<&str>,
+    organization: Option<OrganizationId>,
 ) -> Result<TokenPair, AppError> {
+    // A member only: the token then carries the member's role.
+    let role = match organization {
+        Some(org) => Some(member_role(opener.organizations.as_ref(), org, user).await?),
+        None => None,
+    };
     let now = minter.now();
     let (refresh, mut record) = minter.new_refresh_token(now);
     let absolute_expires_at = now + minter.settings().session_lifetime;
@@ -74,7 +84,8 @@ pub(crate) async fn open_session(
             .for_each(|m| outbox.push(m));
     }
     let id = SessionId::from_uuid(new_uuid_v7(now, minter.rng()));
-    let session = Session::open(id, user, client, now, record.expires_at, absolute_expires_at);
+    let session =
+        Session::open(id, user, client, now, record.expires_at, absolute_expires_at).with_organization(organization);
     // The first refresh token ends with the session.
     record.expires_at = session.expires_at();
     let mut uow = opener.uow.begin().await?;
@@ -82,7 +93,7 @@ pub(crate) async fn open_session(
     uow.add_messages(outbox);
     uow.commit().await?;
     tracing::info!(user_id = %session.user_id(), session_id = %session.id(), "login succeeded");
-    minter.token_pair(&session, refresh, record.expires_at, now)
+    minter.token_pair(&session, role.as_ref(), refresh, record.expires_at, now)
 }
 
 /// Input of [`Login`].
@@ -91,6 +102,8 @@ pub struct LoginCommand {
     pub email: EmailAddress,
     pub password: Password,
     pub client: ClientInfo,
+    /// The organization the session's tokens are for, if any (a member only).
+    pub organization: Option<OrganizationId>,
 }
 
 /// Signs users in.
@@ -166,12 +179,17 @@ impl Login {
             self.upgrade_hash(&cmd.password, credentials.user_id).await;
         }
 
+        if let Some(org) = cmd.organization {
+            // Refused before a challenge is opened; VerifyMfa checks again.
+            member_role(self.opener.organizations.as_ref(), org, credentials.user_id).await?;
+        }
         let now = self.minter.now();
         if let Some(challenge) = self.mfa.challenge(credentials.user_id, cmd.client.clone(), now).await? {
             tracing::info!(user_id = %credentials.user_id, "password accepted; second factor required");
             return Ok(LoginOutcome::MfaRequired(challenge));
         }
-        let pair = open_session(&self.opener, &self.minter, credentials.user_id, cmd.client, None).await?;
+        let pair =
+            open_session(&self.opener, &self.minter, credentials.user_id, cmd.client, None, cmd.organization).await?;
         Ok(LoginOutcome::Tokens(pair))
     }
 

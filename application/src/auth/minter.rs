@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{AccessClaims, RefreshToken, Secret, Session, TokenHash, TokenId, TokenPair};
+use gatehouse_domain::{AccessClaims, RefreshToken, Role, Secret, Session, TokenHash, TokenId, TokenPair};
 
 use crate::error::AppError;
 use crate::ids::new_uuid_v7;
@@ -64,13 +64,15 @@ impl TokenMinter {
         (token, record)
     }
 
-    /// Signs an access token for `session` and pairs it with `refresh`.
+    /// Signs an access token for `session` and pairs it with `refresh`; a
+    /// session scoped to an organization carries `role` (the member's) too.
     ///
     /// # Errors
     /// [`AppError::Internal`] when the signer fails.
     pub fn token_pair(
         &self,
         session: &Session,
+        role: Option<&Role>,
         refresh: RefreshToken,
         refresh_expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -81,8 +83,10 @@ impl TokenMinter {
             token_id: TokenId::from_uuid(new_uuid_v7(now, self.rng.as_ref())),
             issued_at: now,
             expires_at: now + self.settings.access_ttl,
-            organization_id: None,
+            organization_id: session.organization().map(|o| o.to_string()),
             scopes: Vec::new(),
+            role: role.map(|r| r.name.to_string()),
+            permissions: role.map(|r| r.permissions.iter().map(ToString::to_string).collect()).unwrap_or_default(),
         };
         let access = self.signer.sign(&claims)?;
         Ok(TokenPair {

@@ -17,11 +17,12 @@ use std::sync::Arc;
 
 // The domain's refresh token is the secret presented; this module's
 // `RefreshToken` is the use case named after the RPC.
-use gatehouse_domain::{ClientInfo, RefreshToken as Presented, RevokeReason, TokenPair};
+use gatehouse_domain::{ClientInfo, OrganizationId, RefreshToken as Presented, RevokeReason, TokenPair};
 
 use crate::auth::minter::{TokenMinter, hash_refresh_token, looks_like_refresh_token};
 use crate::auth::revoker::SessionRevoker;
 use crate::error::AppError;
+use crate::organizations::member_role;
 use crate::ports::store::Retirement;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
@@ -49,6 +50,24 @@ impl RefreshToken {
     /// - [`AppError::TokenRevoked`]: its session has ended, or it was already
     ///   used (the session is revoked now).
     pub async fn execute(&self, presented: &Presented, client: &ClientInfo) -> Result<TokenPair, AppError> {
+        self.execute_for(presented, client, None).await
+    }
+
+    /// [`Self::execute`], moving the session to `organization` when given;
+    /// otherwise it stays in the one it is scoped to. Either way the
+    /// membership is read again now, so the new token carries the member's
+    /// current role, and a removed member's refresh into the organization
+    /// is refused (the presented token then stays unretired).
+    ///
+    /// # Errors
+    /// As [`Self::execute`], and `NOT_FOUND` (`organization`) when the user
+    /// is not a member of it.
+    pub async fn execute_for(
+        &self,
+        presented: &Presented,
+        client: &ClientInfo,
+        organization: Option<OrganizationId>,
+    ) -> Result<TokenPair, AppError> {
         if !looks_like_refresh_token(presented) {
             return Err(AppError::InvalidRefreshToken);
         }
@@ -76,8 +95,14 @@ impl RefreshToken {
         let (next, mut record) = self.minter.new_refresh_token(now);
         // The session decides; dropping the unit of work undoes the retirement.
         record.expires_at = session.rotate(now, record.expires_at, client).map_err(|_| AppError::TokenRevoked)?;
+        let scope = organization.or(session.organization());
+        let role = match scope {
+            Some(org) => Some(member_role(uow.organizations(), org, owner).await?),
+            None => None,
+        };
+        let session = session.with_organization(scope);
         uow.sessions().save_rotation(&session, &record).await?;
         uow.commit().await?;
-        self.minter.token_pair(&session, next, record.expires_at, now)
+        self.minter.token_pair(&session, role.as_ref(), next, record.expires_at, now)
     }
 }

@@ -78,6 +78,7 @@ impl Harness {
                 )),
                 SessionOpener {
                     sessions: sessions.clone(),
+                    organizations: store.clone(),
                     uow: store.clone(),
                     users: users.clone(),
                     events: factory.clone(),
@@ -119,6 +120,7 @@ impl Harness {
             email: EmailAddress::parse(email).unwrap(),
             password: Password::candidate(password.into()).unwrap(),
             client: ClientInfo::new(Some("test-agent/1.0"), Some(ip.into())),
+            organization: None,
         }))?;
         match outcome {
             LoginOutcome::Tokens(pair) => Ok(pair),

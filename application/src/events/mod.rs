@@ -6,7 +6,7 @@ mod sealed;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{AuditOutcome, AuditRecord, ClientInfo, Event, EventEnvelope, UserId};
+use gatehouse_domain::{AuditOutcome, AuditRecord, ClientInfo, Event, EventEnvelope, OrganizationId, UserId};
 
 pub use relay::{RelayOutbox, RelayReport, RelaySettings};
 pub use sealed::{OpeningPublisher, SealingEncoder, unframe};
@@ -33,6 +33,7 @@ pub struct Audit {
     kind: &'static str,
     actor: Option<UserId>,
     subject: Option<UserId>,
+    organization: Option<OrganizationId>,
     client: ClientInfo,
     outcome: AuditOutcome,
     details: Vec<(String, String)>,
@@ -46,6 +47,7 @@ impl Audit {
             kind,
             actor: None,
             subject: None,
+            organization: None,
             client: ClientInfo::default(),
             outcome: AuditOutcome::Success,
             details: Vec::new(),
@@ -67,6 +69,13 @@ impl Audit {
     #[must_use]
     pub const fn subject(mut self, user: UserId) -> Self {
         self.subject = Some(user);
+        self
+    }
+
+    /// The organization the fact concerns.
+    #[must_use]
+    pub const fn organization(mut self, organization: OrganizationId) -> Self {
+        self.organization = Some(organization);
         self
     }
 
@@ -109,7 +118,7 @@ impl EventFactory {
             occurred_at: now,
             actor: audit.actor,
             subject: audit.subject,
-            organization: None,
+            organization: audit.organization.map(|o| o.to_string()),
             client: audit.client,
             outcome: audit.outcome,
             details: audit.details,

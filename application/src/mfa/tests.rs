@@ -66,6 +66,7 @@ impl H {
         });
         let opener = SessionOpener {
             sessions: store.clone(),
+            organizations: store.clone(),
             uow: store.clone(),
             users: store.clone(),
             events: deps.events.clone(),

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_domain::{Event, FactorKind, OneTimeCode, Secret, TokenPair};
+use gatehouse_domain::{Event, FactorKind, OneTimeCode, OrganizationId, Secret, TokenPair};
 use uuid::Uuid;
 
 use super::{
@@ -17,6 +17,7 @@ use crate::auth::login::{SessionOpener, open_session};
 use crate::error::{AppError, FieldViolation};
 use crate::events::Audit;
 use crate::events::EventFactory;
+use crate::organizations::member_role;
 use crate::ports::store::UserRepository;
 use crate::ports::unit_of_work::UnitOfWorkFactory;
 
@@ -70,6 +71,19 @@ impl VerifyMfa {
     /// Challenge errors, `CodeInvalid`, `AttemptsExhausted`, `RateLimited`,
     /// `INVALID_ARGUMENT` (`factor_id`) for a factor the challenge does not offer.
     pub async fn execute(&self, challenge_id: Uuid, proof: MfaProof) -> Result<MfaPassed, AppError> {
+        self.execute_for(challenge_id, proof, None).await
+    }
+
+    /// [`Self::execute`] for a session scoped to `organization` (a member only).
+    ///
+    /// # Errors
+    /// As [`Self::execute`], and `NOT_FOUND` (`organization`) for a non-member.
+    pub async fn execute_for(
+        &self,
+        challenge_id: Uuid,
+        proof: MfaProof,
+        organization: Option<OrganizationId>,
+    ) -> Result<MfaPassed, AppError> {
         let d = self;
         let now = d.factors.clock.now();
         if let MfaProof::BackupCode(code) = &proof
@@ -83,6 +97,10 @@ impl VerifyMfa {
         // Read before the lock, only to learn whose account to lock (and to
         // refuse a dead challenge cheaply); decided again under the lock.
         let user = live_challenge(&d.factors, challenge_id, now).await?.user_id();
+        if let Some(org) = organization {
+            // Refused before the code is spent: a non-member keeps the challenge.
+            member_role(self.opener.organizations.as_ref(), org, user).await?;
+        }
         let email = match proof {
             MfaProof::BackupCode(_) => primary_email(d.users.as_ref(), user).await?,
             MfaProof::Factor { .. } => None,
@@ -136,7 +154,8 @@ impl VerifyMfa {
         }
         uow.commit().await?;
         tracing::info!(user_id = %user, challenge_id = %c.id(), "second factor passed");
-        let tokens = open_session(&self.opener, &self.minter, user, c.client().clone(), Some(used)).await?;
+        let tokens =
+            open_session(&self.opener, &self.minter, user, c.client().clone(), Some(used), organization).await?;
         Ok(MfaPassed { tokens, backup_codes_remaining: remaining })
     }
 }

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use gatehouse_domain::{AuditRecord, UserId};
+use gatehouse_domain::{AuditRecord, OrganizationId, UserId};
 use uuid::Uuid;
 
 use crate::ports::events::OutboxMessage;
@@ -29,4 +29,13 @@ pub trait AuditLog: std::fmt::Debug + Send + Sync {
     /// The rows whose actor or subject is `user`, newest first (by time,
     /// then id), strictly after `after` when given, at most `limit`.
     async fn list(&self, user: UserId, after: Option<AuditCursor>, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// The rows about organization `org`, newest first (by time, then id),
+    /// strictly after `after` when given, at most `limit`.
+    async fn list_organization(
+        &self,
+        org: OrganizationId,
+        after: Option<AuditCursor>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }

@@ -9,6 +9,7 @@ pub mod denylist;
 pub mod events;
 pub mod health;
 pub mod mfa;
+pub mod organizations;
 pub mod password;
 pub mod random;
 pub mod rate_limit;

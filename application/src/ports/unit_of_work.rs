@@ -41,6 +41,7 @@ use uuid::Uuid;
 
 use crate::ports::events::OutboxMessage;
 use crate::ports::mfa::FactorCode;
+use crate::ports::organizations::OrganizationWrites;
 use crate::ports::store::{NewRefreshToken, Retirement, StoreError};
 
 /// Opens units of work.
@@ -66,6 +67,8 @@ pub trait UnitOfWork: fmt::Debug + Send + Sync {
     fn factors(&self) -> &dyn FactorWrites;
     /// Login challenges and the account's wrong second-factor codes.
     fn challenges(&self) -> &dyn ChallengeWrites;
+    /// Organizations, their members, roles and invitations.
+    fn organizations(&self) -> &dyn OrganizationWrites;
 
     /// Messages (events, and the audit facts they carry) to store with the
     /// change; written at commit, in the same transaction.

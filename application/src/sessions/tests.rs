@@ -53,8 +53,13 @@ impl H {
         let issuer = VerificationIssuer::new(rng.clone(), factory.clone(), VerificationSettings::default());
         let minter = TokenMinter::new(tokens.clone(), clock.clone(), rng.clone(), settings);
         let revoker = SessionRevoker::new(store.clone(), denylist.clone(), factory.clone(), settings);
-        let opener =
-            SessionOpener { sessions: store.clone(), uow: store.clone(), users: store.clone(), events: factory };
+        let opener = SessionOpener {
+            sessions: store.clone(),
+            organizations: store.clone(),
+            uow: store.clone(),
+            users: store.clone(),
+            events: factory,
+        };
         let strength = crate::PasswordStrength::new(store.clone(), gatehouse_domain::PasswordPolicy::default());
         let signup = SignUp::new(
             store.clone(),
@@ -100,6 +105,7 @@ impl H {
             email: EmailAddress::parse(email).unwrap(),
             password: Password::candidate("correct horse battery".into()).unwrap(),
             client: ClientInfo::new(Some(agent), Some(ip.into())),
+            organization: None,
         }))
         .unwrap();
         match outcome {

@@ -34,6 +34,8 @@ impl AccessTokenVerifier for FakeTokens {
             issued_at: time(iat).ok_or(TokenRejection::Malformed)?,
             expires_at: time(exp).ok_or(TokenRejection::Malformed)?,
             organization_id: None,
+            role: None,
+            permissions: Vec::new(),
             scopes: Vec::new(),
         };
         if claims.expires_at <= now {

@@ -16,7 +16,10 @@ async fn all_pages(app: &TestApp, access: &str, size: i32) -> (Vec<pb::AuditEven
     let mut client = AuditServiceClient::new(app.channel.clone());
     let (mut events, mut pages, mut token) = (Vec::new(), 0, String::new());
     loop {
-        let req = authed(pb::ListAuditEventsRequest { page_size: size, page_token: token.clone() }, access);
+        let req = authed(
+            pb::ListAuditEventsRequest { page_size: size, page_token: token.clone(), ..Default::default() },
+            access,
+        );
         let page = client.list_audit_events(req).await.unwrap().into_inner();
         assert!(page.events.len() <= usize::try_from(size).unwrap());
         events.extend(page.events);

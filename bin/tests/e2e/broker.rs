@@ -110,8 +110,11 @@ async fn the_login_ceiling_emails_the_owner_once() {
     let owner = app.verified_user("cy@example.com").await;
     let mut mailer = mailer(&app).await;
     for n in 0..10 {
-        let mut req =
-            tonic::Request::new(pb::LoginRequest { email: "cy@example.com".into(), password: "wrong guess".into() });
+        let mut req = tonic::Request::new(pb::LoginRequest {
+            email: "cy@example.com".into(),
+            password: "wrong guess".into(),
+            ..Default::default()
+        });
         req.metadata_mut().insert("x-forwarded-for", format!("198.51.100.{n}").parse().unwrap());
         app.auth.clone().login(req).await.unwrap_err();
     }

@@ -226,12 +226,12 @@ impl TestApp {
 
     /// Login's answer: tokens, or a second-factor challenge.
     pub async fn login_outcome(&self, email: &str, password: &str) -> Result<pb::login_response::Result, Status> {
-        let req = pb::LoginRequest { email: email.into(), password: password.into() };
+        let req = pb::LoginRequest { email: email.into(), password: password.into(), ..Default::default() };
         Ok(self.auth.clone().login(req).await?.into_inner().result.expect("login answers something"))
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<pb::TokenPair, Status> {
-        let req = pb::LoginRequest { email: email.into(), password: password.into() };
+        let req = pb::LoginRequest { email: email.into(), password: password.into(), ..Default::default() };
         let res = self.auth.clone().login(req).await?.into_inner();
         match res.result {
             Some(pb::login_response::Result::Tokens(pair)) => Ok(pair),
@@ -335,7 +335,7 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<pb::TokenPair, Status> {
-        let req = pb::RefreshTokenRequest { refresh_token: refresh_token.into() };
+        let req = pb::RefreshTokenRequest { refresh_token: refresh_token.into(), ..Default::default() };
         self.auth.clone().refresh_token(req).await.map(|r| r.into_inner().tokens.unwrap())
     }
 
@@ -442,6 +442,15 @@ impl Mail {
             E::PasswordChanged(e) => {
                 Self { event_id: e.event_id, user_id: e.user_id, email: e.email, ..Self::default() }
             }
+            E::OrganizationInvitation(e) => Self {
+                event_id: e.event_id,
+                user_id: e.user_id,
+                email: e.email,
+                token: e.token,
+                link: e.link,
+                expires_at: e.expires_at,
+                ..Self::default()
+            },
             E::EmailChanged(e) => Self {
                 event_id: e.event_id,
                 user_id: e.user_id,

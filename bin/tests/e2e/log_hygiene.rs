@@ -55,16 +55,22 @@ async fn secrets_never_reach_the_log() {
     .await
     .unwrap();
     assert_error(
-        auth.login(pb::LoginRequest { email: email.into(), password: wrong.into() }).await,
+        auth.login(pb::LoginRequest { email: email.into(), password: wrong.into(), ..Default::default() }).await,
         Code::Unauthenticated,
         "INVALID_CREDENTIALS",
     );
-    let login = auth.login(pb::LoginRequest { email: email.into(), password: p1.into() }).await.unwrap().into_inner();
+    let login = auth
+        .login(pb::LoginRequest { email: email.into(), password: p1.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let Some(pb::login_response::Result::Tokens(pair)) = login.result else { panic!("no tokens") };
     secrets.extend([pair.access_token.clone(), pair.refresh_token.clone()]);
     token.validate_token(pb::ValidateTokenRequest { access_token: pair.access_token.clone() }).await.unwrap();
-    let refreshed =
-        auth.refresh_token(pb::RefreshTokenRequest { refresh_token: pair.refresh_token.clone() }).await.unwrap();
+    let refreshed = auth
+        .refresh_token(pb::RefreshTokenRequest { refresh_token: pair.refresh_token.clone(), ..Default::default() })
+        .await
+        .unwrap();
     let pair = refreshed.into_inner().tokens.unwrap();
     secrets.extend([pair.access_token.clone(), pair.refresh_token.clone()]);
 
@@ -77,7 +83,11 @@ async fn secrets_never_reach_the_log() {
         pb::reset_password_request::Proof::EmailCode(pb::EmailCode { email: email.into(), code: reset.code.clone() });
     auth.reset_password(pb::ResetPasswordRequest { proof: Some(proof), new_password: p3.into() }).await.unwrap();
     // Second factors: a TOTP secret and codes, an email code, backup codes.
-    let login = auth.login(pb::LoginRequest { email: email.into(), password: p3.into() }).await.unwrap().into_inner();
+    let login = auth
+        .login(pb::LoginRequest { email: email.into(), password: p3.into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     let Some(pb::login_response::Result::Tokens(pair)) = login.result else { panic!("no tokens") };
     let mut mfa = MfaServiceClient::new(channel_for_mfa.clone());
     let enrolment = mfa
@@ -100,7 +110,7 @@ async fn secrets_never_reach_the_log() {
     mfa.enroll_email_factor(authed(enrol_email, &pair.access_token)).await.unwrap();
     let mfa_mail = app.last_event("email.mfa_code", email).await;
     let challenge = match auth
-        .login(pb::LoginRequest { email: email.into(), password: p3.into() })
+        .login(pb::LoginRequest { email: email.into(), password: p3.into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -113,6 +123,7 @@ async fn secrets_never_reach_the_log() {
         challenge_id: challenge.challenge_id,
         factor_id: String::new(),
         code: backup[0].clone(),
+        ..Default::default()
     };
     let passed = auth.verify_mfa(req).await.unwrap().into_inner().tokens.unwrap();
     secrets.extend([passed.access_token, passed.refresh_token]);

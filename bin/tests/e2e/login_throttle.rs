@@ -28,7 +28,8 @@ fn behind_a_proxy(c: &mut Config) {
 }
 
 async fn login_from(app: &TestApp, email: &str, password: &str, ip: &str) -> Result<(), tonic::Status> {
-    let mut req = tonic::Request::new(pb::LoginRequest { email: email.into(), password: password.into() });
+    let mut req =
+        tonic::Request::new(pb::LoginRequest { email: email.into(), password: password.into(), ..Default::default() });
     req.metadata_mut().insert("x-forwarded-for", ip.parse().unwrap());
     app.auth.clone().login(req).await.map(|_| ())
 }
@@ -105,6 +106,7 @@ async fn parallel_guessers_cannot_exceed_the_count(mode: Mode) {
                     let mut req = tonic::Request::new(pb::LoginRequest {
                         email: "cal@example.com".into(),
                         password: "wrong password".into(),
+                        ..Default::default()
                     });
                     req.metadata_mut().insert("x-forwarded-for", "198.51.100.77".parse().unwrap());
                     answers.push(code_and_reason(&client.login(req).await.unwrap_err()));

@@ -18,6 +18,7 @@ mod log_hygiene;
 mod login_throttle;
 mod mfa;
 mod one_time_codes;
+mod organizations;
 mod outage;
 mod passwords;
 mod process;

@@ -24,6 +24,7 @@ crate::in_both_modes!(
     parallel_wrong_codes_across_challenges_stay_within_the_account_limit,
     a_password_reset_does_not_skip_the_second_factor,
     bad_mfa_input_names_the_field,
+    a_second_factor_login_into_an_organization_is_scoped_to_it,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -103,7 +104,12 @@ async fn verify(
     factor: &str,
     code: &str,
 ) -> Result<pb::VerifyMfaResponse, tonic::Status> {
-    let req = pb::VerifyMfaRequest { challenge_id: challenge.into(), factor_id: factor.into(), code: code.into() };
+    let req = pb::VerifyMfaRequest {
+        challenge_id: challenge.into(),
+        factor_id: factor.into(),
+        code: code.into(),
+        ..Default::default()
+    };
     app.auth.clone().verify_mfa(req).await.map(tonic::Response::into_inner)
 }
 
@@ -301,6 +307,7 @@ async fn parallel_verifications_with_one_code_succeed_once(mode: Mode) {
                 challenge_id: c.challenge_id.clone(),
                 factor_id: factor.clone(),
                 code: code.clone(),
+                ..Default::default()
             };
             tokio::spawn(async move { client.verify_mfa(req).await })
         })
@@ -356,6 +363,7 @@ async fn parallel_wrong_codes_across_challenges_stay_within_the_account_limit(mo
                 challenge_id: challenges[n % 20].clone(),
                 factor_id: factor.clone(),
                 code: bad.clone(),
+                ..Default::default()
             };
             tokio::spawn(async move { client.verify_mfa(req).await })
         })
@@ -444,4 +452,28 @@ async fn bad_mfa_input_names_the_field(mode: Mode) {
     let status =
         assert_error(verify(&app, "not-a-uuid", &factor, "123456").await, Code::InvalidArgument, "INVALID_ARGUMENT");
     assert_eq!(violated_fields(&status), ["challenge_id"]);
+}
+
+/// A login into an organization passes the second factor like any other,
+/// and the tokens carry the organization and the member's role; a
+/// non-member is refused before the code is spent.
+async fn a_second_factor_login_into_an_organization_is_scoped_to_it(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let (access, _, _, codes) = user_with_totp(&app, "oz@example.com").await;
+    let create = pb::CreateOrganizationRequest { name: "Oz".into(), slug: String::new() };
+    let mut orgs = gatehouse_grpc::pb::organization_service_client::OrganizationServiceClient::new(app.channel.clone());
+    let org = orgs.create_organization(authed(create, &access)).await.unwrap().into_inner().organization.unwrap().id;
+    let scoped = |challenge: &str, organization: &str| pb::VerifyMfaRequest {
+        challenge_id: challenge.into(),
+        factor_id: String::new(),
+        code: codes[0].clone(),
+        organization_id: organization.into(),
+    };
+    let c = challenge(&app, "oz@example.com").await;
+    let elsewhere = scoped(&c.challenge_id, "01930000-0000-7000-8000-000000000001");
+    assert_error(app.auth.clone().verify_mfa(elsewhere).await, Code::NotFound, "NOT_FOUND");
+    let passed = app.auth.clone().verify_mfa(scoped(&c.challenge_id, &org)).await.unwrap().into_inner();
+    assert_eq!(passed.backup_codes_remaining, Some(9), "the refused attempt spent nothing");
+    let claims = app.validate(&passed.tokens.unwrap().access_token).await.unwrap();
+    assert_eq!((claims.organization_id.as_str(), claims.role.as_str()), (org.as_str(), "owner"));
 }

@@ -24,7 +24,8 @@ async fn list(app: &TestApp, access: &str) -> Vec<pb::Session> {
 }
 
 async fn login_as(app: &TestApp, email: &str, agent: &str, forwarded: Option<&str>) -> pb::TokenPair {
-    let mut req = tonic::Request::new(pb::LoginRequest { email: email.into(), password: PASSWORD.into() });
+    let mut req =
+        tonic::Request::new(pb::LoginRequest { email: email.into(), password: PASSWORD.into(), ..Default::default() });
     req.metadata_mut().insert("user-agent", agent.parse().unwrap());
     if let Some(ip) = forwarded {
         req.metadata_mut().insert("x-forwarded-for", ip.parse().unwrap());

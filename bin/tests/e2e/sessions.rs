@@ -146,7 +146,9 @@ async fn concurrent_refreshes_with_one_token_mint_one_pair(mode: Mode) {
         let mut client = app.auth.clone();
         let token = pair.refresh_token.clone();
         tokio::spawn(async move {
-            client.refresh_token(gatehouse_grpc::pb::RefreshTokenRequest { refresh_token: token }).await
+            client
+                .refresh_token(gatehouse_grpc::pb::RefreshTokenRequest { refresh_token: token, ..Default::default() })
+                .await
         })
     });
     let mut minted = 0;
@@ -181,7 +183,11 @@ async fn a_stray_bearer_token_is_ignored_where_no_sign_in_is_needed(mode: Mode) 
     let stale = app.user_session("eve@example.com").await;
     app.logout_bearer(&stale.access_token).await.unwrap();
 
-    let login = pb::LoginRequest { email: "eve@example.com".into(), password: "correct horse battery".into() };
+    let login = pb::LoginRequest {
+        email: "eve@example.com".into(),
+        password: "correct horse battery".into(),
+        ..Default::default()
+    };
     let fresh = match app.auth.clone().login(authed(login, "garbage")).await.unwrap().into_inner().result {
         Some(pb::login_response::Result::Tokens(pair)) => pair,
         other => panic!("login returned no tokens: {other:?}"),
@@ -291,6 +297,7 @@ async fn login_records_the_client_user_agent_and_address(mode: Mode) {
     let mut req = tonic::Request::new(gatehouse_grpc::pb::LoginRequest {
         email: "ua@example.com".into(),
         password: "correct horse battery".into(),
+        ..Default::default()
     });
     req.metadata_mut().insert("user-agent", "ExampleBrowser/7.1".parse().unwrap());
     let res = app.auth.clone().login(req).await.unwrap().into_inner();

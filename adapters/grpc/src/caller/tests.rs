@@ -98,6 +98,8 @@ impl Fixture {
             issued_at: now,
             expires_at: now + TimeDelta::minutes(15),
             organization_id: None,
+            role: None,
+            permissions: Vec::new(),
             scopes: Vec::new(),
         }
     }

@@ -18,6 +18,8 @@ pub struct Model {
     pub revoke_reason: Option<String>,
     pub user_agent: Option<String>,
     pub client_ip: Option<String>,
+    /// The organization the session's tokens are scoped to.
+    pub organization_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

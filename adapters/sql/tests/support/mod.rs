@@ -9,13 +9,14 @@ use std::time::Duration;
 use gatehouse_application::ports::audit::AuditLog;
 use gatehouse_application::ports::events::OutboxStore;
 use gatehouse_application::ports::mfa::MfaRepository;
+use gatehouse_application::ports::organizations::OrganizationReads;
 use gatehouse_application::ports::store::{SessionRepository, UserRepository};
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::ports::verifications::VerificationRepository;
 use gatehouse_application::testing::InMemoryStore;
 use gatehouse_sql::{
-    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOutboxStore, SqlSessionRepository, SqlUnitOfWorkFactory,
-    SqlUserRepository, SqlVerificationRepository,
+    Database, PoolSettings, SqlAuditLog, SqlMfaRepository, SqlOrganizationRepository, SqlOutboxStore,
+    SqlSessionRepository, SqlUnitOfWorkFactory, SqlUserRepository, SqlVerificationRepository,
 };
 use gatehouse_testkit::TempDir;
 use gatehouse_testkit::postgres::TestDatabase;
@@ -31,6 +32,7 @@ pub struct Stores {
     pub mfa: Arc<dyn MfaRepository>,
     pub outbox: Arc<dyn OutboxStore>,
     pub audit: Arc<dyn AuditLog>,
+    pub organizations: Arc<dyn OrganizationReads>,
 }
 
 /// Runs `test` against the in-memory fakes of `gatehouse_application::testing`,
@@ -49,7 +51,8 @@ where
         verifications: store.clone(),
         mfa: store.clone(),
         outbox: store.clone(),
-        audit: store,
+        audit: store.clone(),
+        organizations: store,
     })
     .await;
 }
@@ -74,6 +77,7 @@ impl TestDb {
             mfa: Arc::new(SqlMfaRepository::new(&self.db)),
             outbox: Arc::new(SqlOutboxStore::new(&self.db)),
             audit: Arc::new(SqlAuditLog::new(&self.db)),
+            organizations: Arc::new(SqlOrganizationRepository::new(&self.db)),
         }
     }
 

@@ -29,6 +29,7 @@ use crate::ports::verifications::VerificationRepository;
 
 mod audit;
 mod mfa;
+mod organizations;
 mod outbox;
 mod sessions;
 mod users;
@@ -72,6 +73,7 @@ struct State {
     backup_codes: Vec<(UserId, TokenHash, Option<DateTime<Utc>>)>,
     audit: Vec<AuditRecord>,
     tombstones: HashMap<UserId, DateTime<Utc>>,
+    orgs: organizations::Orgs,
 }
 
 impl State {
@@ -246,6 +248,10 @@ impl UnitOfWork for MemoryUnitOfWork {
     }
 
     fn challenges(&self) -> &dyn ChallengeWrites {
+        self
+    }
+
+    fn organizations(&self) -> &dyn crate::ports::organizations::OrganizationWrites {
         self
     }
 

@@ -162,6 +162,7 @@ impl AccountWrites for MemoryUnitOfWork {
         // What ON DELETE CASCADE does in SQL; audit rows stay.
         self.with(|state| {
             state.users.retain(|u| u.id != user);
+            state.orgs.forget_user(user);
             state.tombstones.insert(user, tombstone_until);
             let gone: Vec<SessionId> =
                 state.sessions.values().filter(|s| s.user_id() == user).map(|s| s.id()).collect();

@@ -63,7 +63,7 @@ impl AddMember {
         let mut uow = d.uow.begin().await?;
         let access = lock_for(uow.as_ref(), org, caller).await?;
         RoleChange { actor: access.role_name(), from: None, to: Some(&role) }.check()?;
-        assignable_role(uow.organizations(), org, &role).await?;
+        access.role.may_hand_out(&assignable_role(uow.organizations(), org, &role).await?.permissions)?;
         match invitee {
             Invitee::User(user) => {
                 access.require(&members_write())?;

@@ -25,6 +25,9 @@ crate::in_both_modes!(
     invitations_expire,
     bad_input_names_the_field_and_changes_nothing,
     an_organization_is_renamed_listed_and_deleted,
+    an_admin_cannot_write_or_take_a_role_above_its_own,
+    an_invitation_dies_with_its_inviters_right,
+    a_token_for_one_organization_does_not_act_in_another,
 );
 
 fn orgs(app: &TestApp) -> OrganizationServiceClient<Channel> {
@@ -52,6 +55,15 @@ async fn invite(app: &TestApp, access: &str, org: &str, email: &str) -> Result<p
         role: "member".into(),
     };
     orgs(app).add_member(authed(req, access)).await.map(|r| r.into_inner().invitation.unwrap())
+}
+
+async fn create_role(app: &TestApp, access: &str, org: &str, name: &str, perms: &[&str]) -> Result<pb::Role, Status> {
+    let req = pb::CreateRoleRequest {
+        organization_id: org.into(),
+        name: name.into(),
+        permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    orgs(app).create_role(authed(req, access)).await.map(|r| r.into_inner().role.unwrap())
 }
 
 async fn accept(app: &TestApp, access: &str, token: &str) -> Result<pb::AcceptInvitationResponse, Status> {
@@ -531,4 +543,78 @@ async fn an_organization_is_renamed_listed_and_deleted(mode: Mode) {
     // The slug is free again.
     let again = pb::CreateOrganizationRequest { name: "Acme".into(), slug: "acme".into() };
     orgs(&app).create_organization(authed(again, &alice)).await.unwrap();
+}
+
+/// OWASP ASVS 5.0 V8.2.1: an admin (`roles:*`, `members:*`) neither writes
+/// a role with power over the organization it lacks nor takes one an owner
+/// wrote; and a custom `organization:*` does not make its holder an owner.
+async fn an_admin_cannot_write_or_take_a_role_above_its_own(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let bob_id = app.verified_user("bob@example.com").await;
+    let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
+    let carol_id = app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+    let org = create(&app, &alice, "Acme").await.unwrap();
+    add_user(&app, &alice, &org.id, &bob_id, "admin").await.unwrap();
+
+    let superuser = create_role(&app, &bob, &org.id, "super", &["organization:*", "audit:*"]).await;
+    assert_error(superuser, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    create_role(&app, &bob, &org.id, "editor", &["documents:*"]).await.unwrap();
+    create_role(&app, &alice, &org.id, "deputy", &["organization:*"]).await.unwrap();
+    assert_error(set_role(&app, &bob, &org.id, &bob_id, "deputy").await, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    add_user(&app, &alice, &org.id, &carol_id, "deputy").await.unwrap();
+    assert_error(set_role(&app, &bob, &org.id, &carol_id, "member").await, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    let delete = pb::DeleteOrganizationRequest { organization_id: org.id.clone() };
+    assert_error(orgs(&app).delete_organization(authed(delete, &carol)).await, Code::PermissionDenied, "OWNER_ONLY");
+    let roles: Vec<(String, String)> =
+        members(&app, &alice, &org.id).await.into_iter().map(|m| (m.user_id, m.role)).collect();
+    assert!(roles.contains(&(bob_id, "admin".into())) && roles.contains(&(carol_id, "deputy".into())), "{roles:?}");
+}
+
+/// OWASP ASVS 5.0 V8.2.2: an invitation holds only while whoever sent it
+/// still could; removing the inviter closes the door they opened.
+async fn an_invitation_dies_with_its_inviters_right(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let bob_id = app.verified_user("bob@example.com").await;
+    let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
+    let org = create(&app, &alice, "Acme").await.unwrap();
+    add_user(&app, &alice, &org.id, &bob_id, "admin").await.unwrap();
+    let mut mailbox = Mailbox::open(&app).await;
+    invite(&app, &bob, &org.id, "carol@example.com").await.unwrap();
+    let mail = mailbox.invitation(&app, "carol@example.com").await;
+    let remove = pb::RemoveMemberRequest { organization_id: org.id.clone(), user_id: bob_id };
+    orgs(&app).remove_member(authed(remove, &alice)).await.unwrap();
+
+    app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+    assert_error(accept(&app, &carol, &mail.token).await, Code::FailedPrecondition, "INVITER_LOST_RIGHT");
+    assert_eq!(members(&app, &alice, &org.id).await.len(), 1);
+}
+
+/// OWASP ASVS 5.0 V8.2.2: a token issued for one organization (handed to
+/// that tenant's services) does not act in another its user belongs to,
+/// and says the same for an organization that does not exist.
+async fn a_token_for_one_organization_does_not_act_in_another(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let a = create(&app, &alice, "Alpha").await.unwrap();
+    let b = create(&app, &alice, "Beta").await.unwrap();
+    let scoped = login_into(&app, "alice@example.com", &a.id).await.unwrap().access_token;
+    let get = |org: &str| pb::GetOrganizationRequest { organization_id: org.into() };
+    assert_eq!(orgs(&app).get_organization(authed(get(&a.id), &scoped)).await.unwrap().into_inner().role, "owner");
+    let never = "01930000-0000-7000-8000-000000000001";
+    for org in [b.id.as_str(), never] {
+        let refused = orgs(&app).get_organization(authed(get(org), &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+        let delete = pb::DeleteOrganizationRequest { organization_id: org.into() };
+        let refused = orgs(&app).delete_organization(authed(delete, &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+        let trail = pb::ListAuditEventsRequest { organization_id: org.into(), ..Default::default() };
+        let refused = AuditServiceClient::new(app.channel.clone()).list_audit_events(authed(trail, &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+    }
+    // An unscoped token still reaches both.
+    assert_eq!(orgs(&app).get_organization(authed(get(&b.id), &alice)).await.unwrap().into_inner().role, "owner");
 }

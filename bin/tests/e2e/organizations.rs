@@ -28,6 +28,7 @@ crate::in_both_modes!(
     an_admin_cannot_write_or_take_a_role_above_its_own,
     an_invitation_dies_with_its_inviters_right,
     a_token_for_one_organization_does_not_act_in_another,
+    racing_for_one_slug_or_one_invitation_has_one_winner,
 );
 
 fn orgs(app: &TestApp) -> OrganizationServiceClient<Channel> {
@@ -617,4 +618,39 @@ async fn a_token_for_one_organization_does_not_act_in_another(mode: Mode) {
     }
     // An unscoped token still reaches both.
     assert_eq!(orgs(&app).get_organization(authed(get(&b.id), &alice)).await.unwrap().into_inner().role, "owner");
+}
+
+/// Parallel requests for one slug, or to accept one invitation, have one
+/// winner; the others get the answer a sequential loser gets, never INTERNAL.
+async fn racing_for_one_slug_or_one_invitation_has_one_winner(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let (app, alice) = (&app, &alice);
+    let race = |i: u32| {
+        let req = pb::CreateOrganizationRequest { name: format!("Race {i}"), slug: "race".into() };
+        async move { orgs(app).create_organization(authed(req, alice)).await.map(drop) }
+    };
+    let (a, b, c, d) = tokio::join!(race(0), race(1), race(2), race(3));
+    let results = [a, b, c, d];
+    let refused: Vec<(Code, String)> = results.iter().filter_map(|r| r.as_ref().err()).map(code_and_reason).collect();
+    assert_eq!(results.len() - refused.len(), 1, "{refused:?}");
+    assert!(refused.iter().all(|r| *r == (Code::AlreadyExists, "SLUG_TAKEN".into())), "{refused:?}");
+
+    let org = create(app, alice, "Acme").await.unwrap();
+    let mut mailbox = Mailbox::open(app).await;
+    invite(app, alice, &org.id, "carol@example.com").await.unwrap();
+    let mail = mailbox.invitation(app, "carol@example.com").await;
+    app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+    let once = || accept(app, &carol, &mail.token);
+    let (a, b, c, d) = tokio::join!(once(), once(), once(), once());
+    let results = [a.map(drop), b.map(drop), c.map(drop), d.map(drop)];
+    let refused: Vec<(Code, String)> = results.iter().filter_map(|r| r.as_ref().err()).map(code_and_reason).collect();
+    assert_eq!(results.len() - refused.len(), 1, "{refused:?}");
+    let lost = |r: &(Code, String)| {
+        *r == (Code::FailedPrecondition, "INVITATION_USED".into())
+            || *r == (Code::AlreadyExists, "ALREADY_MEMBER".into())
+    };
+    assert!(refused.iter().all(lost), "{refused:?}");
+    assert_eq!(members(app, alice, &org.id).await.len(), 2);
 }

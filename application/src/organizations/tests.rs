@@ -357,6 +357,10 @@ fn an_admin_cannot_make_or_take_a_role_above_its_own() {
     let remove = block_on(RemoveMember::new(h.deps.clone()).execute(user_id(BOB), org, user_id(CAROL))).unwrap_err();
     assert_eq!(reason(&remove), "BEYOND_OWN_ROLE");
     assert_eq!(block_on(h.deps.organizations.membership(org, user_id(BOB))).unwrap().unwrap().role.as_str(), "admin");
+    // A custom role that may only manage members does not promote its holder to admin.
+    create_role(&h, ALICE, org, "recruiter", &["members:write"]).unwrap();
+    h.set_role(ALICE, org, CAROL, "recruiter").unwrap();
+    assert_eq!(reason(&h.set_role(CAROL, org, CAROL, "admin").unwrap_err()), "BEYOND_OWN_ROLE");
     // The owner may do all of it.
     h.set_role(ALICE, org, CAROL, "docs").unwrap();
     update_role(&h, ALICE, org, "auditor", &["audit:read"]).unwrap();

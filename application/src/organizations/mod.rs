@@ -135,7 +135,7 @@ pub async fn resolve_role(
 ///
 /// # Errors
 /// `INVALID_ARGUMENT` naming `role` for a role the organization does not have.
-pub(crate) async fn assignable_role(
+async fn assignable_role(
     reads: &dyn OrganizationReads,
     org: OrganizationId,
     name: &RoleName,

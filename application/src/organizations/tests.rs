@@ -282,6 +282,22 @@ fn invitations_are_limited_per_organization() {
     assert_eq!(sent, 2);
 }
 
+/// A refused invitation (a role the sender may not give, or none at all)
+/// does not spend the organization's allowance, so an admin's mistakes do
+/// not lock out its owners' invitations.
+#[test]
+fn refused_invitations_do_not_spend_the_limit() {
+    let limits =
+        RateLimits { invitation_organization: Limit::new(1, TimeDelta::hours(1)).unwrap(), ..RateLimits::default() };
+    let h = H::with_limits(limits);
+    let org = h.org();
+    h.add(ALICE, org, BOB, "admin").unwrap();
+    assert_eq!(reason(&invite_as(&h, BOB, org, "eve@example.com", "owner").unwrap_err()), "OWNER_ONLY");
+    let ghost = invite_as(&h, BOB, org, "eve@example.com", "ghost").unwrap_err();
+    assert!(matches!(&ghost, AppError::InvalidArgument(v) if v[0].field == "role"), "{ghost:?}");
+    invite_as(&h, ALICE, org, "eve@example.com", "member").unwrap();
+}
+
 #[test]
 fn removing_a_member_ends_only_their_sessions_scoped_to_it() {
     let h = H::new();

@@ -311,6 +311,13 @@ async fn a_member_of_one_organization_sees_nothing_of_another(mode: Mode) {
     create(&app, &dave, "Beta").await.unwrap();
     let dave_id = app.validate(&dave).await.unwrap().user_id;
     let never = "01930000-0000-7000-8000-000000000001".to_owned();
+    let reader = pb::CreateRoleRequest {
+        organization_id: a.id.clone(),
+        name: "reader".into(),
+        permissions: vec!["documents:read".into()],
+    };
+    orgs(&app).create_role(authed(reader, &alice)).await.unwrap();
+    let invitation = invite(&app, &alice, &a.id, "erin@example.com").await.unwrap();
 
     // What dave is told about alice's organization is exactly what he is
     // told about one that was never created.
@@ -350,13 +357,70 @@ async fn a_member_of_one_organization_sees_nothing_of_another(mode: Mode) {
                 .await
                 .unwrap_err(),
         ];
-        for status in answers {
+        // Every change, too: the ids of alice's members, roles and
+        // invitations are as unknown to dave as the organization.
+        let alice_id = app.validate(&alice).await.unwrap().user_id;
+        let mask = prost_types::FieldMask { paths: vec!["name".into()] };
+        let changes: Vec<Status> = vec![
+            c.update_organization(authed(
+                pb::UpdateOrganizationRequest {
+                    organization_id: o.clone(),
+                    name: "Mine".into(),
+                    update_mask: Some(mask),
+                    ..Default::default()
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            set_role(&app, &dave, &o, &alice_id, "member").await.unwrap_err(),
+            remove(&app, &dave, &o, &alice_id).await.unwrap_err(),
+            c.leave_organization(authed(pb::LeaveOrganizationRequest { organization_id: o.clone() }, &dave))
+                .await
+                .unwrap_err(),
+            create_role(&app, &dave, &o, "spy", &["documents:read"]).await.unwrap_err(),
+            c.update_role(authed(
+                pb::UpdateRoleRequest {
+                    organization_id: o.clone(),
+                    name: "reader".into(),
+                    permissions: vec!["a:b".into()],
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            c.delete_role(authed(pb::DeleteRoleRequest { organization_id: o.clone(), name: "reader".into() }, &dave))
+                .await
+                .unwrap_err(),
+            c.revoke_invitation(authed(
+                pb::RevokeInvitationRequest { organization_id: o.clone(), invitation_id: invitation.id.clone() },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            c.check_permissions(authed(
+                pb::CheckPermissionsRequest {
+                    organization_id: o.clone(),
+                    subject: alice_id.clone(),
+                    permissions: vec!["members:read".into()],
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+        ];
+        for status in answers.into_iter().chain(changes) {
             assert_eq!(code_and_reason(&status), (Code::NotFound, "NOT_FOUND".into()), "{org}: {status:?}");
             assert_eq!(status.message(), "organization not found", "{org}");
         }
     }
     // And alice's organization is untouched.
     assert_eq!(members(&app, &alice, &a.id).await.len(), 1);
+    let get = pb::GetOrganizationRequest { organization_id: a.id.clone() };
+    let kept = orgs(&app).get_organization(authed(get, &alice)).await.unwrap().into_inner().organization.unwrap();
+    assert_eq!(kept.name, "Alpha");
+    let open = pb::ListInvitationsRequest { organization_id: a.id.clone() };
+    assert_eq!(orgs(&app).list_invitations(authed(open, &alice)).await.unwrap().into_inner().invitations.len(), 1);
 }
 
 async fn invitation_tokens_are_single_use_revocable_and_for_their_address(mode: Mode) {

@@ -204,6 +204,9 @@ pub struct Config {
     /// Access-token life
     #[arg(long, env = "GATEHOUSE_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse::duration)]
     pub access_token_ttl: Duration,
+    /// Verified access tokens remembered, so a token presented again costs no signature check; 0 turns the cache off
+    #[arg(long, env = "GATEHOUSE_TOKEN_CACHE_SIZE", default_value = "10000")]
+    pub token_cache_size: u64,
     /// Refresh-token life: the session's idle timeout
     #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse::duration)]
     pub refresh_token_ttl: Duration,

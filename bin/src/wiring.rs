@@ -32,12 +32,14 @@ use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
 use gatehouse_application::ports::rate_limit::RateLimiter;
 use gatehouse_application::ports::store::StoreError;
+use gatehouse_application::ports::tokens::AccessTokenVerifier;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::throttle::Throttle;
 use gatehouse_application::{MfaSettings, PasswordStrength, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
-    AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
+    AeadSecretBox, Argon2Hasher, CachingVerifier, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock,
+    TotpRs,
 };
 use gatehouse_domain::PasswordPolicy;
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
@@ -69,6 +71,9 @@ pub struct App {
     /// Deletes ended sessions; run every prune interval.
     pub prune_sessions: PruneSessions,
     pub session_prune_interval: Duration,
+    /// The verified-token cache in front of validation, when it is on; its
+    /// counts are logged when the server stops.
+    pub token_cache: Option<Arc<CachingVerifier>>,
 }
 
 /// Creates the data directory readable by its owner only: it holds the
@@ -192,7 +197,15 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let opener =
         SessionOpener { sessions: sessions.clone(), uow: uow.clone(), users: users.clone(), events: events.clone() };
 
-    let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
+    // Validation (ValidateToken and every authenticated call) goes through
+    // the cache; the denylist is still asked each time, after it.
+    let token_cache =
+        (config.token_cache_size > 0).then(|| Arc::new(CachingVerifier::new(keys.clone(), config.token_cache_size)));
+    let verifier: Arc<dyn AccessTokenVerifier> = match &token_cache {
+        Some(cache) => cache.clone(),
+        None => keys.clone(),
+    };
+    let validate = ValidateToken::new(verifier, denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
     let proof = PasswordProof::new(users.clone(), hasher.clone(), throttle.clone());
     let sender = VerificationSender::new(
@@ -312,6 +325,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         outbox_poll_interval: config.outbox_poll_interval,
         prune_sessions: PruneSessions::new(sessions, clock, settings),
         session_prune_interval: config.session_prune_interval,
+        token_cache,
     })
 }
 

@@ -26,3 +26,4 @@ mod session_service;
 mod sessions;
 mod startup;
 mod takeover;
+mod token_cache;

@@ -150,9 +150,12 @@ pub struct Config {
     /// How often dependencies are probed for the health service
     #[arg(long, env = "GATEHOUSE_HEALTH_INTERVAL", default_value = "5s", value_parser = parse::duration)]
     pub health_interval: Duration,
-    /// Parallel argon2 hashes, 19 MiB each [default: the number of cores]
+    /// Password-hashing threads (argon2, 19 MiB each, at a lower priority) [default: the number of cores]
     #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_CONCURRENCY", default_value_t = parse::cores(), hide_default_value = true, value_parser = parse::positive)]
     pub password_hash_concurrency: usize,
+    /// Hashes that may wait for a hashing thread; past that, Login and the other password calls answer RESOURCE_EXHAUSTED
+    #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_QUEUE", default_value = "64")]
+    pub password_hash_queue: usize,
     /// Lowest zxcvbn score (1 to 4) a new password needs; 3 is more than 10^8 guesses
     #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_SCORE", default_value = "3", value_parser = clap::value_parser!(u8).range(1..=4))]
     pub password_min_score: u8,

@@ -165,7 +165,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let keys = Arc::new(load_keys(config)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
-    let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency));
+    let hasher = Arc::new(
+        Argon2Hasher::new(config.password_hash_concurrency, config.password_hash_queue)
+            .context("starting the password-hashing threads")?,
+    );
     let users = Arc::new(SqlUserRepository::new(&db));
     let policy = PasswordPolicy::new(config.password_min_score).context("GATEHOUSE_PASSWORD_MIN_SCORE")?;
     let strength = PasswordStrength::new(users.clone(), policy);

@@ -2,7 +2,8 @@
 //! second-factor ports with real cryptography.
 //!
 //! - [`Argon2Hasher`] adapts `PasswordHasher`: argon2id with the OWASP
-//!   parameters, run off the async runtime with bounded concurrency.
+//!   parameters, on a fixed set of low-priority hashing threads that each
+//!   reuse one argon2 memory block, behind a bounded queue.
 //! - [`JwtKeys`] adapts `AccessTokenSigner` and `AccessTokenVerifier`:
 //!   Ed25519-signed JWT access tokens (RFC 9068 `at+jwt`) with a `kid` that is
 //!   the key's RFC 7638 thumbprint, and the JWKS of the keys that verify.
@@ -15,6 +16,8 @@
 //!   secrets at rest under a [`SecretKey`] named by its id, so keys rotate.
 //! - [`SystemClock`] adapts `Clock`; [`OsRandom`] adapts `RandomSource`.
 
+mod argon2_worker;
+mod hash_pool;
 mod jwt;
 mod keys;
 mod password;

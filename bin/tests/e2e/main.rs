@@ -13,6 +13,7 @@ mod broker;
 mod email_flows;
 mod forged_tokens;
 mod grpcurl;
+mod hashing;
 mod limits;
 mod log_hygiene;
 mod login_throttle;

@@ -15,6 +15,7 @@ mod forged_tokens;
 mod grpcurl;
 mod hashing;
 mod limits;
+mod load_tool;
 mod log_hygiene;
 mod login_throttle;
 mod mfa;

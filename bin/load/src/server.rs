@@ -54,7 +54,9 @@ pub struct Server {
     /// From spawning the process to its health service answering `SERVING`.
     pub cold_start: Duration,
     dir: PathBuf,
+    /// Production: the database and the Redis key prefix, removed at the end.
     database: Option<String>,
+    redis_prefix: Option<String>,
 }
 
 /// Whether PostgreSQL, Redis and RabbitMQ answer on their local ports.
@@ -87,7 +89,7 @@ impl Server {
         };
         command.arg("serve").env("GATEHOUSE_GRPC_ADDR", addr.to_string()).env("GATEHOUSE_DATA_DIR", &dir);
         command.envs(LOAD_SETTINGS.iter().copied());
-        let mut database = None;
+        let (mut database, mut redis_prefix) = (None, None);
         if mode == Mode::Production {
             let name = format!("gatehouse_load_{}", tag.replace('-', "_"));
             let created = Command::new("createdb").args(["-h", "127.0.0.1", "-U", "postgres", &name]).status();
@@ -95,6 +97,8 @@ impl Server {
                 bail!("createdb {name} failed (is PostgreSQL up, user postgres trusted?)");
             }
             database = Some(name.clone());
+            let prefix = format!("gatehouse-load-{tag}:");
+            redis_prefix = Some(prefix.clone());
             let signing = dir.join("signing-key.pem");
             let secret = dir.join("secret-key");
             gatehouse_crypto::SigningKey::load_or_generate(&signing)?;
@@ -102,9 +106,11 @@ impl Server {
             command
                 .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{name}"))
                 .env("REDIS_URL", "redis://127.0.0.1:6379")
-                .env("GATEHOUSE_REDIS_KEY_PREFIX", format!("gatehouse-load-{tag}:"))
+                .env("GATEHOUSE_REDIS_KEY_PREFIX", &prefix)
                 .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-                .env("GATEHOUSE_AMQP_EXCHANGE", format!("gatehouse-load-{tag}"))
+                // One exchange for every run: nothing consumes it, and a
+                // per-run name would leave one behind each time.
+                .env("GATEHOUSE_AMQP_EXCHANGE", "gatehouse.load")
                 .env("GATEHOUSE_SIGNING_KEY_FILE", &signing)
                 .env("GATEHOUSE_SECRET_KEY_FILE", &secret);
         }
@@ -112,7 +118,7 @@ impl Server {
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let started = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        let mut server = Self { child, addr, cold_start: Duration::ZERO, dir, database };
+        let mut server = Self { child, addr, cold_start: Duration::ZERO, dir, database, redis_prefix };
         server.cold_start = server.wait_serving(started).await?;
         Ok(server)
     }
@@ -150,6 +156,13 @@ impl Drop for Server {
         let _ = self.child.wait();
         if let Some(name) = &self.database {
             let _ = Command::new("dropdb").args(["-h", "127.0.0.1", "-U", "postgres", "--if-exists", name]).status();
+        }
+        if let Some(prefix) = &self.redis_prefix {
+            // Best effort, with redis-cli if it is installed: the run's keys.
+            let script = format!(
+                "redis-cli -h 127.0.0.1 --scan --pattern '{prefix}*' | xargs -r redis-cli -h 127.0.0.1 del >/dev/null"
+            );
+            let _ = Command::new("sh").args(["-c", &script]).stderr(Stdio::null()).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

@@ -11,7 +11,7 @@ use tonic_types::StatusExt as _;
 use crate::harness::{Mode, PASSWORD, TestApp, code_and_reason};
 
 /// Concurrent logins against one hashing thread and no queue.
-const LOGINS: usize = 8;
+const LOGINS: usize = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn asvs_15_2_2_logins_past_the_hashing_queue_are_refused_with_retry_info() {

@@ -55,11 +55,22 @@ struct Cli {
     /// Where the JSON goes
     #[arg(long, default_value = "target/load")]
     out: PathBuf,
+    /// Only print the raw argon2id rate on this many threads (how the tool
+    /// measures it on the server's CPUs, under `taskset`)
+    #[arg(long, hide = true)]
+    raw_argon2_threads: Option<usize>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(threads) = cli.raw_argon2_threads {
+        #[allow(clippy::print_stdout, reason = "read by the parent process")]
+        {
+            println!("{}", argon2id_rate(threads, RAW_ARGON2_TIME));
+        }
+        return Ok(());
+    }
     // The server's hashing threads default to its cores: those it is pinned to.
     let hash_threads = cli
         .server_cpus
@@ -111,7 +122,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     eprintln!("load: raw argon2id on {hash_threads} thread(s)");
-    let argon2id_per_s = argon2id_rate(hash_threads, Duration::from_secs(3));
+    let argon2id_per_s = match &cli.server_cpus {
+        Some(cpus) => raw_argon2_on(cpus, hash_threads)?,
+        None => argon2id_rate(hash_threads, RAW_ARGON2_TIME),
+    };
     let report =
         Report { modes, argon2id_per_s, connections: cli.connections, streams: cli.streams, duration: cli.duration };
 
@@ -145,6 +159,23 @@ async fn run_all(
         outcomes.extend(run(&fixture, *scenario, options).await?);
     }
     Ok(outcomes)
+}
+
+/// How long the raw argon2id rate is measured.
+const RAW_ARGON2_TIME: Duration = Duration::from_secs(3);
+
+/// The raw argon2id rate on the CPUs the server ran on (it has stopped by
+/// then): this tool again, under `taskset`, so `Login` is compared with
+/// argon2 on the same cores.
+fn raw_argon2_on(cpus: &str, threads: usize) -> anyhow::Result<f64> {
+    let output = std::process::Command::new("taskset")
+        .args(["-c", cpus])
+        .arg(std::env::current_exe()?)
+        .args(["--raw-argon2-threads", &threads.to_string()])
+        .output()
+        .context("running taskset")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().with_context(|| format!("raw argon2id rate: {text:?}"))
 }
 
 /// How many CPUs a `taskset -c` list names (`0`, `0,2`, `1-3`).

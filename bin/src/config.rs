@@ -175,6 +175,9 @@ pub struct Config {
     /// Longest PostgreSQL statement
     #[arg(long, env = "GATEHOUSE_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse::duration)]
     pub db_statement_timeout: Duration,
+    /// While the database is known to be down, how long one trial call waits for it; the others answer UNAVAILABLE at once
+    #[arg(long, env = "GATEHOUSE_DB_OUTAGE_TIMEOUT", default_value = "1s", value_parser = parse::duration)]
+    pub db_outage_timeout: Duration,
     /// At start, wait (with backoff) for an unreachable database instead of exiting (true or false)
     #[arg(long, env = "GATEHOUSE_WAIT_FOR_DEPENDENCIES", default_value = "false", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub wait_for_dependencies: bool,
@@ -248,6 +251,9 @@ pub struct Config {
     /// Longest wait between publish retries
     #[arg(long, env = "GATEHOUSE_OUTBOX_MAX_BACKOFF", default_value = "60s", value_parser = parse::duration)]
     pub outbox_max_backoff: Duration,
+    /// How long a relay holds the outbox rows it claimed: after a crash they are sent again (by any replica) once it runs out; more than twice the AMQP timeout
+    #[arg(long, env = "GATEHOUSE_OUTBOX_LEASE", default_value = "15s", value_parser = parse::duration)]
+    pub outbox_lease: Duration,
     /// How long sent events are kept
     #[arg(long, env = "GATEHOUSE_OUTBOX_RETENTION", default_value = "1h", value_parser = parse::duration)]
     pub outbox_retention: Duration,
@@ -380,17 +386,32 @@ impl Config {
         for (field, d) in [
             ("db_connect_timeout", self.db_connect_timeout),
             ("db_statement_timeout", self.db_statement_timeout),
+            ("db_outage_timeout", self.db_outage_timeout),
             ("redis_timeout", self.redis_timeout),
             ("amqp_timeout", self.amqp_timeout),
             ("health_interval", self.health_interval),
             ("denylist_resync_interval", self.denylist_resync_interval),
             ("outbox_poll_interval", self.outbox_poll_interval),
             ("outbox_max_backoff", self.outbox_max_backoff),
+            ("outbox_lease", self.outbox_lease),
             ("session_prune_interval", self.session_prune_interval),
         ] {
             bounded(field, d, MAX_INTERVAL)?;
         }
         self.server_limits.check()?;
+        // A round stops starting publishes at half its lease and the last
+        // one may take the AMQP timeout: shorter, and another replica could
+        // claim rows this one is still publishing.
+        if self.outbox_lease <= self.amqp_timeout * 2 {
+            return Err(invalid(
+                "outbox_lease",
+                &humantime::format_duration(self.outbox_lease).to_string(),
+                &format!(
+                    "must be more than twice {}",
+                    setting_name(|arg| arg.get_id() == "amqp_timeout").unwrap_or_default()
+                ),
+            ));
+        }
         if self.refresh_token_ttl <= self.access_token_ttl {
             return Err(invalid(
                 "refresh_token_ttl",

@@ -100,6 +100,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
         connect_timeout: config.db_connect_timeout,
         acquire_timeout: config.db_connect_timeout,
         statement_timeout: config.db_statement_timeout,
+        outage_timeout: config.db_outage_timeout,
     };
     let mut pause = WAIT_FIRST;
     let db = loop {
@@ -314,6 +315,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let token = TokenApi { validate, jwks: GetJwks::new(keys) };
     let relay_settings = RelaySettings {
         max_backoff: to_delta(config.outbox_max_backoff)?,
+        lease: to_delta(config.outbox_lease)?,
         retention: to_delta(config.outbox_retention)?,
         ..RelaySettings::default()
     };

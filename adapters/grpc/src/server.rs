@@ -134,12 +134,45 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
+/// Probes every `every`, and at once whenever a probe says its dependency
+/// went up or down (a request found no connection), so health follows a
+/// failure within one probe interval even when it falls between ticks.
 async fn watch_health(reporter: HealthReporter, probes: Vec<Arc<dyn Probe>>, every: Duration) {
+    let nudge = Arc::new(tokio::sync::Notify::new());
+    let listeners: Vec<_> = probes
+        .iter()
+        .map(|probe| {
+            let (probe, nudge) = (Arc::clone(probe), Arc::clone(&nudge));
+            tokio::spawn(async move {
+                let mut seen = 0;
+                loop {
+                    seen = probe.changed(seen).await;
+                    // A stored permit: a change during a report is not lost.
+                    nudge.notify_one();
+                }
+            })
+        })
+        .collect();
+    let _stop_listeners = AbortOnDrop(listeners);
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticker.tick().await;
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = nudge.notified() => ticker.reset(),
+        }
         report_health(&reporter, &probes).await;
+    }
+}
+
+/// Aborts its tasks when dropped, as the health task is when serving stops.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -1,13 +1,14 @@
 //! The `EventPublisher` port over RabbitMQ, with a lazy, self-healing link.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use gatehouse_application::ports::BoxError;
 use gatehouse_application::ports::events::{EventPublisher, OutboxMessage, PublishError};
 use gatehouse_application::ports::health::Probe;
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 
 use crate::link::{Link, broker_error};
 
@@ -20,17 +21,40 @@ use crate::link::{Link, broker_error};
 /// that restarts is picked up again without help. Publishes are serialised
 /// on that channel, each waiting for its confirm.
 ///
-/// A broker that accepts TCP connections but never answers makes each
-/// attempt time out; lapin's I/O thread for such an attempt lingers until
-/// the peer closes the socket, so the caller's retry backoff bounds how many
-/// pile up.
+/// A broker that accepts TCP connections but never answers makes a
+/// connection attempt hang, and lapin's I/O thread for it lives until the
+/// socket closes. So there is at most one attempt at a time: a call whose
+/// timeout cuts the attempt short leaves it running, and the next call waits
+/// for that one instead of starting another. An attempt still hanging after
+/// [`ABANDON_AFTER`] is given up for a fresh one. Open connections carry
+/// AMQP heartbeats (unless the URL sets its own), so a broker that falls
+/// silent later is noticed and its connection closed.
 pub struct RabbitPublisher {
     url: String,
     /// `url` without its credentials, for errors and `Debug`.
     location: String,
     exchange: String,
     timeout: Duration,
-    link: Mutex<Option<Link>>,
+    link: Mutex<Slot>,
+}
+
+/// How long a connection attempt may hang before a new one replaces it.
+const ABANDON_AFTER: Duration = Duration::from_secs(120);
+
+/// The heartbeat interval asked of the broker, in seconds, unless the URL
+/// names one: a silent peer is declared dead after two missed beats.
+const HEARTBEAT_SECS: u16 = 10;
+
+/// The open link, and the connection attempt under way.
+#[derive(Default)]
+struct Slot {
+    link: Option<Link>,
+    opening: Option<Opening>,
+}
+
+struct Opening {
+    started: Instant,
+    task: JoinHandle<Result<Link, PublishError>>,
 }
 
 impl RabbitPublisher {
@@ -41,11 +65,11 @@ impl RabbitPublisher {
     #[must_use]
     pub fn new(url: &str, exchange: &str, timeout: Duration) -> Self {
         Self {
-            url: url.to_owned(),
+            url: with_heartbeat(url),
             location: without_credentials(url),
             exchange: exchange.to_owned(),
             timeout,
-            link: Mutex::new(None),
+            link: Mutex::new(Slot::default()),
         }
     }
 
@@ -72,13 +96,33 @@ impl RabbitPublisher {
     async fn ensure_link(&self) -> Result<(), PublishError> {
         self.bounded("connect", async {
             let mut slot = self.link.lock().await;
-            if !slot.as_ref().is_some_and(Link::is_open) {
-                *slot = None;
-                *slot = Some(Link::open(&self.url, &self.exchange, &self.location).await?);
-            }
+            let link = self.take_link(&mut slot).await?;
+            slot.link = Some(link);
             Ok(())
         })
         .await
+    }
+
+    /// Takes the open link out of `slot`, or the one the attempt under way
+    /// (or a new one) opens. Cancel-safe: a caller cut short by its timeout
+    /// leaves the attempt in `slot`, running.
+    async fn take_link(&self, slot: &mut Slot) -> Result<Link, PublishError> {
+        if let Some(link) = slot.link.take().filter(Link::is_open) {
+            return Ok(link);
+        }
+        if let Some(stale) = slot.opening.take_if(|o| o.started.elapsed() > ABANDON_AFTER) {
+            stale.task.abort();
+        }
+        let opening = slot.opening.get_or_insert_with(|| {
+            let (url, exchange, location) = (self.url.clone(), self.exchange.clone(), self.location.clone());
+            Opening {
+                started: Instant::now(),
+                task: tokio::spawn(async move { Link::open(&url, &exchange, &location).await }),
+            }
+        });
+        let outcome = (&mut opening.task).await;
+        slot.opening = None;
+        outcome.unwrap_or_else(|_| Err(broker_error(&self.location, "connection attempt ended".to_owned(), None)))
     }
 
     /// Runs `call` within the timeout; a call cut short is an error.
@@ -104,12 +148,9 @@ impl EventPublisher for RabbitPublisher {
             let mut slot = self.link.lock().await;
             // The link is taken out while in use: if this call fails or is cut
             // short by the timeout, it is dropped and the next call reconnects.
-            let link = match slot.take() {
-                Some(link) if link.is_open() => link,
-                _ => Link::open(&self.url, &self.exchange, &self.location).await?,
-            };
+            let link = self.take_link(&mut slot).await?;
             link.publish(&self.exchange, message, &self.location).await?;
-            *slot = Some(link);
+            slot.link = Some(link);
             Ok(())
         })
         .await
@@ -139,6 +180,16 @@ impl fmt::Debug for RabbitPublisher {
     }
 }
 
+/// `url` asking for [`HEARTBEAT_SECS`] heartbeats unless it names its own.
+fn with_heartbeat(url: &str) -> String {
+    if url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("heartbeat="))) {
+        url.to_owned()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}heartbeat={HEARTBEAT_SECS}")
+    }
+}
+
 /// `amqp://user:secret@host:5672/vhost` → `amqp://host:5672/vhost`.
 fn without_credentials(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -153,6 +204,13 @@ fn without_credentials(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeats_are_asked_for_unless_the_url_names_them() {
+        assert_eq!(with_heartbeat("amqp://h/%2f"), "amqp://h/%2f?heartbeat=10");
+        assert_eq!(with_heartbeat("amqp://h/%2f?frame_max=8192"), "amqp://h/%2f?frame_max=8192&heartbeat=10");
+        assert_eq!(with_heartbeat("amqp://h/%2f?heartbeat=30"), "amqp://h/%2f?heartbeat=30");
+    }
 
     #[test]
     fn location_and_debug_never_show_credentials() {

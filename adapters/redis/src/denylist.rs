@@ -24,7 +24,7 @@ use gatehouse_application::ports::health::Probe;
 use gatehouse_domain::{SessionId, TokenId, UserId};
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Script};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::connection;
 use crate::key::KeyPrefixes;
@@ -55,6 +55,8 @@ pub struct RedisDenylist {
     /// from a copy that lost later writes.
     generation: AtomicU64,
     stale: Notify,
+    /// Counts changes of `complete`, for health to follow at once.
+    changes: watch::Sender<u64>,
 }
 
 impl fmt::Debug for RedisDenylist {
@@ -108,6 +110,7 @@ impl RedisDenylist {
             stale_count: AtomicU64::new(0),
             generation: AtomicU64::new(0),
             stale: Notify::new(),
+            changes: watch::Sender::new(0),
         })
     }
 
@@ -128,7 +131,9 @@ impl RedisDenylist {
     /// Refuses lookups until the next rebuild, and wakes the rebuild task.
     fn mark_stale(&self) {
         self.stale_count.fetch_add(1, Ordering::AcqRel);
-        self.complete.store(false, Ordering::Release);
+        if self.complete.swap(false, Ordering::AcqRel) {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
         self.stale.notify_one();
     }
 }
@@ -235,7 +240,9 @@ impl Denylist for RedisDenylist {
             self.stale.notify_one();
             return Err(incomplete(Incomplete::StaleDuringRebuild));
         }
-        self.complete.store(true, Ordering::Release);
+        if !self.complete.swap(true, Ordering::AcqRel) {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Ok(())
     }
 
@@ -260,7 +267,15 @@ impl Probe for RedisDenylist {
             // missed: rebuild before answering from it again.
             self.mark_stale();
         }
-        result
+        result?;
+        // Reachable is not enough: until the rebuild has run, validation
+        // answers UNAVAILABLE, so TokenService must not be in rotation.
+        if self.complete.load(Ordering::Acquire) { Ok(()) } else { Err(incomplete(Incomplete::NotRebuilt).into()) }
+    }
+
+    async fn changed(&self, seen: u64) -> u64 {
+        let mut rx = self.changes.subscribe();
+        rx.wait_for(|now| *now != seen).await.map_or(seen, |now| *now)
     }
 }
 

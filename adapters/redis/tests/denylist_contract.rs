@@ -430,6 +430,30 @@ mod redis_server {
         assert!(h.denylist.is_denied(revoked, contract::token(), contract::user(), now()).await.unwrap());
     }
 
+    /// Health follows completeness, not just reachability: a denylist that
+    /// cannot vouch for its lookups makes validation answer UNAVAILABLE, so
+    /// its probe fails too, and every change is announced at once rather
+    /// than at the next probe (OWASP ASVS 5.0 V16.5.2).
+    #[tokio::test]
+    async fn health_fails_while_the_denylist_is_incomplete_and_hears_of_each_change() {
+        let h = RedisHarness::start_unbuilt().await;
+        assert!(h.denylist.check().await.is_err(), "not rebuilt yet: not serving");
+        let change = |seen| tokio::time::timeout(Duration::from_secs(5), h.denylist.changed(seen));
+
+        contract::rebuild(&h.denylist, &[]).await;
+        let complete = change(0).await.expect("the rebuild is announced");
+        h.denylist.check().await.unwrap();
+
+        let _ = gatehouse_testkit::redis::delete_keys(h.prefix.prefix());
+        assert!(h.denylist.is_denied(contract::session(), contract::token(), contract::user(), now()).await.is_err());
+        let lost = change(complete).await.expect("the loss is announced");
+        assert!(h.denylist.check().await.is_err(), "Redis answers, but the denylist lost its entries");
+
+        contract::rebuild(&h.denylist, &[]).await;
+        assert_ne!(change(lost).await.expect("the new rebuild is announced"), lost);
+        h.denylist.check().await.unwrap();
+    }
+
     /// ASVS 5.0 V7.4.1: keys lost after the rebuild read storage may include
     /// a revocation the read missed, so such a rebuild must not mark the
     /// denylist complete.

@@ -19,20 +19,21 @@ use gatehouse_application::ports::events::OutboxMessage;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_domain::{AuditOutcome, AuditRecord, ClientInfo, UserId};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use crate::database::Database;
 use crate::entity::audit_event;
 use crate::error::store_error;
 use crate::outbox::insert_outbox;
+use crate::pool::Pool;
 use crate::transaction::{begin, finish};
 
 /// The audit trail in SQL.
 #[derive(Debug, Clone)]
 pub struct SqlAuditLog {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlAuditLog {

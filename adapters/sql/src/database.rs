@@ -8,9 +8,10 @@ use gatehouse_application::ports::health::Probe;
 use gatehouse_application::ports::store::StoreError;
 use gatehouse_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, DbBackend, Statement};
 
 use crate::error::store_error;
+use crate::pool::Pool;
 
 /// How long a SQLite connection waits for another connection's write lock
 /// before giving up with "database is locked".
@@ -30,6 +31,10 @@ pub struct PoolSettings {
     pub acquire_timeout: Duration,
     /// Longest a single PostgreSQL statement may run.
     pub statement_timeout: Duration,
+    /// While the database is known to be down (a call just found no
+    /// connection), how long the one call that tries it again may wait; the
+    /// others answer unavailable at once.
+    pub outage_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -39,6 +44,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(5),
+            outage_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -65,7 +71,7 @@ const MIGRATION_LOCK_KEY: i64 = 0x6761_7465_686f_7573;
 /// share the pool.
 #[derive(Debug, Clone)]
 pub struct Database {
-    pub(crate) conn: DatabaseConnection,
+    pub(crate) conn: Pool,
 }
 
 impl Database {
@@ -105,7 +111,7 @@ impl Database {
             return Err(StoreError::Internal("unsupported database URL: expected postgres:// or sqlite:".into()));
         }
         match sea_orm::Database::connect(options).await {
-            Ok(conn) => Ok(Self { conn }),
+            Ok(conn) => Ok(Self { conn: Pool::new(conn, settings.outage_timeout) }),
             Err(pool_error) => Err(real_cause(url, settings.connect_timeout, pool_error).await),
         }
     }
@@ -117,7 +123,7 @@ impl Database {
     /// backend allows).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         if self.conn.get_database_backend() != DbBackend::Postgres {
-            return Migrator::up(&self.conn, None).await.map_err(store_error);
+            return Migrator::up(self.conn.unguarded(), None).await.map_err(store_error);
         }
         // Replicas starting together would race to create the same tables:
         // the first takes a transaction-scoped advisory lock, the others wait
@@ -137,6 +143,12 @@ impl Database {
     pub async fn close(self) -> Result<(), StoreError> {
         self.conn.close().await.map_err(store_error)
     }
+
+    /// Whether calls are being refused because the database was found down.
+    #[must_use]
+    pub fn is_known_down(&self) -> bool {
+        self.conn.is_down()
+    }
 }
 
 #[async_trait]
@@ -148,5 +160,9 @@ impl Probe for Database {
     async fn check(&self) -> Result<(), BoxError> {
         let ping = Statement::from_string(self.conn.get_database_backend(), "SELECT 1");
         self.conn.query_one(ping).await.map(|_| ()).map_err(|e| Box::new(store_error(e)).into())
+    }
+
+    async fn changed(&self, seen: u64) -> u64 {
+        self.conn.changed(seen).await
     }
 }

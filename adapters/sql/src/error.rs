@@ -38,15 +38,37 @@ fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
+/// No connection to be had: the pool timed out or closed, or the socket
+/// failed. Unlike "unavailable", a statement timeout or a serialization
+/// failure does not count: the database answered.
+pub(crate) fn is_lost_connection(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => is_socket_failure(e),
+        _ => false,
+    }
+}
+
+fn is_socket_failure(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
 /// Errors that say "not now" rather than "never": lost or refused connections,
 /// pool time-outs, and the database asking the client to come back later.
 fn is_transient(err: &sqlx::Error) -> bool {
+    if is_socket_failure(err) {
+        return true;
+    }
     match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
             if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
                 is_transient_sqlstate(pg.code())

@@ -29,6 +29,7 @@ mod entity;
 mod error;
 mod mfa;
 mod outbox;
+mod pool;
 mod sessions;
 mod transaction;
 mod unit_of_work;

@@ -28,8 +28,8 @@ use gatehouse_application::ports::unit_of_work::{ChallengeWrites, FactorWrites};
 use gatehouse_domain::{ClientInfo, Factor, FactorKind, MfaChallenge, SealedSecret, TokenHash, UserId};
 use sea_orm::sea_query::{Condition, Expr, Func, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -37,13 +37,14 @@ use crate::convert::{to_i32, to_u32};
 use crate::database::Database;
 use crate::entity::{backup_code, mfa_challenge, mfa_code, mfa_factor};
 use crate::error::store_error;
+use crate::pool::Pool;
 use crate::transaction::{begin, finish};
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// Second factors, their codes, backup codes and login challenges in SQL.
 #[derive(Debug, Clone)]
 pub struct SqlMfaRepository {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlMfaRepository {

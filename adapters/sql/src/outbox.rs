@@ -17,8 +17,8 @@ use gatehouse_application::ports::events::{ClaimedMessage, OutboxMessage, Outbox
 use gatehouse_application::ports::store::StoreError;
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, UpdateStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -27,11 +27,12 @@ use crate::convert::{to_i32, to_u32};
 use crate::database::Database;
 use crate::entity::outbox;
 use crate::error::store_error;
+use crate::pool::Pool;
 
 /// The outbox in SQL, as the relay sees it.
 #[derive(Debug, Clone)]
 pub struct SqlOutboxStore {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlOutboxStore {

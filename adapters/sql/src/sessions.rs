@@ -22,20 +22,21 @@ use gatehouse_application::ports::unit_of_work::SessionWrites;
 use gatehouse_domain::{ClientInfo, RevokeReason, Session, SessionId, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, LockType, UpdateStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    FromQueryResult, JoinType, QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, RelationTrait,
 };
 use uuid::Uuid;
 
 use crate::database::Database;
 use crate::entity::{account_tombstone, refresh_token, session};
 use crate::error::store_error;
+use crate::pool::Pool;
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// Sessions and their refresh-token chains in SQL.
 #[derive(Debug, Clone)]
 pub struct SqlSessionRepository {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlSessionRepository {

@@ -2,12 +2,13 @@
 //! (the units of work have their own, in `unit_of_work`).
 
 use gatehouse_application::ports::store::StoreError;
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbErr};
 
 use crate::error::{abandon, store_error};
+use crate::pool::Pool;
 
 /// Opens a transaction on `conn`.
-pub(crate) async fn begin(conn: &DatabaseConnection) -> Result<DatabaseTransaction, StoreError> {
+pub(crate) async fn begin(conn: &Pool) -> Result<DatabaseTransaction, StoreError> {
     conn.begin().await.map_err(store_error)
 }
 

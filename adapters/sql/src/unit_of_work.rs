@@ -23,16 +23,17 @@ use gatehouse_application::ports::store::StoreError;
 use gatehouse_application::ports::unit_of_work::{
     AccountWrites, ChallengeWrites, FactorWrites, SessionWrites, UnitOfWork, UnitOfWorkFactory, VerificationWrites,
 };
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction};
 
 use crate::database::Database;
 use crate::error::store_error;
 use crate::outbox::insert_outbox;
+use crate::pool::Pool;
 
 /// Opens units of work on the database's pool.
 #[derive(Debug, Clone)]
 pub struct SqlUnitOfWorkFactory {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlUnitOfWorkFactory {

@@ -14,8 +14,8 @@ use gatehouse_application::ports::unit_of_work::AccountWrites;
 use gatehouse_domain::{Account, DisplayName, EmailAddress, LoginEmail, PasswordHash, User, UserId};
 use sea_orm::sea_query::{Expr, LockType};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -23,13 +23,14 @@ use crate::convert::to_email;
 use crate::database::Database;
 use crate::entity::{account_tombstone, user, user_email};
 use crate::error::store_error;
+use crate::pool::Pool;
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// User accounts in SQL. A user's login emails live in `user_emails`, whose
 /// unique constraint makes an email belong to at most one account.
 #[derive(Debug, Clone)]
 pub struct SqlUserRepository {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlUserRepository {

@@ -19,8 +19,8 @@ use gatehouse_application::ports::verifications::{RecentActivity, VerificationRe
 use gatehouse_domain::{EmailAddress, Purpose, TokenHash, UserId, Verification};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QueryTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QueryTrait,
 };
 use uuid::Uuid;
 
@@ -28,12 +28,13 @@ use crate::convert::{to_email, to_i32, to_token_hash, to_u32};
 use crate::database::Database;
 use crate::entity::verification;
 use crate::error::store_error;
+use crate::pool::Pool;
 use crate::unit_of_work::SqlUnitOfWork;
 
 /// One-time verifications in SQL.
 #[derive(Debug, Clone)]
 pub struct SqlVerificationRepository {
-    conn: DatabaseConnection,
+    conn: Pool,
 }
 
 impl SqlVerificationRepository {

@@ -12,4 +12,14 @@ pub trait Probe: std::fmt::Debug + Send + Sync {
 
     /// Succeeds when the dependency answers right now; the error says why not.
     async fn check(&self) -> Result<(), BoxError>;
+
+    /// Resolves once the dependency may have gone up or down since the
+    /// change counter stood at `seen`, with the counter's new value. An
+    /// adapter that sees requests fail for want of a connection says so
+    /// here, and health follows at once instead of at the next probe. The
+    /// default never resolves: the periodic check alone decides.
+    async fn changed(&self, seen: u64) -> u64 {
+        std::future::pending::<()>().await;
+        seen
+    }
 }

@@ -168,6 +168,9 @@ fn a_bad_flag_is_reported_with_its_variable_name() {
         "GATEHOUSE_REFRESH_TOKEN_TTL (--refresh-token-ttl): ",
     );
     assert!(err.contains("longer than GATEHOUSE_ACCESS_TOKEN_TTL"), "{err}");
+    let err = refused(&["--outbox-lease", "10s"], "GATEHOUSE_OUTBOX_LEASE (--outbox-lease): ");
+    assert!(err.contains("more than twice GATEHOUSE_AMQP_TIMEOUT"), "{err}");
+    assert!(load(&["--outbox-lease", "11s"]).is_ok());
     refused(&["--db-max-connections", "0"], "GATEHOUSE_DB_MAX_CONNECTIONS");
     refused(&["--max-code-attempts", "0"], "GATEHOUSE_MAX_CODE_ATTEMPTS");
     refused(&["--password-hash-concurrency", "0"], "GATEHOUSE_PASSWORD_HASH_CONCURRENCY");
@@ -206,6 +209,7 @@ fn zero_or_huge_durations_are_refused_at_start() {
         ("GATEHOUSE_DENYLIST_RESYNC_INTERVAL", MAX_INTERVAL),
         ("GATEHOUSE_OUTBOX_POLL_INTERVAL", MAX_INTERVAL),
         ("GATEHOUSE_OUTBOX_MAX_BACKOFF", MAX_INTERVAL),
+        ("GATEHOUSE_OUTBOX_LEASE", MAX_INTERVAL),
         ("GATEHOUSE_SESSION_PRUNE_INTERVAL", MAX_INTERVAL),
     ];
     let flags = flags_by_variable();
@@ -215,9 +219,15 @@ fn zero_or_huge_durations_are_refused_at_start() {
         let over = (max.as_secs() + 1).to_string();
         // The longest allowed is accepted (with a refresh life above it where needed)...
         let refresh = (max.as_secs() + 2).to_string();
+        let lease = max.as_secs().to_string();
         let mut args = vec![flag.as_str(), max_secs.as_str()];
         if variable == "GATEHOUSE_ACCESS_TOKEN_TTL" {
             args.extend(["--refresh-token-ttl", refresh.as_str()]);
+        }
+        let half = (max.as_secs() / 2 - 1).to_string();
+        if variable == "GATEHOUSE_AMQP_TIMEOUT" {
+            // The lease must stay above twice it, and has the same ceiling.
+            args = vec![flag.as_str(), half.as_str(), "--outbox-lease", lease.as_str()];
         }
         assert!(load(&args).is_ok(), "{variable}={max_secs}s: {:?}", load(&args).err());
         // ... zero and one second more are refused, naming the variable.

@@ -56,6 +56,28 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The server's `host:port`, for a [`FaultProxy`](crate::FaultProxy) in front of it.
+    #[must_use]
+    pub fn upstream(&self) -> String {
+        let host = split(&self.url).1;
+        if host.contains(':') { host.to_owned() } else { format!("{host}:5432") }
+    }
+
+    /// The URL of this database on the server at `addr` instead (a fault
+    /// proxy, or a port nothing listens on).
+    #[must_use]
+    pub fn url_via(&self, addr: impl std::fmt::Display) -> String {
+        let (head, _, tail) = split(&self.url);
+        format!("{head}{addr}{tail}")
+    }
+}
+
+/// A `postgres://user@host:port/db…` URL cut around its `host:port`.
+fn split(url: &str) -> (&str, &str, &str) {
+    let start = url.find('@').map_or_else(|| url.find("://").map_or(0, |i| i + 3), |at| at + 1);
+    let end = url[start..].find('/').map_or(url.len(), |slash| start + slash);
+    (&url[..start], &url[start..end], &url[end..])
 }
 
 impl Drop for TestDatabase {
@@ -88,6 +110,12 @@ fn with_database(url: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::with_database;
+
+    #[test]
+    fn the_server_address_is_cut_out_of_the_url() {
+        assert_eq!(super::split("postgres://u@h:5432/db?x=1"), ("postgres://u@", "h:5432", "/db?x=1"));
+        assert_eq!(super::split("postgres://h/db"), ("postgres://", "h", "/db"));
+    }
 
     #[test]
     fn database_name_is_replaced_in_the_url() {

@@ -12,7 +12,10 @@ use lapin::message::Delivery;
 use lapin::types::AMQPValue;
 use tonic::Code;
 
-use crate::harness::{Mail, Mode, TestApp, assert_error};
+use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
+
+use crate::harness::{Mail, Mode, PASSWORD, TestApp, assert_error};
+use crate::process::ServerProcess;
 
 /// A queue bound to the app's exchange like a mailer's: the email and SMS
 /// events.
@@ -349,4 +352,59 @@ async fn production_without_a_broker_refuses_to_start_unless_the_log_is_asked_fo
     .await
     .expect_err("the library's wiring refuses too");
     assert!(format!("{refused:#}").contains("GATEHOUSE_EVENTS"), "{refused:#}");
+}
+
+/// `kill -9` while the relay drains a backlog loses nothing: the rows the
+/// dead process had claimed are sent by the next one once their lease runs
+/// out, and the rest as soon as it starts. Delivery is at least once; a row
+/// confirmed but not yet marked sent may come twice, with its event id, so
+/// consumers de-duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_drain_loses_no_event() {
+    const SIGN_UPS: usize = 40;
+    let mut app = TestApp::spawn(Mode::Production).await;
+    app.stop().await;
+    let mut mailer = mailer(&app).await;
+    let proxy = FaultProxy::start(rabbitmq::upstream()).await;
+    proxy.cut();
+    let via = rabbitmq::url_via(proxy.addr());
+    let quick = [
+        ("GATEHOUSE_AMQP_TIMEOUT", "500ms"),
+        ("GATEHOUSE_OUTBOX_LEASE", "2s"),
+        ("GATEHOUSE_OUTBOX_MAX_BACKOFF", "500ms"),
+        ("GATEHOUSE_SIGNUP_LIMIT_ADDRESS", "1000/1h"),
+    ];
+    let mut first = ServerProcess::start(&app.config, &[&quick[..], &[("AMQP_URL", via.as_str())]].concat()).await;
+    let mut auth = AuthServiceClient::new(first.channel.clone());
+    for n in 0..SIGN_UPS {
+        let req = pb::SignUpRequest {
+            email: format!("backlog{n}@example.com"),
+            password: PASSWORD.into(),
+            ..Default::default()
+        };
+        auth.sign_up(req).await.unwrap();
+    }
+    let expected: HashSet<String> = app
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|r| r.event_type == "email.verification_requested")
+        .map(|r| r.event.event_id)
+        .collect();
+    assert_eq!(expected.len(), SIGN_UPS, "every sign-up waits in the outbox while the broker is cut off");
+
+    proxy.restore();
+    let mut seen = HashSet::from([message_id(&mailer.next().await)]);
+    first.kill();
+    let delivered_before_the_kill = app.outbox().await.iter().filter(|r| r.sent).count();
+
+    let _second = ServerProcess::start(&app.config, &quick).await;
+    while !expected.is_subset(&seen) {
+        seen.insert(message_id(&mailer.next().await));
+    }
+    eventually("every mailer event to be marked sent", async || {
+        app.outbox().await.iter().filter(|r| r.event_type.starts_with("email.")).all(|r| r.sent)
+    })
+    .await;
+    eprintln!("killed mid-drain with {delivered_before_the_kill} of {} rows sent", app.outbox().await.len());
 }

@@ -3,10 +3,6 @@
 //! every flow that handles a secret is driven, and the captured output is
 //! searched for each secret the test used.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
 use gatehouse_grpc::pb::mfa_service_client::MfaServiceClient;
@@ -14,9 +10,9 @@ use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use gatehouse_grpc::pb::user_service_client::UserServiceClient;
 use gatehouse_testkit::eventually;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::harness::{Mode, TestApp, assert_error, authed};
+use crate::process::ServerProcess;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_never_reach_the_log() {
@@ -28,47 +24,8 @@ async fn secrets_never_reach_the_log() {
     // A queue for every event, so the relay can send them all (an event no
     // queue is bound for stays in the outbox).
     let _everything = gatehouse_testkit::rabbitmq::TestConsumer::bind(&c.amqp_exchange).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "debug")
-        .env("GATEHOUSE_LOG_FORMAT", "json")
-        .env("GATEHOUSE_GRPC_ADDR", "127.0.0.1:0")
-        .env("GATEHOUSE_DATA_DIR", &c.data_dir)
-        .env("DATABASE_URL", c.database_url.clone().unwrap())
-        .env("REDIS_URL", c.redis_url.clone().unwrap())
-        .env("GATEHOUSE_REDIS_KEY_PREFIX", &c.redis_key_prefix)
-        .env("AMQP_URL", c.amqp_url.clone().unwrap())
-        .env("GATEHOUSE_AMQP_EXCHANGE", &c.amqp_exchange)
-        .env("GATEHOUSE_SIGNING_KEY_FILE", c.signing_key_file.clone().unwrap())
-        .env("GATEHOUSE_SECRET_KEY_FILE", c.secret_key_file.clone().unwrap())
-        .env("GATEHOUSE_OUTBOX_POLL_INTERVAL", "50ms")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gatehouse binary starts");
-
-    // Read the log on a thread; learn the port from the "serving" line.
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("gatehouse serving gRPC")
-                && let Some(addr) = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v["fields"]["addr"].as_str().map(str::to_owned))
-            {
-                let _ = addr_tx.send(addr);
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let addr = addr_rx.recv_timeout(Duration::from_secs(30)).expect("the server logs its address");
-    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let server = ServerProcess::start(c, &[("RUST_LOG", "debug")]).await;
+    let channel = server.channel.clone();
     let channel_for_mfa = channel.clone();
     let mut auth = AuthServiceClient::new(channel.clone());
     let mut user = UserServiceClient::new(channel.clone());
@@ -166,12 +123,7 @@ async fn secrets_never_reach_the_log() {
 
     // Let the relay publish (its log lines are searched too), then stop the server.
     eventually("the relay to publish every event", async || app.outbox().await.iter().all(|r| r.sent)).await;
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let _ = child.wait();
-    let mut log = reader.join().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    log.push_str(&stderr);
+    let log = server.terminate();
 
     // The log was captured: the flows above are in it.
     for expected in ["user signed up", "email verified", "login succeeded", "password changed", "password reset"] {

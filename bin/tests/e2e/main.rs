@@ -22,6 +22,7 @@ mod mfa;
 mod one_time_codes;
 mod outage;
 mod passwords;
+mod process;
 mod reset_flow;
 mod revocation;
 mod session_service;

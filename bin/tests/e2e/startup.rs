@@ -10,28 +10,14 @@ use gatehouse::config::Config;
 use gatehouse_testkit::FaultProxy;
 use gatehouse_testkit::postgres::TestDatabase;
 
-/// The `host:port` of a `postgres://user@host:port/db…` URL, and the URL
-/// with it replaced.
-pub(crate) fn split(url: &str) -> (String, String, String) {
-    let start = url.find('@').map_or_else(|| url.find("://").unwrap() + 3, |at| at + 1);
-    let end = start + url[start..].find('/').unwrap();
-    (url[..start].to_owned(), url[start..end].to_owned(), url[end..].to_owned())
-}
-
 /// A configuration whose database sits behind `proxy`.
 fn via_proxy(database: &TestDatabase, proxy: &FaultProxy, wait: bool) -> Config {
-    let (head, _, tail) = split(database.url());
     Config {
-        database_url: Some(format!("{head}{}{tail}", proxy.addr())),
+        database_url: Some(database.url_via(proxy.addr())),
         wait_for_dependencies: wait,
         db_connect_timeout: Duration::from_secs(1),
         ..Config::default()
     }
-}
-
-pub(crate) fn upstream(database: &TestDatabase) -> String {
-    let host = split(database.url()).1;
-    if host.contains(':') { host } else { format!("{host}:5432") }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,8 +25,7 @@ async fn an_unreachable_database_stops_the_start_naming_the_cause() {
     let database = TestDatabase::create("gh_e2e").await;
     // A port nothing listens on: the connection is refused.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let (head, _, tail) = split(database.url());
-    let config = Config { database_url: Some(format!("{head}{free}{tail}")), ..Config::default() };
+    let config = Config { database_url: Some(database.url_via(free)), ..Config::default() };
     let started = std::time::Instant::now();
     let error = gatehouse::wiring::open_database(&config).await.expect_err("nothing listens there");
     let text = format!("{error:#}");
@@ -51,7 +36,7 @@ async fn an_unreachable_database_stops_the_start_naming_the_cause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_dependencies_starts_once_the_database_is_back() {
     let database = TestDatabase::create("gh_e2e").await;
-    let proxy = FaultProxy::start(upstream(&database)).await;
+    let proxy = FaultProxy::start(database.upstream()).await;
     proxy.cut();
     let config = via_proxy(&database, &proxy, true);
     let opening = tokio::spawn(async move { gatehouse::wiring::open_database(&config).await.map(|_| ()) });

@@ -122,6 +122,7 @@ fn pool() -> PoolSettings {
         connect_timeout: Duration::from_secs(5),
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(10),
+        ..PoolSettings::default()
     }
 }
 

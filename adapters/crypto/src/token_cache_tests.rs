@@ -62,8 +62,12 @@ impl World {
             token_id: TokenId::from_uuid(Uuid::from_u128(n + 2_000_000)),
             issued_at: now,
             expires_at: now + TimeDelta::minutes(15),
-            organization_id: None,
+            // Organization-scoped, so the cached claims are shown to carry
+            // the role and permissions too.
+            organization_id: Some(Uuid::from_u128(n + 3_000_000).to_string()),
             scopes: vec!["profile:read".to_owned()],
+            role: Some("admin".to_owned()),
+            permissions: vec!["members:read".to_owned(), "members:write".to_owned()],
         };
         (self.keys.inner.sign(&claims).unwrap(), claims)
     }

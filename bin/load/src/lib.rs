@@ -162,7 +162,7 @@ impl Fixture {
 }
 
 async fn login(auth: &mut AuthServiceClient<Channel>, email: &str) -> Result<pb::TokenPair, Status> {
-    let req = pb::LoginRequest { email: email.into(), password: PASSWORD.into() };
+    let req = pb::LoginRequest { email: email.into(), password: PASSWORD.into(), ..Default::default() };
     match auth.login(req).await?.into_inner().result {
         Some(pb::login_response::Result::Tokens(pair)) => Ok(pair),
         _ => Err(Status::failed_precondition("login asked for a second factor")),
@@ -231,7 +231,10 @@ impl Stream {
                 login(&mut self.auth, email).await?;
             }
             Call::Refresh => {
-                let req = pb::RefreshTokenRequest { refresh_token: std::mem::take(&mut self.refresh_token) };
+                let req = pb::RefreshTokenRequest {
+                    refresh_token: std::mem::take(&mut self.refresh_token),
+                    ..Default::default()
+                };
                 let answer = self.auth.refresh_token(req).await;
                 let pair = match answer {
                     Ok(response) => response.into_inner().tokens,

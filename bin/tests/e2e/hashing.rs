@@ -26,7 +26,11 @@ async fn asvs_15_2_2_logins_past_the_hashing_queue_are_refused_with_retry_info()
         let app = app.auth.clone();
         tokio::spawn(async move {
             let mut auth = app;
-            let req = gatehouse_grpc::pb::LoginRequest { email: "busy@example.com".into(), password: PASSWORD.into() };
+            let req = gatehouse_grpc::pb::LoginRequest {
+                email: "busy@example.com".into(),
+                password: PASSWORD.into(),
+                ..Default::default()
+            };
             auth.login(req).await
         })
     });

@@ -2,7 +2,7 @@
 SHELL := /usr/bin/env bash
 CARGO ?= cargo
 
-.PHONY: help run migrate test test-only services tools lint fmt ci bench clean
+.PHONY: help run migrate test test-only services tools lint fmt ci bench load clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,18 @@ ci: lint test ## what CI runs
 bench: ## measure the token-validation hot path and argon2 (release build; prints ns/op)
 	@echo "bench: building in release mode and measuring"
 	$(CARGO) bench -p gatehouse --bench validate
+
+load: ## load the server over gRPC (release): every scenario, embedded and (when the services are up) production; one Markdown table, JSON in target/load/
+	@echo "load: building the server and the load tool in release mode"
+	$(CARGO) build --release --locked -p gatehouse -p gatehouse-load --bins
+	@echo "load: starting each server, running every scenario, measuring raw argon2id"
+	@bin_dir="$${CARGO_TARGET_DIR:-target}/release"; \
+	if command -v taskset >/dev/null && [ "$$(nproc)" -ge 2 ]; then \
+	  echo "load: server pinned to CPU 0, load tool to CPU 1"; \
+	  taskset -c 1 "$$bin_dir/gatehouse-load" --server "$$bin_dir/gatehouse" --server-cpus 0 --out target/load $(LOAD_ARGS); \
+	else \
+	  "$$bin_dir/gatehouse-load" --server "$$bin_dir/gatehouse" --out target/load $(LOAD_ARGS); \
+	fi
 
 clean: ## remove build output, tools and the embedded data
 	$(CARGO) clean

@@ -137,6 +137,11 @@ pub enum AppError {
     /// safe and, once the denylist answers, completes the job.
     #[error("the change is saved; its revocation is still being propagated")]
     RevocationPending(#[source] BoxError),
+    /// This replica is at capacity for the work asked (every password
+    /// hashing thread busy, the queue full); nothing was done. Retry in a
+    /// moment, here or on another replica.
+    #[error("the server is busy; retry shortly")]
+    Busy,
     /// A dependency (database, denylist) cannot be reached; retry later.
     /// The source says which and why, for the log only.
     #[error("service unavailable")]
@@ -228,7 +233,18 @@ macro_rules! internal_from {
         }
     )+};
 }
-internal_from!(HashError, SigningError, SealError, QrError);
+internal_from!(SigningError, SealError, QrError);
+
+/// A full hashing queue is a moment's overload, which the caller can wait
+/// out; any other hashing failure is internal.
+impl From<HashError> for AppError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Self::Busy,
+            HashError::Failed(_) => Self::Internal(Box::new(e)),
+        }
+    }
+}
 
 /// `error` and its sources, outermost first, joined by `": "`: the whole
 /// cause in one log field.
@@ -251,6 +267,12 @@ mod tests {
     #[test]
     fn an_unreachable_rate_limiter_fails_closed_as_unavailable() {
         assert!(matches!(AppError::from(RateLimitError("down".into())), AppError::Unavailable(_)));
+    }
+
+    #[test]
+    fn a_full_hashing_queue_is_busy_and_a_failed_hash_internal() {
+        assert!(matches!(AppError::from(HashError::Busy), AppError::Busy));
+        assert!(matches!(AppError::from(HashError::Failed("panicked".into())), AppError::Internal(_)));
     }
 
     #[test]

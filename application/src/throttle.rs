@@ -91,7 +91,8 @@ pub enum LoginSubject<'a> {
 }
 
 /// A login that may go ahead. Its attempt is counted; tell the throttle
-/// how it ended with [`LoginAttempt::succeeded`] (a failure keeps it).
+/// how it ended with [`Throttle::login_succeeded`] or
+/// [`Throttle::login_unchecked`] (a failure keeps it).
 #[derive(Debug)]
 #[must_use = "a successful login must give its count back"]
 pub struct LoginAttempt {
@@ -217,6 +218,20 @@ impl Throttle {
         }
     }
 
+    /// Ends a login whose password was never checked (the hasher was busy
+    /// or failed): every limit gets its attempt back, and earlier failures
+    /// stay counted. A refusal for load is not a guess.
+    pub async fn login_unchecked(&self, attempt: LoginAttempt) {
+        let now = self.now();
+        let mut result = Ok(());
+        for rule in attempt.pair.iter().chain([&attempt.account, &attempt.address]) {
+            result = result.and(self.limiter.refund(rule, now).await);
+        }
+        if let Err(error) = result {
+            tracing::warn!(error = %crate::error_chain(&error), "could not give back an unchecked login attempt");
+        }
+    }
+
     /// Whether the owner of `user` should be told that the account ceiling
     /// was reached: true once per ceiling window, however many refused
     /// attempts follow.
@@ -256,7 +271,8 @@ impl Throttle {
         }
     }
 
-    /// The password matched: the check does not count.
+    /// The password matched, or was never compared (the hasher was busy or
+    /// failed): the check does not count.
     pub async fn password_matched(&self, attempt: PasswordAttempt) {
         if let Err(error) = self.limiter.refund(&attempt.0, self.now()).await {
             tracing::warn!(error = %crate::error_chain(&error), "could not give a password check back");

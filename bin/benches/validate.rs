@@ -95,7 +95,7 @@ fn main() {
             Err(e) => println!("ValidateToken with Redis: not measured, Redis at {url} unreachable ({e})"),
         }
 
-        let hasher = Argon2Hasher::new(1);
+        let hasher = Argon2Hasher::new(1, 0).unwrap();
         let password = Password::new("correct horse battery staple".into()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         let m = 10;

@@ -150,9 +150,12 @@ pub struct Config {
     /// How often dependencies are probed for the health service
     #[arg(long, env = "GATEHOUSE_HEALTH_INTERVAL", default_value = "5s", value_parser = parse::duration)]
     pub health_interval: Duration,
-    /// Parallel argon2 hashes, 19 MiB each [default: the number of cores]
+    /// Password-hashing threads (argon2, 19 MiB each, at a lower priority) [default: the number of cores]
     #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_CONCURRENCY", default_value_t = parse::cores(), hide_default_value = true, value_parser = parse::positive)]
     pub password_hash_concurrency: usize,
+    /// Hashes that may wait for a hashing thread; past that, Login and the other password calls answer RESOURCE_EXHAUSTED
+    #[arg(long, env = "GATEHOUSE_PASSWORD_HASH_QUEUE", default_value = "64")]
+    pub password_hash_queue: usize,
     /// Lowest zxcvbn score (1 to 4) a new password needs; 3 is more than 10^8 guesses
     #[arg(long, env = "GATEHOUSE_PASSWORD_MIN_SCORE", default_value = "3", value_parser = clap::value_parser!(u8).range(1..=4))]
     pub password_min_score: u8,
@@ -207,6 +210,9 @@ pub struct Config {
     /// Access-token life
     #[arg(long, env = "GATEHOUSE_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = parse::duration)]
     pub access_token_ttl: Duration,
+    /// Verified access tokens remembered, so a token presented again costs no signature check; 0 turns the cache off
+    #[arg(long, env = "GATEHOUSE_TOKEN_CACHE_SIZE", default_value = "10000")]
+    pub token_cache_size: u64,
     /// Refresh-token life: the session's idle timeout
     #[arg(long, env = "GATEHOUSE_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse::duration)]
     pub refresh_token_ttl: Duration,

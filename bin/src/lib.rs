@@ -61,6 +61,10 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
         relay.abort();
     }
     prune.abort();
+    if let Some(cache) = &app.token_cache {
+        let stats = cache.stats();
+        tracing::info!(hits = stats.hits, misses = stats.misses, entries = stats.entries, "verified-token cache");
+    }
     Ok(result?)
 }
 

@@ -37,12 +37,14 @@ use gatehouse_application::ports::mfa::SecretBox;
 use gatehouse_application::ports::random::RandomSource;
 use gatehouse_application::ports::rate_limit::RateLimiter;
 use gatehouse_application::ports::store::StoreError;
+use gatehouse_application::ports::tokens::AccessTokenVerifier;
 use gatehouse_application::ports::unit_of_work::UnitOfWorkFactory;
 use gatehouse_application::sessions::{ListSessions, PruneSessions, RevokeOtherSessions, RevokeSession};
 use gatehouse_application::throttle::Throttle;
 use gatehouse_application::{MfaSettings, OrganizationSettings, PasswordStrength, TokenSettings, VerificationSettings};
 use gatehouse_crypto::{
-    AeadSecretBox, Argon2Hasher, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock, TotpRs,
+    AeadSecretBox, Argon2Hasher, CachingVerifier, JwtKeys, OsRandom, PublicKey, SecretKey, SigningKey, SystemClock,
+    TotpRs,
 };
 use gatehouse_domain::PasswordPolicy;
 use gatehouse_events::{LogPublisher, ProtoEventEncoder};
@@ -76,6 +78,9 @@ pub struct App {
     /// Deletes ended sessions; run every prune interval.
     pub prune_sessions: PruneSessions,
     pub session_prune_interval: Duration,
+    /// The verified-token cache in front of validation, when it is on; its
+    /// counts are logged when the server stops.
+    pub token_cache: Option<Arc<CachingVerifier>>,
 }
 
 /// Creates the data directory readable by its owner only: it holds the
@@ -168,7 +173,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let keys = Arc::new(load_keys(config)?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let rng: Arc<dyn RandomSource> = Arc::new(OsRandom);
-    let hasher = Arc::new(Argon2Hasher::new(config.password_hash_concurrency));
+    let hasher = Arc::new(
+        Argon2Hasher::new(config.password_hash_concurrency, config.password_hash_queue)
+            .context("starting the password-hashing threads")?,
+    );
     let users = Arc::new(SqlUserRepository::new(&db));
     let policy = PasswordPolicy::new(config.password_min_score).context("GATEHOUSE_PASSWORD_MIN_SCORE")?;
     let strength = PasswordStrength::new(users.clone(), policy);
@@ -206,7 +214,15 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         events: events.clone(),
     };
 
-    let validate = ValidateToken::new(keys.clone(), denylist.clone(), clock.clone());
+    // Validation (ValidateToken and every authenticated call) goes through
+    // the cache; the denylist is still asked each time, after it.
+    let token_cache =
+        (config.token_cache_size > 0).then(|| Arc::new(CachingVerifier::new(keys.clone(), config.token_cache_size)));
+    let verifier: Arc<dyn AccessTokenVerifier> = match &token_cache {
+        Some(cache) => cache.clone(),
+        None => keys.clone(),
+    };
+    let validate = ValidateToken::new(verifier, denylist.clone(), clock.clone());
     let throttle = Throttle::new(limiter, clock.clone(), config.rate_limits());
     let proof = PasswordProof::new(users.clone(), hasher.clone(), throttle.clone());
     let sender = VerificationSender::new(
@@ -347,6 +363,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         outbox_poll_interval: config.outbox_poll_interval,
         prune_sessions: PruneSessions::new(sessions, clock, settings),
         session_prune_interval: config.session_prune_interval,
+        token_cache,
     })
 }
 

@@ -8,19 +8,24 @@
 //! stores an NFKC hash.
 //!
 //! Each hash takes tens of milliseconds of CPU and 19 MiB of memory, so it
-//! runs on tokio's blocking pool behind a semaphore: logins queue rather than
-//! starve the async workers that validate tokens, and memory stays bounded at
-//! `max_concurrent × m`.
+//! runs on a fixed set of hashing threads ([`HashPool`]), each reusing one
+//! argon2 memory block ([`Argon2Worker`]) at a lower scheduling priority
+//! than the async workers that validate tokens, behind a bounded queue:
+//! memory stays at `threads × m`, a login flood slows validation little,
+//! and work past the queue is refused ([`HashError::Busy`]) instead of
+//! waiting without bound.
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{PasswordHash as Phc, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use gatehouse_application::ports::password::{HashError, PasswordCheck, PasswordHasher};
 use gatehouse_domain::{Password, PasswordHash};
 use rand_core::{OsRng, RngCore as _};
-use tokio::sync::Semaphore;
+
+use crate::argon2_worker::Argon2Worker;
+use crate::hash_pool::{Full, HashPool};
 
 /// What an unknown account's login is checked against; the value is never
 /// compared with anything that matters, only the work counts.
@@ -29,11 +34,10 @@ const DUMMY_PASSWORD: &[u8] = b"gatehouse dummy password: no account has it";
 /// The argon2id adapter of [`PasswordHasher`].
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
-    argon2: Argon2<'static>,
     /// A hash made at construction with the current parameters, verified
     /// against when there is no account, so that costs a real check.
     dummy: Arc<str>,
-    permits: Arc<Semaphore>,
+    pool: Arc<HashPool<Argon2Worker>>,
 }
 
 impl Argon2Hasher {
@@ -44,15 +48,17 @@ impl Argon2Hasher {
     /// OWASP parallelism.
     pub const P_COST: u32 = 1;
 
-    /// The production hasher with the OWASP parameters, allowing at most
-    /// `max_concurrent` hashes at once (at least one).
-    #[must_use]
-    pub fn new(max_concurrent: usize) -> Self {
+    /// The production hasher with the OWASP parameters: `threads` hashing
+    /// threads (at least one) and up to `queue` hashes waiting for them.
+    ///
+    /// # Errors
+    /// [`HashError::Failed`] when the OS refuses a thread.
+    pub fn new(threads: usize, queue: usize) -> Result<Self, HashError> {
         // The OWASP numbers are argon2's own defaults, valid by construction.
-        Self::build(Params::DEFAULT, max_concurrent)
+        Self::build(Params::DEFAULT, threads, queue)
     }
 
-    /// One permit per available CPU, the usual choice.
+    /// One hashing thread per available CPU, the usual choice.
     #[must_use]
     pub fn default_concurrency() -> usize {
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
@@ -63,13 +69,13 @@ impl Argon2Hasher {
     /// `needs_rehash` when verified.
     ///
     /// # Errors
-    /// [`HashError`] when argon2 refuses the parameters.
-    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32, max_concurrent: usize) -> Result<Self, HashError> {
-        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| HashError(Box::new(e)))?;
-        Ok(Self::build(params, max_concurrent))
+    /// [`HashError::Failed`] when argon2 refuses the parameters or the OS a thread.
+    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32, threads: usize, queue: usize) -> Result<Self, HashError> {
+        let params = Params::new(m_cost, t_cost, p_cost, None).map_err(|e| HashError::Failed(Box::new(e)))?;
+        Self::build(params, threads, queue)
     }
 
-    fn build(params: Params, max_concurrent: usize) -> Self {
+    fn build(params: Params, threads: usize, queue: usize) -> Result<Self, HashError> {
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let dummy = hash_with(&argon2, DUMMY_PASSWORD).unwrap_or_else(|e| {
             // Not expected with parameters argon2 accepted; a dummy with the
@@ -77,27 +83,21 @@ impl Argon2Hasher {
             tracing::error!(error = %e, "cannot compute the dummy password hash");
             FALLBACK_DUMMY.to_owned()
         });
-        let permits = max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
-        Self { argon2, dummy: dummy.into(), permits: Arc::new(Semaphore::new(permits)) }
+        let pool = HashPool::start("argon2", threads, queue, move || Argon2Worker::new(argon2.clone()))
+            .map_err(|e| HashError::Failed(Box::new(e)))?;
+        Ok(Self { dummy: dummy.into(), pool: Arc::new(pool) })
     }
 
-    /// Runs `work` on the blocking pool once a permit is free. The permit
-    /// moves into the task, so it is held until the hash finishes even if
-    /// the caller stops waiting.
+    /// Runs `work` on a hashing thread, or refuses at once when the threads
+    /// and the queue are full. A caller that stops waiting before a thread
+    /// takes its work costs no hash.
     async fn run<T, F>(&self, work: F) -> Result<T, HashError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>) -> T + Send + 'static,
+        F: FnOnce(&mut Argon2Worker) -> T + Send + 'static,
     {
-        let permit = Arc::clone(&self.permits).acquire_owned().await.map_err(|e| HashError(Box::new(e)))?;
-        let argon2 = self.argon2.clone();
-        tokio::task::spawn_blocking(move || {
-            let out = work(&argon2);
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| HashError(Box::new(e)))
+        let answer = self.pool.submit(work).map_err(|Full| HashError::Busy)?;
+        answer.await.map_err(|e| HashError::Failed(Box::new(e)))
     }
 }
 
@@ -105,20 +105,22 @@ impl Argon2Hasher {
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         let password = password.clone();
-        self.run(move |argon2| hash_with(argon2, password.expose().as_bytes()))
+        self.run(move |worker| worker.hash(password.expose().as_bytes()))
             .await?
             .map(PasswordHash::from_phc)
-            .map_err(|e| HashError(Box::new(e)))
+            .map_err(|e| HashError::Failed(Box::new(e)))
     }
 
     async fn verify(&self, password: &Password, hash: Option<&PasswordHash>) -> Result<PasswordCheck, HashError> {
         let password = password.clone();
         let stored = hash.map(|h| h.as_str().to_owned());
         let dummy = Arc::clone(&self.dummy);
-        self.run(move |argon2| check(argon2, Forms::of(&password), stored.as_deref(), &dummy)).await
+        self.run(move |worker| check(worker, Forms::of(&password), stored.as_deref(), &dummy)).await
     }
 }
 
+/// A hash made the way argon2 makes it, allocating its memory: for the
+/// dummy at start-up and for tests that make hashes of other kinds.
 fn hash_with(argon2: &Argon2<'_>, password: &[u8]) -> Result<String, argon2::password_hash::Error> {
     let mut salt = [0u8; 16];
     OsRng.fill_bytes(&mut salt);
@@ -150,29 +152,29 @@ impl<'a> Forms<'a> {
 /// argon2 hash per form, whether or not the account exists or its stored
 /// hash can be read, so the time says nothing about the account (OWASP ASVS
 /// 5.0 V6.3.8).
-fn check(argon2: &Argon2<'_>, forms: Forms<'_>, stored: Option<&str>, dummy: &str) -> PasswordCheck {
+fn check(worker: &mut Argon2Worker, forms: Forms<'_>, stored: Option<&str>, dummy: &str) -> PasswordCheck {
     let Some(stored) = stored else {
-        verify_dummy(argon2, forms, dummy);
+        verify_dummy(worker, forms, dummy);
         return PasswordCheck::Mismatch;
     };
     let phc = match Phc::new(stored) {
         Ok(phc) => phc,
         Err(e) => {
             tracing::warn!(error = %e, "stored password hash is not a PHC string; treating as mismatch");
-            verify_dummy(argon2, forms, dummy);
+            verify_dummy(worker, forms, dummy);
             return PasswordCheck::Mismatch;
         }
     };
     // Verification uses the algorithm and parameters recorded in the hash.
-    match verify_one(argon2, forms.normalized, &phc) {
-        Verified::Match => return PasswordCheck::Match { needs_rehash: needs_rehash(argon2, &phc) },
+    match verify_one(worker, forms.normalized, &phc) {
+        Verified::Match => return PasswordCheck::Match { needs_rehash: needs_rehash(worker.argon2(), &phc) },
         Verified::Mismatch => {}
         Verified::Unverifiable => {
-            verify_dummy(argon2, forms, dummy);
+            verify_dummy(worker, forms, dummy);
             return PasswordCheck::Mismatch;
         }
     }
-    match forms.as_received.map(|typed| verify_one(argon2, typed, &phc)) {
+    match forms.as_received.map(|typed| verify_one(worker, typed, &phc)) {
         // Made before normalisation: store the NFKC form's hash from now on.
         Some(Verified::Match) => PasswordCheck::Match { needs_rehash: true },
         Some(Verified::Mismatch | Verified::Unverifiable) | None => PasswordCheck::Mismatch,
@@ -186,8 +188,8 @@ enum Verified {
     Unverifiable,
 }
 
-fn verify_one(argon2: &Argon2<'_>, password: &[u8], phc: &Phc<'_>) -> Verified {
-    match argon2.verify_password(password, phc) {
+fn verify_one(worker: &mut Argon2Worker, password: &[u8], phc: &Phc<'_>) -> Verified {
+    match worker.verify(password, phc) {
         Ok(()) => Verified::Match,
         Err(argon2::password_hash::Error::Password) => Verified::Mismatch,
         Err(e) => {
@@ -198,11 +200,11 @@ fn verify_one(argon2: &Argon2<'_>, password: &[u8], phc: &Phc<'_>) -> Verified {
 }
 
 /// One dummy check per form: the cost of checking a real hash in vain.
-fn verify_dummy(argon2: &Argon2<'_>, forms: Forms<'_>, dummy: &str) {
+fn verify_dummy(worker: &mut Argon2Worker, forms: Forms<'_>, dummy: &str) {
     if let Ok(phc) = Phc::new(dummy) {
         for _ in 0..forms.count() {
             // The answer is irrelevant: the work is the point.
-            let _ = argon2.verify_password(forms.normalized, &phc);
+            let _ = worker.verify(forms.normalized, &phc);
         }
     }
 }
@@ -228,6 +230,8 @@ const FALLBACK_DUMMY: &str =
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use argon2::password_hash::PasswordVerifier as _;
+
     use super::*;
 
     fn password(text: &str) -> Password {
@@ -240,13 +244,23 @@ mod tests {
 
     /// Cheap parameters so most tests stay fast; the OWASP ones are covered once.
     fn cheap() -> Argon2Hasher {
-        Argon2Hasher::with_params(64, 1, 1, 2).unwrap()
+        Argon2Hasher::with_params(64, 1, 1, 2, 16).unwrap()
+    }
+
+    /// What `cheap()` hashes with.
+    fn cheap_argon2() -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(64, 1, 1, None).unwrap())
+    }
+
+    /// What `Argon2Hasher::new` hashes with.
+    fn owasp_argon2() -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
     }
 
     /// OWASP ASVS 5.0 V11.4.2; OWASP Password Storage Cheat Sheet (argon2id, m=19 MiB, t=2, p=1).
     #[tokio::test]
     async fn owasp_hash_is_argon2id_phc_and_verifies() {
-        let hasher = Argon2Hasher::new(2);
+        let hasher = Argon2Hasher::new(2, 4).unwrap();
         let pw = password("correct horse battery staple");
         let hash = hasher.hash(&pw).await.unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hash.as_str());
@@ -275,11 +289,11 @@ mod tests {
     /// account is checked against a real hash with the current parameters.
     #[tokio::test]
     async fn unknown_account_is_a_mismatch_against_a_real_dummy_hash() {
-        let hasher = Argon2Hasher::new(1);
+        let hasher = Argon2Hasher::new(1, 4).unwrap();
         let dummy = Phc::new(&hasher.dummy).unwrap();
         assert_eq!(dummy.algorithm, Algorithm::Argon2id.ident());
         assert_eq!(Params::try_from(&dummy).unwrap().m_cost(), Argon2Hasher::M_COST);
-        assert!(!needs_rehash(&hasher.argon2, &dummy), "the dummy costs what a real check costs");
+        assert!(!needs_rehash(&owasp_argon2(), &dummy), "the dummy costs what a real check costs");
         let check = hasher.verify(&password("whatever password"), None).await.unwrap();
         assert_eq!(check, PasswordCheck::Mismatch);
         // Even the dummy's own password never matches an absent account.
@@ -290,9 +304,8 @@ mod tests {
     #[test]
     fn fallback_dummy_is_a_valid_owasp_argon2id_hash() {
         let phc = Phc::new(FALLBACK_DUMMY).unwrap();
-        let hasher = Argon2Hasher::new(1);
-        assert!(!needs_rehash(&hasher.argon2, &phc));
-        assert!(hasher.argon2.verify_password(DUMMY_PASSWORD, &phc).is_ok());
+        assert!(!needs_rehash(&owasp_argon2(), &phc));
+        assert!(owasp_argon2().verify_password(DUMMY_PASSWORD, &phc).is_ok());
     }
 
     #[tokio::test]
@@ -300,7 +313,7 @@ mod tests {
         let old = cheap();
         let pw = password("correct horse battery staple");
         let hash = old.hash(&pw).await.unwrap();
-        let current = Argon2Hasher::with_params(128, 1, 1, 2).unwrap();
+        let current = Argon2Hasher::with_params(128, 1, 1, 2, 4).unwrap();
         assert_eq!(current.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: true });
         assert_eq!(old.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
     }
@@ -333,7 +346,7 @@ mod tests {
         let nfd = Password::candidate(CREME_NFD.to_owned()).unwrap();
         assert_eq!(hasher.verify(&nfd, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
         // The hash is the NFKC text's, byte for byte.
-        assert!(hasher.argon2.verify_password(CREME_NFC.as_bytes(), &Phc::new(hash.as_str()).unwrap()).is_ok());
+        assert!(cheap_argon2().verify_password(CREME_NFC.as_bytes(), &Phc::new(hash.as_str()).unwrap()).is_ok());
     }
 
     /// A hash made from the text as typed, before passwords were normalised,
@@ -341,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn a_hash_of_the_unnormalised_text_matches_and_needs_rehash() {
         let hasher = cheap();
-        let legacy = PasswordHash::from_phc(hash_with(&hasher.argon2, CREME_NFD.as_bytes()).unwrap());
+        let legacy = PasswordHash::from_phc(hash_with(&cheap_argon2(), CREME_NFD.as_bytes()).unwrap());
         let nfd = Password::candidate(CREME_NFD.to_owned()).unwrap();
         assert_eq!(hasher.verify(&nfd, Some(&legacy)).await.unwrap(), PasswordCheck::Match { needs_rehash: true });
         let wrong = Password::candidate("cre\u{300}me bru\u{302}le\u{301}e a\u{300} midi".to_owned()).unwrap();
@@ -361,26 +374,52 @@ mod tests {
         assert_eq!(Forms::of(&password(CREME_NFC)).count(), 1);
     }
 
-    /// Hashes beyond the limit queue for a permit instead of running (memory bound).
+    /// More concurrent logins than hashing threads: they wait in the queue
+    /// and every one gets the right answer.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_concurrent_checks_than_threads_all_finish_correctly() {
+        let hasher = Argon2Hasher::with_params(1024, 1, 1, 2, 30).unwrap();
+        let right = password("correct horse battery staple");
+        let stored = hasher.hash(&right).await.unwrap();
+        let checks = (0..32).map(|n| {
+            let (hasher, stored) = (hasher.clone(), stored.clone());
+            let candidate = if n % 2 == 0 { right.clone() } else { password("correct horse battery stapler") };
+            tokio::spawn(async move { (n, hasher.verify(&candidate, Some(&stored)).await.unwrap()) })
+        });
+        for check in checks.collect::<Vec<_>>() {
+            let (n, outcome) = check.await.unwrap();
+            let expected =
+                if n % 2 == 0 { PasswordCheck::Match { needs_rehash: false } } else { PasswordCheck::Mismatch };
+            assert_eq!(outcome, expected, "check {n}");
+        }
+    }
+
+    /// OWASP ASVS 5.0 V15.2.2: past the threads and the queue, a hash is
+    /// refused at once as busy (which Login answers RESOURCE_EXHAUSTED with
+    /// RetryInfo), not queued without bound.
     #[tokio::test]
-    async fn hashing_waits_for_a_free_permit() {
-        let hasher = Argon2Hasher::with_params(64, 1, 1, 1).unwrap();
-        let held = Arc::clone(&hasher.permits).acquire_owned().await.unwrap();
+    async fn a_full_queue_is_busy_at_once() {
+        let hasher = Argon2Hasher::with_params(64, 1, 1, 1, 1).unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let blocked = hasher.pool.submit(move |_| wait.recv().unwrap()).unwrap();
+        let queued = hasher.pool.submit(|_| 7).unwrap();
         let pw = password("correct horse battery staple");
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), hasher.hash(&pw)).await;
-        assert!(waiting.is_err(), "no permit, no hash");
-        drop(held);
-        assert!(hasher.hash(&pw).await.is_ok());
+        assert!(matches!(hasher.hash(&pw).await, Err(HashError::Busy)));
+        assert!(matches!(hasher.verify(&pw, None).await, Err(HashError::Busy)));
+        release.send(()).unwrap();
+        blocked.await.unwrap();
+        assert_eq!(queued.await.unwrap(), 7);
+        let hash = hasher.hash(&pw).await.unwrap();
+        assert_eq!(hasher.verify(&pw, Some(&hash)).await.unwrap(), PasswordCheck::Match { needs_rehash: false });
     }
 
     #[test]
-    fn concurrency_limit_is_at_least_one() {
-        assert_eq!(Argon2Hasher::with_params(64, 1, 1, 0).unwrap().permits.available_permits(), 1);
+    fn default_concurrency_is_at_least_one() {
         assert!(Argon2Hasher::default_concurrency() >= 1);
     }
 
     #[test]
     fn invalid_params_are_refused() {
-        assert!(Argon2Hasher::with_params(1, 1, 1, 1).is_err());
+        assert!(Argon2Hasher::with_params(1, 1, 1, 1, 0).is_err());
     }
 }

@@ -85,6 +85,12 @@ pub fn status(error: AppError) -> Status {
             details.set_retry_info(Some(Duration::from_secs(1)));
             (Code::Unavailable, "REVOCATION_PENDING", error.to_string())
         }
+        // The same answer as a request past the server's in-flight limit:
+        // this replica is full for now, retry shortly or elsewhere.
+        AppError::Busy => {
+            details.set_retry_info(Some(Duration::from_secs(1)));
+            (Code::ResourceExhausted, "SERVER_BUSY", error.to_string())
+        }
         AppError::Unavailable(cause) => {
             tracing::warn!(cause = %error_chain(cause.as_ref()), "dependency unavailable");
             details.set_retry_info(Some(Duration::from_secs(1)));
@@ -209,6 +215,16 @@ mod tests {
         let retry = s.get_error_details().retry_info().unwrap().retry_delay;
         assert_eq!(retry, Some(Duration::from_secs(900)));
         assert!(violations(&s).is_empty());
+    }
+
+    /// A full password-hashing queue: RESOURCE_EXHAUSTED with RetryInfo,
+    /// like a request past the in-flight limit (OWASP ASVS 5.0 V15.2.2).
+    #[test]
+    fn busy_is_resource_exhausted_server_busy_with_retry_info() {
+        let s = status(AppError::Busy);
+        assert_eq!((s.code(), reason(&s)), (Code::ResourceExhausted, "SERVER_BUSY".to_owned()));
+        let retry = s.get_error_details().retry_info().unwrap().retry_delay;
+        assert_eq!(retry, Some(Duration::from_secs(1)));
     }
 
     #[test]

@@ -44,7 +44,14 @@ impl PasswordProof {
     pub async fn check(&self, user: UserId, password: &Password, field: &'static str) -> Result<(), AppError> {
         let attempt = self.throttle.password_check(user).await?;
         let stored = self.users.password_hash(user).await?;
-        let check = self.hasher.verify(password, stored.as_ref()).await?;
+        let check = match self.hasher.verify(password, stored.as_ref()).await {
+            Ok(check) => check,
+            Err(error) => {
+                // Nothing was compared (a full hashing queue, say): no guess.
+                self.throttle.password_matched(attempt).await;
+                return Err(error.into());
+            }
+        };
         match (stored, check) {
             (Some(_), PasswordCheck::Match { .. }) => {
                 self.throttle.password_matched(attempt).await;

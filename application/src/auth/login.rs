@@ -139,7 +139,9 @@ impl Login {
     /// password; [`AppError::EmailNotVerified`] (only after the password
     /// matched, so it reveals nothing to a guesser) for an unverified address;
     /// [`AppError::RateLimited`] past a login limit, before the password is
-    /// looked at; `UNAVAILABLE` when the limiter cannot be asked.
+    /// looked at; `UNAVAILABLE` when the limiter cannot be asked;
+    /// [`AppError::Busy`] when every hashing thread is busy and the queue in
+    /// front of them full (not counted as a failure: nothing was checked).
     pub async fn execute(&self, cmd: LoginCommand) -> Result<LoginOutcome, AppError> {
         let credentials = self.users.find_credentials(&cmd.email).await?;
         let subject =
@@ -154,7 +156,14 @@ impl Login {
                 return Err(limited(retry_after));
             }
         };
-        let check = self.hasher.verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash)).await?;
+        let check = match self.hasher.verify(&cmd.password, credentials.as_ref().map(|c| &c.password_hash)).await {
+            Ok(check) => check,
+            Err(error) => {
+                // Nothing was checked (a full hashing queue, say), so it was no guess.
+                self.throttle.login_unchecked(attempt).await;
+                return Err(error.into());
+            }
+        };
         let (Some(credentials), PasswordCheck::Match { needs_rehash }) = (credentials.clone(), check) else {
             tracing::info!("login refused: invalid credentials");
             // OWASP ASVS 5.0 V16.3.1: failed authentications are logged; the

@@ -140,3 +140,21 @@ fn logins_fail_closed_when_the_limiter_is_down() {
     h.limiter.set_down(false);
     h.login("ann@example.com", RIGHT).unwrap();
 }
+
+/// OWASP ASVS 5.0 V15.2.2: a login refused because every hashing thread
+/// is busy checked no password, so it is no guess: however many there are,
+/// they throttle nobody, while the failures before them still count.
+#[test]
+fn logins_refused_for_a_busy_hasher_count_toward_no_limit() {
+    let h = Harness::new();
+    h.sign_up("ann@example.com", RIGHT).unwrap();
+    wrong(&h, "ann@example.com", "192.0.2.7", 4);
+    h.hasher.busy.store(true, Ordering::Relaxed);
+    for _ in 0..20 {
+        assert!(matches!(h.login_from("ann@example.com", RIGHT, "192.0.2.7"), Err(AppError::Busy)));
+    }
+    h.hasher.busy.store(false, Ordering::Relaxed);
+    // The fifth free try is still there, and the sixth is refused.
+    wrong(&h, "ann@example.com", "192.0.2.7", 1);
+    retry_after(h.login_from("ann@example.com", "wrong password", "192.0.2.7"));
+}

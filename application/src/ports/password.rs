@@ -5,10 +5,19 @@ use gatehouse_domain::{Password, PasswordHash};
 
 use crate::ports::BoxError;
 
-/// Hashing failed in a way no caller can fix.
+/// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
-#[error("password hashing failed")]
-pub struct HashError(#[source] pub BoxError);
+pub enum HashError {
+    /// Every hashing thread is busy and the queue in front of them is
+    /// full: nothing was done, and a retry shortly (here or on another
+    /// replica) may succeed. Refusing beats queueing without limit, which
+    /// only moves the memory and the wait.
+    #[error("password hashing is at capacity")]
+    Busy,
+    /// Hashing failed in a way no caller can fix.
+    #[error("password hashing failed")]
+    Failed(#[source] BoxError),
+}
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +32,8 @@ pub enum PasswordCheck {
 }
 
 /// A slow, salted password hash (argon2id in production). Implementations
-/// run the work off the async runtime with bounded concurrency.
+/// run the work off the async runtime with bounded concurrency and a
+/// bounded queue, answering [`HashError::Busy`] when both are full.
 #[async_trait]
 pub trait PasswordHasher: std::fmt::Debug + Send + Sync {
     /// Hashes a new password into a PHC string.

@@ -1,0 +1,45 @@
+//! The load tool keeps working: every scenario runs for a second against an
+//! embedded server, with the settings `make load` gives its servers, and
+//! every call answers OK. It measures nothing here (a debug build on a
+//! shared machine); `make load` does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use gatehouse_application::ports::rate_limit::Limit;
+use gatehouse_load::{Fixture, Options, Scenario};
+
+use crate::harness::{Mode, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_of_the_load_tool_runs_and_every_call_succeeds() {
+    // `server::LOAD_SETTINGS`, as fields.
+    let unlimited = Limit::new(1_000_000, TimeDelta::seconds(1)).unwrap();
+    let app = TestApp::spawn_with(Mode::Embedded, |c| {
+        c.require_verified_email = false;
+        c.signup_limit_address = unlimited;
+        c.message_limit_recipient = unlimited;
+        c.message_limit_account = unlimited;
+        c.login_limit_address = unlimited;
+    })
+    .await;
+    let options = Options {
+        connections: 1,
+        streams: 2,
+        duration: Duration::from_secs(1),
+        rate: None,
+        mixed_validate_rate: 50.0,
+        mixed_logins: 2,
+        accounts: 4,
+    };
+    let fixture = Arc::new(Fixture::prepare(&app.addr.to_string(), "e2e", &options).await.unwrap());
+    for scenario in Scenario::ALL {
+        let outcomes = gatehouse_load::run(&fixture, scenario, &options).await.unwrap();
+        assert!(!outcomes.is_empty());
+        for outcome in outcomes {
+            let summary = &outcome.summary;
+            assert!(summary.all_ok(), "{} {}: {:?}", scenario.name(), outcome.part, summary.codes);
+        }
+    }
+}

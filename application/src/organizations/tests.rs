@@ -89,6 +89,12 @@ impl H {
         Self { store, encoder, deps }
     }
 
+    /// As [`Self::new`], with at most `n` invitations per organization an hour.
+    fn with_invitations_per_hour(n: u32) -> Self {
+        let limit = Limit::new(n, TimeDelta::hours(1)).unwrap();
+        Self::with_limits(RateLimits { invitation_organization: limit, ..RateLimits::default() })
+    }
+
     /// An organization with alice as its owner.
     fn org(&self) -> OrganizationId {
         let name = OrganizationName::parse("Acme").unwrap();
@@ -263,9 +269,7 @@ fn a_custom_role_grants_its_permissions_and_stays_while_held() {
 
 #[test]
 fn invitations_are_limited_per_organization() {
-    let limits =
-        RateLimits { invitation_organization: Limit::new(2, TimeDelta::hours(1)).unwrap(), ..RateLimits::default() };
-    let h = H::with_limits(limits);
+    let h = H::with_invitations_per_hour(2);
     let org = h.org();
     h.invite(ALICE, org, "one@example.com").unwrap();
     h.invite(ALICE, org, "two@example.com").unwrap();
@@ -287,9 +291,7 @@ fn invitations_are_limited_per_organization() {
 /// not lock out its owners' invitations.
 #[test]
 fn refused_invitations_do_not_spend_the_limit() {
-    let limits =
-        RateLimits { invitation_organization: Limit::new(1, TimeDelta::hours(1)).unwrap(), ..RateLimits::default() };
-    let h = H::with_limits(limits);
+    let h = H::with_invitations_per_hour(1);
     let org = h.org();
     h.add(ALICE, org, BOB, "admin").unwrap();
     assert_eq!(reason(&invite_as(&h, BOB, org, "eve@example.com", "owner").unwrap_err()), "OWNER_ONLY");

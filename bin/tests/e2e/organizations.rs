@@ -610,18 +610,33 @@ async fn an_organization_is_renamed_listed_and_deleted(mode: Mode) {
     orgs(&app).create_organization(authed(again, &alice)).await.unwrap();
 }
 
+/// Alice's organization with bob as its admin, both signed in.
+struct Acme {
+    alice: String,
+    bob_id: String,
+    bob: String,
+    org: pb::Organization,
+}
+
+impl Acme {
+    async fn with_admin_bob(app: &TestApp) -> Self {
+        let alice = app.user_session("alice@example.com").await.access_token;
+        let bob_id = app.verified_user("bob@example.com").await;
+        let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
+        let org = create(app, &alice, "Acme").await.unwrap();
+        add_user(app, &alice, &org.id, &bob_id, "admin").await.unwrap();
+        Self { alice, bob_id, bob, org }
+    }
+}
+
 /// OWASP ASVS 5.0 V8.2.1: an admin (`roles:*`, `members:*`) neither writes
 /// a role with power over the organization it lacks nor takes one an owner
 /// wrote; and a custom `organization:*` does not make its holder an owner.
 async fn an_admin_cannot_write_or_take_a_role_above_its_own(mode: Mode) {
     let app = TestApp::spawn(mode).await;
-    let alice = app.user_session("alice@example.com").await.access_token;
-    let bob_id = app.verified_user("bob@example.com").await;
-    let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
+    let Acme { alice, bob_id, bob, org } = Acme::with_admin_bob(&app).await;
     let carol_id = app.verified_user("carol@example.com").await;
     let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
-    let org = create(&app, &alice, "Acme").await.unwrap();
-    add_user(&app, &alice, &org.id, &bob_id, "admin").await.unwrap();
 
     let superuser = create_role(&app, &bob, &org.id, "super", &["organization:*", "audit:*"]).await;
     assert_error(superuser, Code::PermissionDenied, "BEYOND_OWN_ROLE");
@@ -641,11 +656,7 @@ async fn an_admin_cannot_write_or_take_a_role_above_its_own(mode: Mode) {
 /// still could; removing the inviter closes the door they opened.
 async fn an_invitation_dies_with_its_inviters_right(mode: Mode) {
     let app = TestApp::spawn(mode).await;
-    let alice = app.user_session("alice@example.com").await.access_token;
-    let bob_id = app.verified_user("bob@example.com").await;
-    let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
-    let org = create(&app, &alice, "Acme").await.unwrap();
-    add_user(&app, &alice, &org.id, &bob_id, "admin").await.unwrap();
+    let Acme { alice, bob_id, bob, org } = Acme::with_admin_bob(&app).await;
     let mut mailbox = Mailbox::open(&app).await;
     invite(&app, &bob, &org.id, "carol@example.com").await.unwrap();
     let mail = mailbox.invitation(&app, "carol@example.com").await;

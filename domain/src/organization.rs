@@ -145,6 +145,14 @@ impl Permission {
     fn from_static(text: &'static str) -> Self {
         Self(text.to_owned())
     }
+
+    /// Whether it is about one of the service's own resources, those the
+    /// built-in roles define (see [`BuiltinRole`]): power over the
+    /// organization itself rather than over an application's resources.
+    #[must_use]
+    pub fn is_builtin_resource(&self) -> bool {
+        BuiltinRole::RESOURCES.contains(&self.parts().0)
+    }
 }
 
 impl fmt::Display for Permission {
@@ -176,6 +184,9 @@ pub enum BuiltinRole {
 
 impl BuiltinRole {
     pub const ALL: [Self; 3] = [Self::Owner, Self::Admin, Self::Member];
+    /// The resources of the service itself, on which the built-in roles'
+    /// permissions are defined.
+    pub const RESOURCES: [&'static str; 6] = ["organization", "members", "roles", "invitations", "clients", "audit"];
 
     #[must_use]
     pub const fn name(self) -> &'static str {
@@ -355,6 +366,25 @@ impl Role {
     pub fn allows(&self, wanted: &Permission) -> bool {
         self.permissions.iter().any(|p| p.grants(wanted))
     }
+
+    /// Whether a member holding `self` may hand out `permissions` (write
+    /// them into a custom role, or give a member a role holding them): every
+    /// one of them on the service's own resources must be one `self` grants,
+    /// so nobody creates or hands out power over the organization that they
+    /// do not hold themselves (an admin making a role with
+    /// `organization:*` and taking it). Permissions on an application's
+    /// resources (`documents:read`) are the organization's to define and
+    /// need only `roles:write` or `members:write`.
+    ///
+    /// # Errors
+    /// [`OrganizationRuleError::BeyondOwnRole`].
+    pub fn may_hand_out(&self, permissions: &[Permission]) -> Result<(), OrganizationRuleError> {
+        if permissions.iter().filter(|p| p.is_builtin_resource()).all(|p| self.allows(p)) {
+            Ok(())
+        } else {
+            Err(OrganizationRuleError::BeyondOwnRole)
+        }
+    }
 }
 
 /// Permissions the use cases ask for.
@@ -408,6 +438,8 @@ pub enum OrganizationRuleError {
     LastOwner,
     #[error("only an owner may give, change or take away the owner role")]
     OwnerOnly,
+    #[error("the role holds permissions over the organization that your role does not")]
+    BeyondOwnRole,
 }
 
 /// The last-owner rule: after a change that takes the owner role from one of
@@ -585,6 +617,25 @@ mod tests {
         assert!(!member.allows(&permissions::members_write()));
         assert!(!member.allows(&permissions::invitations_read()));
         assert!(!member.allows(&perm("documents:read")));
+    }
+
+    #[test]
+    fn nobody_hands_out_power_over_the_organization_that_they_lack() {
+        let admin = Role::builtin(BuiltinRole::Admin);
+        let owner = Role::builtin(BuiltinRole::Owner);
+        let set = |ps: &[&str]| ps.iter().map(|p| perm(p)).collect::<Vec<_>>();
+        for beyond in
+            [&["organization:*"][..], &["organization:delete"], &["audit:*"], &["audit:write", "documents:read"]]
+        {
+            assert_eq!(admin.may_hand_out(&set(beyond)), Err(OrganizationRuleError::BeyondOwnRole), "{beyond:?}");
+            assert_eq!(owner.may_hand_out(&set(beyond)), Ok(()), "{beyond:?}");
+        }
+        for within in [&["members:*", "roles:write"][..], &["documents:*"], &["audit:read"], &[]] {
+            assert_eq!(admin.may_hand_out(&set(within)), Ok(()), "{within:?}");
+        }
+        let member = Role::builtin(BuiltinRole::Member);
+        assert_eq!(member.may_hand_out(&set(&["members:write"])), Err(OrganizationRuleError::BeyondOwnRole));
+        assert_eq!(admin.may_hand_out(&owner.permissions), Err(OrganizationRuleError::BeyondOwnRole));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{SessionId, TokenId, UserId};
+use crate::ids::{OrganizationId, SessionId, TokenId, UserId};
 use crate::secret::Secret;
 
 /// What an access token says, independent of its encoding (JWT) and of the
@@ -29,6 +29,17 @@ pub struct AccessClaims {
     /// `perm`: the permissions of that role, as of issue (a role change
     /// reaches tokens at their next refresh).
     pub permissions: Vec<String>,
+}
+
+impl AccessClaims {
+    /// Whether the token may act in `org`: an unscoped one wherever its user
+    /// may, one issued for an organization in that one only, so a token
+    /// handed to one tenant's services does not reach into another tenant
+    /// its user also belongs to.
+    #[must_use]
+    pub fn may_act_in(&self, org: OrganizationId) -> bool {
+        self.organization_id.as_deref().is_none_or(|scoped| scoped == org.to_string())
+    }
 }
 
 /// An opaque refresh token as handed to the client. Only its hash is stored.
@@ -88,4 +99,32 @@ pub struct TokenPair {
     pub refresh_token_expires_at: DateTime<Utc>,
     pub session_id: SessionId,
     pub user_id: UserId,
+}
+
+#[cfg(test)]
+mod scope_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_token_issued_for_an_organization_acts_in_that_one_only() {
+        let (a, b) =
+            (OrganizationId::from_uuid(uuid::Uuid::from_u128(1)), OrganizationId::from_uuid(uuid::Uuid::from_u128(2)));
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let claims = |org: Option<OrganizationId>| AccessClaims {
+            user_id: UserId::from_uuid(uuid::Uuid::from_u128(3)),
+            session_id: SessionId::from_uuid(uuid::Uuid::from_u128(4)),
+            token_id: TokenId::from_uuid(uuid::Uuid::from_u128(5)),
+            issued_at: at,
+            expires_at: at,
+            organization_id: org.map(|o| o.to_string()),
+            scopes: vec![],
+            role: None,
+            permissions: vec![],
+        };
+        assert!(claims(None).may_act_in(a) && claims(None).may_act_in(b));
+        assert!(claims(Some(a)).may_act_in(a));
+        assert!(!claims(Some(a)).may_act_in(b));
+    }
 }

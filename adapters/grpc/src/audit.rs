@@ -13,7 +13,7 @@ use gatehouse_domain::{AuditRecord, OrganizationId};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::caller::signed_in;
+use crate::caller::{acting_in, signed_in};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
@@ -108,6 +108,7 @@ impl AuditApi {
             let org = fields.uuid("organization_id", &request.get_ref().organization_id);
             let (org,) = parsed!(fields, org);
             let org = OrganizationId::from_uuid(org);
+            acting_in(&caller, org)?;
             self.list_organization.execute(caller.user_id, org, page_size, start).await?
         };
         Ok(pb::ListAuditEventsResponse {

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 
 use gatehouse_application::auth::ValidateToken;
 use gatehouse_application::{AppError, TokenRejection};
-use gatehouse_domain::{AccessClaims, ClientInfo};
+use gatehouse_domain::{AccessClaims, ClientInfo, OrganizationId};
 use tonic::Request;
 use tonic::body::Body;
 use tonic::codegen::http::{self, Extensions, HeaderMap};
@@ -74,6 +74,23 @@ impl Caller {
 /// As [`Caller::take`] and [`Caller::signed_in`].
 pub(crate) fn signed_in<T>(request: &mut Request<T>) -> Result<AccessClaims, AppError> {
     Caller::take(request)?.signed_in().map(|(user, _)| user)
+}
+
+/// Refuses a token issued for another organization than `org`, the one a
+/// request acts in (see [`AccessClaims::may_act_in`]); the same answer whether
+/// or not `org` exists.
+///
+/// # Errors
+/// `PERMISSION_DENIED` (`TOKEN_FOR_ANOTHER_ORGANIZATION`).
+pub(crate) fn acting_in(claims: &AccessClaims, org: OrganizationId) -> Result<(), AppError> {
+    if claims.may_act_in(org) {
+        Ok(())
+    } else {
+        Err(AppError::PermissionDenied {
+            reason: "TOKEN_FOR_ANOTHER_ORGANIZATION",
+            message: "this token was issued for another organization; use one issued for this one, or none",
+        })
+    }
 }
 
 /// Finds callers, one value for the whole server, so every service reads

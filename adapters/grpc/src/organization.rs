@@ -14,7 +14,7 @@ use gatehouse_domain::{EmailAddress, OrganizationId, Secret, UserId};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::caller::signed_in;
+use crate::caller::{acting_in, signed_in};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::organization_fields::{
@@ -49,13 +49,15 @@ pub struct OrganizationApi {
     pub check_permission: CheckPermission,
 }
 
-/// The caller and the organization a request names.
+/// The caller and the organization a request names, which the caller's
+/// token must be allowed to act in.
 fn caller_and_org<T>(request: &mut Request<T>, org: impl Fn(&T) -> &str) -> Result<(UserId, OrganizationId), AppError> {
-    let caller = signed_in(request)?.user_id;
+    let claims = signed_in(request)?;
     let mut fields = Fields::default();
     let org = organization_id(&mut fields, "organization_id", org(request.get_ref()));
     let (org,) = parsed!(fields, org);
-    Ok((caller, org))
+    acting_in(&claims, org)?;
+    Ok((claims.user_id, org))
 }
 
 impl OrganizationApi {

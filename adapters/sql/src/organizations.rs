@@ -173,11 +173,16 @@ async fn members<C: ConnectionTrait>(
     Ok(rows.into_iter().map(to_membership).collect())
 }
 
-async fn open_invitations<C: ConnectionTrait>(c: &C, org: OrganizationId) -> Result<Vec<Invitation>, StoreError> {
+async fn open_invitations<C: ConnectionTrait>(
+    c: &C,
+    org: OrganizationId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Invitation>, StoreError> {
     let rows = organization_invitation::Entity::find()
         .filter(organization_invitation::Column::OrganizationId.eq(*org.as_uuid()))
         .filter(organization_invitation::Column::AcceptedAt.is_null())
         .filter(organization_invitation::Column::RevokedAt.is_null())
+        .filter(organization_invitation::Column::ExpiresAt.gt(now))
         .order_by_asc(organization_invitation::Column::CreatedAt)
         .order_by_asc(organization_invitation::Column::Id)
         .all(c)
@@ -234,8 +239,12 @@ macro_rules! reads {
                 members(&self.$conn, org, after, limit).await
             }
 
-            async fn open_invitations(&self, org: OrganizationId) -> Result<Vec<Invitation>, StoreError> {
-                open_invitations(&self.$conn, org).await
+            async fn open_invitations(
+                &self,
+                org: OrganizationId,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<Invitation>, StoreError> {
+                open_invitations(&self.$conn, org, now).await
             }
 
             async fn invitation_by_token(&self, hash: &TokenHash) -> Result<Option<Invitation>, StoreError> {

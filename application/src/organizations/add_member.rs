@@ -9,10 +9,11 @@ use gatehouse_domain::{
     EmailAddress, Event, Invitation, Membership, OrganizationId, RoleChange, RoleName, Secret, UserId,
 };
 
-use super::{assignable_role, lock_for, not_found};
+use super::{Access, assignable_role, lock_for, not_found};
 use crate::error::AppError;
 use crate::events::Audit;
 use crate::ids::new_uuid_v7;
+use crate::ports::organizations::OrganizationReads;
 use crate::ports::store::StoreError;
 use crate::secrets::{hash_secret, new_token};
 
@@ -55,15 +56,16 @@ impl AddMember {
         let d = &self.deps;
         if let Invitee::Email(email) = &invitee {
             // Only members may learn that the limit exists.
-            let access = super::Access::of(d.organizations.as_ref(), org, caller).await?;
+            let access = Access::of(d.organizations.as_ref(), org, caller).await?;
             access.require(&invitations_write())?;
+            // A refused invitation does not spend the organization's allowance.
+            may_give(d.organizations.as_ref(), &access, org, &role).await?;
             d.throttle.invitation(org, email.as_str(), caller).await?;
         }
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
         let access = lock_for(uow.as_ref(), org, caller).await?;
-        RoleChange { actor: access.role_name(), from: None, to: Some(&role) }.check()?;
-        assignable_role(uow.organizations(), org, &role).await?;
+        may_give(uow.organizations(), &access, org, &role).await?;
         match invitee {
             Invitee::User(user) => {
                 access.require(&members_write())?;
@@ -117,6 +119,22 @@ impl AddMember {
             }
         }
     }
+}
+
+/// Whether the caller may give `role`: it exists, it is the owner role
+/// only for owners, and it holds nothing over the organization the caller lacks.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` (`role`), `PERMISSION_DENIED` (`OWNER_ONLY`, `BEYOND_OWN_ROLE`).
+async fn may_give(
+    reads: &dyn OrganizationReads,
+    access: &Access,
+    org: OrganizationId,
+    role: &RoleName,
+) -> Result<(), AppError> {
+    RoleChange { actor: access.role_name(), from: None, to: Some(role) }.check()?;
+    access.role.may_hand_out(&assignable_role(reads, org, role).await?.permissions)?;
+    Ok(())
 }
 
 /// A refused membership: the user is a member already, or has no account.

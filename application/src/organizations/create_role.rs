@@ -21,7 +21,8 @@ impl CreateRole {
     /// # Errors
     /// `NOT_FOUND` for a non-member, `PERMISSION_DENIED` without
     /// `roles:write`, `ALREADY_EXISTS` (`ROLE_EXISTS`), `FAILED_PRECONDITION`
-    /// (`TOO_MANY_ROLES`).
+    /// (`TOO_MANY_ROLES`); `PERMISSION_DENIED` (`BEYOND_OWN_ROLE`) for
+    /// permissions over the organization the caller does not hold.
     pub async fn execute(
         &self,
         caller: UserId,
@@ -32,7 +33,9 @@ impl CreateRole {
         let d = &self.deps;
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
-        lock_for(uow.as_ref(), org, caller).await?.require(&roles_write())?;
+        let access = lock_for(uow.as_ref(), org, caller).await?;
+        access.require(&roles_write())?;
+        access.role.may_hand_out(permissions.as_slice())?;
         if uow.organizations().roles(org).await?.len() >= MAX_CUSTOM_ROLES {
             return Err(AppError::FailedPrecondition {
                 reason: "TOO_MANY_ROLES",

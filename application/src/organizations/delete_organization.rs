@@ -3,7 +3,7 @@
 //! (its access tokens stop validating at once).
 
 use gatehouse_domain::permissions::organization_delete;
-use gatehouse_domain::{OrganizationId, UserId};
+use gatehouse_domain::{OrganizationId, OrganizationRuleError, UserId};
 
 use super::{end_scoped_sessions, lock_for};
 use crate::error::AppError;
@@ -23,7 +23,13 @@ impl DeleteOrganization {
         let d = &self.deps;
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
-        lock_for(uow.as_ref(), org, caller).await?.require(&organization_delete())?;
+        let access = lock_for(uow.as_ref(), org, caller).await?;
+        access.require(&organization_delete())?;
+        // A custom role an owner wrote with `organization:*` does not make
+        // its holders owners: deleting is the owners' alone.
+        if !access.role_name().is_owner() {
+            return Err(OrganizationRuleError::OwnerOnly.into());
+        }
         let mut ended = Vec::new();
         for member in uow.organizations().members(org, None, u32::MAX).await? {
             ended.extend(end_scoped_sessions(uow.as_ref(), org, member.user, now).await?);

@@ -19,6 +19,6 @@ impl ListInvitations {
         let reads = self.deps.organizations.as_ref();
         Access::of(reads, org, caller).await?.require(&invitations_read())?;
         let now = self.deps.clock.now();
-        Ok(reads.open_invitations(org).await?.into_iter().filter(|i| i.pending(now)).collect())
+        Ok(reads.open_invitations(org, now).await?)
     }
 }

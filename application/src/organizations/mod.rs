@@ -223,8 +223,12 @@ pub(crate) async fn decide_role_change(
     let target = uow.organizations().membership(org, user).await?.ok_or(AppError::NotFound("member"))?;
     let change = RoleChange { actor: access.role_name(), from: Some(&target.role), to };
     change.check()?;
+    // Nobody manages a member whose role is above their own, nor gives one.
+    if let Some(held) = resolve_role(uow.organizations(), org, &target.role).await? {
+        access.role.may_hand_out(&held.permissions)?;
+    }
     if let Some(role) = to {
-        assignable_role(uow.organizations(), org, role).await?;
+        access.role.may_hand_out(&assignable_role(uow.organizations(), org, role).await?.permissions)?;
     }
     if change.demotes_an_owner() {
         ensure_an_owner_remains(uow.organizations().count_holding(org, &owner()).await?)?;
@@ -267,6 +271,10 @@ impl From<OrganizationRuleError> for AppError {
             OrganizationRuleError::OwnerOnly => Self::PermissionDenied {
                 reason: "OWNER_ONLY",
                 message: "only an owner may give, change or take away the owner role",
+            },
+            OrganizationRuleError::BeyondOwnRole => Self::PermissionDenied {
+                reason: "BEYOND_OWN_ROLE",
+                message: "the role holds permissions over the organization that your role does not",
             },
         }
     }

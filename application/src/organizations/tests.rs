@@ -89,6 +89,12 @@ impl H {
         Self { store, encoder, deps }
     }
 
+    /// As [`Self::new`], with at most `n` invitations per organization an hour.
+    fn with_invitations_per_hour(n: u32) -> Self {
+        let limit = Limit::new(n, TimeDelta::hours(1)).unwrap();
+        Self::with_limits(RateLimits { invitation_organization: limit, ..RateLimits::default() })
+    }
+
     /// An organization with alice as its owner.
     fn org(&self) -> OrganizationId {
         let name = OrganizationName::parse("Acme").unwrap();
@@ -263,9 +269,7 @@ fn a_custom_role_grants_its_permissions_and_stays_while_held() {
 
 #[test]
 fn invitations_are_limited_per_organization() {
-    let limits =
-        RateLimits { invitation_organization: Limit::new(2, TimeDelta::hours(1)).unwrap(), ..RateLimits::default() };
-    let h = H::with_limits(limits);
+    let h = H::with_invitations_per_hour(2);
     let org = h.org();
     h.invite(ALICE, org, "one@example.com").unwrap();
     h.invite(ALICE, org, "two@example.com").unwrap();
@@ -280,6 +284,20 @@ fn invitations_are_limited_per_organization() {
         .filter(|e| matches!(e.event, Event::OrganizationInvitation { .. }))
         .count();
     assert_eq!(sent, 2);
+}
+
+/// A refused invitation (a role the sender may not give, or none at all)
+/// does not spend the organization's allowance, so an admin's mistakes do
+/// not lock out its owners' invitations.
+#[test]
+fn refused_invitations_do_not_spend_the_limit() {
+    let h = H::with_invitations_per_hour(1);
+    let org = h.org();
+    h.add(ALICE, org, BOB, "admin").unwrap();
+    assert_eq!(reason(&invite_as(&h, BOB, org, "eve@example.com", "owner").unwrap_err()), "OWNER_ONLY");
+    let ghost = invite_as(&h, BOB, org, "eve@example.com", "ghost").unwrap_err();
+    assert!(matches!(&ghost, AppError::InvalidArgument(v) if v[0].field == "role"), "{ghost:?}");
+    invite_as(&h, ALICE, org, "eve@example.com", "member").unwrap();
 }
 
 #[test]
@@ -315,4 +333,89 @@ fn removing_a_member_ends_only_their_sessions_scoped_to_it() {
     assert!(h.store.get_session(scoped).unwrap().revoked_at().is_some());
     assert!(h.store.get_session(plain).unwrap().revoked_at().is_none());
     assert_eq!(block_on(h.deps.organizations.membership(org, user_id(BOB))).unwrap(), None);
+}
+
+fn create_role(h: &H, caller: u128, org: OrganizationId, name: &str, perms: &[&str]) -> Result<Role, AppError> {
+    let (name, perms) = (RoleName::parse_custom(name).unwrap(), PermissionSet::parse(perms.iter().copied()).unwrap());
+    block_on(CreateRole::new(h.deps.clone()).execute(user_id(caller), org, name, perms))
+}
+
+fn update_role(h: &H, caller: u128, org: OrganizationId, name: &str, perms: &[&str]) -> Result<Role, AppError> {
+    let (name, perms) = (RoleName::parse_custom(name).unwrap(), PermissionSet::parse(perms.iter().copied()).unwrap());
+    block_on(UpdateRole::new(h.deps.clone()).execute(user_id(caller), org, name, perms))
+}
+
+fn invite_as(h: &H, caller: u128, org: OrganizationId, to: &str, r: &str) -> Result<Added, AppError> {
+    block_on(AddMember::new(h.deps.clone()).execute(user_id(caller), org, Invitee::Email(email(to)), role(r)))
+}
+
+/// OWASP ASVS 5.0 V8.2.1, V8.2.2: an admin holds `roles:*` and `members:*`,
+/// but neither writes nor takes a role with more power over the
+/// organization than its own (`organization:*` would let it delete the
+/// organization), nor manages a member above it.
+#[test]
+fn an_admin_cannot_make_or_take_a_role_above_its_own() {
+    let h = H::new();
+    let org = h.org();
+    h.add(ALICE, org, BOB, "admin").unwrap();
+    for beyond in [&["organization:*"][..], &["organization:delete"], &["audit:*", "documents:read"]] {
+        assert_eq!(reason(&create_role(&h, BOB, org, "super", beyond).unwrap_err()), "BEYOND_OWN_ROLE", "{beyond:?}");
+    }
+    // Application resources, and what the admin holds, are its to hand out.
+    create_role(&h, BOB, org, "docs", &["documents:*", "members:read"]).unwrap();
+    assert_eq!(reason(&update_role(&h, BOB, org, "docs", &["organization:*"]).unwrap_err()), "BEYOND_OWN_ROLE");
+    // A role an owner wrote above the admin's: not taken, given, narrowed, nor its holder managed.
+    create_role(&h, ALICE, org, "auditor", &["audit:*"]).unwrap();
+    assert_eq!(reason(&h.set_role(BOB, org, BOB, "auditor").unwrap_err()), "BEYOND_OWN_ROLE");
+    assert_eq!(reason(&h.add(BOB, org, CAROL, "auditor").unwrap_err()), "BEYOND_OWN_ROLE");
+    assert_eq!(reason(&invite_as(&h, BOB, org, "eve@example.com", "auditor").unwrap_err()), "BEYOND_OWN_ROLE");
+    assert_eq!(reason(&update_role(&h, BOB, org, "auditor", &["audit:read"]).unwrap_err()), "BEYOND_OWN_ROLE");
+    h.add(ALICE, org, CAROL, "auditor").unwrap();
+    assert_eq!(reason(&h.set_role(BOB, org, CAROL, "member").unwrap_err()), "BEYOND_OWN_ROLE");
+    let remove = block_on(RemoveMember::new(h.deps.clone()).execute(user_id(BOB), org, user_id(CAROL))).unwrap_err();
+    assert_eq!(reason(&remove), "BEYOND_OWN_ROLE");
+    assert_eq!(block_on(h.deps.organizations.membership(org, user_id(BOB))).unwrap().unwrap().role.as_str(), "admin");
+    // A custom role that may only manage members does not promote its holder to admin.
+    create_role(&h, ALICE, org, "recruiter", &["members:write"]).unwrap();
+    h.set_role(ALICE, org, CAROL, "recruiter").unwrap();
+    assert_eq!(reason(&h.set_role(CAROL, org, CAROL, "admin").unwrap_err()), "BEYOND_OWN_ROLE");
+    // The owner may do all of it.
+    h.set_role(ALICE, org, CAROL, "docs").unwrap();
+    update_role(&h, ALICE, org, "auditor", &["audit:read"]).unwrap();
+}
+
+/// OWASP ASVS 5.0 V8.2.1: deleting is the owners' alone, also for the holder
+/// of a custom role an owner wrote with `organization:*`.
+#[test]
+fn only_an_owner_deletes_even_with_organization_wildcard() {
+    let h = H::new();
+    let org = h.org();
+    create_role(&h, ALICE, org, "deputy", &["organization:*"]).unwrap();
+    h.add(ALICE, org, BOB, "deputy").unwrap();
+    let delete = block_on(DeleteOrganization::new(h.deps.clone()).execute(user_id(BOB), org)).unwrap_err();
+    assert_eq!(reason(&delete), "OWNER_ONLY");
+    assert!(block_on(h.deps.organizations.membership(org, user_id(ALICE))).unwrap().is_some());
+}
+
+/// OWASP ASVS 5.0 V8.2.2: an invitation holds only while its inviter could
+/// still send it; removing or demoting the inviter closes the doors they opened.
+#[test]
+fn an_invitation_dies_with_its_inviters_right() {
+    let h = H::new();
+    let org = h.org();
+    h.add(ALICE, org, BOB, "admin").unwrap();
+    invite_as(&h, BOB, org, "carol@example.com", "admin").unwrap();
+    let token = h.token_sent_to("carol@example.com");
+    block_on(RemoveMember::new(h.deps.clone()).execute(user_id(ALICE), org, user_id(BOB))).unwrap();
+    assert_eq!(reason(&h.accept(CAROL, &token).unwrap_err()), "INVITER_LOST_RIGHT");
+    assert_eq!(block_on(h.deps.organizations.membership(org, user_id(CAROL))).unwrap(), None);
+
+    // An owner's invitation into the owner role dies when the inviter is no owner anymore.
+    h.add(ALICE, org, CAROL, "owner").unwrap();
+    invite_as(&h, CAROL, org, "bob@example.com", "owner").unwrap();
+    let bobs = h.token_sent_to("bob@example.com");
+    h.set_role(ALICE, org, CAROL, "admin").unwrap();
+    assert_eq!(reason(&h.accept(BOB, &bobs).unwrap_err()), "INVITER_LOST_RIGHT");
+    h.set_role(ALICE, org, CAROL, "owner").unwrap();
+    assert_eq!(h.accept(BOB, &bobs).unwrap().role.as_str(), "owner");
 }

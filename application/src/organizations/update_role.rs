@@ -27,7 +27,9 @@ pub(super) fn refuse_builtin(name: &RoleName) -> Result<(), AppError> {
 impl UpdateRole {
     /// # Errors
     /// `NOT_FOUND` for a non-member or an unknown role, `PERMISSION_DENIED`
-    /// without `roles:write`, `INVALID_ARGUMENT` (`name`) for a built-in role.
+    /// without `roles:write` or (`BEYOND_OWN_ROLE`) when the role, before or
+    /// after, holds permissions over the organization the caller does not,
+    /// `INVALID_ARGUMENT` (`name`) for a built-in role.
     pub async fn execute(
         &self,
         caller: UserId,
@@ -39,7 +41,12 @@ impl UpdateRole {
         let d = &self.deps;
         let now = d.clock.now();
         let mut uow = d.uow.begin().await?;
-        lock_for(uow.as_ref(), org, caller).await?.require(&roles_write())?;
+        let access = lock_for(uow.as_ref(), org, caller).await?;
+        access.require(&roles_write())?;
+        // Neither widened past, nor taken from, what the caller holds.
+        access.role.may_hand_out(permissions.as_slice())?;
+        let current = uow.organizations().role(org, &name).await?.ok_or(AppError::NotFound("role"))?;
+        access.role.may_hand_out(&current.permissions)?;
         let role = Role::custom(name, permissions);
         if !uow.organizations().update_role(org, &role, now).await? {
             return Err(AppError::NotFound("role"));

@@ -52,8 +52,11 @@ pub trait OrganizationReads: std::fmt::Debug + Send + Sync {
     ) -> Result<Vec<Membership>, StoreError>;
 
     /// The organization's invitations that were neither accepted nor revoked
-    /// (expired ones too), oldest first.
-    async fn open_invitations(&self, org: OrganizationId) -> Result<Vec<Invitation>, StoreError>;
+    /// and are still valid at `now`, oldest first. Expired ones stay stored
+    /// (they explain a refused link) but are never read here, so the list
+    /// is bounded by the invitation limit over one invitation lifetime
+    /// rather than growing with the organization's age.
+    async fn open_invitations(&self, org: OrganizationId, now: DateTime<Utc>) -> Result<Vec<Invitation>, StoreError>;
 
     /// The invitation whose link token hashes to `hash`, in any state.
     async fn invitation_by_token(&self, hash: &TokenHash) -> Result<Option<Invitation>, StoreError>;

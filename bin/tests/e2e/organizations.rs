@@ -25,6 +25,10 @@ crate::in_both_modes!(
     invitations_expire,
     bad_input_names_the_field_and_changes_nothing,
     an_organization_is_renamed_listed_and_deleted,
+    an_admin_cannot_write_or_take_a_role_above_its_own,
+    an_invitation_dies_with_its_inviters_right,
+    a_token_for_one_organization_does_not_act_in_another,
+    racing_for_one_slug_or_one_invitation_has_one_winner,
 );
 
 fn orgs(app: &TestApp) -> OrganizationServiceClient<Channel> {
@@ -52,6 +56,15 @@ async fn invite(app: &TestApp, access: &str, org: &str, email: &str) -> Result<p
         role: "member".into(),
     };
     orgs(app).add_member(authed(req, access)).await.map(|r| r.into_inner().invitation.unwrap())
+}
+
+async fn create_role(app: &TestApp, access: &str, org: &str, name: &str, perms: &[&str]) -> Result<pb::Role, Status> {
+    let req = pb::CreateRoleRequest {
+        organization_id: org.into(),
+        name: name.into(),
+        permissions: perms.iter().map(|p| (*p).to_owned()).collect(),
+    };
+    orgs(app).create_role(authed(req, access)).await.map(|r| r.into_inner().role.unwrap())
 }
 
 async fn accept(app: &TestApp, access: &str, token: &str) -> Result<pb::AcceptInvitationResponse, Status> {
@@ -298,6 +311,13 @@ async fn a_member_of_one_organization_sees_nothing_of_another(mode: Mode) {
     create(&app, &dave, "Beta").await.unwrap();
     let dave_id = app.validate(&dave).await.unwrap().user_id;
     let never = "01930000-0000-7000-8000-000000000001".to_owned();
+    let reader = pb::CreateRoleRequest {
+        organization_id: a.id.clone(),
+        name: "reader".into(),
+        permissions: vec!["documents:read".into()],
+    };
+    orgs(&app).create_role(authed(reader, &alice)).await.unwrap();
+    let invitation = invite(&app, &alice, &a.id, "erin@example.com").await.unwrap();
 
     // What dave is told about alice's organization is exactly what he is
     // told about one that was never created.
@@ -337,13 +357,70 @@ async fn a_member_of_one_organization_sees_nothing_of_another(mode: Mode) {
                 .await
                 .unwrap_err(),
         ];
-        for status in answers {
+        // Every change, too: the ids of alice's members, roles and
+        // invitations are as unknown to dave as the organization.
+        let alice_id = app.validate(&alice).await.unwrap().user_id;
+        let mask = prost_types::FieldMask { paths: vec!["name".into()] };
+        let changes: Vec<Status> = vec![
+            c.update_organization(authed(
+                pb::UpdateOrganizationRequest {
+                    organization_id: o.clone(),
+                    name: "Mine".into(),
+                    update_mask: Some(mask),
+                    ..Default::default()
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            set_role(&app, &dave, &o, &alice_id, "member").await.unwrap_err(),
+            remove(&app, &dave, &o, &alice_id).await.unwrap_err(),
+            c.leave_organization(authed(pb::LeaveOrganizationRequest { organization_id: o.clone() }, &dave))
+                .await
+                .unwrap_err(),
+            create_role(&app, &dave, &o, "spy", &["documents:read"]).await.unwrap_err(),
+            c.update_role(authed(
+                pb::UpdateRoleRequest {
+                    organization_id: o.clone(),
+                    name: "reader".into(),
+                    permissions: vec!["a:b".into()],
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            c.delete_role(authed(pb::DeleteRoleRequest { organization_id: o.clone(), name: "reader".into() }, &dave))
+                .await
+                .unwrap_err(),
+            c.revoke_invitation(authed(
+                pb::RevokeInvitationRequest { organization_id: o.clone(), invitation_id: invitation.id.clone() },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+            c.check_permissions(authed(
+                pb::CheckPermissionsRequest {
+                    organization_id: o.clone(),
+                    subject: alice_id.clone(),
+                    permissions: vec!["members:read".into()],
+                },
+                &dave,
+            ))
+            .await
+            .unwrap_err(),
+        ];
+        for status in answers.into_iter().chain(changes) {
             assert_eq!(code_and_reason(&status), (Code::NotFound, "NOT_FOUND".into()), "{org}: {status:?}");
             assert_eq!(status.message(), "organization not found", "{org}");
         }
     }
     // And alice's organization is untouched.
     assert_eq!(members(&app, &alice, &a.id).await.len(), 1);
+    let get = pb::GetOrganizationRequest { organization_id: a.id.clone() };
+    let kept = orgs(&app).get_organization(authed(get, &alice)).await.unwrap().into_inner().organization.unwrap();
+    assert_eq!(kept.name, "Alpha");
+    let open = pb::ListInvitationsRequest { organization_id: a.id.clone() };
+    assert_eq!(orgs(&app).list_invitations(authed(open, &alice)).await.unwrap().into_inner().invitations.len(), 1);
 }
 
 async fn invitation_tokens_are_single_use_revocable_and_for_their_address(mode: Mode) {
@@ -531,4 +608,124 @@ async fn an_organization_is_renamed_listed_and_deleted(mode: Mode) {
     // The slug is free again.
     let again = pb::CreateOrganizationRequest { name: "Acme".into(), slug: "acme".into() };
     orgs(&app).create_organization(authed(again, &alice)).await.unwrap();
+}
+
+/// Alice's organization with bob as its admin, both signed in.
+struct Acme {
+    alice: String,
+    bob_id: String,
+    bob: String,
+    org: pb::Organization,
+}
+
+impl Acme {
+    async fn with_admin_bob(app: &TestApp) -> Self {
+        let alice = app.user_session("alice@example.com").await.access_token;
+        let bob_id = app.verified_user("bob@example.com").await;
+        let bob = app.login("bob@example.com", PASSWORD).await.unwrap().access_token;
+        let org = create(app, &alice, "Acme").await.unwrap();
+        add_user(app, &alice, &org.id, &bob_id, "admin").await.unwrap();
+        Self { alice, bob_id, bob, org }
+    }
+}
+
+/// OWASP ASVS 5.0 V8.2.1: an admin (`roles:*`, `members:*`) neither writes
+/// a role with power over the organization it lacks nor takes one an owner
+/// wrote; and a custom `organization:*` does not make its holder an owner.
+async fn an_admin_cannot_write_or_take_a_role_above_its_own(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let Acme { alice, bob_id, bob, org } = Acme::with_admin_bob(&app).await;
+    let carol_id = app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+
+    let superuser = create_role(&app, &bob, &org.id, "super", &["organization:*", "audit:*"]).await;
+    assert_error(superuser, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    create_role(&app, &bob, &org.id, "editor", &["documents:*"]).await.unwrap();
+    create_role(&app, &alice, &org.id, "deputy", &["organization:*"]).await.unwrap();
+    assert_error(set_role(&app, &bob, &org.id, &bob_id, "deputy").await, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    add_user(&app, &alice, &org.id, &carol_id, "deputy").await.unwrap();
+    assert_error(set_role(&app, &bob, &org.id, &carol_id, "member").await, Code::PermissionDenied, "BEYOND_OWN_ROLE");
+    let delete = pb::DeleteOrganizationRequest { organization_id: org.id.clone() };
+    assert_error(orgs(&app).delete_organization(authed(delete, &carol)).await, Code::PermissionDenied, "OWNER_ONLY");
+    let roles: Vec<(String, String)> =
+        members(&app, &alice, &org.id).await.into_iter().map(|m| (m.user_id, m.role)).collect();
+    assert!(roles.contains(&(bob_id, "admin".into())) && roles.contains(&(carol_id, "deputy".into())), "{roles:?}");
+}
+
+/// OWASP ASVS 5.0 V8.2.2: an invitation holds only while whoever sent it
+/// still could; removing the inviter closes the door they opened.
+async fn an_invitation_dies_with_its_inviters_right(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let Acme { alice, bob_id, bob, org } = Acme::with_admin_bob(&app).await;
+    let mut mailbox = Mailbox::open(&app).await;
+    invite(&app, &bob, &org.id, "carol@example.com").await.unwrap();
+    let mail = mailbox.invitation(&app, "carol@example.com").await;
+    let remove = pb::RemoveMemberRequest { organization_id: org.id.clone(), user_id: bob_id };
+    orgs(&app).remove_member(authed(remove, &alice)).await.unwrap();
+
+    app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+    assert_error(accept(&app, &carol, &mail.token).await, Code::FailedPrecondition, "INVITER_LOST_RIGHT");
+    assert_eq!(members(&app, &alice, &org.id).await.len(), 1);
+}
+
+/// OWASP ASVS 5.0 V8.2.2: a token issued for one organization (handed to
+/// that tenant's services) does not act in another its user belongs to,
+/// and says the same for an organization that does not exist.
+async fn a_token_for_one_organization_does_not_act_in_another(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let a = create(&app, &alice, "Alpha").await.unwrap();
+    let b = create(&app, &alice, "Beta").await.unwrap();
+    let scoped = login_into(&app, "alice@example.com", &a.id).await.unwrap().access_token;
+    let get = |org: &str| pb::GetOrganizationRequest { organization_id: org.into() };
+    assert_eq!(orgs(&app).get_organization(authed(get(&a.id), &scoped)).await.unwrap().into_inner().role, "owner");
+    let never = "01930000-0000-7000-8000-000000000001";
+    for org in [b.id.as_str(), never] {
+        let refused = orgs(&app).get_organization(authed(get(org), &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+        let delete = pb::DeleteOrganizationRequest { organization_id: org.into() };
+        let refused = orgs(&app).delete_organization(authed(delete, &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+        let trail = pb::ListAuditEventsRequest { organization_id: org.into(), ..Default::default() };
+        let refused = AuditServiceClient::new(app.channel.clone()).list_audit_events(authed(trail, &scoped)).await;
+        assert_error(refused, Code::PermissionDenied, "TOKEN_FOR_ANOTHER_ORGANIZATION");
+    }
+    // An unscoped token still reaches both.
+    assert_eq!(orgs(&app).get_organization(authed(get(&b.id), &alice)).await.unwrap().into_inner().role, "owner");
+}
+
+/// Parallel requests for one slug, or to accept one invitation, have one
+/// winner; the others get the answer a sequential loser gets, never INTERNAL.
+async fn racing_for_one_slug_or_one_invitation_has_one_winner(mode: Mode) {
+    let app = TestApp::spawn(mode).await;
+    let alice = app.user_session("alice@example.com").await.access_token;
+    let (app, alice) = (&app, &alice);
+    let race = |i: u32| {
+        let req = pb::CreateOrganizationRequest { name: format!("Race {i}"), slug: "race".into() };
+        async move { orgs(app).create_organization(authed(req, alice)).await.map(drop) }
+    };
+    let (a, b, c, d) = tokio::join!(race(0), race(1), race(2), race(3));
+    let results = [a, b, c, d];
+    let refused: Vec<(Code, String)> = results.iter().filter_map(|r| r.as_ref().err()).map(code_and_reason).collect();
+    assert_eq!(results.len() - refused.len(), 1, "{refused:?}");
+    assert!(refused.iter().all(|r| *r == (Code::AlreadyExists, "SLUG_TAKEN".into())), "{refused:?}");
+
+    let org = create(app, alice, "Acme").await.unwrap();
+    let mut mailbox = Mailbox::open(app).await;
+    invite(app, alice, &org.id, "carol@example.com").await.unwrap();
+    let mail = mailbox.invitation(app, "carol@example.com").await;
+    app.verified_user("carol@example.com").await;
+    let carol = app.login("carol@example.com", PASSWORD).await.unwrap().access_token;
+    let once = || accept(app, &carol, &mail.token);
+    let (a, b, c, d) = tokio::join!(once(), once(), once(), once());
+    let results = [a.map(drop), b.map(drop), c.map(drop), d.map(drop)];
+    let refused: Vec<(Code, String)> = results.iter().filter_map(|r| r.as_ref().err()).map(code_and_reason).collect();
+    assert_eq!(results.len() - refused.len(), 1, "{refused:?}");
+    let lost = |r: &(Code, String)| {
+        *r == (Code::FailedPrecondition, "INVITATION_USED".into())
+            || *r == (Code::AlreadyExists, "ALREADY_MEMBER".into())
+    };
+    assert!(refused.iter().all(lost), "{refused:?}");
+    assert_eq!(members(app, alice, &org.id).await.len(), 2);
 }

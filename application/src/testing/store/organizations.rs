@@ -59,13 +59,9 @@ impl Orgs {
         found
     }
 
-    fn open_invitations(&self, org: OrganizationId) -> Vec<Invitation> {
-        let mut found: Vec<Invitation> = self
-            .invitations
-            .iter()
-            .filter(|i| i.organization == org && i.accepted_at.is_none() && i.revoked_at.is_none())
-            .cloned()
-            .collect();
+    fn open_invitations(&self, org: OrganizationId, now: DateTime<Utc>) -> Vec<Invitation> {
+        let mut found: Vec<Invitation> =
+            self.invitations.iter().filter(|i| i.organization == org && i.pending(now)).cloned().collect();
         found.sort_by_key(|i| (i.created_at, i.id));
         found
     }
@@ -110,8 +106,12 @@ macro_rules! reads {
                 Ok(self.read(|state: &State| state.orgs.members(org, after, limit)))
             }
 
-            async fn open_invitations(&self, org: OrganizationId) -> Result<Vec<Invitation>, StoreError> {
-                Ok(self.read(|state: &State| state.orgs.open_invitations(org)))
+            async fn open_invitations(
+                &self,
+                org: OrganizationId,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<Invitation>, StoreError> {
+                Ok(self.read(|state: &State| state.orgs.open_invitations(org, now)))
             }
 
             async fn invitation_by_token(&self, hash: &TokenHash) -> Result<Option<Invitation>, StoreError> {

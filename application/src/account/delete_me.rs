@@ -4,6 +4,7 @@
 //! expired, so every denylist rebuild (after a restart, after Redis lost its
 //! keys) refuses them again (OWASP ASVS 5.0 V7.4.1).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use gatehouse_domain::{Password, UserId, ensure_an_owner_remains};
@@ -48,10 +49,29 @@ impl DeleteMe {
             return Ok(());
         }
         // An organization always keeps an owner: the last one hands the role
-        // on (or deletes the organization) before deleting the account.
-        for (org, role) in uow.organizations().member_of(user, None, u32::MAX).await? {
+        // on (or deletes the organization) before deleting the account. Every
+        // organization she is in is locked first (in id order, as each round
+        // finds them), and her roles are read again under those locks until
+        // no new one appears: a promotion to owner committed meanwhile is
+        // seen, and, her row being locked, no membership can be added after.
+        // Checking only the organizations she owned when first read would let
+        // "promote her, then leave" leave one without an owner.
+        let mut locked = BTreeSet::new();
+        let memberships = loop {
+            let memberships = uow.organizations().member_of(user, None, u32::MAX).await?;
+            let mut unlocked: Vec<_> =
+                memberships.iter().map(|(org, _)| org.id).filter(|id| !locked.contains(id)).collect();
+            if unlocked.is_empty() {
+                break memberships;
+            }
+            unlocked.sort_unstable();
+            for id in unlocked {
+                uow.organizations().lock(id).await?;
+                locked.insert(id);
+            }
+        };
+        for (org, role) in memberships {
             if role.is_owner() {
-                uow.organizations().lock(org.id).await?;
                 ensure_an_owner_remains(uow.organizations().count_holding(org.id, &role).await?)?;
             }
         }

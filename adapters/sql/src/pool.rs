@@ -89,8 +89,11 @@ impl Pool {
             // callers from piling up behind a dead database.
             return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
         } else {
+            // Released however the trial ends, also when its caller goes
+            // away mid-call (a cancelled request drops this future): a flag
+            // left set would refuse every call for good.
+            let _trial = Trial(&reach.trial);
             let outcome = tokio::time::timeout(reach.trial_timeout, work).await;
-            reach.trial.store(false, Ordering::Release);
             outcome.unwrap_or(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
         };
         match &result {
@@ -111,6 +114,15 @@ impl Pool {
             }
             self.reach.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
+    }
+}
+
+/// The trial in progress; dropping it lets the next call try.
+struct Trial<'a>(&'a AtomicBool);
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -124,3 +124,29 @@ async fn only_one_call_at_a_time_waits_for_a_database_known_to_be_down() {
     assert!(answered_at_once >= 19, "all but the trial answered without waiting: {answered_at_once}");
     proxy.restore();
 }
+
+/// A trial whose caller goes away (a cancelled request drops its future)
+/// must not leave the database refused for good: the next call tries again,
+/// and once the database is back the outage ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_trial_lets_the_next_call_try() {
+    let (_database, proxy, db) = behind_proxy().await;
+    let users = SqlUserRepository::new(&db);
+    users.find_credentials(&email()).await.unwrap();
+    proxy.cut();
+    assert!(users.find_credentials(&email()).await.is_err());
+    proxy.blackhole();
+    assert!(db.is_known_down());
+
+    // The trial hangs on the blackholed database; its caller gives up first.
+    let cancelled = tokio::time::timeout(OUTAGE / 4, users.find_credentials(&email())).await;
+    assert!(cancelled.is_err(), "the trial was still waiting when its caller left");
+
+    proxy.restore();
+    let started = Instant::now();
+    while users.find_credentials(&email()).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the database came back, but calls are still refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!db.is_known_down());
+}

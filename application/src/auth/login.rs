@@ -20,7 +20,7 @@ use crate::error::AppError;
 use crate::events::{Audit, EventFactory};
 use crate::ids::new_uuid_v7;
 use crate::mfa::{ChallengeView, MfaGate};
-use crate::organizations::member_role;
+use crate::organizations::{lock_for, member_role};
 use crate::ports::organizations::OrganizationReads;
 use crate::ports::password::{PasswordCheck, PasswordHasher};
 use crate::ports::store::{SessionRepository, UserRepository};
@@ -60,11 +60,6 @@ pub(crate) async fn open_session(
     second_factor: Option<&str>,
     organization: Option<OrganizationId>,
 ) -> Result<TokenPair, AppError> {
-    // A member only: the token then carries the member's role.
-    let role = match organization {
-        Some(org) => Some(member_role(opener.organizations.as_ref(), org, user).await?),
-        None => None,
-    };
     let now = minter.now();
     let (refresh, mut record) = minter.new_refresh_token(now);
     let absolute_expires_at = now + minter.settings().session_lifetime;
@@ -89,6 +84,18 @@ pub(crate) async fn open_session(
     // The first refresh token ends with the session.
     record.expires_at = session.expires_at();
     let mut uow = opener.uow.begin().await?;
+    // A member only, and the token then carries the member's role: read
+    // under the organization's lock (after the account's, the order every
+    // unit of work on an account takes), so a removal from the organization
+    // either comes first and this login is refused, or comes after and
+    // ends this session with the member's others.
+    let role = match organization {
+        Some(org) => {
+            uow.accounts().lock(user).await?.ok_or(AppError::InvalidCredentials)?;
+            Some(lock_for(uow.as_ref(), org, user).await?.role)
+        }
+        None => None,
+    };
     uow.sessions().insert(&session, &record).await?;
     uow.add_messages(outbox);
     uow.commit().await?;

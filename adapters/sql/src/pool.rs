@@ -96,11 +96,11 @@ impl Pool {
             let outcome = tokio::time::timeout(reach.trial_timeout, work).await;
             outcome.unwrap_or(Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)))
         };
+        // Any answer, an error the database itself sent included (a refused
+        // unique value, a serialization failure), proves it reachable.
         match &result {
-            Ok(_) => self.set_down(false),
             Err(err) if is_lost_connection(err) => self.set_down(true),
-            // An error the database itself sent proves it reachable.
-            Err(_) => {}
+            Ok(_) | Err(_) => self.set_down(false),
         }
         result
     }

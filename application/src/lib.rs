@@ -14,6 +14,7 @@ pub mod events;
 pub mod ids;
 pub mod mfa;
 pub mod organizations;
+pub mod paging;
 pub mod password_strength;
 pub mod ports;
 pub mod secrets;

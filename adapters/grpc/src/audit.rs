@@ -13,16 +13,14 @@ use gatehouse_domain::{AuditRecord, OrganizationId};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use gatehouse_application::paging::DEFAULT_PAGE_SIZE;
+
 use crate::caller::{acting_in, signed_in};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::pb;
 use crate::timestamp;
 
-/// `page_size` when the request leaves it 0.
-const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Largest `page_size` accepted.
-const MAX_PAGE_SIZE: i32 = 100;
 /// Longest page token accepted before decoding; real ones are about 90 bytes.
 const MAX_PAGE_TOKEN_BYTES: usize = 256;
 
@@ -73,14 +71,7 @@ fn cursor(token: &str) -> Option<AuditCursor> {
 /// The page size and start of a `ListAuditEvents` request.
 fn paging(req: &pb::ListAuditEventsRequest) -> Result<(u32, Option<AuditCursor>), AppError> {
     let mut fields = Fields::default();
-    let size = match u32::try_from(req.page_size) {
-        Ok(0) => Some(DEFAULT_PAGE_SIZE),
-        Ok(size) if req.page_size <= MAX_PAGE_SIZE => Some(size),
-        _ => {
-            fields.violation("page_size", format!("page_size must be between 0 and {MAX_PAGE_SIZE}"));
-            None
-        }
-    };
+    let size = fields.page_size(req.page_size).map(|n| if n == 0 { DEFAULT_PAGE_SIZE } else { n });
     let start = if req.page_token.is_empty() {
         None
     } else {

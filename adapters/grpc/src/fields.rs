@@ -3,6 +3,7 @@
 
 use std::fmt::Display;
 
+use gatehouse_application::paging::MAX_PAGE_SIZE;
 use gatehouse_application::{AppError, FieldViolation};
 use uuid::Uuid;
 
@@ -42,6 +43,18 @@ impl Fields {
     /// Records a violation found without a parser (a missing oneof, a bad mask path).
     pub(crate) fn violation(&mut self, field: &'static str, description: impl ToString) {
         self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// A list request's `page_size`: 0 (the server's default) up to the
+    /// most one page holds.
+    pub(crate) fn page_size(&mut self, size: i32) -> Option<u32> {
+        match u32::try_from(size) {
+            Ok(n) if n <= MAX_PAGE_SIZE => Some(n),
+            _ => {
+                self.violation("page_size", format!("page_size must be between 0 and {MAX_PAGE_SIZE}"));
+                None
+            }
+        }
     }
 
     /// Fails with every violation recorded, if any.

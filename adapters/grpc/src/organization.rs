@@ -18,8 +18,8 @@ use crate::caller::{acting_in, signed_in};
 use crate::error::status;
 use crate::fields::{Fields, parsed};
 use crate::organization_fields::{
-    custom_role, invitation, member, name, organization, organization_id, page_size, page_start, page_token,
-    permission, permission_set, permissions_to_check, role, role_message, slug, user_id,
+    custom_role, invitation, member, name, organization, organization_id, page_start, page_token, permission,
+    permission_set, permissions_to_check, role, role_message, slug, user_id,
 };
 use crate::pb;
 
@@ -114,7 +114,7 @@ impl OrganizationApi {
         let caller = signed_in(&mut request)?.user_id;
         let req = request.into_inner();
         let mut fields = Fields::default();
-        let (size, start) = (page_size(&mut fields, req.page_size), page_start(&mut fields, &req.page_token));
+        let (size, start) = (fields.page_size(req.page_size), page_start(&mut fields, &req.page_token));
         let (size, start) = parsed!(fields, size, start);
         let (found, next) = self.list.execute(caller, size, start.map(OrganizationId::from_uuid)).await?;
         Ok(pb::ListOrganizationsResponse {
@@ -235,7 +235,7 @@ impl OrganizationApi {
         let (caller, org) = caller_and_org(&mut request, |r| &r.organization_id)?;
         let req = request.into_inner();
         let mut fields = Fields::default();
-        let (size, start) = (page_size(&mut fields, req.page_size), page_start(&mut fields, &req.page_token));
+        let (size, start) = (fields.page_size(req.page_size), page_start(&mut fields, &req.page_token));
         let (size, start) = parsed!(fields, size, start);
         let (found, next) = self.list_members.execute(caller, org, size, start.map(UserId::from_uuid)).await?;
         Ok(pb::ListMembersResponse {

@@ -17,8 +17,6 @@ use crate::{pb, timestamp};
 
 /// Longest page token accepted before decoding; real ones are 48 bytes.
 const MAX_PAGE_TOKEN_BYTES: usize = 64;
-/// Largest `page_size` accepted.
-const MAX_PAGE_SIZE: i32 = 100;
 /// Longest string field checked before parsing (names, slugs, roles,
 /// permissions are far shorter; this only bounds the work on junk).
 const MAX_FIELD_BYTES: usize = 1024;
@@ -79,17 +77,6 @@ pub(crate) fn permission_set(fields: &mut Fields, values: &[String]) -> Option<P
 pub(crate) fn permissions_to_check(fields: &mut Fields, values: &[String]) -> Option<Vec<Permission>> {
     permission_set(fields, values)?;
     values.iter().map(|v| Permission::parse(v).ok()).collect()
-}
-
-/// The page size of a list request (0: the server's default).
-pub(crate) fn page_size(fields: &mut Fields, size: i32) -> Option<u32> {
-    match u32::try_from(size) {
-        Ok(n) if size <= MAX_PAGE_SIZE => Some(n),
-        _ => {
-            fields.violation("page_size", format!("page_size must be between 0 and {MAX_PAGE_SIZE}"));
-            None
-        }
-    }
 }
 
 /// The opaque page token of a list keyed by id: base64url of the last id.
@@ -196,8 +183,8 @@ mod tests {
         assert_eq!(page_start(&mut f, &page_token(id)), Some(Some(id)));
         assert_eq!(page_start(&mut f, ""), Some(None));
         assert_eq!(page_start(&mut f, "not-a-token"), None);
-        assert_eq!(page_size(&mut f, 101), None);
-        assert_eq!(page_size(&mut f, 0), Some(0));
+        assert_eq!(f.page_size(101), None);
+        assert_eq!(f.page_size(0), Some(0));
         let got: Vec<_> = violations(f).into_iter().map(|(field, _)| field).collect();
         assert_eq!(got, ["page_token", "page_size"]);
     }

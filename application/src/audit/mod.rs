@@ -6,13 +6,8 @@ use std::sync::Arc;
 
 use gatehouse_domain::{AccessClaims, AuditRecord};
 
-use crate::error::{AppError, FieldViolation};
+use crate::error::AppError;
 use crate::ports::audit::{AuditCursor, AuditLog};
-
-/// Rows per page when the caller does not say.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Most rows per page.
-pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// One page of audit rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +54,7 @@ where
     F: FnOnce(u32) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<AuditRecord>, crate::ports::store::StoreError>>,
 {
-    if page_size > MAX_PAGE_SIZE {
-        return Err(AppError::InvalidArgument(vec![FieldViolation::new(
-            "page_size",
-            format!("page_size must be at most {MAX_PAGE_SIZE}"),
-        )]));
-    }
-    let size = if page_size == 0 { DEFAULT_PAGE_SIZE } else { page_size };
+    let size = crate::paging::page_size(page_size)?;
     // One more than asked tells whether another page follows.
     let mut events = fetch(size + 1).await?;
     let more = events.len() > size as usize;

@@ -4,8 +4,9 @@
 use gatehouse_domain::permissions::members_read;
 use gatehouse_domain::{Membership, OrganizationId, UserId};
 
-use super::{Access, page_size};
+use super::Access;
 use crate::error::AppError;
+use crate::paging::page_size;
 
 use_case!(
     /// Lists members.

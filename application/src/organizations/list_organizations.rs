@@ -3,8 +3,8 @@
 
 use gatehouse_domain::{OrganizationId, UserId};
 
-use super::page_size;
 use crate::error::AppError;
+use crate::paging::page_size;
 use crate::ports::organizations::MemberOf;
 
 use_case!(

@@ -87,11 +87,6 @@ use crate::ports::unit_of_work::{UnitOfWork, UnitOfWorkFactory};
 use crate::settings::OrganizationSettings;
 use crate::throttle::Throttle;
 
-/// Members per page when the caller does not say.
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// Most members (or organizations) per page.
-pub const MAX_PAGE_SIZE: u32 = 100;
-
 /// What the organization use cases need.
 #[derive(Clone, Debug)]
 pub struct OrganizationDeps {
@@ -293,21 +288,6 @@ impl From<InvitationClosed> for AppError {
                 Self::FailedPrecondition { reason: "INVITATION_EXPIRED", message: "the invitation has expired" }
             }
         }
-    }
-}
-
-/// The page size of a list request: 0 means the default.
-///
-/// # Errors
-/// `INVALID_ARGUMENT` (`page_size`) above [`MAX_PAGE_SIZE`].
-pub(crate) fn page_size(requested: u32) -> Result<u32, AppError> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n <= MAX_PAGE_SIZE => Ok(n),
-        _ => Err(AppError::InvalidArgument(vec![FieldViolation::new(
-            "page_size",
-            format!("page_size must be at most {MAX_PAGE_SIZE}"),
-        )])),
     }
 }
 

@@ -148,10 +148,15 @@ impl EventPublisher for RabbitPublisher {
             let mut slot = self.link.lock().await;
             // The link is taken out while in use: if this call fails or is cut
             // short by the timeout, it is dropped and the next call reconnects.
+            // An unroutable message is the broker answering, not a broken
+            // link: reconnecting for each one made every retry of an event
+            // nobody listens for cost the broker a whole handshake.
             let link = self.take_link(&mut slot).await?;
-            link.publish(&self.exchange, message, &self.location).await?;
-            slot.link = Some(link);
-            Ok(())
+            let result = link.publish(&self.exchange, message, &self.location).await;
+            if matches!(result, Ok(()) | Err(PublishError::Unroutable { .. })) {
+                slot.link = Some(link);
+            }
+            result
         })
         .await
     }

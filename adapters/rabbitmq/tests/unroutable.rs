@@ -15,13 +15,16 @@ use gatehouse_application::ports::audit::AuditLog;
 use gatehouse_application::ports::events::{EventPublisher, PublishError};
 use gatehouse_application::testing::{FixedClock, InMemoryStore};
 use gatehouse_rabbitmq::RabbitPublisher;
-use gatehouse_testkit::rabbitmq::url as amqp_url;
+use gatehouse_testkit::FaultProxy;
+use gatehouse_testkit::rabbitmq::{self, url as amqp_url};
 use support::{TIMEOUT, TestConsumer, with_exchange};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_no_queue_is_bound_for_is_reported_unroutable_not_confirmed() {
     with_exchange(|exchange| async move {
-        let publisher = RabbitPublisher::connect(&amqp_url(), &exchange, TIMEOUT).await.unwrap();
+        // Through a proxy that counts the connections the publisher opens.
+        let proxy = FaultProxy::start(rabbitmq::upstream()).await;
+        let publisher = RabbitPublisher::connect(&rabbitmq::url_via(proxy.addr()), &exchange, TIMEOUT).await.unwrap();
         let (_, message) = support::verification_requested();
 
         let err = publisher.publish(&message).await.expect_err("nobody is bound: the broker returns it");
@@ -32,13 +35,14 @@ async fn an_event_no_queue_is_bound_for_is_reported_unroutable_not_confirmed() {
         let _other = TestConsumer::bind_keys(&exchange, &["sms.#"]).await;
         assert!(matches!(publisher.publish(&message).await, Err(PublishError::Unroutable { .. })));
 
-        // The link survived the return: once a queue is bound the same
-        // publisher delivers, and the returned copies never arrive.
+        // The link survived the returns: once a queue is bound the same
+        // connection delivers, and the returned copies never arrive.
         let mut consumer = TestConsumer::bind_keys(&exchange, &["email.#"]).await;
         publisher.publish(&message).await.unwrap();
         let delivery = consumer.next().await;
         assert_eq!(delivery.properties.message_id().as_ref().unwrap().as_str(), message.id.to_string());
         consumer.assert_nothing_within(std::time::Duration::from_millis(300)).await;
+        assert_eq!(proxy.connections(), 1, "a returned message is no reason to reconnect");
     })
     .await;
 }

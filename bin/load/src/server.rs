@@ -57,6 +57,45 @@ pub struct Server {
     /// Production: the database and the Redis key prefix, removed at the end.
     database: Option<String>,
     redis_prefix: Option<String>,
+    /// Production: the connection holding the sink queue (see [`event_sink`]).
+    _sink: Option<lapin::Connection>,
+}
+
+/// The exchange every production run publishes to.
+const LOAD_EXCHANGE: &str = "gatehouse.load";
+
+/// Binds a queue that drops what it receives (`x-message-ttl` 0) to every
+/// routing key of [`LOAD_EXCHANGE`], as a deployment's consumers would be.
+/// The server publishes `mandatory`, so with nobody bound each event would
+/// come back unroutable and be retried while the scenarios run, which is
+/// not what a deployment does. The queue is exclusive: it goes with the
+/// returned connection.
+async fn event_sink(url: &str) -> anyhow::Result<lapin::Connection> {
+    use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .context("connecting to RabbitMQ for the event sink")?;
+    let channel = connection.create_channel().await?;
+    // Declared exactly as the server declares it: the broker refuses a
+    // redeclaration that differs.
+    let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+    channel.exchange_declare(LOAD_EXCHANGE.into(), lapin::ExchangeKind::Topic, durable, FieldTable::default()).await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongInt(0));
+    let exclusive = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+    let queue = channel.queue_declare("".into(), exclusive, arguments).await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            LOAD_EXCHANGE.into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(connection)
 }
 
 /// Whether PostgreSQL, Redis and RabbitMQ answer on their local ports.
@@ -89,8 +128,10 @@ impl Server {
         };
         command.arg("serve").env("GATEHOUSE_GRPC_ADDR", addr.to_string()).env("GATEHOUSE_DATA_DIR", &dir);
         command.envs(LOAD_SETTINGS.iter().copied());
-        let (mut database, mut redis_prefix) = (None, None);
+        let (mut database, mut redis_prefix, mut sink) = (None, None, None);
         if mode == Mode::Production {
+            let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+            sink = Some(event_sink(amqp).await?);
             let name = format!("gatehouse_load_{}", tag.replace('-', "_"));
             let created = Command::new("createdb").args(["-h", "127.0.0.1", "-U", "postgres", &name]).status();
             if !created.is_ok_and(|s| s.success()) {
@@ -107,10 +148,10 @@ impl Server {
                 .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{name}"))
                 .env("REDIS_URL", "redis://127.0.0.1:6379")
                 .env("GATEHOUSE_REDIS_KEY_PREFIX", &prefix)
-                .env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
-                // One exchange for every run: nothing consumes it, and a
-                // per-run name would leave one behind each time.
-                .env("GATEHOUSE_AMQP_EXCHANGE", "gatehouse.load")
+                .env("AMQP_URL", amqp)
+                // One exchange for every run: a per-run name would leave one
+                // behind each time.
+                .env("GATEHOUSE_AMQP_EXCHANGE", LOAD_EXCHANGE)
                 .env("GATEHOUSE_SIGNING_KEY_FILE", &signing)
                 .env("GATEHOUSE_SECRET_KEY_FILE", &secret);
         }
@@ -118,7 +159,7 @@ impl Server {
         command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let started = Instant::now();
         let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        let mut server = Self { child, addr, cold_start: Duration::ZERO, dir, database, redis_prefix };
+        let mut server = Self { child, addr, cold_start: Duration::ZERO, dir, database, redis_prefix, _sink: sink };
         server.cold_start = server.wait_serving(started).await?;
         Ok(server)
     }

@@ -2,6 +2,8 @@
 //! restore, to stage an outage without touching the service other tests use.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,6 +30,7 @@ enum State {
 pub struct FaultProxy {
     addr: SocketAddr,
     state: watch::Sender<State>,
+    accepted: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -38,15 +41,23 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("the fault proxy binds a port");
         let addr = listener.local_addr().expect("a bound listener has an address");
         let (state, _) = watch::channel(State::Forward);
+        let accepted = Arc::new(AtomicUsize::new(0));
         let accept = tokio::spawn({
-            let state = state.clone();
+            let (state, accepted) = (state.clone(), accepted.clone());
             async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::Relaxed);
                     tokio::spawn(relay(client, upstream.clone(), state.subscribe()));
                 }
             }
         });
-        Self { addr, state, accept }
+        Self { addr, state, accepted, accept }
+    }
+
+    /// How many connections clients have opened through the proxy so far.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// The address clients connect to instead of the service's.

@@ -220,6 +220,53 @@ mod contract {
         }
     }
 
+    /// Lookups in flight together (the Redis adapter sends them to Redis as
+    /// one batch) each get the answer for their own token: a revoked one
+    /// among them is refused, the others are not.
+    pub(crate) async fn concurrent_lookups_each_get_their_own_answer(h: &impl Harness) {
+        let now = now();
+        let until = now + TimeDelta::minutes(15);
+        let asks: Vec<_> = (0..300).map(|_| (session(), token(), user())).collect();
+        // Every fifth revoked, by session, token or account in turn.
+        let mut entries = Vec::new();
+        for (i, (s, t, u)) in asks.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+            entries.push(match (i / 5) % 3 {
+                0 => deny_session(*s, until),
+                1 => deny_token(*t, until),
+                _ => DenyEntry { key: DenyKey::User(*u), until },
+            });
+        }
+        h.denylist().deny(&entries, now).await.unwrap();
+
+        let answers = all(asks.iter().map(|(s, t, u)| h.denylist().is_denied(*s, *t, *u, now))).await;
+        for (i, answer) in answers.into_iter().enumerate() {
+            assert_eq!(answer.unwrap(), i % 5 == 0, "lookup {i}");
+        }
+    }
+
+    /// Runs every future at once and returns their outputs in order.
+    pub(crate) async fn all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+        let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+        let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut done = true;
+            for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+                if let Some(future) = slot {
+                    match future.as_mut().poll(cx) {
+                        std::task::Poll::Ready(value) => {
+                            *output = Some(value);
+                            *slot = None;
+                        }
+                        std::task::Poll::Pending => done = false,
+                    }
+                }
+            }
+            if done { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        })
+        .await;
+        outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+    }
+
     pub(crate) async fn denying_nothing_succeeds(h: &impl Harness) {
         h.denylist().deny(&[], now()).await.unwrap();
         assert_eq!(h.stored().await, 0);
@@ -240,6 +287,7 @@ macro_rules! contract_suite {
             already_expired_entries_are_not_written,
             only_live_entries_of_a_mixed_batch_are_written,
             many_entries_are_denied_in_one_call,
+            concurrent_lookups_each_get_their_own_answer,
             denying_nothing_succeeds,
         );
     };
@@ -401,6 +449,37 @@ mod redis_server {
 
     fn deny(sid: SessionId) -> DenyEntry {
         DenyEntry { key: DenyKey::Session(sid), until: now() + TimeDelta::minutes(15) }
+    }
+
+    /// How many `MGET`s the Redis server has run, from `INFO commandstats`.
+    async fn mgets_run(h: &RedisHarness) -> u64 {
+        let info: String = ::redis::cmd("INFO").arg("commandstats").query_async(&mut h.inspect.clone()).await.unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_mget:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
+    /// Lookups in flight together go to Redis as a few `MGET`s, not one
+    /// each. Other tests share the server and may add a few of their own,
+    /// so the bound is loose; one command per lookup would exceed it.
+    #[tokio::test]
+    async fn concurrent_lookups_share_their_round_trips() {
+        let h = RedisHarness::start().await;
+        let now = now();
+        let revoked = contract::session();
+        h.denylist.deny(&[deny(revoked)], now).await.unwrap();
+        let before = mgets_run(&h).await;
+        let lookups = 400;
+        let answers = contract::all((0..lookups).map(|i| {
+            let session = if i == 0 { revoked } else { contract::session() };
+            h.denylist.is_denied(session, contract::token(), contract::user(), now)
+        }))
+        .await;
+        let sent = mgets_run(&h).await - before;
+        assert!(answers[0].as_ref().unwrap(), "the revoked session is refused");
+        assert!(answers[1..].iter().all(|a| !a.as_ref().unwrap()), "the others are not");
+        assert!(sent < lookups / 4, "{sent} MGETs for {lookups} concurrent lookups");
     }
 
     /// Within the bound, `stale()` must complete.

@@ -101,6 +101,11 @@ impl Database {
                 o.application_name("gatehouse").options([("statement_timeout", timeout.as_str())])
             });
         } else if url.starts_with("sqlite:") {
+            // A connection to a local file cannot go stale, and sqlx's test
+            // before each acquire is one more hop to the connection's worker
+            // thread and back: two context switches per query, on the cores
+            // that hash passwords.
+            options.test_before_acquire(false);
             options.map_sqlx_sqlite_opts(|o| {
                 o.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)

@@ -10,6 +10,7 @@
 //! and message limits raised ([`server::LOAD_SETTINGS`]), and each run
 //! signs up its own accounts under a fresh tag.
 
+pub mod raw;
 pub mod report;
 pub mod server;
 pub mod stats;
@@ -21,12 +22,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use gatehouse_grpc::pb;
 use gatehouse_grpc::pb::auth_service_client::AuthServiceClient;
-use gatehouse_grpc::pb::token_service_client::TokenServiceClient;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_client::HealthClient;
 
+use crate::raw::RawClient;
 use crate::stats::{Recorder, Summary};
 
 /// The password every load account has (strong enough for the default policy).
@@ -112,7 +112,9 @@ pub struct Fixture {
     channels: Vec<Channel>,
     tag: String,
     emails: Vec<String>,
-    access_tokens: Vec<String>,
+    /// A `ValidateTokenRequest` of each session's access token, encoded.
+    validate_requests: Vec<bytes::Bytes>,
+    health_request: bytes::Bytes,
     signups: AtomicU64,
 }
 
@@ -153,7 +155,18 @@ impl Fixture {
                 access_tokens.push(call.await??.access_token);
             }
         }
-        Ok(Self { channels, tag: tag.to_owned(), emails, access_tokens, signups: AtomicU64::new(0) })
+        let validate_requests = access_tokens
+            .into_iter()
+            .map(|access_token| raw::encoded(&pb::ValidateTokenRequest { access_token }))
+            .collect();
+        Ok(Self {
+            channels,
+            tag: tag.to_owned(),
+            emails,
+            validate_requests,
+            health_request: raw::encoded(&HealthCheckRequest { service: String::new() }),
+            signups: AtomicU64::new(0),
+        })
     }
 
     fn channel(&self, n: usize) -> Channel {
@@ -210,8 +223,7 @@ struct Stream {
     index: usize,
     fixture: Arc<Fixture>,
     auth: AuthServiceClient<Channel>,
-    token: TokenServiceClient<Channel>,
-    health: HealthClient<Channel>,
+    raw: RawClient,
     refresh_token: String,
 }
 
@@ -220,11 +232,11 @@ impl Stream {
         let fixture = &self.fixture;
         match call {
             Call::Health => {
-                self.health.check(HealthCheckRequest { service: String::new() }).await?;
+                self.raw.call(raw::HEALTH_CHECK, fixture.health_request.clone()).await?;
             }
             Call::Validate => {
-                let token = &fixture.access_tokens[(self.index + k) % fixture.access_tokens.len()];
-                self.token.validate_token(pb::ValidateTokenRequest { access_token: token.clone() }).await?;
+                let request = &fixture.validate_requests[(self.index + k) % fixture.validate_requests.len()];
+                self.raw.call(raw::VALIDATE_TOKEN, request.clone()).await?;
             }
             Call::Login => {
                 let email = &fixture.emails[(self.index * 7 + k) % fixture.emails.len()];
@@ -281,8 +293,7 @@ async fn drive(
             index,
             fixture: Arc::clone(fixture),
             auth: AuthServiceClient::new(channel.clone()),
-            token: TokenServiceClient::new(channel.clone()),
-            health: HealthClient::new(channel),
+            raw: RawClient::new(channel),
             refresh_token: String::new(),
         };
         if matches!(call, Call::Refresh) {

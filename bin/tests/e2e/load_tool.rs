@@ -43,3 +43,24 @@ async fn every_scenario_of_the_load_tool_runs_and_every_call_succeeds() {
         }
     }
 }
+
+/// The tool sends `health` and `validate` as pre-encoded bytes and drains
+/// the answers unread: a refused call must still count as refused, or a
+/// run of errors would be reported as throughput.
+#[tokio::test]
+async fn a_raw_call_reports_the_status_the_server_answered() {
+    use gatehouse_load::raw::{self, RawClient};
+
+    let app = TestApp::spawn(Mode::Embedded).await;
+    let mut client = RawClient::new(app.channel.clone());
+    let health = raw::encoded(&tonic_health::pb::HealthCheckRequest { service: String::new() });
+    client.call(raw::HEALTH_CHECK, health).await.expect("health answers OK");
+
+    let forged = raw::encoded(&gatehouse_grpc::pb::ValidateTokenRequest { access_token: "not.a.token".into() });
+    let status = client.call(raw::VALIDATE_TOKEN, forged).await.expect_err("a forged token is refused");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+
+    let session = app.user_session("raw-load@example.test").await;
+    let genuine = raw::encoded(&gatehouse_grpc::pb::ValidateTokenRequest { access_token: session.access_token });
+    client.call(raw::VALIDATE_TOKEN, genuine).await.expect("a genuine token is valid");
+}

@@ -77,14 +77,17 @@ impl OutboxStore for SqlOutboxStore {
             .map_err(store_error)
     }
 
-    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::SentAt, Expr::value(now))
-            .filter(outbox::Column::Id.eq(id))
-            .filter(outbox::Column::SentAt.is_null())
-            .exec(&self.conn)
-            .await
-            .map_err(store_error)?;
+    async fn mark_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StoreError> {
+        // In chunks: SQLite bounds the number of bound parameters.
+        for chunk in ids.chunks(500) {
+            outbox::Entity::update_many()
+                .col_expr(outbox::Column::SentAt, Expr::value(now))
+                .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
+                .filter(outbox::Column::SentAt.is_null())
+                .exec(&self.conn)
+                .await
+                .map_err(store_error)?;
+        }
         Ok(())
     }
 

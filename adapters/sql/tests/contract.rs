@@ -83,6 +83,7 @@ contract_tests! {
         reset_password_changes_the_hash_verifies_the_email_and_revokes_every_session,
         claim_returns_due_rows_oldest_first_and_hides_them_until_the_lease,
         sent_rows_are_never_claimed_again,
+        a_round_of_rows_is_marked_sent_at_once,
         retry_later_delays_and_counts_attempts,
         prune_sent_deletes_rows_sent_before,
         retry_now_makes_rows_in_backoff_due_and_leaves_the_rest,
@@ -1450,14 +1451,33 @@ async fn sent_rows_are_never_claimed_again(s: Stores) {
     let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
     let now = t0() + TimeDelta::minutes(1);
     assert_eq!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap(), claimed(&[&m1, &m2], 0));
-    s.outbox.mark_sent(m1.id, now).await.unwrap();
+    s.outbox.mark_sent(&[m1.id], now).await.unwrap();
     // Marking twice, or an unknown id, is harmless.
-    s.outbox.mark_sent(m1.id, now).await.unwrap();
-    s.outbox.mark_sent(Uuid::from_u128(404), now).await.unwrap();
+    s.outbox.mark_sent(&[m1.id], now).await.unwrap();
+    s.outbox.mark_sent(&[Uuid::from_u128(404)], now).await.unwrap();
 
     let later = now + TimeDelta::minutes(1);
     assert_eq!(s.outbox.claim(10, later, later).await.unwrap(), claimed(&[&m2], 0));
     assert_eq!(pending(&s).await, vec![m2.id]);
+}
+
+/// The relay marks what a round published in one call, many ids at once
+/// (more than one SQL chunk); an id sent before keeps its first time.
+async fn a_round_of_rows_is_marked_sent_at_once(s: Stores) {
+    sign_up(&s, &user(1, "ann@example.com")).await;
+    let mut rows = Vec::new();
+    for n in 0..600_u32 {
+        rows.push(enqueue(&s, u128::from(n) + 1, t0() + TimeDelta::milliseconds(i64::from(n))).await);
+    }
+    let now = t0() + TimeDelta::minutes(1);
+    assert_eq!(s.outbox.claim(1000, now, now + TimeDelta::seconds(30)).await.unwrap().len(), 600);
+    let kept = rows.pop().unwrap();
+    let ids: Vec<Uuid> = rows.iter().map(|m| m.id).collect();
+    s.outbox.mark_sent(&ids, now).await.unwrap();
+
+    let later = now + TimeDelta::minutes(1);
+    assert_eq!(s.outbox.claim(1000, later, later).await.unwrap(), claimed(&[&kept], 0));
+    assert_eq!(pending(&s).await, vec![kept.id]);
 }
 
 async fn retry_later_delays_and_counts_attempts(s: Stores) {
@@ -1482,8 +1502,8 @@ async fn prune_sent_deletes_rows_sent_before(s: Stores) {
     let m2 = enqueue(&s, 2, t0() + TimeDelta::milliseconds(1)).await;
     let m3 = enqueue(&s, 3, t0() + TimeDelta::milliseconds(2)).await;
     let (sent1, sent2) = (t0() + TimeDelta::minutes(1), t0() + TimeDelta::minutes(2));
-    s.outbox.mark_sent(m1.id, sent1).await.unwrap();
-    s.outbox.mark_sent(m2.id, sent2).await.unwrap();
+    s.outbox.mark_sent(&[m1.id], sent1).await.unwrap();
+    s.outbox.mark_sent(&[m2.id], sent2).await.unwrap();
 
     assert_eq!(s.outbox.prune_sent(sent1).await.unwrap(), 0);
     assert_eq!(s.outbox.prune_sent(sent2).await.unwrap(), 1);
@@ -1504,7 +1524,7 @@ async fn retry_now_makes_rows_in_backoff_due_and_leaves_the_rest(s: Stores) {
     for m in [&m1, &m2, &m3] {
         s.outbox.retry_later(m.id, 5, now + TimeDelta::minutes(1)).await.unwrap();
     }
-    s.outbox.mark_sent(m3.id, now).await.unwrap();
+    s.outbox.mark_sent(&[m3.id], now).await.unwrap();
     assert!(s.outbox.claim(10, now, now + TimeDelta::seconds(30)).await.unwrap().is_empty(), "all in backoff");
 
     assert_eq!(s.outbox.retry_now(&[m1.id, m3.id], now).await.unwrap(), 1, "the sent row is left alone");
@@ -1536,7 +1556,7 @@ async fn two_relays_claim_every_row_exactly_once(s: Stores) {
                         return published;
                     }
                     for c in batch {
-                        outbox.mark_sent(c.message.id, now).await.unwrap();
+                        outbox.mark_sent(&[c.message.id], now).await.unwrap();
                         published.push(c.message.id);
                     }
                 }

@@ -4,7 +4,9 @@
 //! replica) share the table without publishing a row twice while its lease
 //! runs. Delivery is at least once: a relay that dies between the broker's
 //! confirm and `mark_sent` leaves the row to be sent again after its lease,
-//! so consumers de-duplicate by event id.
+//! so consumers de-duplicate by event id. The rows a round published are
+//! marked sent together when it ends, in one statement: one per event made
+//! the relay the costliest writer of a login (two events each).
 //!
 //! A message the broker could not route (no queue bound for its routing key)
 //! is not sent: it waits with its own backoff and is retried, with a warning
@@ -63,6 +65,9 @@ pub struct RelayReport {
     pub unroutable: usize,
     /// Handed back unpublished because the lease was running out.
     pub deferred: usize,
+    /// Whether more rows may be due at once: the round claimed a full batch
+    /// or handed rows back, and nothing failed.
+    pub more_due: bool,
 }
 
 /// At most this many rows waiting out an outage are remembered for the
@@ -112,40 +117,22 @@ impl RelayOutbox {
                 waiting.remove(&claimed.message.id);
             }
         }
-        for claimed in batch {
-            let id = claimed.message.id;
-            if failure.is_none() && self.clock.now() >= deadline {
-                // Out of time, not failed: due again at once, attempts unchanged.
-                self.store.retry_later(id, claimed.attempts, self.clock.now()).await?;
-                report.deferred += 1;
-                continue;
+        let full = batch.len() >= self.settings.batch_size as usize;
+        let mut sent = Vec::with_capacity(batch.len());
+        let round = async {
+            for claimed in batch {
+                self.publish_one(claimed, deadline, &mut report, &mut failure, &mut failed_ids, &mut sent).await?;
             }
-            let attempts = claimed.attempts.saturating_add(1);
-            if failure.is_none() {
-                match self.publisher.publish(&claimed.message).await {
-                    Ok(()) => {
-                        self.store.mark_sent(id, self.clock.now()).await?;
-                        report.published += 1;
-                        continue;
-                    }
-                    Err(PublishError::Unroutable { routing_key }) => {
-                        tracing::warn!(
-                            %routing_key,
-                            event_id = %id,
-                            attempts,
-                            "no queue is bound for this routing key; the event stays in the outbox and is retried"
-                        );
-                        self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
-                        report.unroutable += 1;
-                        continue;
-                    }
-                    Err(e @ PublishError::Failed(_)) => failure = Some(crate::error::error_chain(&e)),
-                }
-            }
-            self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
-            failed_ids.push(id);
-            report.failed += 1;
+            Ok::<(), AppError>(())
         }
+        .await;
+        // What was confirmed is marked even when the round stopped on an
+        // error: a row left unmarked would be published again.
+        if !sent.is_empty() {
+            self.store.mark_sent(&sent, self.clock.now()).await?;
+        }
+        round?;
+        report.more_due = failure.is_none() && (full || report.deferred > 0);
         if let Some(error) = failure {
             tracing::warn!(%error, failed = report.failed, "event publishing failed; will retry");
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
@@ -155,6 +142,53 @@ impl RelayOutbox {
             self.release_waiting().await?;
         }
         Ok(report)
+    }
+
+    /// Publishes one claimed row, or puts it back: for later after a
+    /// failure (this one's or an earlier one's in the round), at once when
+    /// the round is out of time. A confirmed row's id joins `sent`.
+    async fn publish_one(
+        &self,
+        claimed: crate::ports::events::ClaimedMessage,
+        deadline: chrono::DateTime<chrono::Utc>,
+        report: &mut RelayReport,
+        failure: &mut Option<String>,
+        failed_ids: &mut Vec<uuid::Uuid>,
+        sent: &mut Vec<uuid::Uuid>,
+    ) -> Result<(), AppError> {
+        let id = claimed.message.id;
+        if failure.is_none() && self.clock.now() >= deadline {
+            // Out of time, not failed: due again at once, attempts unchanged.
+            self.store.retry_later(id, claimed.attempts, self.clock.now()).await?;
+            report.deferred += 1;
+            return Ok(());
+        }
+        let attempts = claimed.attempts.saturating_add(1);
+        if failure.is_none() {
+            match self.publisher.publish(&claimed.message).await {
+                Ok(()) => {
+                    sent.push(id);
+                    report.published += 1;
+                    return Ok(());
+                }
+                Err(PublishError::Unroutable { routing_key }) => {
+                    tracing::warn!(
+                        %routing_key,
+                        event_id = %id,
+                        attempts,
+                        "no queue is bound for this routing key; the event stays in the outbox and is retried"
+                    );
+                    self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
+                    report.unroutable += 1;
+                    return Ok(());
+                }
+                Err(e @ PublishError::Failed(_)) => *failure = Some(crate::error::error_chain(&e)),
+            }
+        }
+        self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
+        failed_ids.push(id);
+        report.failed += 1;
+        Ok(())
     }
 
     /// The broker confirmed a publish: the rows that waited out its outage
@@ -257,6 +291,26 @@ mod tests {
         assert_eq!(block_on(relay.run_once()).unwrap().claimed, 0);
         let ids: Vec<_> = store.outbox().iter().map(|m| m.id).collect();
         assert_eq!(*broker.received.lock().unwrap(), ids);
+    }
+
+    /// A round that took a full batch says more may be waiting, so the loop
+    /// goes again at once; a partial round waits for the next poll, and a
+    /// failed one for its backoff.
+    #[test]
+    fn only_a_full_round_asks_for_another_at_once() {
+        let (clock, store, broker, relay, factory) = setup();
+        let batch = RelaySettings::default().batch_size as usize;
+        enqueue(&store, &factory, &clock, batch + 1);
+        let report = block_on(relay.run_once()).unwrap();
+        assert_eq!((report.published, report.more_due), (batch, true));
+        let report = block_on(relay.run_once()).unwrap();
+        assert_eq!((report.published, report.more_due), (1, false));
+        assert_eq!(broker.received.lock().unwrap().len(), batch + 1, "each row once");
+
+        enqueue(&store, &factory, &clock, batch);
+        broker.down.store(true, Ordering::SeqCst);
+        let report = block_on(relay.run_once()).unwrap();
+        assert_eq!((report.claimed, report.failed, report.more_due), (batch, batch, false));
     }
 
     #[test]

@@ -88,8 +88,8 @@ pub trait OutboxStore: std::fmt::Debug + Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedMessage>, StoreError>;
 
-    /// Marks a message sent; it is never claimed again.
-    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Marks these messages sent; they are never claimed again.
+    async fn mark_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Records a failed attempt and makes the message due again at `next_attempt_at`.
     async fn retry_later(&self, id: Uuid, attempts: u32, next_attempt_at: DateTime<Utc>) -> Result<(), StoreError>;

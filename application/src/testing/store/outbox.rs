@@ -26,9 +26,9 @@ impl OutboxStore for InMemoryStore {
             .collect())
     }
 
-    async fn mark_sent(&self, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+    async fn mark_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StoreError> {
         let mut state = self.state.lock().await;
-        if let Some(r) = state.outbox.iter_mut().find(|r| r.message.id == id) {
+        for r in state.outbox.iter_mut().filter(|r| r.sent_at.is_none() && ids.contains(&r.message.id)) {
             r.sent_at = Some(now);
         }
         Ok(())

@@ -53,6 +53,53 @@ impl Default for PoolSettings {
 /// out" however the connections failed, which tells an operator nothing; one
 /// plain connection attempt names the cause (connection refused, password
 /// authentication failed, unknown host).
+/// A pooled PostgreSQL connection idle at least this long is pinged before
+/// use; one in use more recently is taken as it is.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The PostgreSQL pool `options` describe, built here rather than by sea-orm
+/// for its acquire check: sea-orm can only ping before every acquire, a
+/// round trip (and the server's work for it) before each query outside a
+/// transaction. A connection idle for a while is the one that may have been
+/// cut (a restart, a proxy's idle timeout) and is pinged; one used within
+/// the last second is not, and if it did break since, its query fails and
+/// the pool's outage handling answers for it.
+async fn connect_postgres(
+    url: &str,
+    options: ConnectOptions,
+    statement_timeout: Duration,
+) -> Result<sea_orm::DatabaseConnection, sea_orm::DbErr> {
+    use sea_orm::sqlx::postgres::{PgConnectOptions, Postgres};
+    use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
+    use sea_orm::{RuntimeErr, SqlxPostgresConnector};
+
+    let failed = |e| sea_orm::DbErr::Conn(RuntimeErr::SqlxError(e));
+    // A query that hangs must fail instead of holding a request (and the
+    // health probe) forever.
+    let timeout = format!("{}ms", statement_timeout.as_millis());
+    let connect = url
+        .parse::<PgConnectOptions>()
+        .map_err(failed)?
+        .application_name("gatehouse")
+        .options([("statement_timeout", timeout.as_str())])
+        .disable_statement_logging();
+    let pool = options
+        .sqlx_pool_options::<Postgres>()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .connect_with(connect)
+        .await
+        .map_err(failed)?;
+    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+}
+
 async fn real_cause(url: &str, timeout: Duration, pool_error: sea_orm::DbErr) -> StoreError {
     if !url.starts_with("postgres") {
         return store_error(pool_error);
@@ -94,12 +141,11 @@ impl Database {
             .idle_timeout(IDLE_TIMEOUT)
             .sqlx_logging(false);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // A query that hangs must fail instead of holding a request (and
-            // the health probe) forever.
-            let timeout = format!("{}ms", settings.statement_timeout.as_millis());
-            options.map_sqlx_postgres_opts(move |o| {
-                o.application_name("gatehouse").options([("statement_timeout", timeout.as_str())])
-            });
+            let connected = connect_postgres(url, options, settings.statement_timeout).await;
+            return match connected {
+                Ok(conn) => Ok(Self { conn: Pool::new(conn, settings.outage_timeout) }),
+                Err(pool_error) => Err(real_cause(url, settings.connect_timeout, pool_error).await),
+            };
         } else if url.starts_with("sqlite:") {
             // A connection to a local file cannot go stale, and sqlx's test
             // before each acquire is one more hop to the connection's worker

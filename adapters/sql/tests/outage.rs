@@ -150,3 +150,25 @@ async fn a_cancelled_trial_lets_the_next_call_try() {
     }
     assert!(!db.is_known_down());
 }
+
+/// A pooled connection that went away while idle (a database restart, a
+/// proxy's idle timeout) is found out before a query uses it: the pool
+/// pings a connection idle for a second or more and opens a fresh one in
+/// its place, so the caller sees no error and no outage is declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_while_idle_is_replaced_before_a_query_uses_it() {
+    let (_database, proxy, db) = behind_proxy().await;
+    let users = SqlUserRepository::new(&db);
+    assert!(users.find_credentials(&email()).await.unwrap().is_none());
+    let opened = proxy.connections();
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let read = users.find_credentials(&email()).await;
+    assert!(matches!(read, Ok(None)), "answered on a fresh connection: {read:?}");
+    assert!(!db.is_known_down(), "no outage was declared");
+    assert!(proxy.connections() > opened, "a new connection was opened");
+}

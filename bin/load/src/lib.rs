@@ -10,6 +10,7 @@
 //! and message limits raised ([`server::LOAD_SETTINGS`]), and each run
 //! signs up its own accounts under a fresh tag.
 
+pub mod priority;
 pub mod raw;
 pub mod report;
 pub mod server;
@@ -109,6 +110,7 @@ pub struct Outcome {
 /// The accounts and sessions a run uses, made once.
 #[derive(Debug)]
 pub struct Fixture {
+    addr: String,
     channels: Vec<Channel>,
     tag: String,
     emails: Vec<String>,
@@ -125,14 +127,7 @@ impl Fixture {
     /// # Errors
     /// When the server cannot be reached or refuses the set-up calls.
     pub async fn prepare(addr: &str, tag: &str, options: &Options) -> anyhow::Result<Self> {
-        let mut channels = Vec::new();
-        for _ in 0..options.connections.max(1) {
-            let channel = Channel::from_shared(format!("http://{addr}"))?
-                .connect()
-                .await
-                .with_context(|| format!("connecting to {addr}"))?;
-            channels.push(channel);
-        }
+        let channels = connect(addr, options.connections).await?;
         let emails: Vec<String> =
             (0..options.accounts.max(1)).map(|n| format!("load-{tag}-{n}@example.test")).collect();
         // Sign-ups and logins hash passwords: a few at a time, as the server's threads take them.
@@ -160,6 +155,7 @@ impl Fixture {
             .map(|access_token| raw::encoded(&pb::ValidateTokenRequest { access_token }))
             .collect();
         Ok(Self {
+            addr: addr.to_owned(),
             channels,
             tag: tag.to_owned(),
             emails,
@@ -169,9 +165,36 @@ impl Fixture {
         })
     }
 
+    /// The same accounts and sessions over connections of their own, made
+    /// (and so driven) by the runtime this is called on.
+    async fn reconnected(&self) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr: self.addr.clone(),
+            channels: connect(&self.addr, self.channels.len()).await?,
+            tag: self.tag.clone(),
+            emails: self.emails.clone(),
+            validate_requests: self.validate_requests.clone(),
+            health_request: self.health_request.clone(),
+            signups: AtomicU64::new(self.signups.load(Ordering::Relaxed)),
+        })
+    }
+
     fn channel(&self, n: usize) -> Channel {
         self.channels[n % self.channels.len()].clone()
     }
+}
+
+/// `connections` HTTP/2 connections to `addr`.
+async fn connect(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..connections.max(1) {
+        let channel = Channel::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
 }
 
 async fn login(auth: &mut AuthServiceClient<Channel>, email: &str) -> Result<pb::TokenPair, Status> {
@@ -194,19 +217,48 @@ pub async fn run(fixture: &Arc<Fixture>, scenario: Scenario, options: &Options) 
         Scenario::Login => Call::Login,
         Scenario::Refresh => Call::Refresh,
         Scenario::Signup => Call::Signup,
-        Scenario::Mixed => {
-            let logins = drive(fixture, Call::Login, options.mixed_logins.max(1), options.duration, None);
-            let validations =
-                drive(fixture, Call::Validate, streams, options.duration, Some(options.mixed_validate_rate));
-            let (logins, validations) = tokio::join!(logins, validations);
-            return Ok(vec![
-                Outcome { scenario, part: "validate", summary: validations? },
-                Outcome { scenario, part: "login", summary: logins? },
-            ]);
-        }
+        Scenario::Mixed => return mixed(fixture, options).await,
     };
     let summary = drive(fixture, call, streams, options.duration, options.rate).await?;
     Ok(vec![Outcome { scenario, part: "", summary }])
+}
+
+/// `mixed`: validations at a fixed rate while logins keep the hashing
+/// threads busy, timed by a runtime of its own whose threads run at a
+/// real-time priority where the system allows it ([`priority`]).
+async fn mixed(fixture: &Arc<Fixture>, options: &Options) -> anyhow::Result<Vec<Outcome>> {
+    let (fixture, options) = (Arc::clone(fixture), options.clone());
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let outcome = (|| {
+            priority::raise_current();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .on_thread_start(priority::raise_current)
+                .build()?;
+            runtime.block_on(async {
+                // Connections of this runtime, so that its threads do their I/O.
+                let fixture = Arc::new(fixture.reconnected().await?);
+                let streams = options.connections.max(1) * options.streams.max(1);
+                let logins = drive(&fixture, Call::Login, options.mixed_logins.max(1), options.duration, None);
+                let validations =
+                    drive(&fixture, Call::Validate, streams, options.duration, Some(options.mixed_validate_rate));
+                let (logins, validations) = tokio::join!(logins, validations);
+                Ok(vec![
+                    Outcome { scenario: Scenario::Mixed, part: "validate", summary: validations? },
+                    Outcome { scenario: Scenario::Mixed, part: "login", summary: logins? },
+                ])
+            })
+        })();
+        let _ = done.send(outcome);
+    });
+    let outcomes = result.await.context("the mixed scenario's thread ended")?;
+    if !priority::raised() {
+        eprintln!(
+            "load: mixed: no real-time priority for the tool (needs CAP_SYS_NICE); its latencies include the tool's own waits for a CPU"
+        );
+    }
+    outcomes
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -296,9 +296,10 @@ impl Denylist for RedisDenylist {
         // Redis expires entries itself, so `now` is not needed.
         let (answer, answered) = oneshot::channel();
         let lookup = Lookup { ids: [*session.as_uuid(), *token.as_uuid(), *user.as_uuid()], answer };
+        let ended = || BatchFailed("the lookup task has ended".into());
         let asked = async {
-            self.lookups.send(lookup).await.map_err(|_| BatchFailed("the lookup task has ended".into()))?;
-            answered.await.map_err(|_| BatchFailed("the lookup task has ended".into()))?
+            self.lookups.send(lookup).await.map_err(|_| ended())?;
+            answered.await.map_err(|_| ended())?
         };
         match tokio::time::timeout(shared.timeout, asked).await {
             Ok(Ok(denied)) => Ok(denied),

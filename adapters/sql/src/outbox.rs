@@ -29,6 +29,10 @@ use crate::entity::outbox;
 use crate::error::store_error;
 use crate::pool::Pool;
 
+/// Ids bound in one statement that names many rows: SQLite bounds the
+/// number of bound parameters.
+const IDS_PER_STATEMENT: usize = 500;
+
 /// The outbox in SQL, as the relay sees it.
 #[derive(Debug, Clone)]
 pub struct SqlOutboxStore {
@@ -78,8 +82,7 @@ impl OutboxStore for SqlOutboxStore {
     }
 
     async fn mark_sent(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<(), StoreError> {
-        // In chunks: SQLite bounds the number of bound parameters.
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             outbox::Entity::update_many()
                 .col_expr(outbox::Column::SentAt, Expr::value(now))
                 .filter(outbox::Column::Id.is_in(chunk.iter().copied()))
@@ -106,8 +109,7 @@ impl OutboxStore for SqlOutboxStore {
 
     async fn retry_now(&self, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut changed = 0;
-        // In chunks: SQLite bounds the number of bound parameters.
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let result = outbox::Entity::update_many()
                 .col_expr(outbox::Column::AvailableAt, Expr::value(now))
                 .filter(outbox::Column::Id.is_in(chunk.iter().copied()))

@@ -21,11 +21,11 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::AppError;
 use crate::ports::clock::Clock;
-use crate::ports::events::{EventPublisher, OutboxStore, PublishError};
+use crate::ports::events::{ClaimedMessage, EventPublisher, OutboxStore, PublishError};
 
 /// How the relay paces itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +74,18 @@ pub struct RelayReport {
 /// reset; the rest keep their own backoff.
 const MAX_WAITING: usize = 10_000;
 
+/// What one round has done so far.
+#[derive(Default)]
+struct Round {
+    report: RelayReport,
+    /// The first publish failure: the rest of the round is put back.
+    failure: Option<String>,
+    /// Rows put into backoff by that failure.
+    failed_ids: Vec<uuid::Uuid>,
+    /// Rows the broker confirmed, marked sent when the round ends.
+    sent: Vec<uuid::Uuid>,
+}
+
 /// Relays the outbox to an [`EventPublisher`].
 #[derive(Clone, Debug)]
 pub struct RelayOutbox {
@@ -108,9 +120,6 @@ impl RelayOutbox {
         // Publishing must end well inside the lease, or another replica could
         // claim rows this one is still publishing.
         let deadline = now + self.settings.lease / 2;
-        let mut report = RelayReport { claimed: batch.len(), ..RelayReport::default() };
-        let mut failure: Option<String> = None;
-        let mut failed_ids = Vec::new();
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             for claimed in &batch {
@@ -118,20 +127,22 @@ impl RelayOutbox {
             }
         }
         let full = batch.len() >= self.settings.batch_size as usize;
-        let mut sent = Vec::with_capacity(batch.len());
-        let round = async {
+        let mut round =
+            Round { report: RelayReport { claimed: batch.len(), ..RelayReport::default() }, ..Round::default() };
+        let published = async {
             for claimed in batch {
-                self.publish_one(claimed, deadline, &mut report, &mut failure, &mut failed_ids, &mut sent).await?;
+                self.publish_one(&mut round, claimed, deadline).await?;
             }
             Ok::<(), AppError>(())
         }
         .await;
         // What was confirmed is marked even when the round stopped on an
         // error: a row left unmarked would be published again.
-        if !sent.is_empty() {
-            self.store.mark_sent(&sent, self.clock.now()).await?;
+        if !round.sent.is_empty() {
+            self.store.mark_sent(&round.sent, self.clock.now()).await?;
         }
-        round?;
+        published?;
+        let Round { mut report, failure, failed_ids, .. } = round;
         report.more_due = failure.is_none() && (full || report.deferred > 0);
         if let Some(error) = failure {
             tracing::warn!(%error, failed = report.failed, "event publishing failed; will retry");
@@ -146,29 +157,26 @@ impl RelayOutbox {
 
     /// Publishes one claimed row, or puts it back: for later after a
     /// failure (this one's or an earlier one's in the round), at once when
-    /// the round is out of time. A confirmed row's id joins `sent`.
+    /// the round is out of time.
     async fn publish_one(
         &self,
-        claimed: crate::ports::events::ClaimedMessage,
-        deadline: chrono::DateTime<chrono::Utc>,
-        report: &mut RelayReport,
-        failure: &mut Option<String>,
-        failed_ids: &mut Vec<uuid::Uuid>,
-        sent: &mut Vec<uuid::Uuid>,
+        round: &mut Round,
+        claimed: ClaimedMessage,
+        deadline: DateTime<Utc>,
     ) -> Result<(), AppError> {
         let id = claimed.message.id;
-        if failure.is_none() && self.clock.now() >= deadline {
+        if round.failure.is_none() && self.clock.now() >= deadline {
             // Out of time, not failed: due again at once, attempts unchanged.
             self.store.retry_later(id, claimed.attempts, self.clock.now()).await?;
-            report.deferred += 1;
+            round.report.deferred += 1;
             return Ok(());
         }
         let attempts = claimed.attempts.saturating_add(1);
-        if failure.is_none() {
+        if round.failure.is_none() {
             match self.publisher.publish(&claimed.message).await {
                 Ok(()) => {
-                    sent.push(id);
-                    report.published += 1;
+                    round.sent.push(id);
+                    round.report.published += 1;
                     return Ok(());
                 }
                 Err(PublishError::Unroutable { routing_key }) => {
@@ -179,15 +187,15 @@ impl RelayOutbox {
                         "no queue is bound for this routing key; the event stays in the outbox and is retried"
                     );
                     self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
-                    report.unroutable += 1;
+                    round.report.unroutable += 1;
                     return Ok(());
                 }
-                Err(e @ PublishError::Failed(_)) => *failure = Some(crate::error::error_chain(&e)),
+                Err(e @ PublishError::Failed(_)) => round.failure = Some(crate::error::error_chain(&e)),
             }
         }
         self.store.retry_later(id, attempts, self.clock.now() + self.backoff(attempts)).await?;
-        failed_ids.push(id);
-        report.failed += 1;
+        round.failed_ids.push(id);
+        round.report.failed += 1;
         Ok(())
     }
 
